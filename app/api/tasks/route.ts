@@ -1,0 +1,37 @@
+// POST /api/tasks queues a task (202) — it never runs an agent. GET /api/tasks lists tasks.
+import { db } from "@/lib/db/server";
+import { requireApiKey } from "@/lib/http/auth";
+import { readJsonBody } from "@/lib/http/body";
+import { withErrors } from "@/lib/http/errors";
+import { parseOr400 } from "@/lib/http/validation";
+import { CreateTaskBody, IdempotencyKey, ListTasksQuery } from "@/lib/tasks/schema";
+import { listTasks } from "@/lib/tasks/service";
+import { submitTask } from "@/lib/tasks/submit";
+
+export const dynamic = "force-dynamic";
+
+export const POST = withErrors(async (req: Request) => {
+  const { apiKeyId } = await requireApiKey(req);
+  const rawKey = req.headers.get("idempotency-key");
+  const idempotencyKey = rawKey === null ? null : parseOr400(IdempotencyKey, rawKey, "Idempotency-Key header");
+  const body = parseOr400(CreateTaskBody, await readJsonBody(req));
+  const task = await submitTask(db(), body, apiKeyId, idempotencyKey);
+  const statusUrl = `/api/tasks/${task.taskId}`;
+  return Response.json(
+    { task_id: task.taskId, status: task.status, status_url: statusUrl },
+    {
+      status: 202,
+      headers: {
+        Location: new URL(statusUrl, req.url).toString(),
+        ...(task.outcome === "replayed" ? { "Idempotent-Replayed": "true" } : {}),
+      },
+    },
+  );
+});
+
+export const GET = withErrors(async (req: Request) => {
+  await requireApiKey(req);
+  const params = Object.fromEntries(new URL(req.url).searchParams);
+  const q = parseOr400(ListTasksQuery, params, "query");
+  return Response.json(await listTasks(db(), q));
+});

@@ -1,0 +1,41 @@
+// API keys look like `ns_<key id>_<secret>`. Only SHA-256 of the whole key is stored; the key id finds the
+// row, and the hashes are compared in constant time so a wrong key leaks nothing through timing.
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import type { AdminClient } from "@/lib/db/admin";
+
+const KEY_RE = /^ns_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/;
+const ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
+
+export function hashApiKey(key: string): string {
+  return createHash("sha256").update(key, "utf8").digest("hex");
+}
+
+function randomId(): string {
+  const bytes = randomBytes(12);
+  let id = "";
+  for (const b of bytes) id += ID_ALPHABET[b % ID_ALPHABET.length];
+  return id;
+}
+
+/** Creates a key and returns it in clear text: the only time it is ever visible. */
+export async function createApiKey(db: AdminClient, name: string): Promise<{ id: string; key: string }> {
+  const id = randomId();
+  const key = `ns_${id}_${randomBytes(32).toString("base64url")}`;
+  const { error } = await db.from("api_keys").insert({ id, name, key_hash: hashApiKey(key) });
+  if (error) throw new Error(`could not create API key: ${error.message}`);
+  return { id, key };
+}
+
+/** Returns the key id when `presented` is a live key, or null. */
+export async function verifyApiKey(db: AdminClient, presented: string): Promise<string | null> {
+  const m = KEY_RE.exec(presented);
+  if (!m) return null;
+  const id = m[1]!;
+  const { data, error } = await db.rpc("api_key_hash", { p_key_id: id });
+  if (error) throw new Error(`API key lookup failed: ${error.message}`);
+  // Compare even when the id is unknown, against a dummy, so both paths cost the same.
+  const stored = Buffer.from(typeof data === "string" ? data : "0".repeat(64), "hex");
+  const given = Buffer.from(hashApiKey(presented), "hex");
+  const equal = timingSafeEqual(stored, given);
+  return equal && typeof data === "string" ? id : null;
+}

@@ -1,0 +1,45 @@
+// The app's configuration, validated once with zod and read lazily so that importing a module never fails
+// at build time. Inngest's own variables (INNGEST_DEV, INNGEST_SIGNING_KEY, INNGEST_EVENT_KEY,
+// INNGEST_BASE_URL) are read by the Inngest SDK itself; they are listed in .env.example and the README.
+import { z } from "zod";
+
+const optionalString = z
+  .string()
+  .transform((s) => s.trim())
+  .pipe(z.string())
+  .optional()
+  .transform((s) => (s ? s : undefined));
+
+const EnvSchema = z
+  .object({
+    SUPABASE_URL: z.url({ message: "SUPABASE_URL must be the project's URL, e.g. https://xyz.supabase.co" }),
+    SUPABASE_SECRET_KEY: z.string().min(20, "SUPABASE_SECRET_KEY (service role / secret key) is required"),
+    ANTHROPIC_API_KEY: optionalString,
+    ANTHROPIC_BASE_URL: optionalString.pipe(z.url().optional()),
+    NIGHTSHIFT_MODEL_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(120_000),
+  })
+  .refine((e) => e.ANTHROPIC_API_KEY || e.ANTHROPIC_BASE_URL, {
+    message:
+      "set ANTHROPIC_API_KEY for the real Claude API, or ANTHROPIC_BASE_URL to the offline double (npm run dev does this)",
+    path: ["ANTHROPIC_API_KEY"],
+  });
+
+export type Env = z.infer<typeof EnvSchema>;
+
+let cached: Env | undefined;
+
+export function env(): Env {
+  if (cached) return cached;
+  const parsed = EnvSchema.safeParse(process.env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join(".") || "env"}: ${i.message}`).join("; ");
+    throw new Error(`Invalid Nightshift configuration: ${problems}`);
+  }
+  cached = parsed.data;
+  return cached;
+}
+
+/** Tests change the environment between suites; production never calls this. */
+export function resetEnvCache(): void {
+  cached = undefined;
+}

@@ -1,0 +1,41 @@
+// Every API error leaves as JSON `{ error: { code, message, details? } }` with the right status — never a
+// stack trace or an HTML page.
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+    readonly headers?: Record<string, string>,
+  ) {
+    super(message);
+    this.name = "ApiError";
+  }
+}
+
+export function errorJson(err: ApiError): Response {
+  const body: { error: { code: string; message: string; details?: unknown } } = {
+    error: { code: err.code, message: err.message },
+  };
+  if (err.details !== undefined) body.error.details = err.details;
+  return Response.json(body, { status: err.status, headers: err.headers });
+}
+
+/**
+ * Wraps a route handler: ApiErrors become their JSON answer, anything else a 500 whose details stay in the
+ * server log (with a correlation id the client can quote).
+ */
+export function withErrors<A extends unknown[]>(
+  handler: (...args: A) => Promise<Response>,
+): (...args: A) => Promise<Response> {
+  return async (...args: A) => {
+    try {
+      return await handler(...args);
+    } catch (err) {
+      if (err instanceof ApiError) return errorJson(err);
+      const ref = crypto.randomUUID();
+      console.error(`[api] unhandled error ref=${ref}:`, err instanceof Error ? err.message : err);
+      return errorJson(new ApiError(500, "internal_error", `Internal error (ref ${ref})`));
+    }
+  };
+}

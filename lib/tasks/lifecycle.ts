@@ -1,0 +1,80 @@
+// State transitions of a task, each one a Postgres function so that retries and races cannot double-count
+// or resurrect a finished task.
+import type { AdminClient } from "@/lib/db/admin";
+import type { Json } from "@/lib/db/database.types";
+import type { TaskStatus } from "./schema";
+
+export interface AgentConfig {
+  id: string;
+  model: string;
+  system_prompt: string;
+  max_turns: number;
+  max_tokens: number;
+  wall_clock_seconds: number;
+}
+
+export interface StartedTask {
+  taskId: string;
+  prompt: string;
+  input: Json | null;
+  agent: AgentConfig;
+}
+
+/** Marks the task running for this run; null when it already finished (a duplicate or late run). */
+export async function startTask(db: AdminClient, taskId: string, runId: string): Promise<StartedTask | null> {
+  const { data: started, error } = await db.rpc("start_task", { p_task_id: taskId, p_run_id: runId });
+  if (error) throw new Error(`start_task failed: ${error.message}`);
+  if (!started) return null;
+  const { data, error: readError } = await db
+    .from("tasks")
+    .select("id,prompt,input,agents(id,model,system_prompt,max_turns,max_tokens,wall_clock_seconds)")
+    .eq("id", taskId)
+    .single();
+  if (readError) throw new Error(`task read failed: ${readError.message}`);
+  const agent = data.agents as unknown as AgentConfig | null;
+  if (!agent) throw new Error(`task ${taskId} has no agent`);
+  return { taskId, prompt: data.prompt, input: data.input, agent };
+}
+
+export async function recordStep(
+  db: AdminClient,
+  step: {
+    taskId: string;
+    stepId: string;
+    kind: "model" | "tool" | "system";
+    status: "running" | "completed" | "failed";
+    detail?: Json;
+    inputTokens?: number;
+    outputTokens?: number;
+    costMicros?: number;
+  },
+): Promise<void> {
+  const { error } = await db.rpc("record_task_step", {
+    p_task_id: step.taskId,
+    p_step_id: step.stepId,
+    p_kind: step.kind,
+    p_status: step.status,
+    p_detail: step.detail ?? null,
+    p_input_tokens: step.inputTokens ?? 0,
+    p_output_tokens: step.outputTokens ?? 0,
+    p_cost_micros: step.costMicros ?? 0,
+  } as never);
+  if (error) throw new Error(`record_task_step failed: ${error.message}`);
+}
+
+/** Ends the task; false when it had already ended (the first finisher wins). */
+export async function finishTask(
+  db: AdminClient,
+  taskId: string,
+  outcome: { status: Extract<TaskStatus, "completed" | "failed" | "stopped" | "rejected" | "cancelled">; result?: Json; error?: Json; reason?: string },
+): Promise<boolean> {
+  const { data, error } = await db.rpc("finish_task", {
+    p_task_id: taskId,
+    p_status: outcome.status,
+    p_result: outcome.result ?? null,
+    p_error: outcome.error ?? null,
+    p_reason: outcome.reason ?? null,
+  } as never);
+  if (error) throw new Error(`finish_task failed: ${error.message}`);
+  return data === true;
+}

@@ -1,0 +1,53 @@
+// The wire format of the tasks API (snake_case, like the mission text and the Anthropic API).
+import { z } from "zod";
+
+export const MAX_PROMPT_CHARS = 100_000;
+
+export const CreateTaskBody = z.strictObject({
+  agent: z.string({ error: "agent is required (research, content or outreach)" }).regex(/^[a-z][a-z0-9_-]{1,39}$/, {
+    message: "agent must be an agent id such as research, content or outreach",
+  }),
+  prompt: z
+    .string({ error: "prompt is required and must be a string" })
+    .trim()
+    .min(1, "prompt must not be empty")
+    .max(MAX_PROMPT_CHARS, `prompt must be at most ${MAX_PROMPT_CHARS} characters`),
+  input: z.record(z.string(), z.unknown()).optional(),
+  priority: z.number().int().min(-100).max(100).optional(),
+  mode: z.enum(["now", "batch"]).optional(),
+  require_approval: z.boolean().optional(),
+  callback_url: z
+    .url({ protocol: /^https?$/, message: "callback_url must be an http(s) URL" })
+    .max(2048)
+    .optional(),
+});
+export type CreateTaskBody = z.infer<typeof CreateTaskBody>;
+
+export const IdempotencyKey = z
+  .string()
+  .min(1)
+  .max(255, "Idempotency-Key must be at most 255 characters")
+  .regex(/^[\x21-\x7e]+$/, "Idempotency-Key must be printable ASCII without spaces");
+
+export const TASK_STATUSES = [
+  "queued",
+  "running",
+  "waiting_budget",
+  "waiting_approval",
+  "completed",
+  "failed",
+  "stopped",
+  "rejected",
+  "cancelled",
+] as const;
+export type TaskStatus = (typeof TASK_STATUSES)[number];
+export const TERMINAL_STATUSES: readonly TaskStatus[] = ["completed", "failed", "stopped", "rejected", "cancelled"];
+
+export const ListTasksQuery = z.strictObject({
+  status: z.enum(TASK_STATUSES).optional(),
+  agent: z.string().max(40).optional(),
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  cursor: z.string().max(200).optional(),
+});
+
+export const TaskId = z.uuid();

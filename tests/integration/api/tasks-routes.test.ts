@@ -1,0 +1,267 @@
+// The tasks API route handlers, on the real embedded Postgres + PostgREST through supabase-js, with the
+// real Inngest SDK sending to a recording event API.
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { createTestSupabase, type TestSupabase } from "../../support/supabase";
+import { startEventCapture, type EventCapture } from "../../support/event-capture";
+
+let sb: TestSupabase;
+let events: EventCapture;
+let apiKey: string;
+let tasksRoute: typeof import("@/app/api/tasks/route");
+let taskRoute: typeof import("@/app/api/tasks/[id]/route");
+
+beforeAll(async () => {
+  sb = await createTestSupabase();
+  events = await startEventCapture();
+  Object.assign(process.env, {
+    SUPABASE_URL: sb.supabaseUrl,
+    SUPABASE_SECRET_KEY: sb.secretKey,
+    ANTHROPIC_BASE_URL: "http://127.0.0.1:9", // never called: routes do not run agents
+    INNGEST_DEV: events.url,
+  });
+  const { createApiKey } = await import("@/lib/api-keys");
+  apiKey = (await createApiKey(sb.admin, "route tests")).key;
+  tasksRoute = await import("@/app/api/tasks/route");
+  taskRoute = await import("@/app/api/tasks/[id]/route");
+});
+
+afterAll(async () => {
+  await events?.stop();
+  await sb?.stop();
+});
+
+function post(body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  const text = typeof body === "string" ? body : JSON.stringify(body);
+  return tasksRoute.POST(
+    new Request("http://localhost:3000/api/tasks", {
+      method: "POST",
+      headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json", ...headers },
+      body: text,
+    }),
+  );
+}
+
+function getTask(id: string, key = apiKey): Promise<Response> {
+  return taskRoute.GET(new Request(`http://localhost:3000/api/tasks/${id}`, { headers: { authorization: `Bearer ${key}` } }), {
+    params: Promise.resolve({ id }),
+  });
+}
+
+async function countTasks(): Promise<number> {
+  const { count, error } = await sb.admin.from("tasks").select("id", { count: "exact", head: true });
+  if (error) throw error;
+  return count ?? 0;
+}
+
+describe("POST /api/tasks", () => {
+  test("202 with task_id, status_url and Location; one row and one event with the task id", async () => {
+    const before = events.events.length;
+    const res = await post({ agent: "research", prompt: "Find three papers on durable execution" });
+    expect(res.status).toBe(202);
+    const body = (await res.json()) as { task_id: string; status: string; status_url: string };
+    expect(body.status).toBe("queued");
+    expect(body.status_url).toBe(`/api/tasks/${body.task_id}`);
+    expect(res.headers.get("location")).toBe(`http://localhost:3000/api/tasks/${body.task_id}`);
+    const sent = events.events.slice(before);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toMatchObject({
+      name: "task/run.requested",
+      id: `task-run-${body.task_id}`,
+      data: { task_id: body.task_id, agent: "research" },
+    });
+    const { data } = await sb.admin.from("tasks").select("status,agent_id,prompt").eq("id", body.task_id).single();
+    expect(data).toEqual({ status: "queued", agent_id: "research", prompt: "Find three papers on durable execution" });
+  });
+
+  test("401 without a key, with a malformed key, with a wrong secret, and with a revoked key", async () => {
+    const bodies = [
+      await tasksRoute.POST(
+        new Request("http://x/api/tasks", {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ agent: "research", prompt: "x" }),
+        }),
+      ),
+      await post({ agent: "research", prompt: "x" }, { authorization: "Bearer nope" }),
+      await post({ agent: "research", prompt: "x" }, { authorization: `Bearer ${apiKey.slice(0, -4)}AAAA` }),
+    ];
+    const { createApiKey } = await import("@/lib/api-keys");
+    const revoked = await createApiKey(sb.admin, "revoked");
+    await sb.admin.from("api_keys").update({ revoked_at: new Date().toISOString() }).eq("id", revoked.id);
+    bodies.push(await post({ agent: "research", prompt: "x" }, { authorization: `Bearer ${revoked.key}` }));
+    for (const res of bodies) {
+      expect(res.status).toBe(401);
+      expect(res.headers.get("www-authenticate")).toContain("Bearer");
+      const json = (await res.json()) as { error: { code: string } };
+      expect(json.error.code).toBe("unauthorized");
+    }
+  });
+
+  test.each([
+    ["missing prompt", { agent: "research" }, "prompt"],
+    ["empty prompt", { agent: "research", prompt: "   " }, "prompt"],
+    ["unknown agent", { agent: "astrologer", prompt: "x" }, "agent"],
+    ["agent of the wrong type", { agent: 7, prompt: "x" }, "agent"],
+    ["prompt of the wrong type", { agent: "research", prompt: ["x"] }, "prompt"],
+    ["priority not an integer", { agent: "research", prompt: "x", priority: 1.5 }, "priority"],
+    ["mode not allowed", { agent: "research", prompt: "x", mode: "later" }, "mode"],
+    ["require_approval not boolean", { agent: "research", prompt: "x", require_approval: "yes" }, "require_approval"],
+    ["callback_url not a URL", { agent: "research", prompt: "x", callback_url: "ftp://x" }, "callback_url"],
+    ["unknown field", { agent: "research", prompt: "x", colour: "blue" }, "colour"],
+    ["prompt over the limit", { agent: "research", prompt: "y".repeat(100_001) }, "prompt"],
+  ])("400 for %s, naming the field", async (_name, body, field) => {
+    const before = await countTasks();
+    const eventsBefore = events.events.length;
+    const res = await post(body);
+    expect(res.status).toBe(400);
+    const json = (await res.json()) as { error: { code: string; message: string; details: { field: string }[] } };
+    expect(json.error.code).toBe("invalid_request");
+    expect(json.error.details.map((d) => d.field)).toContain(field);
+    expect(json.error.message).toContain(field);
+    expect(await countTasks()).toBe(before);
+    expect(events.events.length).toBe(eventsBefore);
+  });
+
+  test("400 for a body that is not JSON or not an object", async () => {
+    expect((await post("{not json")).status).toBe(400);
+    expect((await post("")).status).toBe(400);
+    expect((await post("[1,2]")).status).toBe(400);
+  });
+
+  test("413 over 256 KB, by declared length and by streamed length", async () => {
+    const big = JSON.stringify({ agent: "research", prompt: "z".repeat(300 * 1024) });
+    const res = await post(big);
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("payload_too_large");
+    const streamed = await tasksRoute.POST(
+      new Request("http://x/api/tasks", {
+        method: "POST",
+        headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
+        body: new ReadableStream({
+          start(c) {
+            for (let i = 0; i < 20; i++) c.enqueue(new TextEncoder().encode("a".repeat(16 * 1024)));
+            c.close();
+          },
+        }),
+        duplex: "half",
+      } as RequestInit),
+    );
+    expect(streamed.status).toBe(413);
+  });
+
+  test("415 when the body is not declared as JSON", async () => {
+    const res = await post(JSON.stringify({ agent: "research", prompt: "x" }), { "content-type": "text/plain" });
+    expect(res.status).toBe(415);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("unsupported_media_type");
+  });
+
+  test("a repeated Idempotency-Key returns the same task_id with one row and one event", async () => {
+    const before = await countTasks();
+    const eventsBefore = events.events.length;
+    const body = { agent: "content", prompt: "Draft a post about checkpoints", priority: 3 };
+    // Key order differs: the same request, written differently, is still the same request.
+    const reordered = { priority: 3, prompt: "Draft a post about checkpoints", agent: "content" };
+    const responses = await Promise.all([
+      post(body, { "idempotency-key": "draft-42" }),
+      post(reordered, { "idempotency-key": "draft-42" }),
+      post(body, { "idempotency-key": "draft-42" }),
+    ]);
+    const ids = new Set<string>();
+    for (const r of responses) {
+      expect(r.status).toBe(202);
+      ids.add(((await r.json()) as { task_id: string }).task_id);
+    }
+    expect(ids.size).toBe(1);
+    expect(await countTasks()).toBe(before + 1);
+    expect(events.events.length).toBe(eventsBefore + 1);
+  });
+
+  test("the same Idempotency-Key with a different body is a 409 and creates nothing", async () => {
+    const first = await post({ agent: "outreach", prompt: "Email the beta list" }, { "idempotency-key": "k-409" });
+    expect(first.status).toBe(202);
+    const before = await countTasks();
+    const res = await post({ agent: "outreach", prompt: "Email everyone" }, { "idempotency-key": "k-409" });
+    expect(res.status).toBe(409);
+    const json = (await res.json()) as { error: { code: string; details: { task_id: string } } };
+    expect(json.error.code).toBe("idempotency_conflict");
+    expect(json.error.details.task_id).toBe(((await first.json()) as { task_id: string }).task_id);
+    expect(await countTasks()).toBe(before);
+  });
+
+  test("when the queue is down the request fails with 503 and leaves no task behind", async () => {
+    const before = await countTasks();
+    events.failing = true;
+    try {
+      const res = await post({ agent: "research", prompt: "x" }, { "idempotency-key": "while-down" });
+      expect(res.status).toBe(503);
+      expect(await countTasks()).toBe(before);
+    } finally {
+      events.failing = false;
+    }
+    // The client's retry with the same key then succeeds.
+    const retry = await post({ agent: "research", prompt: "x" }, { "idempotency-key": "while-down" });
+    expect(retry.status).toBe(202);
+  });
+});
+
+describe("GET /api/tasks/:id and GET /api/tasks", () => {
+  test("a task's status, progress, cost and timestamps", async () => {
+    const created = (await (await post({ agent: "research", prompt: "status please" })).json()) as { task_id: string };
+    const res = await getTask(created.task_id);
+    expect(res.status).toBe(200);
+    const t = (await res.json()) as Record<string, unknown>;
+    expect(t).toMatchObject({
+      task_id: created.task_id,
+      status: "queued",
+      agent: "research",
+      progress: { done: 0, total: 10 },
+      result: null,
+      error: null,
+      cost_usd: 0,
+    });
+    expect(Date.parse(t.created_at as string)).not.toBeNaN();
+    expect(Date.parse(t.updated_at as string)).not.toBeNaN();
+  });
+
+  test("404 JSON for an unknown id and for a malformed id; 401 without a key", async () => {
+    for (const id of ["00000000-0000-4000-8000-000000000000", "not-a-uuid", "'; drop table tasks; --"]) {
+      const res = await getTask(id);
+      expect(res.status).toBe(404);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe("not_found");
+    }
+    expect((await getTask("00000000-0000-4000-8000-000000000000", "wrong")).status).toBe(401);
+  });
+
+  test("the list filters by status and pages with a cursor without gaps or repeats", async () => {
+    for (let i = 0; i < 5; i++) expect((await post({ agent: "outreach", prompt: `page ${i}` })).status).toBe(202);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const url = new URL("http://x/api/tasks");
+      url.searchParams.set("limit", "2");
+      url.searchParams.set("agent", "outreach");
+      if (cursor) url.searchParams.set("cursor", cursor);
+      const res = await tasksRoute.GET(new Request(url, { headers: { authorization: `Bearer ${apiKey}` } }));
+      expect(res.status).toBe(200);
+      const page = (await res.json()) as { tasks: { task_id: string; agent: string }[]; next_cursor: string | null };
+      expect(page.tasks.length).toBeLessThanOrEqual(2);
+      for (const t of page.tasks) expect(t.agent).toBe("outreach");
+      seen.push(...page.tasks.map((t) => t.task_id));
+      cursor = page.next_cursor;
+    } while (cursor);
+    const { count } = await sb.admin.from("tasks").select("id", { count: "exact", head: true }).eq("agent_id", "outreach");
+    expect(seen.length).toBe(count);
+    expect(new Set(seen).size).toBe(seen.length);
+
+    const filtered = await tasksRoute.GET(
+      new Request("http://x/api/tasks?status=completed", { headers: { authorization: `Bearer ${apiKey}` } }),
+    );
+    expect(((await filtered.json()) as { tasks: unknown[] }).tasks).toEqual([]);
+    const bad = await tasksRoute.GET(new Request("http://x/api/tasks?status=done", { headers: { authorization: `Bearer ${apiKey}` } }));
+    expect(bad.status).toBe(400);
+    const badCursor = await tasksRoute.GET(
+      new Request("http://x/api/tasks?cursor=abc", { headers: { authorization: `Bearer ${apiKey}` } }),
+    );
+    expect(badCursor.status).toBe(400);
+  });
+});
