@@ -13,11 +13,14 @@ export const CACHE_LOOKBACK_BLOCKS = 20;
 
 const TTL_MS = { "5m": 5 * 60_000, "1h": 60 * 60_000 } as const;
 
-/** Minimum cacheable prompt length per model, from Anthropic's prompt caching documentation. */
+/**
+ * Minimum cacheable prompt length per model, from Anthropic's prompt caching documentation (as mirrored by
+ * several gateways; an unknown model gets 1,024). Override with `minCacheableTokens` when it changes.
+ */
 export function defaultMinCacheableTokens(model: string): number {
-  if (/opus-4-[5-9]|haiku-4/.test(model)) return 4_096;
-  if (/sonnet-4-[6-9]/.test(model)) return 2_048;
-  if (/haiku-3|3-haiku|3-5-haiku/.test(model)) return 2_048;
+  if (/(opus|fable|mythos)-5/.test(model)) return 512;
+  if (/opus-4-[567]|haiku-4-5/.test(model)) return 4_096;
+  if (/sonnet-4-6|haiku-3|3-haiku|3-5-haiku/.test(model)) return 2_048;
   return 1_024;
 }
 
@@ -41,6 +44,10 @@ export class PromptCache {
     private readonly minTokens: (model: string) => number = defaultMinCacheableTokens,
   ) {}
 
+  private sweep(now: number): void {
+    for (const [k, e] of this.entries) if (e.expiresAt <= now) this.entries.delete(k);
+  }
+
   clear(partitionPrefix?: string): void {
     if (partitionPrefix === undefined) return this.entries.clear();
     for (const k of this.entries.keys()) if (k.startsWith(`${partitionPrefix}\u0000`)) this.entries.delete(k);
@@ -52,6 +59,7 @@ export class PromptCache {
    */
   apply(partition: string, model: string, blocks: PromptBlock[], commit: boolean): CacheUsage {
     const now = this.now();
+    if (commit && this.entries.size > 50_000) this.sweep(now);
     const cum: number[] = [];
     let total = 0;
     for (const b of blocks) cum.push((total += b.tokens));

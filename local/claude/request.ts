@@ -210,10 +210,10 @@ function formatIssues(issues: z.core.$ZodIssue[]): string {
 // Largest output a model may be asked for (non-streaming or streaming), from Anthropic's model table.
 // A model not listed is not capped.
 const MAX_OUTPUT: Array<[RegExp, number]> = [
-  [/opus-4-(0|1)|opus-4-20|opus-4$/, 32_000],
-  [/opus-4-[5-9]|sonnet-4|haiku-4|3-7-sonnet/, 64_000],
-  [/3-5-haiku|haiku-3-5|3-5-sonnet/, 8_192],
-  [/3-haiku|3-opus/, 4_096],
+  [/^claude-opus-4(-1)?(-\d{8})?$/, 32_000],
+  [/^claude-(sonnet-4|sonnet-4-5|haiku-4-5|opus-4-5)(-\d{8})?$|^claude-3-7-sonnet/, 64_000],
+  [/^claude-3-5-(haiku|sonnet)/, 8_192],
+  [/^claude-3-(haiku|opus)/, 4_096],
 ];
 export const CONTEXT_WINDOW = 200_000;
 
