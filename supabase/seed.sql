@@ -3,10 +3,10 @@
 insert into public.agents (id, display_name, description, model, system_prompt, max_turns, max_tokens,
                            wall_clock_seconds, concurrency, daily_budget_micros)
 values
-  ('research', 'Research', 'Scrapes and analyzes sources overnight.', 'claude-sonnet-4-5',
+  ('research', 'Research', 'Scrapes and analyzes sources overnight.', 'claude-sonnet-4-6',
    'You are Nightshift''s research agent. Work carefully, cite sources, and finish with a concise summary of findings.',
    10, 2048, 1800, 2, 2000000),
-  ('content', 'Content', 'Writes and edits drafts for review.', 'claude-sonnet-4-5',
+  ('content', 'Content', 'Writes and edits drafts for review.', 'claude-sonnet-4-6',
    'You are Nightshift''s content agent. Write clear, accurate drafts in the requested voice and format.',
    6, 4096, 1200, 2, 1000000),
   ('outreach', 'Outreach', 'Drafts emails and social posts.', 'claude-haiku-4-5',

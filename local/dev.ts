@@ -1,0 +1,177 @@
+// `npm run dev`: the whole of Nightshift on one machine, offline, with no account anywhere.
+// Starts, unless configuration points at a hosted replacement:
+//   - Postgres + PostgREST (embedded; replaced by SUPABASE_URL + SUPABASE_SECRET_KEY)
+//   - the local Inngest engine (replaced by INNGEST_DEV=<url> or INNGEST_SIGNING_KEY + INNGEST_EVENT_KEY)
+//   - the offline Claude double (replaced by ANTHROPIC_API_KEY)
+// then `next dev`, syncs the app's functions, and prints the URLs and local credentials.
+// Data and in-flight runs live under .data/ (git-ignored), so a restart carries on where it stopped.
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { createClient } from "@supabase/supabase-js";
+import WebSocket from "ws";
+import { startClaudeDouble } from "./claude/server";
+import { startDataStack } from "./data-stack";
+import { startEngine } from "./engine/index";
+
+const root = resolve(import.meta.dirname, "..");
+for (const f of [".env.local", ".env"]) if (existsSync(join(root, f))) process.loadEnvFile(join(root, f));
+
+const dataDir = resolve(root, process.env.NIGHTSHIFT_DATA_DIR ?? ".data");
+const appPort = Number(process.env.PORT ?? 3000);
+const log = (part: string) => (line: string) => console.log(`[${part}] ${line}`);
+
+interface Stoppable {
+  name: string;
+  stop(): Promise<void>;
+}
+const running: Stoppable[] = [];
+let next: ChildProcess | undefined;
+let stopping = false;
+
+async function shutdown(code: number): Promise<never> {
+  if (!stopping) {
+    stopping = true;
+    console.log("\n[dev] stopping…");
+    if (next?.pid) {
+      // next dev forks workers; kill the whole process group it leads.
+      try {
+        process.kill(-next.pid, "SIGTERM");
+      } catch {
+        /* already gone */
+      }
+    }
+    for (const part of running.reverse()) {
+      await part.stop().catch((e: unknown) => console.error(`[dev] ${part.name} did not stop cleanly:`, e));
+    }
+  }
+  process.exit(code);
+}
+process.on("SIGINT", () => void shutdown(0));
+process.on("SIGTERM", () => void shutdown(0));
+
+async function main(): Promise<void> {
+  await mkdir(dataDir, { recursive: true });
+  const env: Record<string, string> = { NEXT_TELEMETRY_DISABLED: "1" };
+
+  // Data: embedded Postgres + PostgREST unless a Supabase project is configured.
+  let databaseUrl: string | undefined;
+  if (process.env.SUPABASE_URL && process.env.SUPABASE_SECRET_KEY) {
+    console.log(`[dev] using Supabase at ${process.env.SUPABASE_URL}`);
+  } else {
+    const stack = await startDataStack({
+      dataDir,
+      pgPort: Number(process.env.NIGHTSHIFT_PG_PORT ?? 54322),
+      restPort: Number(process.env.NIGHTSHIFT_REST_PORT ?? 54321),
+      persistent: true,
+      log: log("db"),
+    });
+    running.push({ name: "data stack", stop: () => stack.stop() });
+    env.SUPABASE_URL = stack.supabaseUrl;
+    env.SUPABASE_SECRET_KEY = stack.secretKey;
+    env.SUPABASE_ANON_KEY = stack.anonKey;
+    databaseUrl = stack.databaseUrl;
+  }
+
+  // Claude: the offline double unless a real key is configured.
+  if (process.env.ANTHROPIC_API_KEY) {
+    console.log("[dev] using the real Claude API (ANTHROPIC_API_KEY is set)");
+  } else {
+    const double = await startClaudeDouble({ port: Number(process.env.NIGHTSHIFT_CLAUDE_PORT ?? 54330), log: log("claude") });
+    running.push({ name: "claude double", stop: () => double.stop() });
+    env.ANTHROPIC_BASE_URL = double.url;
+  }
+
+  // Inngest: the local engine unless a dev server or Inngest Cloud is configured.
+  let engine: Awaited<ReturnType<typeof startEngine>> | undefined;
+  if (process.env.INNGEST_DEV || process.env.INNGEST_SIGNING_KEY) {
+    console.log(`[dev] using Inngest at ${process.env.INNGEST_DEV ?? process.env.INNGEST_BASE_URL ?? "Inngest Cloud"}`);
+  } else {
+    if (!databaseUrl) throw new Error("the local Inngest engine needs the embedded Postgres; set INNGEST_DEV to use another Inngest");
+    engine = await startEngine({ port: Number(process.env.NIGHTSHIFT_ENGINE_PORT ?? 8288), databaseUrl, log: log("engine") });
+    running.push({ name: "engine", stop: () => engine!.stop() });
+    env.INNGEST_DEV = engine.url;
+  }
+
+  const supabaseUrl = env.SUPABASE_URL ?? process.env.SUPABASE_URL!;
+  const secretKey = env.SUPABASE_SECRET_KEY ?? process.env.SUPABASE_SECRET_KEY!;
+  const apiKey = await localApiKey(supabaseUrl, secretKey);
+
+  next = spawn(join(root, "node_modules/.bin/next"), ["dev", "-p", String(appPort), "-H", "127.0.0.1"], {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: "inherit",
+    detached: true,
+  });
+  next.on("exit", (code) => {
+    if (!stopping) {
+      console.error(`[dev] next dev exited (${code ?? "signal"})`);
+      void shutdown(code ?? 1);
+    }
+  });
+
+  const appUrl = `http://127.0.0.1:${appPort}`;
+  if (engine) {
+    await waitFor(async () => (await fetch(`${appUrl}/api/inngest`)).ok, 180_000, "next dev to answer /api/inngest");
+    await engine.sync(`${appUrl}/api/inngest`);
+  }
+
+  console.log(`
+  Nightshift is running (offline parts: ${[
+    !process.env.SUPABASE_URL && "Postgres+PostgREST",
+    engine && "Inngest engine",
+    !process.env.ANTHROPIC_API_KEY && "Claude double",
+  ]
+    .filter(Boolean)
+    .join(", ")})
+
+    App            ${appUrl}
+    Tasks API      ${appUrl}/api/tasks
+    Supabase URL   ${supabaseUrl}
+    ${engine ? `Inngest engine ${engine.url}   (runs: ${engine.url}/v0/runs)` : ""}
+    ${env.ANTHROPIC_BASE_URL ? `Claude double  ${env.ANTHROPIC_BASE_URL}` : ""}
+
+    Local API key  ${apiKey}
+    Try:  curl -X POST ${appUrl}/api/tasks -H "Authorization: Bearer ${apiKey}" \\
+            -H "Content-Type: application/json" -d '{"agent":"research","prompt":"Hello"}'
+
+  Ctrl-C stops everything; data and in-flight runs are kept in ${dataDir}.
+`);
+}
+
+/** The local API key: created once, kept in the git-ignored data folder so restarts print the same key. */
+async function localApiKey(url: string, secretKey: string): Promise<string> {
+  const file = join(dataDir, "local-api-key.json");
+  const admin = createClient(url, secretKey, {
+    auth: { persistSession: false, autoRefreshToken: false },
+    realtime: { transport: WebSocket as never },
+  });
+  if (existsSync(file)) {
+    const saved = JSON.parse(await readFile(file, "utf8")) as { id: string; key: string };
+    const { data } = await admin.from("api_keys").select("id").eq("id", saved.id).is("revoked_at", null).maybeSingle();
+    if (data) return saved.key;
+  }
+  const { createApiKey } = await import("../lib/api-keys");
+  const created = await createApiKey(admin as never, "local development");
+  await writeFile(file, JSON.stringify(created), { mode: 0o600 });
+  return created.key;
+}
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch {
+      /* not up yet */
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+main().catch(async (err: unknown) => {
+  console.error("[dev] failed to start:", err instanceof Error ? err.message : err);
+  await shutdown(1);
+});
