@@ -1,87 +1,13 @@
--- What a Supabase project has before its first migration, recreated for the embedded Postgres: the API roles
--- PostgREST switches between, the `auth` and `extensions` schemas, the auth.* helpers that read the JWT claims
--- PostgREST puts in `request.jwt.claims`, and the grants Supabase gives on schema public. Modelled on
--- supabase/postgres `migrations/db/init-scripts/00000000000000-initial-schema.sql` and `...-auth-schema.sql`.
+-- The per-database part of what a Supabase project has before its first migration, recreated for the embedded
+-- Postgres: the `auth` and `extensions` schemas, the auth.* helpers that read the JWT claims PostgREST puts in
+-- `request.jwt.claims`, and the grants Supabase gives on schema public. Modelled on supabase/postgres
+-- `migrations/db/init-scripts/00000000000000-initial-schema.sql` and `...-auth-schema.sql`. The roles it grants to
+-- come from local/db/roles.sql. Hosted Supabase already has all of this; it is never part of supabase/migrations.
 --
--- Idempotent, and safe to run concurrently against several databases of one cluster: roles are cluster-wide
--- (created once, "already exists" tolerated), while schemas, functions and default privileges are per database.
--- Hosted Supabase already has all of this; it is never part of supabase/migrations.
-
--- Each change is made only when the role is not already in the wanted state, and each in its own
--- subtransaction: two bootstraps racing on the same cluster-wide row either find it done or lose a race
--- ("already exists", "tuple concurrently updated") to a twin doing the identical change, which is then ignored.
-do $$
-declare
-  -- role, wanted attributes, whether it logs in, whether it bypasses RLS
-  spec constant text[][] := array[
-    array['anon',          'nologin noinherit',            'f', 'f'],
-    array['authenticated', 'nologin noinherit',            'f', 'f'],
-    array['service_role',  'nologin noinherit bypassrls',  'f', 't'],
-    array['authenticator', 'login noinherit',              't', 'f']
-  ];
-  r text;
-  i int;
-begin
-  for i in 1 .. array_length(spec, 1) loop
-    r := spec[i][1];
-    begin
-      if not exists (select 1 from pg_roles where rolname = r) then
-        execute format('create role %I %s', r, spec[i][2]);
-      elsif not exists (select 1 from pg_roles where rolname = r and not rolinherit
-                          and rolcanlogin = (spec[i][3] = 't') and rolbypassrls = (spec[i][4] = 't')) then
-        execute format('alter role %I %s', r, spec[i][2]);
-      end if;
-    exception when others then
-      null;
-    end;
-  end loop;
-
-  -- PostgREST connects as `authenticator` and `set role`s to the JWT's role. A local-only password: the embedded
-  -- server listens on loopback and its superuser is postgres/postgres anyway.
-  begin
-    if (select rolpassword is null from pg_authid where rolname = 'authenticator') then
-      alter role authenticator password 'authenticator';
-    end if;
-  exception when others then
-    null;
-  end;
-
-  foreach r in array array['anon', 'authenticated', 'service_role'] loop
-    begin
-      if not exists (select 1 from pg_auth_members m
-                      where m.roleid = r::regrole and m.member = 'authenticator'::regrole) then
-        execute format('grant %I to authenticator', r);
-      end if;
-    exception when others then
-      null;
-    end;
-  end loop;
-
-  -- Short statement timeouts for the API roles, as Supabase sets them.
-  begin
-    if not exists (select 1 from pg_db_role_setting where setdatabase = 0 and setrole = 'anon'::regrole) then
-      alter role anon set statement_timeout = '3s';
-    end if;
-    if not exists (select 1 from pg_db_role_setting where setdatabase = 0 and setrole = 'authenticated'::regrole) then
-      alter role authenticated set statement_timeout = '8s';
-    end if;
-  exception when others then
-    null;
-  end;
-end $$;
-
--- Fail loudly if a swallowed error above was a real one rather than a lost race.
-do $$
-begin
-  if (select count(*) from pg_roles where rolname in ('anon', 'authenticated', 'service_role', 'authenticator')) <> 4
-     or not (select rolbypassrls from pg_roles where rolname = 'service_role')
-     or not (select rolcanlogin from pg_roles where rolname = 'authenticator')
-     or not pg_has_role('authenticator', 'service_role', 'member')
-     or not pg_has_role('authenticator', 'anon', 'member')
-     or not pg_has_role('authenticator', 'authenticated', 'member') then
-    raise exception 'bootstrap: the Supabase API roles are not in the expected state';
-  end if;
-end $$;
+-- local/db/migrate.ts runs this once per database — before the first migration, while supabase_migrations does
+-- not exist yet — because migrations may later narrow what it grants (the foundation migration revokes the
+-- default EXECUTE on functions from anon), and re-granting on the next start would silently undo that.
+-- It is idempotent all the same.
 
 create schema if not exists extensions;
 create schema if not exists auth;

@@ -1,4 +1,4 @@
-// Applies the Supabase bootstrap, then supabase/migrations/*.sql in filename order (each once, recorded in
+// Applies the Supabase bootstrap (local/db/roles.sql, local/db/bootstrap.sql), then supabase/migrations/*.sql in filename order (each once, recorded in
 // supabase_migrations.schema_migrations in the same transaction as the file), then supabase/seed.sql — the same
 // files `supabase db push` applies to a hosted project. Safe to run on every start: a second run changes nothing.
 import { readdir, readFile } from "node:fs/promises";
@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import pg from "pg";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+export const ROLES_SQL = join(ROOT, "local/db/roles.sql");
 export const BOOTSTRAP_SQL = join(ROOT, "local/db/bootstrap.sql");
 export const MIGRATIONS_DIR = join(ROOT, "supabase/migrations");
 export const SEED_SQL = join(ROOT, "supabase/seed.sql");
@@ -45,7 +46,16 @@ export async function migrate(databaseUrl: string, opts: MigrateOptions): Promis
     // Two starters migrating the same database wait for each other instead of interleaving.
     await client.query("select pg_advisory_lock(hashtext('nightshift.migrate'))");
     // A simple-protocol multi-statement query runs as one implicit transaction.
-    await client.query(await readFile(BOOTSTRAP_SQL, "utf8"));
+    await client.query(await readFile(ROLES_SQL, "utf8"));
+    // The per-database bootstrap runs once, before the first migration (see the note in bootstrap.sql); the
+    // supabase_migrations schema it ends by creating marks it done.
+    const { rows } = await client.query<{ fresh: boolean }>(
+      "select to_regnamespace('supabase_migrations') is null as fresh",
+    );
+    if (rows[0]!.fresh) {
+      await client.query(await readFile(BOOTSTRAP_SQL, "utf8"));
+      opts.log?.("bootstrapped the Supabase schemas and grants");
+    }
 
     const done = new Set(
       (await client.query<{ version: string }>("select version from supabase_migrations.schema_migrations")).rows.map(

@@ -30,12 +30,24 @@ export interface RunningPostgrest {
   stop(): Promise<void>;
 }
 
+/** The login role local/db/bootstrap.sql creates for PostgREST; local only (the server listens on loopback). */
+export const AUTHENTICATOR = { user: "authenticator", password: "authenticator" } as const;
+
+/** The same database URL, logged in as `authenticator` (what PostgREST must connect as). */
+export function asAuthenticator(databaseUrl: string): string {
+  const u = new URL(databaseUrl);
+  u.username = AUTHENTICATOR.user;
+  u.password = AUTHENTICATOR.password;
+  return u.toString();
+}
+
 const WATCHDOG = [
   "exec 3<&0", // keep our pipe: background jobs get /dev/null as stdin
   '"$0" </dev/null &',
   "pid=$!",
   '{ read -r _ <&3; kill -TERM "$pid" 2>/dev/null; } &',
   'wait "$pid"',
+  'status=$?; rm -f "$1"; exit "$status"', // PostgREST leaves its socket file behind
 ].join("\n");
 
 export function postgrestBinary(): string {
@@ -45,6 +57,9 @@ export function postgrestBinary(): string {
   if (!existsSync(bin)) throw new Error(`PostgREST binary missing at ${bin} (is ${pkg} installed?)`);
   return bin;
 }
+
+const ROUTINE =
+  /Starting PostgREST|Attempting to connect|Connection successful|Listening on|Listening for notifications|Schema cache loaded|Config reloaded|Successfully connected|"GET \/ HTTP\/1\.1" 503/;
 
 const live = new Set<ChildProcess>();
 let exitHookInstalled = false;
@@ -69,19 +84,38 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals) {
 export async function startPostgrest(opts: StartPostgrestOptions): Promise<RunningPostgrest> {
   if (opts.jwtSecret.length < 32) throw new Error("startPostgrest: the JWT secret must have at least 32 characters");
   const socketPath = join(tmpdir(), `nightshift-pgrst-${randomBytes(6).toString("hex")}.sock`);
-  const tail: string[] = []; // recent output, for a useful startup error
+  // Routine chatter (PostgREST's stdout is block-buffered, so it may arrive after readiness) is kept only for a
+  // startup error message; anything else — errors, lost connections, 5xx — goes to the log.
+  const tail: string[] = [];
   const onOutput = (chunk: Buffer) => {
     for (const line of chunk.toString().split("\n")) {
       if (!line.trim()) continue;
       tail.push(line);
       if (tail.length > 20) tail.shift();
-      opts.log?.(line.trimEnd());
+      if (!ROUTINE.test(line)) opts.log?.(line.trimEnd());
     }
   };
 
-  const child = spawn("/bin/sh", ["-c", WATCHDOG, postgrestBinary()], {
+  // The proxy's port first: a port in use fails here, before there is a child process to clean up.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  const proxy = http.createServer((req, res) => forward(req, res, socketPath, agent));
+  proxy.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    proxy.once("error", (e: NodeJS.ErrnoException) =>
+      reject(e.code === "EADDRINUSE" ? new Error(`port ${opts.port} is in use (the Supabase URL's port)`) : e),
+    );
+    proxy.listen(opts.port ?? 0, "127.0.0.1", () => resolve());
+  });
+  const port = (proxy.address() as { port: number }).port;
+  const closeProxy = async () => {
+    proxy.closeAllConnections();
+    await new Promise<void>((resolve) => proxy.close(() => resolve()));
+  };
+
+  const child = spawn("/bin/sh", ["-c", WATCHDOG, postgrestBinary(), socketPath], {
     // Only what PostgREST needs: stray PGRST_* variables from the caller's shell must not reconfigure it.
     env: {
+      NODE_ENV: process.env.NODE_ENV,
       PATH: process.env.PATH ?? "/usr/bin:/bin",
       LANG: "C.UTF-8",
       PGRST_DB_URI: opts.databaseUrl,
@@ -95,7 +129,7 @@ export async function startPostgrest(opts: StartPostgrestOptions): Promise<Runni
       PGRST_JWT_SECRET: opts.jwtSecret,
       PGRST_SERVER_UNIX_SOCKET: socketPath,
       PGRST_SERVER_UNIX_SOCKET_MODE: "600",
-      PGRST_LOG_LEVEL: "warn",
+      PGRST_LOG_LEVEL: "error", // 5xx answers and failures; 4xx are the clients' business
     },
     stdio: ["pipe", "pipe", "pipe"],
     detached: true, // own process group, so a last-resort kill reaches PostgREST too
@@ -106,7 +140,6 @@ export async function startPostgrest(opts: StartPostgrestOptions): Promise<Runni
   child.stdin!.on("error", () => {});
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
 
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   const stopChild = async () => {
     child.stdin!.end(); // the watchdog sends SIGTERM
     const timer = setTimeout(() => killGroup(child, "SIGKILL"), 5_000);
@@ -119,17 +152,10 @@ export async function startPostgrest(opts: StartPostgrestOptions): Promise<Runni
   try {
     await waitReady(socketPath, exited, opts.readyTimeoutMs ?? 20_000);
   } catch (e) {
+    await closeProxy();
     await stopChild();
     throw new Error(`PostgREST did not start: ${(e as Error).message}\n${tail.join("\n")}`);
   }
-
-  const proxy = http.createServer((req, res) => forward(req, res, socketPath, agent));
-  proxy.keepAliveTimeout = 5_000;
-  await new Promise<void>((resolve, reject) => {
-    proxy.once("error", reject);
-    proxy.listen(opts.port ?? 0, "127.0.0.1", () => resolve());
-  });
-  const port = (proxy.address() as { port: number }).port;
 
   let stopping: Promise<void> | undefined;
   return {
@@ -137,8 +163,7 @@ export async function startPostgrest(opts: StartPostgrestOptions): Promise<Runni
     port,
     stop() {
       stopping ??= (async () => {
-        proxy.closeAllConnections();
-        await new Promise<void>((resolve) => proxy.close(() => resolve()));
+        await closeProxy();
         await stopChild();
       })();
       return stopping;
@@ -189,7 +214,7 @@ async function waitReady(socketPath: string, exited: Promise<number | null>, tim
   while (Date.now() < deadline) {
     if (exitCode !== undefined) throw new Error(`it exited with code ${exitCode}`);
     const status = await new Promise<number>((resolve) => {
-      const r = http.request({ socketPath, path: "/", method: "HEAD" }, (res) => {
+      const r = http.request({ socketPath, path: "/", method: "GET" }, (res) => {
         res.resume();
         resolve(res.statusCode ?? 0);
       });

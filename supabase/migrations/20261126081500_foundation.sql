@@ -65,8 +65,9 @@ create table public.tasks (
   finished_at      timestamptz
 );
 
--- Idempotency is per API key: two clients may pick the same key string independently.
-create unique index tasks_idempotency on public.tasks (api_key_id, idempotency_key)
+-- Idempotency is per API key: two clients may pick the same key string independently. NULLS NOT DISTINCT:
+-- tasks created without an API key (cron, app events) share one key space instead of never conflicting.
+create unique index tasks_idempotency on public.tasks (api_key_id, idempotency_key) nulls not distinct
   where idempotency_key is not null;
 create index tasks_status_created on public.tasks (status, created_at desc, id desc);
 create index tasks_created on public.tasks (created_at desc, id desc);
@@ -177,16 +178,10 @@ create function public.record_task_step(
   p_output_tokens integer,
   p_cost_micros bigint
 ) returns void language plpgsql as $$
-declare
-  v_prev text;
 begin
-  select s.status into v_prev from public.task_steps s
-   where s.task_id = p_task_id and s.step_id = p_step_id for update;
-
-  if v_prev = 'completed' then
-    return;
-  end if;
-
+  -- A completed step is never changed again. ON CONFLICT DO UPDATE locks the existing row and checks the WHERE
+  -- against its latest version, so of concurrent calls exactly one gets FOUND for a step's completion (a
+  -- select ... for update finds no row to lock while the first insert is still uncommitted).
   insert into public.task_steps (task_id, step_id, kind, status, detail, input_tokens, output_tokens,
                                  cost_micros, finished_at)
   values (p_task_id, p_step_id, p_kind, p_status, p_detail, coalesce(p_input_tokens, 0),
@@ -195,9 +190,10 @@ begin
   on conflict (task_id, step_id) do update
      set status = excluded.status, detail = excluded.detail, input_tokens = excluded.input_tokens,
          output_tokens = excluded.output_tokens, cost_micros = excluded.cost_micros,
-         finished_at = excluded.finished_at;
+         finished_at = excluded.finished_at
+   where public.task_steps.status <> 'completed';
 
-  if p_status = 'completed' then
+  if found and p_status = 'completed' then
     update public.tasks
        set progress_done = progress_done + 1,
            progress_total = greatest(progress_total, progress_done + 1),

@@ -1,0 +1,22 @@
+import "server-only";
+// The server's Supabase client: the secret (service_role) key, which bypasses RLS. Never import it from code that
+// reaches the browser — `server-only` makes such an import fail the build.
+import { createClient, type SupabaseClient, type SupabaseClientOptions } from "@supabase/supabase-js";
+import WebSocket from "ws";
+import type { Database } from "./database.types";
+
+export type AdminClient = SupabaseClient<Database>;
+
+// `ws` satisfies realtime's WebSocket contract at run time; its constructor's declared parameter types are wider
+// than realtime-js's structural type, hence the cast.
+type WebSocketTransport = NonNullable<NonNullable<SupabaseClientOptions<"public">["realtime"]>["transport"]>;
+export const nodeWebSocket = WebSocket as unknown as WebSocketTransport;
+
+export function createAdminClient(opts: { url: string; secretKey: string }): AdminClient {
+  return createClient<Database>(opts.url, opts.secretKey, {
+    // A server has no user session to keep or refresh.
+    auth: { persistSession: false, autoRefreshToken: false },
+    // supabase-js 2.119 on Node 20 has no global WebSocket and throws in createClient without one.
+    realtime: { transport: nodeWebSocket },
+  });
+}

@@ -1,0 +1,143 @@
+// Helpers for the local engine's tests: a real SDK serve endpoint over HTTP, an engine on a fresh database,
+// and polling with deadlines (no sleeps that hope for the best).
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Inngest, InngestFunction } from "inngest";
+import { serve } from "inngest/node";
+import { ManualClock, startEngine, type Engine, type EngineOptions, type RunDetail } from "../../local/engine";
+import { createTestDatabase, type TestDatabase } from "./postgres";
+
+export interface ServedApp {
+  /** The serve route, e.g. http://127.0.0.1:1234/api/inngest */
+  url: string;
+  server: Server;
+  close(): Promise<void>;
+}
+
+/** Serves functions with the SDK's own node handler on a free port, like the app's /api/inngest route. */
+export async function serveApp(
+  client: Inngest.Any,
+  functions: InngestFunction.Any[],
+  wrap?: (handler: ReturnType<typeof serve>) => ReturnType<typeof serve>,
+): Promise<ServedApp> {
+  const handler = serve({ client, functions });
+  const server = createServer(wrap ? wrap(handler) : handler);
+  server.keepAliveTimeout = 30_000;
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}/api/inngest`,
+    server,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+export interface TestEngine {
+  engine: Engine;
+  clock: ManualClock;
+  db: TestDatabase;
+  close(): Promise<void>;
+}
+
+/** An engine with a manual clock on a fresh, empty database of the test run's Postgres. */
+export async function startTestEngine(opts: Partial<EngineOptions> = {}): Promise<TestEngine> {
+  const db = await createTestDatabase({ empty: true });
+  const clock = new ManualClock(Date.parse("2030-01-01T00:00:00Z"));
+  const lines: string[] = [];
+  const engine = await startEngine({
+    databaseUrl: db.url,
+    clock,
+    log: (l) => {
+      lines.push(l);
+      if (process.env["ENGINE_DEBUG"]) console.log(`[engine] ${l}`);
+    },
+    ...opts,
+  });
+  return {
+    engine,
+    clock,
+    db,
+    async close() {
+      await engine.stop();
+      await db.drop().catch(() => {});
+    },
+  };
+}
+
+export interface PollOptions {
+  timeoutMs?: number;
+  intervalMs?: number;
+  /** Called between polls, e.g. to move a manual clock forward. */
+  tick?: () => void | Promise<void>;
+  message?: string;
+}
+
+/** Polls `fn` until it returns a truthy value, or throws after the deadline with the last value seen. */
+export async function until<T>(fn: () => Promise<T> | T, o: PollOptions = {}): Promise<NonNullable<T>> {
+  const deadline = Date.now() + (o.timeoutMs ?? 20_000);
+  let last: T | undefined;
+  for (;;) {
+    last = await fn();
+    if (last) return last as NonNullable<T>;
+    if (Date.now() > deadline) {
+      throw new Error(`${o.message ?? "condition not met"} before the deadline; last value: ${JSON.stringify(last)}`);
+    }
+    await o.tick?.();
+    await new Promise((r) => setTimeout(r, o.intervalMs ?? 20));
+  }
+}
+
+/** Waits until the run started by `eventId` (for `functionId`) exists; returns its id. */
+export async function runFor(engine: Engine, eventId: string, functionId: string, o: PollOptions = {}): Promise<string> {
+  const run = await until(
+    async () => (await engine.listRuns({ event_id: eventId, function_id: functionId }))[0],
+    { message: `no run of ${functionId} for event ${eventId}`, ...o },
+  );
+  return run.run_id;
+}
+
+/** Waits for a run to reach one of `statuses`; returns its detail. */
+export async function runReaches(
+  engine: Engine,
+  runId: string,
+  statuses: string | string[],
+  o: PollOptions = {},
+): Promise<RunDetail> {
+  const want = Array.isArray(statuses) ? statuses : [statuses];
+  let seen: RunDetail | undefined;
+  try {
+    return await until(
+      async () => {
+        seen = await engine.getRun(runId);
+        return seen && want.includes(seen.status) ? seen : undefined;
+      },
+      { message: `run ${runId} did not reach ${want.join("/")}`, ...o },
+    );
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; run: ${JSON.stringify(seen, null, 1)?.slice(0, 3000)}`);
+  }
+}
+
+/** A promise with its resolve handle: lets a test hold a step body open until it says so. */
+export function latch(): { promise: Promise<void>; open: () => void; reached: Promise<void>; arrive: () => void } {
+  let open!: () => void;
+  let arrive!: () => void;
+  const promise = new Promise<void>((r) => (open = r));
+  const reached = new Promise<void>((r) => (arrive = r));
+  return { promise, open, reached, arrive };
+}
+
+/** Counts how many times each step body ran. */
+export class Counter {
+  private counts = new Map<string, number>();
+  hit(key: string): void {
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+  }
+  get(key: string): number {
+    return this.counts.get(key) ?? 0;
+  }
+}
