@@ -1,7 +1,6 @@
 // Row Level Security keeps the anon (publishable) key out of every table and every function, through the real
 // PostgREST and supabase-js; the secret key reads the same rows. Tables and functions are listed from pg_catalog,
 // so a table or function added by a later migration is covered without touching this file.
-import { createHash } from "node:crypto";
 import type { SupabaseClient } from "@supabase/supabase-js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createTestSupabase, type TestSupabase } from "../../support/supabase";
@@ -12,19 +11,18 @@ let anon: SupabaseClient;
 let admin: SupabaseClient;
 let tables: { name: string; rls: boolean }[];
 
-// One row in every table, so "anon sees nothing" is not trivially true. A new table needs a fixture here.
+// One row in every table, so "anon sees nothing" is not trivially true. Each migration's tables get their
+// fixture rows from a module in rls-fixtures/ (foundation.ts runs first and creates the fixture task
+// 00000000-0000-4000-8000-00000000f001 other fixtures may reference).
+const fixtureModules = import.meta.glob<{ insertFixtures(url: string): Promise<void> }>("./rls-fixtures/*.ts", {
+  eager: true,
+});
+
 async function insertFixtures(url: string) {
-  await sql(url, "insert into public.api_keys (id, name, key_hash) values ('rlsfixture01', 'rls fixture', $1)", [
-    createHash("sha256").update("ns_rlsfixture01_secret").digest("hex"),
-  ]);
-  const [task] = await sql<{ id: string }>(
-    url,
-    `insert into public.tasks (agent_id, prompt, api_key_id) values ('research', 'rls fixture', 'rlsfixture01')
-     returning id`,
+  const names = Object.keys(fixtureModules).sort((a, b) =>
+    a.endsWith("/foundation.ts") ? -1 : b.endsWith("/foundation.ts") ? 1 : a.localeCompare(b),
   );
-  await sql(url, `insert into public.task_steps (task_id, step_id, kind, status) values ($1, 'turn-1', 'model', 'completed')`, [
-    task!.id,
-  ]);
+  for (const name of names) await fixtureModules[name]!.insertFixtures(url);
 }
 
 async function tableState(url: string, table: string) {
@@ -74,7 +72,7 @@ describe("row level security", () => {
   test("the anon key reads no rows from any table, though every table has rows the secret key reads", async () => {
     for (const { name } of tables) {
       const { n } = await tableState(sb.databaseUrl, name);
-      expect(Number(n), `table ${name} needs a fixture row in rls.test.ts`).toBeGreaterThan(0);
+      expect(Number(n), `table ${name} needs a fixture row in tests/integration/db/rls-fixtures/`).toBeGreaterThan(0);
 
       const asAnon = await anon.from(name).select("*");
       if (asAnon.error) expect(asAnon.error.code, `${name}: ${asAnon.error.message}`).toBe("42501");
