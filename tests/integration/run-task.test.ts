@@ -1,0 +1,151 @@
+// run-task under @inngest/test, on the real database and the offline Claude double (through the real SDK).
+// @inngest/test does not model retries (an erroring step halts the run), so a retry is exercised as a new
+// execution of the same event; that memoized steps are not re-run on a retry is the engine's part and is
+// tested through the local engine.
+import { InngestTestEngine } from "@inngest/test";
+import { NonRetriableError } from "inngest";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { scenarioMarker, startClaudeDouble, type ClaudeDouble } from "../../local/claude/server";
+import { createTestSupabase, type TestSupabase } from "../support/supabase";
+
+let sb: TestSupabase;
+let double: ClaudeDouble;
+let runTask: typeof import("@/inngest/functions/run-task").runTask;
+let insertTask: typeof import("@/lib/tasks/service").insertTask;
+let apiKeyId: string;
+
+beforeAll(async () => {
+  sb = await createTestSupabase();
+  double = await startClaudeDouble();
+  Object.assign(process.env, {
+    SUPABASE_URL: sb.supabaseUrl,
+    SUPABASE_SECRET_KEY: sb.secretKey,
+    ANTHROPIC_BASE_URL: double.url,
+    INNGEST_DEV: "http://127.0.0.1:9", // never reached: @inngest/test runs the function in-process
+  });
+  ({ runTask } = await import("@/inngest/functions/run-task"));
+  ({ insertTask } = await import("@/lib/tasks/service"));
+  const { createApiKey } = await import("@/lib/api-keys");
+  apiKeyId = (await createApiKey(sb.admin, "run-task tests")).id;
+});
+
+afterAll(async () => {
+  await double?.stop();
+  await sb?.stop();
+});
+
+async function newTask(scenario: string, agent = "research"): Promise<string> {
+  const t = await insertTask(sb.admin, { agent, prompt: `${scenarioMarker(scenario)} Summarize durable execution.` }, apiKeyId, null);
+  return t.taskId;
+}
+
+function engineFor(taskId: string, agent = "research") {
+  return new InngestTestEngine({
+    function: runTask,
+    events: [{ name: "task/run.requested", id: `task-run-${taskId}`, data: { task_id: taskId, agent } }],
+  });
+}
+
+async function taskRow(taskId: string) {
+  const { data, error } = await sb.admin.from("tasks").select("*").eq("id", taskId).single();
+  if (error) throw error;
+  return data;
+}
+
+describe("run-task", () => {
+  test("runs each model turn once, stores the result and marks the task completed", async () => {
+    const scenario = "two-turns";
+    double.script(scenario, [{ text: "Durable execution keeps ", stop_reason: "max_tokens" }, { text: "every step." }]);
+    const taskId = await newTask(scenario);
+
+    const { result } = await engineFor(taskId).execute();
+
+    expect(result).toEqual({ task_id: taskId, status: "completed", turns: 2 });
+    const calls = double.calls({ scenario });
+    expect(calls).toHaveLength(2);
+    expect(calls.map((c) => c.turn)).toEqual([0, 1]);
+    const row = await taskRow(taskId);
+    expect(row.status).toBe("completed");
+    expect(row.result).toEqual({ text: "Durable execution keeps every step.", turns: 2 });
+    expect(row.progress_done).toBe(2);
+    expect(row.progress_total).toBe(2);
+    expect(Number(row.cost_micros)).toBeGreaterThan(0);
+    expect(row.started_at).not.toBeNull();
+    expect(row.finished_at).not.toBeNull();
+    const { data: steps } = await sb.admin.from("task_steps").select("step_id,status,cost_micros").eq("task_id", taskId).order("id");
+    expect(steps!.map((s) => [s.step_id, s.status])).toEqual([
+      ["turn-1", "completed"],
+      ["turn-2", "completed"],
+    ]);
+    expect(steps!.reduce((sum, s) => sum + Number(s.cost_micros), 0)).toBe(Number(row.cost_micros));
+  });
+
+  test("a model error fails the step retriably, and the retry succeeds", async () => {
+    const scenario = "error-then-ok";
+    double.script(scenario, [{ error: { status: 529 } }, { text: "Recovered." }]);
+    const taskId = await newTask(scenario);
+
+    // Attempt 1: `start` runs, turn-1 hits the 529.
+    const first = await engineFor(taskId).execute();
+    expect(first.error).toBeDefined();
+    expect((first.error as Error).name).not.toBe(NonRetriableError.name);
+    expect((first.error as Error).message).toContain("529");
+    expect((await taskRow(taskId)).status).toBe("running");
+
+    // Attempt 2 (Inngest's retry): turn-1 runs again and succeeds.
+    const second = await engineFor(taskId).execute();
+    expect(second.result).toEqual({ task_id: taskId, status: "completed", turns: 1 });
+    expect(double.calls({ scenario }).map((c) => c.status)).toEqual([529, 200]);
+    const row = await taskRow(taskId);
+    expect(row.status).toBe("completed");
+    expect(row.progress_done).toBe(1);
+    const { data: steps } = await sb.admin.from("task_steps").select("step_id,status").eq("task_id", taskId);
+    expect(steps).toEqual([{ step_id: "turn-1", status: "completed" }]);
+  });
+
+  test("an invalid request is a permanent failure with a readable error", async () => {
+    const scenario = "bad-request";
+    double.script(scenario, [{ error: { status: 400, message: "max_tokens: too large for this model" } }]);
+    const taskId = await newTask(scenario);
+
+    const { error } = await engineFor(taskId).execute();
+
+    expect((error as Error).name).toBe(NonRetriableError.name);
+    expect((error as Error).message).toBe("Claude API 400: max_tokens: too large for this model");
+    expect(double.calls({ scenario })).toHaveLength(1);
+    const { data: steps } = await sb.admin.from("task_steps").select("step_id,status,detail").eq("task_id", taskId);
+    expect(steps).toEqual([
+      { step_id: "turn-1", status: "failed", detail: { model: "claude-sonnet-4-6", error: "Claude API 400: max_tokens: too large for this model" } },
+    ]);
+  });
+
+  test("max_turns stops the task with its partial result and the reason", async () => {
+    const scenario = "never-ends";
+    await sb.admin.from("agents").update({ max_turns: 3 }).eq("id", "outreach");
+    double.script(scenario, [{ text: "a", stop_reason: "max_tokens", repeat: 5 }]);
+    const taskId = await newTask(scenario, "outreach");
+
+    const { result } = await engineFor(taskId, "outreach").execute();
+
+    expect(result).toEqual({ task_id: taskId, status: "stopped", reason: "max_turns (3) reached" });
+    expect(double.calls({ scenario })).toHaveLength(3);
+    const row = await taskRow(taskId);
+    expect(row.status).toBe("stopped");
+    expect(row.status_reason).toBe("max_turns (3) reached");
+    expect(row.result).toEqual({ text: "aaa", turns: 3, partial: true });
+  });
+
+  test("a duplicate run of a finished task changes nothing and calls no model", async () => {
+    const scenario = "finished-already";
+    const taskId = await newTask(scenario);
+    await engineFor(taskId).execute();
+    const before = await taskRow(taskId);
+    const callsBefore = double.calls({ scenario }).length;
+
+    const { result } = await engineFor(taskId).execute();
+
+    expect(result).toEqual({ task_id: taskId, skipped: "task already finished" });
+    expect(double.calls({ scenario }).length).toBe(callsBefore);
+    expect((await taskRow(taskId)).updated_at).toBe(before.updated_at);
+  });
+});
