@@ -141,3 +141,11 @@ export class Counter {
     return this.counts.get(key) ?? 0;
   }
 }
+
+/** The SDK logs every step error to the console; the tests assert on outcomes instead. */
+export const quietLogger = {
+  info: () => {},
+  warn: () => {},
+  error: () => {},
+  debug: () => {},
+};

@@ -1,0 +1,139 @@
+// The engine's HTTP face: the SDK's register call, the event API, and a small read API.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Executor } from "./executor";
+import { eventSchema, registerSchema } from "./protocol";
+import { safeEqual, verifyBearer } from "./signing";
+import type { Store } from "./store";
+import { runDetail, runView, v1RunView } from "./views";
+
+const MAX_BODY = 16 * 1024 * 1024;
+
+export interface HttpDeps {
+  executor: Executor;
+  store: Store;
+  signingKey?: string;
+  eventKey?: string;
+  log: (line: string) => void;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function createEngineServer(deps: HttpDeps): Server {
+  return createServer((req, res) => {
+    handle(deps, req, res).catch((err: unknown) => {
+      const status = err instanceof HttpError ? err.status : 500;
+      const message = err instanceof Error ? err.message : String(err);
+      if (status === 500) deps.log(`engine http error: ${message}`);
+      send(res, status, { error: message, status });
+    });
+  });
+}
+
+async function handle(deps: HttpDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? "/", "http://engine.local");
+  const path = url.pathname.replace(/\/+$/, "") || "/";
+  const method = req.method ?? "GET";
+
+  if (method === "POST" && path === "/fn/register") return register(deps, req, res);
+  const ev = /^\/e\/([^/]*)$/.exec(path);
+  if (method === "POST" && ev) return events(deps, decodeURIComponent(ev[1] ?? ""), req, res);
+  if (method === "GET" && (path === "/health" || path === "/")) return send(res, 200, { status: "ok", mode: deps.signingKey ? "cloud" : "dev" });
+
+  if (method === "GET" && (path.startsWith("/v0/") || path.startsWith("/v1/"))) {
+    // In signed mode the read API wants the signing key, as Inngest's REST API does.
+    if (deps.signingKey && !verifyBearer(req.headers.authorization, deps.signingKey)) throw new HttpError(401, "unauthorized");
+    if (path === "/v0/runs") {
+      const runs = await deps.store.listRuns({
+        status: url.searchParams.get("status") ?? undefined,
+        function_id: url.searchParams.get("function_id") ?? undefined,
+        event_id: url.searchParams.get("event_id") ?? undefined,
+        limit: Number(url.searchParams.get("limit") ?? 100) || 100,
+      });
+      return send(res, 200, { data: runs.map(runView) });
+    }
+    const one = /^\/v0\/runs\/([^/]+)$/.exec(path);
+    if (one) {
+      const run = await deps.store.getRun(decodeURIComponent(one[1]!));
+      if (!run) throw new HttpError(404, "run not found");
+      return send(res, 200, runDetail(run, await deps.store.history(run.id)));
+    }
+    const byEvent = /^\/v1\/events\/([^/]+)\/runs$/.exec(path);
+    if (byEvent) {
+      const runs = await deps.store.listRuns({ event_id: decodeURIComponent(byEvent[1]!), limit: 1000 });
+      return send(res, 200, { data: runs.map(v1RunView) });
+    }
+    const v1run = /^\/v1\/runs\/([^/]+)$/.exec(path);
+    if (v1run) {
+      const run = await deps.store.getRun(decodeURIComponent(v1run[1]!));
+      if (!run) throw new HttpError(404, "run not found");
+      return send(res, 200, { data: v1RunView(run) });
+    }
+  }
+  throw new HttpError(404, `no route for ${method} ${path}`);
+}
+
+async function register(deps: HttpDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  if (deps.signingKey && !verifyBearer(req.headers.authorization, deps.signingKey)) {
+    return send(res, 401, { status: 401, error: "sync refused: the app's signing key does not match the engine's" });
+  }
+  const parsed = registerSchema.safeParse(await readJson(req));
+  if (!parsed.success) {
+    return send(res, 400, { status: 400, error: `invalid register payload: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}` });
+  }
+  const result = await deps.executor.registerApp(parsed.data);
+  if (!result.ok) {
+    const error = `sync of app "${parsed.data.appName}" failed:\n- ${result.errors.join("\n- ")}`;
+    deps.log(error);
+    return send(res, 400, { status: 400, error });
+  }
+  return send(res, 200, { status: 200, ok: true, modified: true, functions: result.functions });
+}
+
+async function events(deps: HttpDeps, key: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  if (deps.eventKey && !safeEqual(key, deps.eventKey)) {
+    return send(res, 401, { status: 401, error: "Event key not found" });
+  }
+  const body = await readJson(req);
+  const list = Array.isArray(body) ? body : [body];
+  const valid = [];
+  for (const [i, e] of list.entries()) {
+    const p = eventSchema.safeParse(e);
+    if (!p.success) {
+      return send(res, 400, { status: 400, error: `event ${i}: ${p.error.issues.map((x) => `${x.path.join(".") || "(root)"}: ${x.message}`).join("; ")}` });
+    }
+    valid.push(p.data);
+  }
+  const ids = await deps.executor.ingest(valid);
+  return send(res, 200, { ids, status: 200 });
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY) throw new HttpError(413, "request body too large");
+    chunks.push(chunk as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString("utf8");
+  if (!text) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new HttpError(400, "body is not valid JSON");
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  if (res.headersSent) return;
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  res.end(text);
+}

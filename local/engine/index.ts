@@ -1,0 +1,127 @@
+// The local Inngest engine: a small, durable, single-machine stand-in for the Inngest dev server that speaks
+// the SDK's HTTP protocol (inngest 4.24) to the app's real serve route. See docs/engine.md.
+import type { AddressInfo } from "node:net";
+import { ManualClock, RealClock, type Clock } from "./clock";
+import { Executor } from "./executor";
+import { createEngineServer } from "./http";
+import type { IncomingEvent } from "./protocol";
+import { Store, type RunListFilter } from "./store";
+import { runDetail, runView, type RunDetail, type RunView } from "./views";
+
+export { ManualClock, RealClock, type Clock } from "./clock";
+export type { RunDetail, RunView } from "./views";
+
+export interface EngineOptions {
+  /** 0 or undefined: a free port. The engine listens on 127.0.0.1 unless `host` says otherwise. */
+  port?: number;
+  host?: string;
+  /** Postgres URL; all state lives in the schema `inngest_local`, created on start. */
+  databaseUrl: string;
+  clock?: Clock;
+  /** Cloud mode: requests to the app are signed, its responses and syncs are verified. */
+  signingKey?: string;
+  /** When set, the event API accepts only this key. */
+  eventKey?: string;
+  /** One line per run transition. Silent when absent. */
+  log?: (line: string) => void;
+  /** Tuning and test hooks. */
+  maxInflight?: number;
+  callTimeoutMs?: number;
+  retryBackoff?: (attempt: number) => number;
+  maxRetryAfterMs?: number;
+}
+
+export interface Engine {
+  url: string;
+  port: number;
+  clock: Clock;
+  /** True when a signing key is configured (cloud-mode protocol). */
+  signed: boolean;
+  /** Asks the app to sync (PUT on its serve route); throws with the engine's reason when the sync fails. */
+  sync(appServeUrl: string): Promise<void>;
+  /** Sends events straight to the engine (as POST /e/:key would); returns the event ids. */
+  send(events: IncomingEvent | IncomingEvent[]): Promise<string[]>;
+  listRuns(filter?: RunListFilter): Promise<RunView[]>;
+  getRun(runId: string): Promise<RunDetail | undefined>;
+  /** Stops listening and scheduling; calls in flight are given a moment to finish and persist. */
+  stop(): Promise<void>;
+  /** Environment for an app that should use this engine. */
+  appEnv(): Record<string, string>;
+}
+
+export async function startEngine(opts: EngineOptions): Promise<Engine> {
+  const log = opts.log ?? (() => {});
+  const clock = opts.clock ?? new RealClock();
+  const store = new Store(opts.databaseUrl);
+  await store.migrate();
+  await store.acquireEngineLock();
+  const executor = new Executor({
+    store,
+    clock,
+    signingKey: opts.signingKey,
+    log,
+    maxInflight: opts.maxInflight,
+    callTimeoutMs: opts.callTimeoutMs,
+    retryBackoff: opts.retryBackoff,
+    maxRetryAfterMs: opts.maxRetryAfterMs,
+  });
+  try {
+    await executor.load();
+  } catch (err) {
+    await store.close().catch(() => {});
+    throw err;
+  }
+  const server = createEngineServer({ executor, store, signingKey: opts.signingKey, eventKey: opts.eventKey, log });
+  server.keepAliveTimeout = 65_000;
+  const host = opts.host ?? "127.0.0.1";
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port ?? 0, host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://${host}:${port}`;
+  log(`local Inngest engine listening on ${url} (${opts.signingKey ? "signed cloud" : "dev"} mode)`);
+
+  let stopped = false;
+  return {
+    url,
+    port,
+    clock,
+    signed: Boolean(opts.signingKey),
+    async sync(appServeUrl) {
+      const res = await fetch(appServeUrl, { method: "PUT" });
+      const text = await res.text();
+      if (!res.ok) {
+        let message = text;
+        try {
+          message = (JSON.parse(text) as { message?: string }).message ?? text;
+        } catch {}
+        throw new Error(`sync of ${appServeUrl} failed (HTTP ${res.status}): ${message}`);
+      }
+    },
+    send: (events) => executor.ingest(Array.isArray(events) ? events : [events]),
+    listRuns: async (filter = {}) => (await store.listRuns(filter)).map(runView),
+    async getRun(runId) {
+      const run = await store.getRun(runId);
+      return run ? runDetail(run, await store.history(runId)) : undefined;
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      server.closeAllConnections?.();
+      await new Promise<void>((r) => server.close(() => r()));
+      await executor.stop();
+      await store.close();
+    },
+    appEnv(): Record<string, string> {
+      return opts.signingKey
+        ? {
+            INNGEST_BASE_URL: url,
+            INNGEST_SIGNING_KEY: opts.signingKey,
+            INNGEST_EVENT_KEY: opts.eventKey ?? "local",
+            INNGEST_DEV: "0",
+          }
+        : { INNGEST_DEV: url };
+    },
+  };
+}

@@ -1,0 +1,24 @@
+// CLI: tsx local/engine/main.ts --database-url postgres://... [--port 8288] [--signing-key ...] [--event-key ...]
+import { startEngine } from "./index";
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : process.env[`INNGEST_ENGINE_${name.toUpperCase().replace(/-/g, "_")}`];
+}
+
+const databaseUrl = arg("database-url") ?? process.env["DATABASE_URL"];
+if (!databaseUrl) {
+  console.error("usage: tsx local/engine/main.ts --database-url <postgres url> [--port <n>] [--signing-key <k>] [--event-key <k>]");
+  process.exit(2);
+}
+const engine = await startEngine({
+  databaseUrl,
+  port: Number(arg("port") ?? 8288),
+  signingKey: arg("signing-key"),
+  eventKey: arg("event-key"),
+  log: (line) => console.log(`[engine] ${line}`),
+});
+console.log(JSON.stringify({ ready: true, url: engine.url, port: engine.port }));
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  process.once(sig, () => void engine.stop().finally(() => process.exit(0)));
+}

@@ -1,0 +1,389 @@
+// Durable state in Postgres, schema `inngest_local`. The engine process is the only writer (an advisory lock
+// enforces it), keeps the live state in memory, and writes every transition here before acting on it.
+// Each transition — a step's memo, the next call, history lines, run status — is one JSON document applied by
+// one SQL function call: one round trip per step, and the memo grows by one row instead of being rewritten.
+import pg from "pg";
+import type { EngineEvent, MemoValue } from "./protocol";
+
+export type RunStatus = "queued" | "running" | "sleeping" | "waiting" | "completed" | "failed" | "cancelled";
+export const TERMINAL: ReadonlySet<RunStatus> = new Set(["completed", "failed", "cancelled"]);
+
+export type WorkKind =
+  | "call" // an SDK call: step = "step" (discovery) or a hashed step id
+  | "sleep" // a step.sleep / sleepUntil timer
+  | "wait" // a waitForEvent listener; due_at = its timeout
+  | "invoke" // waiting for an invoked run; due_at = its timeout
+  | "resume" // a step result ready to memoize (matched wait, finished invoke)
+  | "cancel" // a cancelOn listener; due_at = its timeout
+  | "cancel_run" // a cancellation to carry out
+  | "start_timeout"
+  | "finish_timeout"
+  | "cron";
+
+/** A unit of pending work: a call to make, a timer to fire, an event to wait for. */
+export interface WorkRow {
+  id: string;
+  kind: WorkKind;
+  run_id: string | null;
+  function_id: string | null;
+  /** "step" for a discovery call, else the hashed step id. */
+  step: string | null;
+  due_at: number | null;
+  attempt: number;
+  data: Record<string, unknown> | null;
+}
+
+export interface RunRow {
+  id: string;
+  function_id: string;
+  status: RunStatus;
+  event_id: string;
+  event: EngineEvent;
+  event_seq: number;
+  created_at: number;
+  started_at: number | null;
+  ended_at: number | null;
+  output: unknown;
+  error: unknown;
+  disable_immediate: boolean;
+  concurrency_keys: string[];
+  parent: { run_id: string; step: string } | null;
+}
+
+export interface MemoRow {
+  run_id: string;
+  hash: string;
+  pos: number;
+  value: MemoValue;
+  at: number;
+}
+
+export interface HistoryRow {
+  run_id: string;
+  at: number;
+  type: string;
+  step?: string | null;
+  name?: string | null;
+  detail?: unknown;
+}
+
+export interface EventRow {
+  internal_id: string;
+  seq: number;
+  name: string;
+  id: string | null;
+  payload: EngineEvent;
+  received_at: number;
+  processed: boolean;
+  duplicate: boolean;
+}
+
+export interface RunUpdate {
+  id: string;
+  status?: RunStatus;
+  started_at?: number;
+  ended_at?: number;
+  output?: unknown;
+  error?: unknown;
+  disable_immediate?: boolean;
+}
+
+/** Everything one transition changes; applied atomically. */
+export interface Changes {
+  events?: EventRow[];
+  processed?: string[];
+  runs?: RunRow[];
+  runUpdates?: RunUpdate[];
+  memos?: MemoRow[];
+  history?: HistoryRow[];
+  delWork?: string[];
+  addWork?: WorkRow[];
+}
+
+const SCHEMA_SQL = `
+CREATE SCHEMA IF NOT EXISTS inngest_local;
+CREATE TABLE IF NOT EXISTS inngest_local.apps (
+  id text PRIMARY KEY, url text NOT NULL, framework text, sdk text, synced_at bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS inngest_local.functions (
+  id text PRIMARY KEY, app_id text NOT NULL, name text, config jsonb NOT NULL, updated_at bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS inngest_local.events (
+  internal_id text PRIMARY KEY, seq bigint NOT NULL UNIQUE, name text NOT NULL, id text, payload jsonb NOT NULL,
+  received_at bigint NOT NULL, processed boolean NOT NULL DEFAULT false, duplicate boolean NOT NULL DEFAULT false);
+CREATE INDEX IF NOT EXISTS events_unprocessed ON inngest_local.events (seq) WHERE NOT processed;
+CREATE INDEX IF NOT EXISTS events_user_id ON inngest_local.events (id, received_at) WHERE id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS inngest_local.runs (
+  id text PRIMARY KEY, function_id text NOT NULL, status text NOT NULL, event_id text NOT NULL, event jsonb NOT NULL,
+  event_seq bigint NOT NULL, created_at bigint NOT NULL, started_at bigint, ended_at bigint, output jsonb, error jsonb,
+  disable_immediate boolean NOT NULL DEFAULT false, concurrency_keys jsonb NOT NULL DEFAULT '[]', parent jsonb);
+CREATE INDEX IF NOT EXISTS runs_function ON inngest_local.runs (function_id, created_at DESC);
+CREATE INDEX IF NOT EXISTS runs_event ON inngest_local.runs (event_id);
+CREATE INDEX IF NOT EXISTS runs_status ON inngest_local.runs (status, created_at DESC);
+CREATE TABLE IF NOT EXISTS inngest_local.memos (
+  run_id text NOT NULL, hash text NOT NULL, pos int NOT NULL, value jsonb NOT NULL, at bigint NOT NULL,
+  PRIMARY KEY (run_id, hash));
+CREATE TABLE IF NOT EXISTS inngest_local.history (
+  id bigserial PRIMARY KEY, run_id text NOT NULL, at bigint NOT NULL, type text NOT NULL, step text, name text,
+  detail jsonb);
+CREATE INDEX IF NOT EXISTS history_run ON inngest_local.history (run_id, id);
+CREATE TABLE IF NOT EXISTS inngest_local.work (
+  id text PRIMARY KEY, kind text NOT NULL, run_id text, function_id text, step text, due_at bigint,
+  attempt int NOT NULL DEFAULT 0, data jsonb);
+CREATE INDEX IF NOT EXISTS work_run ON inngest_local.work (run_id);
+
+CREATE OR REPLACE FUNCTION inngest_local.apply(doc jsonb) RETURNS void LANGUAGE plpgsql AS $fn$
+BEGIN
+  IF doc ? 'events' THEN
+    INSERT INTO inngest_local.events SELECT * FROM jsonb_populate_recordset(NULL::inngest_local.events, doc->'events');
+  END IF;
+  IF doc ? 'runs' THEN
+    INSERT INTO inngest_local.runs SELECT * FROM jsonb_populate_recordset(NULL::inngest_local.runs, doc->'runs');
+  END IF;
+  IF doc ? 'memos' THEN
+    INSERT INTO inngest_local.memos SELECT * FROM jsonb_populate_recordset(NULL::inngest_local.memos, doc->'memos')
+      ON CONFLICT (run_id, hash) DO NOTHING;
+  END IF;
+  IF doc ? 'history' THEN
+    INSERT INTO inngest_local.history (run_id, at, type, step, name, detail)
+      SELECT run_id, at, type, step, name, detail
+      FROM jsonb_to_recordset(doc->'history') AS x(run_id text, at bigint, type text, step text, name text, detail jsonb);
+  END IF;
+  IF doc ? 'runUpdates' THEN
+    UPDATE inngest_local.runs r SET
+      status = coalesce(u.status, r.status),
+      started_at = coalesce(u.started_at, r.started_at),
+      ended_at = coalesce(u.ended_at, r.ended_at),
+      output = CASE WHEN u.o ? 'output' THEN u.o->'output' ELSE r.output END,
+      error = coalesce(u.error, r.error),
+      disable_immediate = coalesce(u.disable_immediate, r.disable_immediate)
+    FROM (SELECT x.*, e AS o FROM jsonb_array_elements(doc->'runUpdates') e,
+          jsonb_to_record(e) AS x(id text, status text, started_at bigint, ended_at bigint, error jsonb,
+                                  disable_immediate boolean)) u
+    WHERE r.id = u.id;
+  END IF;
+  IF doc ? 'processed' THEN
+    UPDATE inngest_local.events SET processed = true
+      WHERE internal_id IN (SELECT jsonb_array_elements_text(doc->'processed'));
+  END IF;
+  -- Added before deleted, so a transition that adds work and then ends the run removes it too.
+  IF doc ? 'addWork' THEN
+    INSERT INTO inngest_local.work SELECT * FROM jsonb_populate_recordset(NULL::inngest_local.work, doc->'addWork')
+      ON CONFLICT (id) DO NOTHING;
+  END IF;
+  IF doc ? 'delWork' THEN
+    DELETE FROM inngest_local.work WHERE id IN (SELECT jsonb_array_elements_text(doc->'delWork'));
+  END IF;
+END
+$fn$;
+`;
+
+export interface RunListFilter {
+  status?: string;
+  function_id?: string;
+  event_id?: string;
+  limit?: number;
+}
+
+export class Store {
+  readonly pool: pg.Pool;
+  private lockClient: pg.PoolClient | undefined;
+
+  constructor(databaseUrl: string) {
+    this.pool = new pg.Pool({ connectionString: databaseUrl, max: 12 });
+    // An idle client killed by the server (e.g. Postgres stopping) must not crash the process.
+    this.pool.on("error", () => {});
+  }
+
+  /** Creates the schema (idempotent, safe against concurrent engines starting at once). */
+  async migrate(): Promise<void> {
+    const c = await this.pool.connect();
+    try {
+      await c.query("BEGIN");
+      await c.query("SELECT pg_advisory_xact_lock(hashtext('inngest_local.migrate'))");
+      await c.query(SCHEMA_SQL);
+      await c.query("COMMIT");
+    } catch (err) {
+      await c.query("ROLLBACK").catch(() => {});
+      throw err;
+    } finally {
+      c.release();
+    }
+  }
+
+  /**
+   * Takes the single-writer lock for this database. A killed engine's session ends with its process, which
+   * releases the lock, so a restart waits briefly instead of failing.
+   */
+  async acquireEngineLock(waitMs = 15_000): Promise<void> {
+    const c = await this.pool.connect();
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const r = await c.query<{ ok: boolean }>("SELECT pg_try_advisory_lock(hashtext('inngest_local.engine')) AS ok");
+      if (r.rows[0]?.ok) {
+        this.lockClient = c;
+        return;
+      }
+      if (Date.now() > deadline) {
+        c.release();
+        throw new Error("another local Inngest engine is already running on this database (schema inngest_local)");
+      }
+      await new Promise((res) => setTimeout(res, 200));
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.lockClient) {
+      await this.lockClient.query("SELECT pg_advisory_unlock(hashtext('inngest_local.engine'))").catch(() => {});
+      this.lockClient.release();
+      this.lockClient = undefined;
+    }
+    await this.pool.end();
+  }
+
+  /** Applies one transition atomically, in one round trip. */
+  async apply(changes: Changes): Promise<void> {
+    const doc: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(changes)) if (Array.isArray(v) && v.length) doc[k] = v;
+    if (!Object.keys(doc).length) return;
+    await this.pool.query("SELECT inngest_local.apply($1::jsonb)", [JSON.stringify(doc)]);
+  }
+
+  async saveApp(
+    app: { id: string; url: string; framework?: string; sdk?: string; syncedAt: number },
+    fns: { id: string; name?: string; config: unknown }[],
+    cron: { remove: string[]; add: WorkRow[] },
+  ): Promise<string[]> {
+    const c = await this.pool.connect();
+    try {
+      await c.query("BEGIN");
+      await c.query(
+        `INSERT INTO inngest_local.apps (id, url, framework, sdk, synced_at) VALUES ($1,$2,$3,$4,$5)
+         ON CONFLICT (id) DO UPDATE SET url = excluded.url, framework = excluded.framework, sdk = excluded.sdk,
+         synced_at = excluded.synced_at`,
+        [app.id, app.url, app.framework ?? null, app.sdk ?? null, app.syncedAt],
+      );
+      const removed = await c.query<{ id: string }>(
+        "DELETE FROM inngest_local.functions WHERE app_id = $1 AND NOT (id = ANY($2::text[])) RETURNING id",
+        [app.id, fns.map((f) => f.id)],
+      );
+      for (const f of fns) {
+        await c.query(
+          `INSERT INTO inngest_local.functions (id, app_id, name, config, updated_at) VALUES ($1,$2,$3,$4,$5)
+           ON CONFLICT (id) DO UPDATE SET app_id = excluded.app_id, name = excluded.name, config = excluded.config,
+           updated_at = excluded.updated_at`,
+          [f.id, app.id, f.name ?? null, JSON.stringify(f.config), app.syncedAt],
+        );
+      }
+      if (cron.remove.length) await c.query("DELETE FROM inngest_local.work WHERE id = ANY($1::text[])", [cron.remove]);
+      for (const w of cron.add) {
+        await c.query(
+          "INSERT INTO inngest_local.work (id, kind, run_id, function_id, step, due_at, attempt, data) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
+          [w.id, w.kind, w.run_id, w.function_id, w.step, w.due_at, w.attempt, JSON.stringify(w.data)],
+        );
+      }
+      await c.query("COMMIT");
+      return removed.rows.map((r) => r.id);
+    } catch (err) {
+      await c.query("ROLLBACK").catch(() => {});
+      throw err;
+    } finally {
+      c.release();
+    }
+  }
+
+  async loadFunctions(): Promise<{ id: string; app_id: string; config: Record<string, unknown> }[]> {
+    return (await this.pool.query("SELECT id, app_id, config FROM inngest_local.functions")).rows;
+  }
+
+  async loadActiveRuns(): Promise<RunRow[]> {
+    const r = await this.pool.query<RunRow>(
+      "SELECT * FROM inngest_local.runs WHERE status NOT IN ('completed','failed','cancelled') ORDER BY created_at",
+    );
+    return r.rows.map(normalizeRun);
+  }
+
+  async loadWork(): Promise<WorkRow[]> {
+    const r = await this.pool.query<WorkRow>("SELECT * FROM inngest_local.work");
+    return r.rows.map((w) => ({ ...w, due_at: w.due_at === null ? null : Number(w.due_at) }));
+  }
+
+  async loadMemos(runId: string): Promise<MemoRow[]> {
+    const r = await this.pool.query<MemoRow>(
+      "SELECT run_id, hash, pos, value, at FROM inngest_local.memos WHERE run_id = $1 ORDER BY pos",
+      [runId],
+    );
+    return r.rows.map((m) => ({ ...m, at: Number(m.at) }));
+  }
+
+  async loadUnprocessedEvents(): Promise<EventRow[]> {
+    const r = await this.pool.query<EventRow>("SELECT * FROM inngest_local.events WHERE NOT processed ORDER BY seq");
+    return r.rows.map((e) => ({ ...e, seq: Number(e.seq), received_at: Number(e.received_at) }));
+  }
+
+  async maxEventSeq(): Promise<number> {
+    const r = await this.pool.query<{ m: string | null }>("SELECT max(seq)::text AS m FROM inngest_local.events");
+    return Number(r.rows[0]?.m ?? 0);
+  }
+
+  async recentEventIds(since: number): Promise<{ id: string; received_at: number }[]> {
+    const r = await this.pool.query<{ id: string; received_at: string }>(
+      "SELECT id, max(received_at)::text AS received_at FROM inngest_local.events WHERE id IS NOT NULL AND NOT duplicate AND received_at >= $1 GROUP BY id",
+      [since],
+    );
+    return r.rows.map((x) => ({ id: x.id, received_at: Number(x.received_at) }));
+  }
+
+  // ---- read API ----
+
+  async listRuns(f: RunListFilter): Promise<RunRow[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (f.status) {
+      args.push(f.status.split(",").map((s) => s.trim().toLowerCase()));
+      where.push(`status = ANY($${args.length}::text[])`);
+    }
+    if (f.function_id) {
+      args.push(f.function_id);
+      where.push(`function_id = $${args.length}`);
+    }
+    if (f.event_id) {
+      args.push(f.event_id);
+      where.push(`event_id = $${args.length}`);
+    }
+    args.push(Math.min(Math.max(f.limit ?? 100, 1), 1000));
+    const r = await this.pool.query<RunRow>(
+      `SELECT * FROM inngest_local.runs ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+       ORDER BY created_at DESC, id DESC LIMIT $${args.length}`,
+      args,
+    );
+    return r.rows.map(normalizeRun);
+  }
+
+  async getRun(id: string): Promise<RunRow | undefined> {
+    const r = await this.pool.query<RunRow>("SELECT * FROM inngest_local.runs WHERE id = $1", [id]);
+    return r.rows[0] ? normalizeRun(r.rows[0]) : undefined;
+  }
+
+  async history(runId: string): Promise<HistoryRow[]> {
+    const r = await this.pool.query<HistoryRow>(
+      "SELECT run_id, at, type, step, name, detail FROM inngest_local.history WHERE run_id = $1 ORDER BY id",
+      [runId],
+    );
+    return r.rows.map((h) => ({ ...h, at: Number(h.at) }));
+  }
+
+  async getEvent(internalId: string): Promise<EventRow | undefined> {
+    const r = await this.pool.query<EventRow>("SELECT * FROM inngest_local.events WHERE internal_id = $1", [internalId]);
+    const e = r.rows[0];
+    return e ? { ...e, seq: Number(e.seq), received_at: Number(e.received_at) } : undefined;
+  }
+}
+
+function normalizeRun(r: RunRow): RunRow {
+  return {
+    ...r,
+    event_seq: Number(r.event_seq),
+    created_at: Number(r.created_at),
+    started_at: r.started_at === null ? null : Number(r.started_at),
+    ended_at: r.ended_at === null ? null : Number(r.ended_at),
+  };
+}
