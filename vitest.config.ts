@@ -12,11 +12,30 @@ export default defineConfig({
     ],
   },
   test: {
-    include: ["tests/**/*.test.ts"],
-    globalSetup: ["tests/support/global-setup.ts"],
     pool: "forks",
     testTimeout: 60_000,
     hookTimeout: 180_000,
     env: { NEXT_TELEMETRY_DISABLED: "1" },
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: "unit+integration",
+          include: ["tests/unit/**/*.test.ts", "tests/integration/**/*.test.ts"],
+          globalSetup: ["tests/support/global-setup.ts"],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          // Production build + `next start` + the engine as processes: heavier, so fewer files at once.
+          name: "e2e",
+          include: ["tests/e2e/**/*.test.ts"],
+          globalSetup: ["tests/support/global-setup.ts", "tests/e2e/build.ts"],
+          maxWorkers: 2,
+          testTimeout: 120_000,
+        },
+      },
+    ],
   },
 });

@@ -6,6 +6,7 @@ import { withErrors } from "@/lib/http/errors";
 import { parseOr400 } from "@/lib/http/validation";
 import { CreateTaskBody, IdempotencyKey, ListTasksQuery } from "@/lib/tasks/schema";
 import { listTasks } from "@/lib/tasks/service";
+import { publicOrigin } from "@/lib/http/origin";
 import { submitTask } from "@/lib/tasks/submit";
 
 export const dynamic = "force-dynamic";
@@ -22,7 +23,7 @@ export const POST = withErrors(async (req: Request) => {
     {
       status: 202,
       headers: {
-        Location: new URL(statusUrl, req.url).toString(),
+        Location: new URL(statusUrl, publicOrigin(req)).toString(),
         ...(task.outcome === "replayed" ? { "Idempotent-Replayed": "true" } : {}),
       },
     },
