@@ -1,0 +1,161 @@
+// send_email under retried and duplicated steps, on the real database, with a capture server standing in for
+// Resend through RESEND_BASE_URL: one email per tool call, however often (or however concurrently) the call runs.
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
+import { runToolCall, TransientToolError, type ToolContext } from "../../../lib/agents/tools";
+import { loadToolConfig } from "../../../lib/agents/tools/config";
+import { SideEffectInProgressError, sideEffectKey } from "../../../lib/side-effects";
+import { startCaptureServer, type CaptureServer } from "../../support/capture-server";
+import { createTestSupabase, type TestSupabase } from "../../support/supabase";
+import { sql } from "../db/sql";
+
+let sb: TestSupabase;
+let resend: CaptureServer;
+let taskId: string;
+
+beforeAll(async () => {
+  [sb, resend] = await Promise.all([createTestSupabase(), startCaptureServer()]);
+  const { data, error } = await sb.admin.from("tasks").insert({ agent_id: "outreach", prompt: "email test" }).select("id").single();
+  expect(error).toBeNull();
+  taskId = data!.id;
+});
+afterAll(async () => {
+  await resend?.stop();
+  await sb?.stop();
+});
+beforeEach(() => {
+  resend.requests.length = 0;
+  resend.delayMs = 0;
+});
+
+const EMAIL = { to: ["ada@example.com"], subject: "Hello from Nightshift", text: "A short, honest note." };
+
+function ctx(toolUseId: string, vars: Record<string, string> = { RESEND_API_KEY: "re_test_key" }): ToolContext {
+  return {
+    db: sb.admin,
+    taskId,
+    toolUseId,
+    config: loadToolConfig({ RESEND_BASE_URL: resend.url, NIGHTSHIFT_EMAIL_FROM: "Nightshift <night@example.com>", ...vars }),
+  };
+}
+
+const emailPosts = () => resend.requests.filter((r) => r.method === "POST" && r.url === "/emails");
+
+describe("send_email", () => {
+  test("posts one email to Resend with the ledger key as Idempotency-Key; a retried step sends nothing more", async () => {
+    const toolUseId = `toolu_${randomUUID()}`;
+    const first = await runToolCall("send_email", EMAIL, ctx(toolUseId));
+    expect(first.is_error).toBeUndefined();
+    expect(JSON.parse(first.content)).toEqual({
+      sent: true,
+      dry_run: false,
+      id: "email_1",
+      from: "Nightshift <night@example.com>",
+      to: EMAIL.to,
+      subject: EMAIL.subject,
+    });
+
+    const [post] = emailPosts();
+    expect(post!.headers.authorization).toBe("Bearer re_test_key");
+    expect(post!.headers["idempotency-key"]).toBe(sideEffectKey(taskId, toolUseId));
+    expect(post!.json).toEqual({ from: "Nightshift <night@example.com>", ...EMAIL });
+
+    // The retried step: same tool_use id, same input.
+    const again = await runToolCall("send_email", EMAIL, ctx(toolUseId));
+    expect(again).toEqual({ ...first, replayed: true });
+    expect(emailPosts()).toHaveLength(1);
+  });
+
+  test("concurrent duplicates of the same call send exactly one email", async () => {
+    const toolUseId = `toolu_${randomUUID()}`;
+    resend.delayMs = 200; // keep the first POST in flight while the duplicates arrive
+    const outcomes = await Promise.allSettled(Array.from({ length: 10 }, () => runToolCall("send_email", EMAIL, ctx(toolUseId))));
+    const fulfilled = outcomes.filter((o) => o.status === "fulfilled").map((o) => o.value);
+    const rejected = outcomes.filter((o) => o.status === "rejected").map((o) => o.reason as unknown);
+    expect(fulfilled.length).toBeGreaterThanOrEqual(1);
+    for (const r of rejected) expect(r).toBeInstanceOf(SideEffectInProgressError);
+    expect(new Set(fulfilled.map((f) => f.content)).size).toBe(1);
+
+    // The rejected ones are retried by their steps: they get the same result, still without sending.
+    const retried = await runToolCall("send_email", EMAIL, ctx(toolUseId));
+    expect(retried.content).toBe(fulfilled[0]!.content);
+    expect(emailPosts()).toHaveLength(1);
+  });
+
+  test("a different tool call sends a second email", async () => {
+    await runToolCall("send_email", EMAIL, ctx(`toolu_${randomUUID()}`));
+    await runToolCall("send_email", EMAIL, ctx(`toolu_${randomUUID()}`));
+    const posts = emailPosts();
+    expect(posts).toHaveLength(2);
+    expect(posts[0]!.headers["idempotency-key"]).not.toBe(posts[1]!.headers["idempotency-key"]);
+  });
+
+  test("a Resend 500 fails the step (retryable); the retry resends with the same Idempotency-Key, then it is done", async () => {
+    const toolUseId = `toolu_${randomUUID()}`;
+    resend.failNext(1, 500);
+    await expect(runToolCall("send_email", EMAIL, ctx(toolUseId))).rejects.toBeInstanceOf(TransientToolError);
+    const ok = await runToolCall("send_email", EMAIL, ctx(toolUseId));
+    expect(JSON.parse(ok.content)).toMatchObject({ sent: true });
+    await runToolCall("send_email", EMAIL, ctx(toolUseId));
+    const posts = emailPosts();
+    expect(posts).toHaveLength(2);
+    expect(posts.map((p) => p.headers["idempotency-key"])).toEqual([sideEffectKey(taskId, toolUseId), sideEffectKey(taskId, toolUseId)]);
+  });
+
+  test("a permanent refusal (422) is an is_error result recorded once; a retry does not resend", async () => {
+    const toolUseId = `toolu_${randomUUID()}`;
+    resend.failNext(1, 422, { statusCode: 422, name: "validation_error", message: "The `to` field is invalid." });
+    const res = await runToolCall("send_email", EMAIL, ctx(toolUseId));
+    expect(res.is_error).toBe(true);
+    expect(res.content).toBe("Resend refused the email (422 validation_error: The `to` field is invalid.)");
+    const again = await runToolCall("send_email", EMAIL, ctx(toolUseId));
+    expect(again).toEqual({ ...res, replayed: true });
+    expect(emailPosts()).toHaveLength(1);
+  });
+
+  test("without RESEND_API_KEY it is a dry run: no request leaves, the ledger records the email, the result says so", async () => {
+    const toolUseId = `toolu_${randomUUID()}`;
+    const res = await runToolCall("send_email", EMAIL, ctx(toolUseId, {}));
+    expect(res.is_error).toBeUndefined();
+    const data = JSON.parse(res.content) as Record<string, unknown>;
+    expect(data).toMatchObject({ sent: false, dry_run: true, to: EMAIL.to, subject: EMAIL.subject });
+    expect(data.message).toMatch(/^DRY RUN: no email was sent because RESEND_API_KEY is not set/);
+    expect(resend.requests).toHaveLength(0);
+
+    const [row] = await sql<{ status: string; request: unknown }>(
+      sb.databaseUrl,
+      "select status, request from public.side_effects where task_id = $1 and tool_use_id = $2",
+      [taskId, toolUseId],
+    );
+    expect(row).toEqual({ status: "completed", request: { from: "Nightshift <night@example.com>", ...EMAIL } });
+  });
+
+  test.each([
+    [{ ...EMAIL, to: ["not-an-address"] }, /to\.0: Invalid email address/],
+    [{ ...EMAIL, to: [] }, /to: /],
+    [{ ...EMAIL, to: Array.from({ length: 11 }, (_, i) => `r${i}@example.com`) }, /to: .*(10|Too big)/i],
+    [{ ...EMAIL, to: ["a@example.com", "A@example.com"] }, /to: must not repeat an address/],
+    [{ ...EMAIL, subject: "two\nlines" }, /subject: must be a single line/],
+    [{ to: EMAIL.to, text: "x" }, /subject: /],
+  ])("malformed input is a readable is_error result and touches nothing (%#)", async (input, message) => {
+    const toolUseId = `toolu_${randomUUID()}`;
+    const res = await runToolCall("send_email", input, ctx(toolUseId));
+    expect(res.is_error).toBe(true);
+    expect(res.content).toMatch(/^Invalid input for send_email: /);
+    expect(res.content).toMatch(message);
+    expect(resend.requests).toHaveLength(0);
+    const rows = await sql(sb.databaseUrl, "select 1 from public.side_effects where tool_use_id = $1", [toolUseId]);
+    expect(rows).toHaveLength(0);
+  });
+
+  test("a configured recipient cap below the schema's is enforced with a readable error", async () => {
+    const res = await runToolCall(
+      "send_email",
+      { ...EMAIL, to: ["a@example.com", "b@example.com", "c@example.com"] },
+      ctx(`toolu_${randomUUID()}`, { RESEND_API_KEY: "re_test_key", NIGHTSHIFT_EMAIL_MAX_RECIPIENTS: "2" }),
+    );
+    expect(res.is_error).toBe(true);
+    expect(res.content).toMatch(/to: at most 2 recipients/);
+    expect(resend.requests).toHaveLength(0);
+  });
+});
