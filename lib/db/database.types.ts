@@ -18,6 +18,8 @@ export type Database = {
     Tables: {
       agents: {
         Row: {
+          approval_auto_action: string
+          approval_timeout_seconds: number
           budget_timezone: string
           concurrency: number
           created_at: string
@@ -29,11 +31,15 @@ export type Database = {
           max_tokens: number
           max_turns: number
           model: string
+          requires_approval: boolean
           system_prompt: string
+          tools: string[]
           updated_at: string
           wall_clock_seconds: number
         }
         Insert: {
+          approval_auto_action?: string
+          approval_timeout_seconds?: number
           budget_timezone?: string
           concurrency?: number
           created_at?: string
@@ -45,11 +51,15 @@ export type Database = {
           max_tokens?: number
           max_turns?: number
           model: string
+          requires_approval?: boolean
           system_prompt: string
+          tools?: string[]
           updated_at?: string
           wall_clock_seconds?: number
         }
         Update: {
+          approval_auto_action?: string
+          approval_timeout_seconds?: number
           budget_timezone?: string
           concurrency?: number
           created_at?: string
@@ -61,7 +71,9 @@ export type Database = {
           max_tokens?: number
           max_turns?: number
           model?: string
+          requires_approval?: boolean
           system_prompt?: string
+          tools?: string[]
           updated_at?: string
           wall_clock_seconds?: number
         }
@@ -93,6 +105,339 @@ export type Database = {
           revoked_at?: string | null
         }
         Relationships: []
+      }
+      approvals: {
+        Row: {
+          auto_action: string
+          decided_at: string | null
+          decided_by: string | null
+          decided_via: string | null
+          draft: Json | null
+          expires_at: string
+          id: string
+          notes: string | null
+          requested_at: string
+          revision: number
+          stage: string
+          status: string
+          task_id: string
+          visible_at: string | null
+        }
+        Insert: {
+          auto_action?: string
+          decided_at?: string | null
+          decided_by?: string | null
+          decided_via?: string | null
+          draft?: Json | null
+          expires_at: string
+          id?: string
+          notes?: string | null
+          requested_at: string
+          revision: number
+          stage: string
+          status?: string
+          task_id: string
+          visible_at?: string | null
+        }
+        Update: {
+          auto_action?: string
+          decided_at?: string | null
+          decided_by?: string | null
+          decided_via?: string | null
+          draft?: Json | null
+          expires_at?: string
+          id?: string
+          notes?: string | null
+          requested_at?: string
+          revision?: number
+          stage?: string
+          status?: string
+          task_id?: string
+          visible_at?: string | null
+        }
+        Relationships: [
+          {
+            foreignKeyName: "approvals_task_id_fkey"
+            columns: ["task_id"]
+            referencedRelation: "tasks"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
+      artifacts: {
+        Row: {
+          bytes: number
+          content: string
+          content_type: string
+          created_at: string
+          id: string
+          name: string
+          sha256: string
+          task_id: string
+          tool_use_id: string | null
+        }
+        Insert: {
+          bytes: number
+          content: string
+          content_type: string
+          created_at?: string
+          id?: string
+          name: string
+          sha256: string
+          task_id: string
+          tool_use_id?: string | null
+        }
+        Update: {
+          bytes?: number
+          content?: string
+          content_type?: string
+          created_at?: string
+          id?: string
+          name?: string
+          sha256?: string
+          task_id?: string
+          tool_use_id?: string | null
+        }
+        Relationships: [
+          {
+            foreignKeyName: "artifacts_task_id_fkey"
+            columns: ["task_id"]
+            referencedRelation: "tasks"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
+      budget_reservations: {
+        Row: {
+          actual_micros: number | null
+          agent_id: string
+          cache_creation_input_tokens: number
+          cache_read_input_tokens: number
+          created_at: string
+          id: string
+          input_tokens: number
+          model: string
+          output_tokens: number
+          released_at: string | null
+          reserved_at: string
+          reserved_micros: number
+          settled_at: string | null
+          status: Database["public"]["Enums"]["budget_reservation_status"]
+          step_id: string
+          task_id: string
+          window_start: string
+        }
+        Insert: {
+          actual_micros?: number | null
+          agent_id: string
+          cache_creation_input_tokens?: number
+          cache_read_input_tokens?: number
+          created_at?: string
+          id?: string
+          input_tokens?: number
+          model: string
+          output_tokens?: number
+          released_at?: string | null
+          reserved_at: string
+          reserved_micros: number
+          settled_at?: string | null
+          status?: Database["public"]["Enums"]["budget_reservation_status"]
+          step_id: string
+          task_id: string
+          window_start: string
+        }
+        Update: {
+          actual_micros?: number | null
+          agent_id?: string
+          cache_creation_input_tokens?: number
+          cache_read_input_tokens?: number
+          created_at?: string
+          id?: string
+          input_tokens?: number
+          model?: string
+          output_tokens?: number
+          released_at?: string | null
+          reserved_at?: string
+          reserved_micros?: number
+          settled_at?: string | null
+          status?: Database["public"]["Enums"]["budget_reservation_status"]
+          step_id?: string
+          task_id?: string
+          window_start?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "budget_reservations_task_id_fkey"
+            columns: ["task_id"]
+            referencedRelation: "tasks"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
+      budget_windows: {
+        Row: {
+          agent_id: string
+          cap_micros: number
+          reservations: number
+          reserved_micros: number
+          settled_micros: number
+          settlements: number
+          updated_at: string
+          window_start: string
+        }
+        Insert: {
+          agent_id: string
+          cap_micros: number
+          reservations?: number
+          reserved_micros?: number
+          settled_micros?: number
+          settlements?: number
+          updated_at?: string
+          window_start: string
+        }
+        Update: {
+          agent_id?: string
+          cap_micros?: number
+          reservations?: number
+          reserved_micros?: number
+          settled_micros?: number
+          settlements?: number
+          updated_at?: string
+          window_start?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "budget_windows_agent_id_fkey"
+            columns: ["agent_id"]
+            referencedRelation: "agents"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
+      notifications: {
+        Row: {
+          agent_id: string | null
+          attempts: number
+          body: string
+          created_at: string
+          dedupe_key: string
+          delivered_at: string | null
+          id: string
+          kind: string
+          last_error: string | null
+          next_attempt_at: string | null
+          payload: NonNullable<Json>
+          task_id: string | null
+          title: string
+        }
+        Insert: {
+          agent_id?: string | null
+          attempts?: number
+          body: string
+          created_at?: string
+          dedupe_key: string
+          delivered_at?: string | null
+          id?: string
+          kind: string
+          last_error?: string | null
+          next_attempt_at?: string | null
+          payload?: NonNullable<Json>
+          task_id?: string | null
+          title: string
+        }
+        Update: {
+          agent_id?: string | null
+          attempts?: number
+          body?: string
+          created_at?: string
+          dedupe_key?: string
+          delivered_at?: string | null
+          id?: string
+          kind?: string
+          last_error?: string | null
+          next_attempt_at?: string | null
+          payload?: NonNullable<Json>
+          task_id?: string | null
+          title?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "notifications_agent_id_fkey"
+            columns: ["agent_id"]
+            referencedRelation: "agents"
+            referencedColumns: ["id"]
+          },
+          {
+            foreignKeyName: "notifications_task_id_fkey"
+            columns: ["task_id"]
+            referencedRelation: "tasks"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
+      side_effects: {
+        Row: {
+          attempts: number
+          claim_token: string
+          claimed_at: string
+          completed_at: string | null
+          created_at: string
+          error: string | null
+          id: number
+          lease_expires_at: string | null
+          request: Json | null
+          request_hash: string
+          result: Json | null
+          status: string
+          task_id: string
+          tool: string
+          tool_use_id: string
+          updated_at: string
+        }
+        Insert: {
+          attempts?: number
+          claim_token?: string
+          claimed_at?: string
+          completed_at?: string | null
+          created_at?: string
+          error?: string | null
+          id?: never
+          lease_expires_at?: string | null
+          request?: Json | null
+          request_hash: string
+          result?: Json | null
+          status: string
+          task_id: string
+          tool: string
+          tool_use_id: string
+          updated_at?: string
+        }
+        Update: {
+          attempts?: number
+          claim_token?: string
+          claimed_at?: string
+          completed_at?: string | null
+          created_at?: string
+          error?: string | null
+          id?: never
+          lease_expires_at?: string | null
+          request?: Json | null
+          request_hash?: string
+          result?: Json | null
+          status?: string
+          task_id?: string
+          tool?: string
+          tool_use_id?: string
+          updated_at?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "side_effects_task_id_fkey"
+            columns: ["task_id"]
+            referencedRelation: "tasks"
+            referencedColumns: ["id"]
+          },
+        ]
       }
       task_steps: {
         Row: {
@@ -240,6 +585,37 @@ export type Database = {
     }
     Functions: {
       api_key_hash: { Args: { p_key_id: string }; Returns: string }
+      approval_task_resumes: { Args: { p_task_id: string }; Returns: undefined }
+      claim_side_effect: {
+        Args: {
+          p_lease_seconds: number
+          p_now?: string
+          p_request?: Json
+          p_request_hash: string
+          p_task_id: string
+          p_tool: string
+          p_tool_use_id: string
+        }
+        Returns: {
+          attempts: number
+          claim_token: string
+          lease_expires_at: string
+          outcome: string
+          result: Json
+        }[]
+      }
+      complete_side_effect: {
+        Args: {
+          p_now?: string
+          p_result: Json
+          p_task_id: string
+          p_tool_use_id: string
+        }
+        Returns: {
+          outcome: string
+          result: Json
+        }[]
+      }
       create_task: {
         Args: {
           p_agent_id: string
@@ -260,6 +636,49 @@ export type Database = {
           task_id: string
         }[]
       }
+      decide_approval: {
+        Args: {
+          p_actor: string
+          p_decision: string
+          p_id: string
+          p_notes: string
+          p_now?: string
+          p_via: string
+        }
+        Returns: {
+          approval_id: string
+          decided_at: string
+          decided_by: string
+          decided_via: string
+          notes: string
+          outcome: string
+          status: string
+          task_id: string
+        }[]
+      }
+      expire_approval: {
+        Args: { p_id: string; p_now?: string }
+        Returns: {
+          applied: boolean
+          approval_id: string
+          decided_at: string
+          decided_by: string
+          decided_via: string
+          expires_at: string
+          notes: string
+          status: string
+          task_id: string
+        }[]
+      }
+      fail_side_effect: {
+        Args: {
+          p_claim_token: string
+          p_error: string
+          p_task_id: string
+          p_tool_use_id: string
+        }
+        Returns: boolean
+      }
       finish_task: {
         Args: {
           p_error: Json
@@ -269,6 +688,42 @@ export type Database = {
           p_task_id: string
         }
         Returns: boolean
+      }
+      note_budget_exhausted: {
+        Args: {
+          p_agent_id: string
+          p_next_window_at?: string
+          p_now?: string
+          p_payload?: Json
+          p_task_id: string
+          p_window: string
+        }
+        Returns: boolean
+      }
+      publish_approval: {
+        Args: { p_id: string; p_now?: string }
+        Returns: {
+          auto_action: string
+          decided_at: string | null
+          decided_by: string | null
+          decided_via: string | null
+          draft: Json | null
+          expires_at: string
+          id: string
+          notes: string | null
+          requested_at: string
+          revision: number
+          stage: string
+          status: string
+          task_id: string
+          visible_at: string | null
+        }
+        SetofOptions: {
+          from: "*"
+          to: "approvals"
+          isOneToOne: true
+          isSetofReturn: false
+        }
       }
       record_task_step: {
         Args: {
@@ -283,12 +738,158 @@ export type Database = {
         }
         Returns: undefined
       }
+      release_budget: {
+        Args: { p_now?: string; p_step_id: string; p_task_id: string }
+        Returns: boolean
+      }
+      release_task_budget: {
+        Args: { p_now?: string; p_task_id: string }
+        Returns: number
+      }
+      request_approval: {
+        Args: {
+          p_auto_action?: string
+          p_draft: Json
+          p_now?: string
+          p_revision: number
+          p_stage: string
+          p_task_id: string
+          p_timeout_seconds: number
+        }
+        Returns: {
+          auto_action: string
+          decided_at: string | null
+          decided_by: string | null
+          decided_via: string | null
+          draft: Json | null
+          expires_at: string
+          id: string
+          notes: string | null
+          requested_at: string
+          revision: number
+          stage: string
+          status: string
+          task_id: string
+          visible_at: string | null
+        }
+        SetofOptions: {
+          from: "*"
+          to: "approvals"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
+      reserve_budget: {
+        Args: {
+          p_agent_id: string
+          p_amount_micros: number
+          p_model: string
+          p_now?: string
+          p_step_id: string
+          p_task_id: string
+        }
+        Returns: {
+          cap_micros: number
+          next_window_at: string
+          ok: boolean
+          remaining_micros: number
+          reservation_id: string
+          reserved_micros: number
+          status: Database["public"]["Enums"]["budget_reservation_status"]
+          window_start: string
+        }[]
+      }
+      save_artifact: {
+        Args: {
+          p_content: string
+          p_content_type: string
+          p_name: string
+          p_task_id: string
+          p_tool_use_id: string
+        }
+        Returns: {
+          artifact_id: string
+          bytes: number
+          created: boolean
+          sha256: string
+        }[]
+      }
+      settle_budget: {
+        Args: {
+          p_actual_micros: number
+          p_cache_creation_input_tokens?: number
+          p_cache_read_input_tokens?: number
+          p_input_tokens?: number
+          p_now?: string
+          p_output_tokens?: number
+          p_step_id: string
+          p_task_id: string
+        }
+        Returns: {
+          actual_micros: number
+          remaining_micros: number
+          reservation_id: string
+          reserved_micros: number
+          settled: boolean
+          window_start: string
+        }[]
+      }
+      spend_by_agent_day: {
+        Args: { p_agent_id?: string; p_from?: string; p_to?: string }
+        Returns: {
+          agent_id: string
+          cache_creation_input_tokens: number
+          cache_read_input_tokens: number
+          cap_micros: number
+          committed_micros: number
+          input_tokens: number
+          output_tokens: number
+          reservations: number
+          reserved_micros: number
+          settled_micros: number
+          settlements: number
+          window_start: string
+        }[]
+      }
+      spend_by_model: {
+        Args: {
+          p_agent_id?: string
+          p_from?: string
+          p_task_id?: string
+          p_to?: string
+        }
+        Returns: {
+          cache_creation_input_tokens: number
+          cache_read_input_tokens: number
+          calls: number
+          input_tokens: number
+          model: string
+          output_tokens: number
+          reserved_micros: number
+          settled_micros: number
+        }[]
+      }
+      spend_by_task: {
+        Args: { p_task_id: string }
+        Returns: {
+          agent_id: string
+          cache_creation_input_tokens: number
+          cache_read_input_tokens: number
+          calls: number
+          input_tokens: number
+          output_tokens: number
+          reserved_micros: number
+          settled_micros: number
+          task_id: string
+        }[]
+      }
       start_task: {
         Args: { p_run_id: string; p_task_id: string }
         Returns: boolean
       }
     }
     Enums: {
+      budget_reservation_status: "reserved" | "settled" | "released"
       task_mode: "now" | "batch"
       task_status:
         | "queued"
@@ -427,6 +1028,7 @@ export type CompositeTypes<
 export const Constants = {
   public: {
     Enums: {
+      budget_reservation_status: ["reserved", "settled", "released"],
       task_mode: ["now", "batch"],
       task_status: [
         "queued",

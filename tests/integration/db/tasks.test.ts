@@ -138,7 +138,7 @@ describe("tasks through supabase-js (secret key)", () => {
     expect(count!.n).toBe("1");
   });
 
-  test("record_task_step counts a completed step into progress and cost once, however often it is recorded", async () => {
+  test("record_task_step counts a completed step into progress once, however often it is recorded; cost stays the ledger's", async () => {
     const { task_id } = await createTask();
     const step = (status: string, cost = 1_234) =>
       sb.admin.rpc("record_task_step", {
@@ -157,7 +157,7 @@ describe("tasks through supabase-js (secret key)", () => {
     expect((await step("running")).error).toBeNull(); // a late "running" must not reopen it
 
     const { data: task } = await sb.admin.from("tasks").select("progress_done, cost_micros").eq("id", task_id).single();
-    expect(task).toEqual({ progress_done: 1, cost_micros: 1_234 });
+    expect(task).toEqual({ progress_done: 1, cost_micros: 0 });
     const { data: steps } = await sb.admin.from("task_steps").select("step_id, status, cost_micros").eq("task_id", task_id);
     expect(steps).toEqual([{ step_id: "turn-1", status: "completed", cost_micros: 1_234 }]);
   });
@@ -180,7 +180,7 @@ describe("tasks through supabase-js (secret key)", () => {
     );
     for (const r of results) expect(r.error).toBeNull();
     const { data: task } = await sb.admin.from("tasks").select("progress_done, cost_micros").eq("id", task_id).single();
-    expect(task).toEqual({ progress_done: 1, cost_micros: 500 });
+    expect(task).toEqual({ progress_done: 1, cost_micros: 0 });
   });
 
   test("finish_task transitions once: of concurrent finishers exactly one wins", async () => {
