@@ -23,3 +23,18 @@ export const taskRunFinished = eventType("task/run.finished", {
 
 export const taskRunRequestedId = (taskId: string) => `task-run-${taskId}`;
 export const taskRunFinishedId = (taskId: string) => `task-finished-${taskId}`;
+
+/**
+ * A reviewer decided an approval (lib/approvals.ts). Only a wake-up: it is sent AFTER the decision is written to
+ * the database, and the waiting function reads the decision from there (inngest/approval.ts). Sent with id
+ * `approval-decision-<approval_id>`. Not sent when the deadline's auto action applies.
+ */
+export const approvalDecisionMade = eventType("approval/decision.made", {
+  schema: z.object({
+    approval_id: z.uuid(),
+    task_id: z.uuid(),
+    decision: z.enum(["approve", "approve_with_changes", "reject"]),
+  }),
+});
+
+export const approvalDecisionMadeId = (approvalId: string) => `approval-decision-${approvalId}`;

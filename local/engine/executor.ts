@@ -10,7 +10,7 @@ import { request as httpsRequest, Agent as HttpsAgent } from "node:https";
 import { checkExpression, evaluate, matches } from "./cel";
 import type { Clock } from "./clock";
 import { nextCronTime } from "./cron";
-import { parseDuration, parseRetryAfter, sleepTarget } from "./durations";
+import { parseRetryAfter, sleepTarget } from "./durations";
 import { ulid } from "./ids";
 import { INTERNAL, opsSchema, type EngineEvent, type IncomingEvent, type MemoValue, type Op } from "./protocol";
 import { buildFunction, triggerMatches, type FunctionDef } from "./registry";
@@ -836,7 +836,8 @@ export class Executor {
           const cond = typeof opts["if"] === "string" ? (opts["if"] as string) : undefined;
           let at: number | null = null;
           try {
-            if (timeout) at = now + parseDuration(timeout);
+            // A duration ("24h") or, when the app passed a Date, an absolute ISO time (the SDK's timeStr).
+            if (timeout) at = sleepTarget(timeout, now);
             if (cond) checkExpression(cond);
           } catch (err) {
             return this.terminate(
@@ -909,7 +910,7 @@ export class Executor {
           });
           const child = this.createRun(tx, target, childEvent, internalId, seq, { run_id: runId, step: op.id });
           let at: number | null = null;
-          if (typeof opts["timeout"] === "string" && opts["timeout"]) at = now + parseDuration(opts["timeout"] as string);
+          if (typeof opts["timeout"] === "string" && opts["timeout"]) at = sleepTarget(opts["timeout"] as string, now);
           const nw = workRow("invoke", runId, op.id, at, { name, child_run_id: child.row.id });
           this.addWork(tx, nw, run);
           run.pending.set(op.id, { workId: nw.id, kind: "invoke" });

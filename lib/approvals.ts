@@ -1,0 +1,241 @@
+// Approvals (mission pattern 6): typed wrappers around the approval functions in Postgres, and `decideApproval`,
+// the one way a reviewer's decision is made — by the API route and by the console alike.
+//
+// The order that makes a decision impossible to lose: (1) the decision is written by a compare-and-set in
+// Postgres (decide_approval); (2) only then is `approval/decision.made` sent, with a stable id. The event is
+// just a wake-up — the waiting function reads the decision from the database on wake-up and on timeout
+// (inngest/approval.ts). So if the event is lost (all send attempts fail, or the engine drops it), the run
+// still resumes with this decision, only later: at the deadline, where the database read honours it.
+import { z } from "zod";
+import { inngest } from "@/inngest/client";
+import { approvalDecisionMade, approvalDecisionMadeId } from "@/inngest/events";
+import type { AdminClient } from "@/lib/db/admin";
+import type { Json, Tables } from "@/lib/db/database.types";
+
+export const DECISIONS = ["approve", "approve_with_changes", "reject"] as const;
+export type Decision = (typeof DECISIONS)[number];
+export type ApprovalStatus = "pending" | "approved" | "approved_with_changes" | "rejected" | "expired";
+export type DecidedStatus = Exclude<ApprovalStatus, "pending">;
+/** Who decided: a person in the console, an app through the API, or the deadline's auto action. */
+export type DecidedVia = "console" | "api" | "timeout";
+export type AutoAction = "reject" | "approve";
+
+export const MAX_NOTES_CHARS = 20_000;
+export const DEFAULT_APPROVAL_TIMEOUT_SECONDS = 24 * 60 * 60;
+
+/** `POST /api/approvals/:id` and the console's forms: one shape for every decision. */
+export const DecisionBody = z
+  .strictObject({
+    decision: z.enum(DECISIONS, { error: "decision must be approve, approve_with_changes or reject" }),
+    /** What to change (approve_with_changes: required) or why (reject: the feedback; approve: a comment). */
+    notes: z
+      .string({ error: "notes must be a string" })
+      .trim()
+      .max(MAX_NOTES_CHARS, `notes must be at most ${MAX_NOTES_CHARS} characters`)
+      .optional(),
+  })
+  .superRefine((b, ctx) => {
+    if (b.decision === "approve_with_changes" && !b.notes) {
+      ctx.addIssue({ code: "custom", path: ["notes"], message: "notes are required for approve_with_changes: say what to change" });
+    }
+  });
+export type DecisionBody = z.infer<typeof DecisionBody>;
+
+export const ApprovalId = z.uuid();
+
+export type ApprovalRow = Tables<"approvals">;
+
+/** The decided state of an approval, as decide_approval and expire_approval report it. */
+export interface ApprovalState {
+  approval_id: string;
+  task_id: string;
+  status: ApprovalStatus;
+  notes: string | null;
+  decided_by: string | null;
+  decided_at: string | null;
+  decided_via: DecidedVia | null;
+}
+
+export type DecideResult =
+  /** 200: this call decided, or repeated the decision already made. `event_sent`: the wake-up went out. */
+  | { outcome: "decided" | "repeat"; approval: ApprovalState & { status: DecidedStatus }; event_sent: boolean }
+  /** 409: a different decision was made first, or the deadline's auto action applied. */
+  | { outcome: "conflict" | "expired"; approval: ApprovalState & { status: DecidedStatus } }
+  /** 404: no such approval, or not visible yet (its function has not started waiting). */
+  | { outcome: "not_found" };
+
+/** An error from an approval function, with its SQLSTATE (NSP01 unknown task, NSP02 task finished, ...). */
+export class ApprovalError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ApprovalError";
+  }
+}
+
+function fail(what: string, error: { code?: string; message: string }): never {
+  throw new ApprovalError(error.code ?? "unknown", `${what} failed: ${error.message}`);
+}
+
+export function statusToDecision(status: DecidedStatus): Decision {
+  return status === "approved" ? "approve" : status === "approved_with_changes" ? "approve_with_changes" : "reject";
+}
+
+// ------------------------------------------------------------------ the Postgres functions
+
+export async function requestApproval(
+  db: AdminClient,
+  req: { taskId: string; stage: string; revision: number; draft: Json; timeoutSeconds: number; autoAction: AutoAction },
+  now: Date,
+): Promise<ApprovalRow> {
+  const { data, error } = await db.rpc("request_approval", {
+    p_task_id: req.taskId,
+    p_stage: req.stage,
+    p_revision: req.revision,
+    p_draft: req.draft,
+    p_timeout_seconds: req.timeoutSeconds,
+    p_auto_action: req.autoAction,
+    p_now: now.toISOString(),
+  });
+  if (error) fail("request_approval", error);
+  return data as ApprovalRow;
+}
+
+export async function publishApproval(db: AdminClient, id: string, now: Date): Promise<ApprovalRow> {
+  const { data, error } = await db.rpc("publish_approval", { p_id: id, p_now: now.toISOString() });
+  if (error) fail("publish_approval", error);
+  return data as ApprovalRow;
+}
+
+/** Applies the auto action if the approval is pending past its deadline; returns the final state (null: unknown). */
+export async function expireApproval(db: AdminClient, id: string, now: Date): Promise<(ApprovalState & { applied: boolean }) | null> {
+  const { data, error } = await db.rpc("expire_approval", { p_id: id, p_now: now.toISOString() });
+  if (error) fail("expire_approval", error);
+  const row = data?.[0];
+  if (!row) return null;
+  return {
+    applied: row.applied,
+    approval_id: row.approval_id,
+    task_id: row.task_id,
+    status: row.status as ApprovalStatus,
+    notes: row.notes,
+    decided_by: row.decided_by,
+    decided_at: row.decided_at,
+    decided_via: row.decided_via as DecidedVia | null,
+  };
+}
+
+/** One visible approval (null: unknown, malformed id, or not visible yet). */
+export async function getApproval(db: AdminClient, id: string): Promise<ApprovalRow | null> {
+  if (!ApprovalId.safeParse(id).success) return null;
+  const { data, error } = await db.from("approvals").select("*").eq("id", id).not("visible_at", "is", null).maybeSingle();
+  if (error) fail("approval read", error);
+  return data;
+}
+
+/** The review queue: visible pending approvals, oldest first. */
+export async function listPendingApprovals(db: AdminClient, limit = 100): Promise<ApprovalRow[]> {
+  const { data, error } = await db
+    .from("approvals")
+    .select("*")
+    .eq("status", "pending")
+    .not("visible_at", "is", null)
+    .order("requested_at", { ascending: true })
+    .order("id", { ascending: true })
+    .limit(limit);
+  if (error) fail("approval list", error);
+  return data;
+}
+
+/** Every approval of a task (its history, for the task page), oldest first. */
+export async function listTaskApprovals(db: AdminClient, taskId: string): Promise<ApprovalRow[]> {
+  const { data, error } = await db
+    .from("approvals")
+    .select("*")
+    .eq("task_id", taskId)
+    .order("requested_at", { ascending: true })
+    .order("revision", { ascending: true });
+  if (error) fail("approval list", error);
+  return data;
+}
+
+// ------------------------------------------------------------------ deciding
+
+const SEND_ATTEMPTS = 3;
+
+/**
+ * Sends the wake-up for a decision already written. Retried a few times; a failure is logged and reported, never
+ * thrown: the decision is durable either way, and without the event the run resumes at the deadline instead.
+ */
+export async function sendDecisionEvent(
+  a: { approval_id: string; task_id: string; status: DecidedStatus },
+  idSuffix = "",
+): Promise<boolean> {
+  const event = approvalDecisionMade.create(
+    { approval_id: a.approval_id, task_id: a.task_id, decision: statusToDecision(a.status) },
+    { id: `${approvalDecisionMadeId(a.approval_id)}${idSuffix}` },
+  );
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await inngest.send(event);
+      return true;
+    } catch (err) {
+      if (attempt >= SEND_ATTEMPTS) {
+        console.error(
+          `[approvals] decision on ${a.approval_id} is recorded, but its wake-up event could not be sent ` +
+            `(${err instanceof Error ? err.message : String(err)}); the run will pick it up at the deadline`,
+        );
+        return false;
+      }
+      await new Promise((r) => setTimeout(r, 100 * 4 ** (attempt - 1)));
+    }
+  }
+}
+
+/**
+ * Decides an approval: the compare-and-set in Postgres first, then the wake-up event. `actor` is recorded as
+ * decided_by (e.g. `api:<key id>`, `console:operator`). A repeat re-sends the event with the same id — deduplicated
+ * if the first one arrived, and a second chance if it did not.
+ */
+export async function decideApproval(
+  db: AdminClient,
+  id: string,
+  body: DecisionBody,
+  actor: string,
+  via: Exclude<DecidedVia, "timeout">,
+  opts: { now?: Date } = {},
+): Promise<DecideResult> {
+  if (!ApprovalId.safeParse(id).success) return { outcome: "not_found" };
+  const { data, error } = await db.rpc("decide_approval", {
+    p_id: id,
+    p_decision: body.decision,
+    p_notes: body.notes ?? null,
+    p_actor: actor,
+    p_via: via,
+    p_now: (opts.now ?? new Date()).toISOString(),
+  } as never);
+  if (error) fail("decide_approval", error);
+  const row = (data as { outcome: string; approval_id: string; task_id: string | null; status: string | null; notes: string | null; decided_by: string | null; decided_at: string | null; decided_via: string | null }[] | null)?.[0];
+  if (!row || row.outcome === "not_found") return { outcome: "not_found" };
+  const approval = {
+    approval_id: row.approval_id,
+    task_id: row.task_id!,
+    status: row.status as DecidedStatus,
+    notes: row.notes,
+    decided_by: row.decided_by,
+    decided_at: row.decided_at,
+    decided_via: row.decided_via as DecidedVia,
+  };
+  switch (row.outcome) {
+    case "decided":
+    case "repeat":
+      return { outcome: row.outcome, approval, event_sent: await sendDecisionEvent(approval) };
+    case "conflict":
+    case "expired":
+      return { outcome: row.outcome, approval };
+    default:
+      throw new ApprovalError("unknown", `decide_approval returned an unknown outcome '${row.outcome}'`);
+  }
+}
