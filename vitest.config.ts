@@ -23,6 +23,7 @@ export default defineConfig({
           name: "unit+integration",
           include: ["tests/unit/**/*.test.ts", "tests/integration/**/*.test.ts"],
           globalSetup: ["tests/support/global-setup.ts"],
+          sequence: { groupOrder: 0 },
         },
       },
       {
@@ -33,6 +34,8 @@ export default defineConfig({
           include: ["tests/e2e/**/*.test.ts"],
           globalSetup: ["tests/support/global-setup.ts", "tests/e2e/build.ts"],
           maxWorkers: 2,
+          // After the unit and integration files, so the build and the servers do not compete with them.
+          sequence: { groupOrder: 1 },
           testTimeout: 120_000,
         },
       },

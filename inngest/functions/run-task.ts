@@ -1,12 +1,21 @@
-// Runs one fire-and-forget task (mission pattern 1): mark it running, run the agent's model turns each as
-// its own durable step, store the result, mark it finished. A step that fails is retried by Inngest; once
-// retries are exhausted `onFailure` marks the task failed, so a task never stays `running` after its run.
+// Runs one agent task durably. Each model call is its own step (`turn-N`) that reserves the worst case in the
+// agent's daily budget before calling Claude and settles the real cost after; each tool call is its own step
+// (`tool-N-<name>`). Hard limits: max_turns (stopped, partial result kept), the agent's wall clock (a turn that
+// cannot finish in time is not started), max_tokens on every call. When the budget refuses a turn, the task
+// waits for the agent's next budget window (`waiting_budget`) and carries on. A run that fails after its
+// retries marks the task failed and gives back any reservation still held.
 import type Anthropic from "@anthropic-ai/sdk";
 import { inngest } from "@/inngest/client";
 import { taskRunRequested } from "@/inngest/events";
-import { runModelTurn, textOf, type Message } from "@/lib/agents/turn";
+import { loadToolConfig, runToolCall } from "@/lib/agents/tools";
+import { runModelTurn, textOf, type Message, type TurnOutcome } from "@/lib/agents/turn";
+import { noteBudgetExhausted, releaseOpenReservations } from "@/lib/budget";
 import { db } from "@/lib/db/server";
-import { finishTask, startTask } from "@/lib/tasks/lifecycle";
+import { env } from "@/lib/env";
+import { finishTask, markWaitingBudget, recordStep, resumeTask, startTask } from "@/lib/tasks/lifecycle";
+
+/** A turn is not started unless this much time is left on the agent's wall clock (or more, if turns ran longer). */
+const MIN_TURN_BUDGET_MS = 15_000;
 
 export const runTask = inngest.createFunction(
   {
@@ -14,68 +23,152 @@ export const runTask = inngest.createFunction(
     name: "Run an agent task",
     triggers: [taskRunRequested],
     retries: 4,
+    // Backstop only: the agent's own wall clock is enforced in the loop. A run may legitimately wait a day for
+    // a budget window and a day for an approval.
+    timeouts: { finish: "72h" },
     onFailure: async ({ event, error, step }) => {
       const taskId = (event.data.event.data as { task_id: string }).task_id;
-      await step.run("mark-failed", () =>
-        finishTask(db(), taskId, {
+      await step.run("mark-failed", async () => {
+        await releaseOpenReservations(db(), taskId);
+        return finishTask(db(), taskId, {
           status: "failed",
           error: { message: error.message, name: error.name },
           reason: "the run failed after its retries",
-        }),
-      );
+        });
+      });
     },
   },
-  async ({ event, step, runId }) => {
+  async ({ event, step, runId, attempt }) => {
     const taskId = event.data.task_id;
     const task = await step.run("start", () => startTask(db(), taskId, runId));
     if (!task) return { task_id: taskId, skipped: "task already finished" };
 
     const { agent } = task;
-    const messages: Message[] = [{ role: "user", content: task.prompt }];
+    const serverWebSearch = Boolean(env().ANTHROPIC_API_KEY) && agent.id === "research";
+    const messages: Message[] = [{ role: "user", content: promptWithInput(task.prompt, task.input) }];
     let text = "";
+    // Wall clock: measured from the start, not counting time spent waiting for a budget window.
+    let lastAt = task.startedAt;
+    let waitedMs = 0;
+    let longestTurnMs = 0;
+    let wakeAt = 0;
 
     for (let turn = 1; turn <= agent.max_turns; turn++) {
-      const out = await step.run(`turn-${turn}`, () =>
-        runModelTurn(db(), { taskId, stepId: `turn-${turn}`, agent, messages }),
-      );
+      const deadline = task.startedAt + agent.wall_clock_seconds * 1000 + waitedMs;
+      if (lastAt + Math.max(MIN_TURN_BUDGET_MS, longestTurnMs * 1.5) > deadline) {
+        return stop(`wall clock (${agent.wall_clock_seconds} s) reached before turn ${turn}`, turn - 1);
+      }
+
+      const turnId = `turn-${turn}`;
+      const callTurn = () =>
+        runModelTurn(db(), {
+          taskId,
+          turnId,
+          agent,
+          messages,
+          attempt,
+          now: new Date(Math.max(Date.now(), wakeAt)),
+          serverWebSearch,
+        });
+      let out: TurnOutcome = await step.run(turnId, callTurn);
+
+      for (let wait = 1; out.kind === "budget_refused"; wait++) {
+        const refused = out;
+        if (refused.never_fits) {
+          return stop(
+            `one call's worst case (${usd(refused.needed_micros)}) exceeds ${agent.id}'s whole daily budget (${usd(refused.cap_micros)})`,
+            turn - 1,
+          );
+        }
+        await step.run(`budget-wait-${turn}-${wait}`, async () => {
+          const reason = `daily budget of ${usd(refused.cap_micros)} reached; resumes at ${refused.next_window_at}`;
+          await markWaitingBudget(db(), taskId, reason);
+          const first = await noteBudgetExhausted(db(), {
+            agentId: agent.id,
+            taskId,
+            windowStart: refused.window_start,
+            nextWindowAt: refused.next_window_at,
+            payload: { needed_micros: refused.needed_micros, remaining_micros: refused.remaining_micros },
+            now: new Date(refused.refused_at),
+          });
+          if (first) console.warn(`[budget] agent ${agent.id} exhausted its ${usd(refused.cap_micros)} budget for ${refused.window_start}; tasks wait until ${refused.next_window_at}`);
+        });
+        await step.sleepUntil(`budget-sleep-${turn}-${wait}`, refused.next_window_at);
+        wakeAt = Date.parse(refused.next_window_at);
+        waitedMs += Math.max(0, wakeAt - refused.refused_at);
+        out = await step.run(`${turnId}-after-wait-${wait}`, async () => {
+          await resumeTask(db(), taskId, runId);
+          return callTurn();
+        });
+      }
+
       messages.push({ role: "assistant", content: out.content as Anthropic.ContentBlockParam[] });
       text += textOf(out.content);
+      lastAt = out.finished_at;
+      longestTurnMs = Math.max(longestTurnMs, out.duration_ms);
 
       if (out.stop_reason === "tool_use") {
-        // This agent offers no tools, so a tool request is answered with an error the model can read.
-        messages.push({ role: "user", content: unavailableToolResults(out.content) });
+        messages.push({ role: "user", content: await runTools(step, taskId, turn, out.content) });
         continue;
       }
       if (out.stop_reason === "max_tokens") {
         messages.push({ role: "user", content: "Continue exactly where you stopped." });
         continue;
       }
-      await step.run("finish", () =>
-        finishTask(db(), taskId, { status: "completed", result: { text, turns: turn } }),
-      );
+      if (out.stop_reason === "pause_turn") continue; // a server tool paused the turn: send it back as is
+
+      await step.run("finish", () => finishTask(db(), taskId, { status: "completed", result: { text, turns: turn } }));
       return { task_id: taskId, status: "completed", turns: turn };
     }
 
-    // Hard limit: keep what was produced and say why the agent stopped.
-    const reason = `max_turns (${agent.max_turns}) reached`;
-    await step.run("finish", () =>
-      finishTask(db(), taskId, {
-        status: "stopped",
-        reason,
-        result: { text, turns: agent.max_turns, partial: true },
-      }),
-    );
-    return { task_id: taskId, status: "stopped", reason };
+    return stop(`max_turns (${agent.max_turns}) reached`, agent.max_turns);
+
+    // A hard limit: keep what was produced and say why the agent stopped.
+    async function stop(reason: string, turns: number) {
+      await step.run("finish", () =>
+        finishTask(db(), taskId, { status: "stopped", reason, result: { text, turns, partial: true } }),
+      );
+      return { task_id: taskId, status: "stopped" as const, reason };
+    }
   },
 );
 
-function unavailableToolResults(content: Anthropic.ContentBlock[]): Anthropic.ToolResultBlockParam[] {
-  return content
-    .filter((b): b is Anthropic.ToolUseBlock => b.type === "tool_use")
-    .map((b) => ({
-      type: "tool_result" as const,
-      tool_use_id: b.id,
-      is_error: true,
-      content: `Tool '${b.name}' is not available to this agent.`,
-    }));
+type Step = Parameters<Parameters<typeof inngest.createFunction>[1]>[0]["step"];
+
+/** Runs each tool call of a turn as its own step and returns the tool_result blocks for the next turn. */
+async function runTools(
+  step: Step,
+  taskId: string,
+  turn: number,
+  content: Anthropic.ContentBlock[],
+): Promise<Anthropic.ToolResultBlockParam[]> {
+  const calls = content.filter((b): b is Anthropic.ToolUseBlock => b.type === "tool_use");
+  const seen = new Map<string, number>();
+  const results: Anthropic.ToolResultBlockParam[] = [];
+  for (const call of calls) {
+    const n = (seen.get(call.name) ?? 0) + 1;
+    seen.set(call.name, n);
+    const stepId = `tool-${turn}-${call.name}${n > 1 ? `-${n}` : ""}`;
+    const result = await step.run(stepId, async () => {
+      const started = Date.now();
+      const r = await runToolCall(call.name, call.input, { db: db(), taskId, toolUseId: call.id, config: loadToolConfig() });
+      await recordStep(db(), {
+        taskId,
+        stepId,
+        kind: "tool",
+        status: "completed",
+        detail: { tool: call.name, is_error: r.is_error === true, replayed: r.replayed === true, duration_ms: Date.now() - started },
+      });
+      return { type: r.type, tool_use_id: r.tool_use_id, content: r.content, ...(r.is_error ? { is_error: true as const } : {}) };
+    });
+    results.push(result);
+  }
+  return results;
 }
+
+function promptWithInput(prompt: string, input: unknown): string {
+  if (input === null || input === undefined) return prompt;
+  return `${prompt}\n\nInput (JSON):\n${JSON.stringify(input, null, 2)}`;
+}
+
+const usd = (micros: number) => `$${(micros / 1_000_000).toFixed(2)}`;

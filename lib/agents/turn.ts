@@ -1,64 +1,155 @@
-// One model turn of an agent: call Claude, price the usage, and record the turn on the task's timeline.
-// Inngest functions wrap each call of this in its own `step.run("turn-N")`, so a finished turn is never
-// paid for twice.
+// One model turn of an agent, with its money: reserve the worst case in the budget ledger, call Claude, settle
+// the real cost (or release the reservation when the call failed for good), and put the turn on the task's
+// timeline. Inngest functions wrap each call of this in its own step, so a finished turn is never paid twice.
 import type Anthropic from "@anthropic-ai/sdk";
+import { NonRetriableError } from "inngest";
+import { estimateInputTokensUpperBound, releaseBudget, reserveBudget, settleBudget, worstCaseMicros } from "@/lib/budget";
 import type { AdminClient } from "@/lib/db/admin";
 import { anthropic } from "@/lib/llm/anthropic";
 import { classifyModelError } from "@/lib/llm/errors";
 import { costMicros } from "@/lib/llm/prices";
-import { recordStep, type AgentConfig } from "@/lib/tasks/lifecycle";
+import { recordStep } from "@/lib/tasks/lifecycle";
+import type { AgentConfig } from "./catalog";
+import { buildRequest, type Message } from "./request";
 
-export type Message = Anthropic.MessageParam;
+export type { Message };
 
-export interface TurnResult {
-  content: Anthropic.ContentBlock[];
-  stop_reason: Anthropic.Message["stop_reason"];
-  usage: { input_tokens: number; output_tokens: number; cache_creation_input_tokens: number; cache_read_input_tokens: number };
-  cost_micros: number;
+/** Anthropic bills server-side web search per use ($10 per 1,000): the bound added to a reservation. */
+const WEB_SEARCH_MICROS_PER_USE = 10_000;
+const WEB_SEARCH_MAX_USES = 5;
+
+export interface TurnUsage {
+  input_tokens: number;
+  output_tokens: number;
+  cache_creation_input_tokens: number;
+  cache_read_input_tokens: number;
 }
 
-export async function runModelTurn(
-  db: AdminClient,
-  args: { taskId: string; stepId: string; agent: AgentConfig; messages: Message[] },
-): Promise<TurnResult> {
+export type TurnOutcome =
+  | {
+      kind: "answered";
+      content: Anthropic.ContentBlock[];
+      stop_reason: Anthropic.Message["stop_reason"];
+      usage: TurnUsage;
+      cost_micros: number;
+      /** When the turn ended (ms): memoized with the step, so wall-clock decisions replay identically. */
+      finished_at: number;
+      duration_ms: number;
+    }
+  | {
+      kind: "budget_refused";
+      needed_micros: number;
+      remaining_micros: number;
+      cap_micros: number;
+      window_start: string;
+      next_window_at: string;
+      never_fits: boolean;
+      refused_at: number;
+    };
+
+export interface TurnArgs {
+  taskId: string;
+  /** The turn's stable id (`turn-3`): the budget reservation and the timeline row are keyed by it. */
+  turnId: string;
+  agent: AgentConfig;
+  messages: Message[];
+  /** The Inngest attempt of this step (a new reservation key when an earlier attempt's answer was lost). */
+  attempt: number;
+  /** The run's notion of now: never earlier than a budget window it slept until. */
+  now: Date;
+  serverWebSearch: boolean;
+}
+
+export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<TurnOutcome> {
   const { agent } = args;
+  const started = Date.now();
+  const params = buildRequest(agent, args.messages, { serverWebSearch: args.serverWebSearch });
+
+  const inputTokens = await countInputTokens(params);
+  const needed = worstCaseMicros(agent.model, {
+    inputTokens,
+    maxTokens: agent.max_tokens,
+    extraMicros: args.serverWebSearch ? WEB_SEARCH_MICROS_PER_USE * WEB_SEARCH_MAX_USES : 0,
+  });
+
+  let reservationKey = args.turnId;
+  let r = await reserveBudget(db, { agentId: agent.id, taskId: args.taskId, stepId: reservationKey, model: agent.model, amountMicros: needed, now: args.now });
+  if (r.ok && r.status === "settled") {
+    // An earlier attempt of this step paid for an answer that was lost before it was checkpointed (a crash
+    // between settle and memo). Calling again is a new expense: reserve it under its own key.
+    reservationKey = `${args.turnId}#attempt-${args.attempt}`;
+    r = await reserveBudget(db, { agentId: agent.id, taskId: args.taskId, stepId: reservationKey, model: agent.model, amountMicros: needed, now: args.now });
+  }
+  if (!r.ok) {
+    return {
+      kind: "budget_refused",
+      needed_micros: needed,
+      remaining_micros: r.remainingMicros,
+      cap_micros: r.capMicros,
+      window_start: r.windowStart,
+      next_window_at: r.nextWindowAt,
+      never_fits: r.neverFits,
+      refused_at: args.now.getTime(),
+    };
+  }
+
   let message: Anthropic.Message;
   try {
-    message = await anthropic().messages.create({
-      model: agent.model,
-      max_tokens: agent.max_tokens,
-      system: agent.system_prompt,
-      messages: args.messages,
-    });
+    message = await anthropic().messages.create(params);
   } catch (err) {
     const classified = classifyModelError(err);
+    // A retriable failure keeps its reservation for the retry of this step; a final one gives it back.
+    if (classified instanceof NonRetriableError) await releaseBudget(db, { taskId: args.taskId, stepId: reservationKey, now: args.now });
     await recordStep(db, {
       taskId: args.taskId,
-      stepId: args.stepId,
+      stepId: args.turnId,
       kind: "model",
       status: "failed",
       detail: { model: agent.model, error: classified.message },
     });
     throw classified;
   }
-  const usage = {
+
+  const usage: TurnUsage = {
     input_tokens: message.usage.input_tokens,
     output_tokens: message.usage.output_tokens,
     cache_creation_input_tokens: message.usage.cache_creation_input_tokens ?? 0,
     cache_read_input_tokens: message.usage.cache_read_input_tokens ?? 0,
   };
-  const cost = costMicros(agent.model, usage);
+  const searches = message.usage.server_tool_use?.web_search_requests ?? 0;
+  const cost = costMicros(agent.model, usage) + searches * WEB_SEARCH_MICROS_PER_USE;
+  await settleBudget(db, { taskId: args.taskId, stepId: reservationKey, actualMicros: cost, usage, now: args.now });
+  const finished = Date.now();
   await recordStep(db, {
     taskId: args.taskId,
-    stepId: args.stepId,
+    stepId: args.turnId,
     kind: "model",
     status: "completed",
-    detail: { model: agent.model, stop_reason: message.stop_reason },
+    detail: { model: agent.model, stop_reason: message.stop_reason, cache_read_input_tokens: usage.cache_read_input_tokens, duration_ms: finished - started },
     inputTokens: usage.input_tokens + usage.cache_creation_input_tokens + usage.cache_read_input_tokens,
     outputTokens: usage.output_tokens,
     costMicros: cost,
   });
-  return { content: message.content, stop_reason: message.stop_reason, usage, cost_micros: cost };
+  return {
+    kind: "answered",
+    content: message.content,
+    stop_reason: message.stop_reason,
+    usage,
+    cost_micros: cost,
+    finished_at: finished,
+    duration_ms: finished - started,
+  };
+}
+
+/** Input tokens for the reservation: counted by the API (free), or bounded from above when counting fails. */
+async function countInputTokens(params: Anthropic.MessageCreateParamsNonStreaming): Promise<number> {
+  try {
+    const { max_tokens: _max, ...countable } = params;
+    const counted = await anthropic().messages.countTokens(countable as Anthropic.MessageCountTokensParams);
+    return counted.input_tokens;
+  } catch {
+    return estimateInputTokensUpperBound(params);
+  }
 }
 
 /** The text of an assistant turn. */

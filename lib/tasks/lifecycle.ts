@@ -2,21 +2,17 @@
 // or resurrect a finished task.
 import type { AdminClient } from "@/lib/db/admin";
 import type { Json } from "@/lib/db/database.types";
+import { AGENT_COLUMNS, toAgentConfig, type AgentConfig } from "@/lib/agents/catalog";
 import type { TaskStatus } from "./schema";
-
-export interface AgentConfig {
-  id: string;
-  model: string;
-  system_prompt: string;
-  max_turns: number;
-  max_tokens: number;
-  wall_clock_seconds: number;
-}
 
 export interface StartedTask {
   taskId: string;
   prompt: string;
   input: Json | null;
+  requireApproval: boolean;
+  callbackUrl: string | null;
+  /** When the task first started running (ms): the origin of its wall clock. */
+  startedAt: number;
   agent: AgentConfig;
 }
 
@@ -27,13 +23,38 @@ export async function startTask(db: AdminClient, taskId: string, runId: string):
   if (!started) return null;
   const { data, error: readError } = await db
     .from("tasks")
-    .select("id,prompt,input,agents(id,model,system_prompt,max_turns,max_tokens,wall_clock_seconds)")
+    .select(`id,prompt,input,require_approval,callback_url,started_at,agents(${AGENT_COLUMNS})`)
     .eq("id", taskId)
     .single();
   if (readError) throw new Error(`task read failed: ${readError.message}`);
-  const agent = data.agents as unknown as AgentConfig | null;
-  if (!agent) throw new Error(`task ${taskId} has no agent`);
-  return { taskId, prompt: data.prompt, input: data.input, agent };
+  const agentRow = data.agents as unknown as Record<string, unknown> | null;
+  if (!agentRow) throw new Error(`task ${taskId} has no agent`);
+  return {
+    taskId,
+    prompt: data.prompt,
+    input: data.input,
+    requireApproval: data.require_approval,
+    callbackUrl: data.callback_url,
+    startedAt: Date.parse(data.started_at ?? new Date().toISOString()),
+    agent: toAgentConfig(agentRow),
+  };
+}
+
+/** Back to `running` after a wait (budget window, approval); false when the task has ended meanwhile. */
+export async function resumeTask(db: AdminClient, taskId: string, runId: string): Promise<boolean> {
+  const { data, error } = await db.rpc("start_task", { p_task_id: taskId, p_run_id: runId });
+  if (error) throw new Error(`start_task failed: ${error.message}`);
+  return data === true;
+}
+
+/** The task waits for its agent's next budget window; says why in status_reason. */
+export async function markWaitingBudget(db: AdminClient, taskId: string, reason: string): Promise<void> {
+  const { error } = await db
+    .from("tasks")
+    .update({ status: "waiting_budget", status_reason: reason })
+    .eq("id", taskId)
+    .in("status", ["running", "queued"]);
+  if (error) throw new Error(`could not mark task ${taskId} waiting_budget: ${error.message}`);
 }
 
 export async function recordStep(

@@ -25,7 +25,8 @@ export function requestHash(body: CreateTaskBody): string {
 export async function insertTask(
   db: AdminClient,
   body: CreateTaskBody,
-  apiKeyId: string,
+  /** The key the request came with; null for tasks from the console, cron or app events. */
+  apiKeyId: string | null,
   idempotencyKey: string | null,
 ): Promise<CreatedTask> {
   const { data, error } = await db.rpc("create_task", {
@@ -36,7 +37,7 @@ export async function insertTask(
     p_mode: body.mode ?? "now",
     p_require_approval: body.require_approval ?? false,
     p_callback_url: body.callback_url ?? (null as unknown as string),
-    p_api_key_id: apiKeyId,
+    p_api_key_id: apiKeyId ?? (null as unknown as string),
     p_idempotency_key: idempotencyKey ?? (null as unknown as string),
     p_request_hash: requestHash(body),
   });

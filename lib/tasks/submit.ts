@@ -11,7 +11,8 @@ import { deleteUnannouncedTask, insertTask, type CreatedTask } from "./service";
 export async function submitTask(
   db: AdminClient,
   body: CreateTaskBody,
-  apiKeyId: string,
+  /** The key the request came with; null for tasks from the console, cron or app events. */
+  apiKeyId: string | null,
   idempotencyKey: string | null,
 ): Promise<CreatedTask> {
   const task = await insertTask(db, body, apiKeyId, idempotencyKey);

@@ -166,7 +166,7 @@ begin
   return found;
 end $$;
 
--- Records one step of the timeline. Completing a step counts it into progress and cost exactly once,
+-- Records one step of the timeline. Completing a step counts it into progress exactly once,
 -- however often the step's body or this call is retried.
 create function public.record_task_step(
   p_task_id uuid,
@@ -193,11 +193,12 @@ begin
          finished_at = excluded.finished_at
    where public.task_steps.status <> 'completed';
 
+  -- The step's cost is shown on the timeline; the task's total is charged by the budget ledger's settle_budget,
+  -- the one place money is counted.
   if found and p_status = 'completed' then
     update public.tasks
        set progress_done = progress_done + 1,
-           progress_total = greatest(progress_total, progress_done + 1),
-           cost_micros = cost_micros + coalesce(p_cost_micros, 0)
+           progress_total = greatest(progress_total, progress_done + 1)
      where id = p_task_id;
   end if;
 end $$;

@@ -80,7 +80,7 @@ test("kill -9 of app and engine mid-run: the run finishes from its last checkpoi
     stack.output().split("\n"),
   );
 
-  const calls = stack.double.calls({ scenario });
+  const calls = stack.double.calls({ scenario, kind: "messages" });
   expect(calls.map((c) => [c.turn, c.status])).toEqual([
     [0, 200],
     [1, 200],

@@ -40,7 +40,7 @@ test("a task submitted over HTTP is queued, runs in the background and completes
   expect(done.result?.text).toBe("Checkpoints make long work safe. Done.");
   expect(done.progress).toEqual({ done: 2, total: 2 });
   expect(done.cost_usd).toBeGreaterThan(0);
-  expect(stack.double.calls({ scenario })).toHaveLength(2);
+  expect(stack.double.calls({ scenario, kind: "messages" })).toHaveLength(2);
 });
 
 test("a permanent model error ends the task failed with the error stored, never stuck in running", async () => {
@@ -52,7 +52,7 @@ test("a permanent model error ends the task failed with the error stored, never 
   await waitUntil(async () => (await status(task_id)).status === "failed", 60_000, "the task to fail", stack.output().split("\n"));
   const failed = await status(task_id);
   expect(JSON.stringify(failed.error)).toContain("Claude API 400: messages: this conversation is invalid");
-  expect(stack.double.calls({ scenario })).toHaveLength(1);
+  expect(stack.double.calls({ scenario, kind: "messages" })).toHaveLength(1);
 });
 
 test("a rate-limited model call is retried by the engine, honouring retry-after, and the task completes", async () => {
@@ -62,7 +62,7 @@ test("a rate-limited model call is retried by the engine, honouring retry-after,
   const { task_id } = (await res.json()) as { task_id: string };
 
   await waitUntil(async () => (await status(task_id)).status === "completed", 60_000, "the task to complete", stack.output().split("\n"));
-  const calls = stack.double.calls({ scenario });
+  const calls = stack.double.calls({ scenario, kind: "messages" });
   expect(calls.map((c) => c.status)).toEqual([429, 200]);
   expect(Date.parse(calls[1]!.at) - Date.parse(calls[0]!.at)).toBeGreaterThanOrEqual(900);
 });
@@ -80,5 +80,5 @@ test("a repeated Idempotency-Key over HTTP runs the task once", async () => {
   };
   // Every run of run-task returns its task id (a duplicate run would too, as "skipped").
   expect(runs.data.filter((r) => r.output?.task_id === ida)).toHaveLength(1);
-  expect(stack.double.calls({ scenario })).toHaveLength(1);
+  expect(stack.double.calls({ scenario, kind: "messages" })).toHaveLength(1);
 });

@@ -61,7 +61,7 @@ describe("run-task", () => {
     const { result } = await engineFor(taskId).execute();
 
     expect(result).toEqual({ task_id: taskId, status: "completed", turns: 2 });
-    const calls = double.calls({ scenario });
+    const calls = double.calls({ scenario, kind: "messages" });
     expect(calls).toHaveLength(2);
     expect(calls.map((c) => c.turn)).toEqual([0, 1]);
     const row = await taskRow(taskId);
@@ -95,7 +95,7 @@ describe("run-task", () => {
     // Attempt 2 (Inngest's retry): turn-1 runs again and succeeds.
     const second = await engineFor(taskId).execute();
     expect(second.result).toEqual({ task_id: taskId, status: "completed", turns: 1 });
-    expect(double.calls({ scenario }).map((c) => c.status)).toEqual([529, 200]);
+    expect(double.calls({ scenario, kind: "messages" }).map((c) => c.status)).toEqual([529, 200]);
     const row = await taskRow(taskId);
     expect(row.status).toBe("completed");
     expect(row.progress_done).toBe(1);
@@ -112,7 +112,7 @@ describe("run-task", () => {
 
     expect((error as Error).name).toBe(NonRetriableError.name);
     expect((error as Error).message).toBe("Claude API 400: max_tokens: too large for this model");
-    expect(double.calls({ scenario })).toHaveLength(1);
+    expect(double.calls({ scenario, kind: "messages" })).toHaveLength(1);
     const { data: steps } = await sb.admin.from("task_steps").select("step_id,status,detail").eq("task_id", taskId);
     expect(steps).toEqual([
       { step_id: "turn-1", status: "failed", detail: { model: "claude-sonnet-4-6", error: "Claude API 400: max_tokens: too large for this model" } },
@@ -128,7 +128,7 @@ describe("run-task", () => {
     const { result } = await engineFor(taskId, "outreach").execute();
 
     expect(result).toEqual({ task_id: taskId, status: "stopped", reason: "max_turns (3) reached" });
-    expect(double.calls({ scenario })).toHaveLength(3);
+    expect(double.calls({ scenario, kind: "messages" })).toHaveLength(3);
     const row = await taskRow(taskId);
     expect(row.status).toBe("stopped");
     expect(row.status_reason).toBe("max_turns (3) reached");
@@ -140,12 +140,12 @@ describe("run-task", () => {
     const taskId = await newTask(scenario);
     await engineFor(taskId).execute();
     const before = await taskRow(taskId);
-    const callsBefore = double.calls({ scenario }).length;
+    const callsBefore = double.calls({ scenario, kind: "messages" }).length;
 
     const { result } = await engineFor(taskId).execute();
 
     expect(result).toEqual({ task_id: taskId, skipped: "task already finished" });
-    expect(double.calls({ scenario }).length).toBe(callsBefore);
+    expect(double.calls({ scenario, kind: "messages" }).length).toBe(callsBefore);
     expect((await taskRow(taskId)).updated_at).toBe(before.updated_at);
   });
 });

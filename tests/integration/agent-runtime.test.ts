@@ -1,0 +1,207 @@
+// The agent runtime through the app's real Inngest functions, served by the real SDK over HTTP and run by the
+// local engine (real retries, memoized steps, a manual clock), on the real database and the offline Claude double.
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { scenarioMarker, startClaudeDouble, type ClaudeDouble } from "../../local/claude/server";
+import { ManualClock } from "../../local/engine";
+import { startCaptureServer, type CaptureServer } from "../support/capture-server";
+import { serveApp, startTestEngine, until, type ServedApp, type TestEngine } from "../support/engine-harness";
+import { createTestSupabase, type TestSupabase } from "../support/supabase";
+
+let sb: TestSupabase;
+let double: ClaudeDouble;
+let resend: CaptureServer;
+let pages: Server;
+let pagesUrl: string;
+let te: TestEngine;
+let clock: ManualClock;
+let app: ServedApp;
+let submitTask: typeof import("@/lib/tasks/submit").submitTask;
+let insertTask: typeof import("@/lib/tasks/service").insertTask;
+
+beforeAll(async () => {
+  sb = await createTestSupabase();
+  double = await startClaudeDouble();
+  resend = await startCaptureServer();
+  pages = createServer((req, res) => {
+    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    res.end(`<html><head><title>Durable execution</title></head><body><h1>Checkpoints</h1>
+      <p>Every step is memoized, so a crash at minute 29 does not start over.</p><script>var x=1</script></body></html>`);
+  });
+  await new Promise<void>((r) => pages.listen(0, "127.0.0.1", () => r()));
+  pagesUrl = `http://127.0.0.1:${(pages.address() as AddressInfo).port}`;
+  clock = new ManualClock(Date.now());
+  te = await startTestEngine({ clock });
+  Object.assign(process.env, {
+    SUPABASE_URL: sb.supabaseUrl,
+    SUPABASE_SECRET_KEY: sb.secretKey,
+    ANTHROPIC_BASE_URL: double.url,
+    INNGEST_DEV: te.engine.url,
+    RESEND_API_KEY: "re_test_key",
+    RESEND_BASE_URL: resend.url,
+    NIGHTSHIFT_FETCH_ALLOW: "127.0.0.1",
+  });
+  const { inngest } = await import("@/inngest/client");
+  const { functions } = await import("@/inngest/index");
+  ({ submitTask } = await import("@/lib/tasks/submit"));
+  ({ insertTask } = await import("@/lib/tasks/service"));
+  app = await serveApp(inngest, functions);
+  await te.engine.sync(app.url);
+});
+
+afterAll(async () => {
+  await app?.close();
+  await te?.close();
+  await new Promise((r) => pages?.close(r));
+  await resend?.stop();
+  await double?.stop();
+  await sb?.stop();
+});
+
+async function run(agent: string, scenario: string, prompt = "Work on it.") {
+  const t = await submitTask(sb.admin, { agent, prompt: `${scenarioMarker(scenario)} ${prompt}` }, null, null);
+  return t.taskId;
+}
+
+async function task(taskId: string) {
+  const { data, error } = await sb.admin.from("tasks").select("*").eq("id", taskId).single();
+  if (error) throw error;
+  return data;
+}
+
+const finished = (taskId: string, tick?: () => void) =>
+  until(async () => {
+    const t = await task(taskId);
+    return ["completed", "failed", "stopped", "rejected"].includes(t.status) ? t : undefined;
+  }, { timeoutMs: 30_000, tick, message: `task ${taskId} did not finish` });
+
+async function steps(taskId: string) {
+  const { data } = await sb.admin.from("task_steps").select("step_id,kind,status").eq("task_id", taskId).order("id");
+  return data!;
+}
+
+describe("agent runtime", () => {
+  test("a tool call's result flows back to the model in the next turn", async () => {
+    const scenario = "rt-tools";
+    double.script(scenario, [
+      { tool_use: { name: "web_fetch", input: { url: `${pagesUrl}/article` } } },
+      { text: "Summary: checkpoints stop work from being lost." },
+    ]);
+    const taskId = await run("research", scenario, "Read the article and summarize it.");
+    const t = await finished(taskId);
+
+    expect(t.status).toBe("completed");
+    expect((t.result as { text: string }).text).toContain("Summary: checkpoints");
+    expect((await steps(taskId)).map((s) => [s.step_id, s.kind, s.status])).toEqual([
+      ["turn-1", "model", "completed"],
+      ["tool-1-web_fetch", "tool", "completed"],
+      ["turn-2", "model", "completed"],
+    ]);
+    const calls = double.calls({ scenario, kind: "messages" });
+    expect(calls).toHaveLength(2);
+    const second = JSON.stringify(calls[1]!.body);
+    expect(second).toContain("tool_result");
+    expect(second).toContain("Every step is memoized, so a crash at minute 29 does not start over.");
+    expect(second).not.toContain("var x=1");
+  });
+
+  test("a 429 followed by success is paid once", async () => {
+    const scenario = "rt-429";
+    double.script(scenario, [{ error: { status: 429, retry_after_s: 30 } }, { text: "Paid once." }]);
+    const taskId = await run("research", scenario);
+    const t = await finished(taskId, () => clock.advance(10_000));
+
+    expect(t.status).toBe("completed");
+    expect(double.calls({ scenario, kind: "messages" }).map((c) => c.status)).toEqual([429, 200]);
+    const { data: ledger } = await sb.admin
+      .from("budget_reservations")
+      .select("step_id,status,actual_micros")
+      .eq("task_id", taskId);
+    expect(ledger).toHaveLength(1);
+    expect(ledger![0]).toMatchObject({ step_id: "turn-1", status: "settled" });
+    expect(Number(t.cost_micros)).toBe(Number(ledger![0]!.actual_micros));
+    expect(Number(t.cost_micros)).toBeGreaterThan(0);
+  });
+
+  test("a side-effecting tool under a retried step sends one email", async () => {
+    const scenario = "rt-email";
+    double.script(scenario, [
+      { tool_use: { name: "send_email", input: { to: ["founder@example.com"], subject: "Morning report", text: "All done." } } },
+      { text: "Email sent." },
+    ]);
+    const before = resend.requests.length;
+    resend.failNext(1, 500); // Resend is down for the first attempt: the tool step is retried by the engine.
+    const taskId = await run("outreach", scenario, "Email the founder the report.");
+    const t = await finished(taskId, () => clock.advance(60_000));
+
+    expect(t.status).toBe("completed");
+    const posts = resend.requests.slice(before).filter((r) => r.method === "POST" && r.url === "/emails");
+    expect(posts).toHaveLength(2); // one refused with 500, one accepted
+    expect(new Set(posts.map((p) => p.headers["idempotency-key"])).size).toBe(1);
+    const { data: effects } = await sb.admin.from("side_effects").select("tool,status").eq("task_id", taskId);
+    expect(effects).toEqual([{ tool: "send_email", status: "completed" }]);
+    // The model turn after the email, and a replay of the run, never send again.
+    expect(double.calls({ scenario, kind: "messages" })).toHaveLength(2);
+  });
+
+  test("budget exhaustion moves the task to waiting_budget; it resumes in the next window", async () => {
+    // A time zone where it is around noon now, so "today" and "tomorrow" are unambiguous whatever the hour.
+    const offset = 12 - new Date().getUTCHours(); // local = UTC + offset
+    const tz = offset === 0 ? "Etc/UTC" : `Etc/GMT${offset > 0 ? "-" : "+"}${Math.abs(offset)}`;
+    const upd = await sb.admin.from("agents").update({ budget_timezone: tz, daily_budget_micros: 2_000_000 }).eq("id", "content");
+    expect(upd.error).toBeNull();
+    // Another task (recorded, never queued, so it cannot settle and refund) holds all but $0.001 of today's budget.
+    const other = await insertTask(sb.admin, { agent: "content", prompt: "earlier work" }, null, null);
+    const { data: pre, error } = await sb.admin.rpc("reserve_budget", {
+      p_agent_id: "content",
+      p_task_id: other.taskId,
+      p_step_id: "turn-1",
+      p_model: "claude-sonnet-4-6",
+      p_amount_micros: 1_999_000,
+    });
+    expect(error).toBeNull();
+    expect(pre![0]!.ok).toBe(true);
+
+    const scenario = "rt-budget";
+    double.script(scenario, [{ text: "Written after midnight." }]);
+    const taskId = await run("content", scenario, "Write the post.");
+
+    const waiting = await until(async () => {
+      const t = await task(taskId);
+      const { count } = await sb.admin.from("notifications").select("id", { count: "exact", head: true }).eq("agent_id", "content");
+      return t.status === "waiting_budget" && count ? t : undefined;
+    }, { message: "task never waited for the budget" });
+    expect(waiting.status_reason).toMatch(/daily budget of \$2\.00 reached; resumes at /);
+    expect(double.calls({ scenario, kind: "messages" })).toHaveLength(0);
+    const { data: notes } = await sb.admin.from("notifications").select("kind,agent_id").eq("agent_id", "content");
+    expect(notes).toEqual([{ kind: "budget_exhausted", agent_id: "content" }]);
+
+    // Nothing happens until the window turns over on the engine's clock.
+    clock.advance(60 * 60_000);
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await task(taskId)).status).toBe("waiting_budget");
+
+    const t = await finished(taskId, () => clock.advance(60 * 60_000));
+    expect(t.status).toBe("completed");
+    const { data: mine } = await sb.admin.from("budget_reservations").select("window_start,status").eq("task_id", taskId);
+    const { data: theirs } = await sb.admin.from("budget_reservations").select("window_start").eq("task_id", other.taskId);
+    expect(mine).toHaveLength(1);
+    expect(mine![0]!.status).toBe("settled");
+    expect(Date.parse(mine![0]!.window_start)).toBe(Date.parse(theirs![0]!.window_start) + 86_400_000);
+  });
+
+  test("a turn whose worst case exceeds the whole daily cap stops the task with the reason", async () => {
+    await sb.admin.from("agents").update({ daily_budget_micros: 1_000 }).eq("id", "research");
+    try {
+      const scenario = "rt-never-fits";
+      const taskId = await run("research", scenario);
+      const t = await finished(taskId);
+      expect(t.status).toBe("stopped");
+      expect(t.status_reason).toMatch(/exceeds research's whole daily budget/);
+      expect(double.calls({ scenario, kind: "messages" })).toHaveLength(0);
+    } finally {
+      await sb.admin.from("agents").update({ daily_budget_micros: 2_000_000 }).eq("id", "research");
+    }
+  });
+});
