@@ -17,6 +17,8 @@ const EnvSchema = z
     ANTHROPIC_API_KEY: optionalString,
     ANTHROPIC_BASE_URL: optionalString.pipe(z.url().optional()),
     NIGHTSHIFT_MODEL_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(120_000),
+    // Signs task callbacks (Nightshift-Signature); unset → callbacks are sent unsigned.
+    NIGHTSHIFT_WEBHOOK_SECRET: optionalString.pipe(z.string().min(32, "NIGHTSHIFT_WEBHOOK_SECRET must be at least 32 characters").optional()),
   })
   .refine((e) => e.ANTHROPIC_API_KEY || e.ANTHROPIC_BASE_URL, {
     message:

@@ -2,20 +2,31 @@
 // agent's daily budget before calling Claude and settles the real cost after; each tool call is its own step
 // (`tool-N-<name>`). Hard limits: max_turns (stopped, partial result kept), the agent's wall clock (a turn that
 // cannot finish in time is not started), max_tokens on every call. When the budget refuses a turn, the task
-// waits for the agent's next budget window (`waiting_budget`) and carries on. A run that fails after its
-// retries marks the task failed and gives back any reservation still held.
+// waits for the agent's next budget window (`waiting_budget`) and carries on. Where a human must decide (the
+// task asked for it, or the agent always does, like content drafts), the draft waits for approval: approve
+// finishes it, approve-with-changes sends the notes back for one revision, reject (or no decision by the
+// deadline) ends it `rejected`. The outcome is delivered to the task's callback_url, once. A run that fails after
+// its retries marks the task failed and gives back any reservation still held.
 import type Anthropic from "@anthropic-ai/sdk";
 import { inngest } from "@/inngest/client";
+import { awaitApproval, type ApprovalOutcome } from "@/inngest/approval";
 import { taskRunRequested } from "@/inngest/events";
 import { loadToolConfig, runToolCall } from "@/lib/agents/tools";
 import { runModelTurn, textOf, type Message, type TurnOutcome } from "@/lib/agents/turn";
 import { noteBudgetExhausted, releaseOpenReservations } from "@/lib/budget";
+import { deliverCallback } from "@/lib/callbacks";
+import type { Json } from "@/lib/db/database.types";
 import { db } from "@/lib/db/server";
 import { env } from "@/lib/env";
 import { finishTask, markWaitingBudget, recordStep, resumeTask, startTask } from "@/lib/tasks/lifecycle";
 
 /** A turn is not started unless this much time is left on the agent's wall clock (or more, if turns ran longer). */
 const MIN_TURN_BUDGET_MS = 15_000;
+/** The most of a draft shown to a reviewer inline (bigger drafts belong in artifacts). */
+const MAX_DRAFT_CHARS = 60_000;
+
+type Step = Parameters<Parameters<typeof inngest.createFunction>[1]>[0]["step"];
+type Terminal = "completed" | "stopped" | "rejected";
 
 export const runTask = inngest.createFunction(
   {
@@ -46,102 +57,129 @@ export const runTask = inngest.createFunction(
     const { agent } = task;
     const serverWebSearch = Boolean(env().ANTHROPIC_API_KEY) && agent.id === "research";
     const messages: Message[] = [{ role: "user", content: promptWithInput(task.prompt, task.input) }];
-    let text = "";
-    // Wall clock: measured from the start, not counting time spent waiting for a budget window.
-    let lastAt = task.startedAt;
+    // Everything below is rebuilt identically on every replay from memoized step outputs.
+    let turn = 0;
+    let answer = ""; // the text of the current answer (continuations of a max_tokens cut are appended)
+    let continuing = false;
+    let lastAt = task.startedAt; // wall clock: measured from the start, minus time spent waiting for a budget
     let waitedMs = 0;
     let longestTurnMs = 0;
     let wakeAt = 0;
 
-    for (let turn = 1; turn <= agent.max_turns; turn++) {
-      const deadline = task.startedAt + agent.wall_clock_seconds * 1000 + waitedMs;
-      if (lastAt + Math.max(MIN_TURN_BUDGET_MS, longestTurnMs * 1.5) > deadline) {
-        return stop(`wall clock (${agent.wall_clock_seconds} s) reached before turn ${turn}`, turn - 1);
-      }
-
-      const turnId = `turn-${turn}`;
-      const callTurn = () =>
-        runModelTurn(db(), {
-          taskId,
-          turnId,
-          agent,
-          messages,
-          attempt,
-          now: new Date(Math.max(Date.now(), wakeAt)),
-          serverWebSearch,
-        });
-      let out: TurnOutcome = await step.run(turnId, callTurn);
-
-      for (let wait = 1; out.kind === "budget_refused"; wait++) {
-        const refused = out;
-        if (refused.never_fits) {
-          return stop(
-            `one call's worst case (${usd(refused.needed_micros)}) exceeds ${agent.id}'s whole daily budget (${usd(refused.cap_micros)})`,
-            turn - 1,
-          );
+    /** Runs model turns until the agent answers; a string is the reason it had to stop. */
+    async function work(): Promise<null | string> {
+      while (turn < agent.max_turns) {
+        turn += 1;
+        const deadline = task!.startedAt + agent.wall_clock_seconds * 1000 + waitedMs;
+        if (lastAt + Math.max(MIN_TURN_BUDGET_MS, longestTurnMs * 1.5) > deadline) {
+          return `wall clock (${agent.wall_clock_seconds} s) reached before turn ${turn}`;
         }
-        await step.run(`budget-wait-${turn}-${wait}`, async () => {
-          const reason = `daily budget of ${usd(refused.cap_micros)} reached; resumes at ${refused.next_window_at}`;
-          await markWaitingBudget(db(), taskId, reason);
-          const first = await noteBudgetExhausted(db(), {
-            agentId: agent.id,
-            taskId,
-            windowStart: refused.window_start,
-            nextWindowAt: refused.next_window_at,
-            payload: { needed_micros: refused.needed_micros, remaining_micros: refused.remaining_micros },
-            now: new Date(refused.refused_at),
+        const turnId = `turn-${turn}`;
+        const callTurn = () =>
+          runModelTurn(db(), { taskId, turnId, agent, messages, attempt, now: new Date(Math.max(Date.now(), wakeAt)), serverWebSearch });
+        let out: TurnOutcome = await step.run(turnId, callTurn);
+
+        for (let wait = 1; out.kind === "budget_refused"; wait++) {
+          const refused = out;
+          if (refused.never_fits) {
+            return `one call's worst case (${usd(refused.needed_micros)}) exceeds ${agent.id}'s whole daily budget (${usd(refused.cap_micros)})`;
+          }
+          await step.run(`budget-wait-${turn}-${wait}`, async () => {
+            await markWaitingBudget(db(), taskId, `daily budget of ${usd(refused.cap_micros)} reached; resumes at ${refused.next_window_at}`);
+            const first = await noteBudgetExhausted(db(), {
+              agentId: agent.id,
+              taskId,
+              windowStart: refused.window_start,
+              nextWindowAt: refused.next_window_at,
+              payload: { needed_micros: refused.needed_micros, remaining_micros: refused.remaining_micros },
+              now: new Date(refused.refused_at),
+            });
+            if (first) {
+              console.warn(
+                `[budget] agent ${agent.id} used its ${usd(refused.cap_micros)} budget for ${refused.window_start}; its tasks wait until ${refused.next_window_at}`,
+              );
+            }
           });
-          if (first) console.warn(`[budget] agent ${agent.id} exhausted its ${usd(refused.cap_micros)} budget for ${refused.window_start}; tasks wait until ${refused.next_window_at}`);
-        });
-        await step.sleepUntil(`budget-sleep-${turn}-${wait}`, refused.next_window_at);
-        wakeAt = Date.parse(refused.next_window_at);
-        waitedMs += Math.max(0, wakeAt - refused.refused_at);
-        out = await step.run(`${turnId}-after-wait-${wait}`, async () => {
-          await resumeTask(db(), taskId, runId);
-          return callTurn();
-        });
-      }
+          await step.sleepUntil(`budget-sleep-${turn}-${wait}`, refused.next_window_at);
+          wakeAt = Date.parse(refused.next_window_at);
+          waitedMs += Math.max(0, wakeAt - refused.refused_at);
+          out = await step.run(`${turnId}-after-wait-${wait}`, async () => {
+            await resumeTask(db(), taskId, runId);
+            return callTurn();
+          });
+        }
 
-      messages.push({ role: "assistant", content: out.content as Anthropic.ContentBlockParam[] });
-      text += textOf(out.content);
-      lastAt = out.finished_at;
-      longestTurnMs = Math.max(longestTurnMs, out.duration_ms);
+        messages.push({ role: "assistant", content: out.content as Anthropic.ContentBlockParam[] });
+        answer = (continuing ? answer : "") + textOf(out.content);
+        continuing = out.stop_reason === "max_tokens";
+        lastAt = out.finished_at;
+        longestTurnMs = Math.max(longestTurnMs, out.duration_ms);
 
-      if (out.stop_reason === "tool_use") {
-        messages.push({ role: "user", content: await runTools(step, taskId, turn, out.content) });
-        continue;
+        if (out.stop_reason === "tool_use") {
+          messages.push({ role: "user", content: await runTools(step, taskId, turn, out.content) });
+        } else if (out.stop_reason === "max_tokens") {
+          messages.push({ role: "user", content: "Continue exactly where you stopped." });
+        } else if (out.stop_reason !== "pause_turn") {
+          return null; // answered (a server tool's pause_turn is sent back as is)
+        }
       }
-      if (out.stop_reason === "max_tokens") {
-        messages.push({ role: "user", content: "Continue exactly where you stopped." });
-        continue;
-      }
-      if (out.stop_reason === "pause_turn") continue; // a server tool paused the turn: send it back as is
-
-      await step.run("finish", () => finishTask(db(), taskId, { status: "completed", result: { text, turns: turn } }));
-      return { task_id: taskId, status: "completed", turns: turn };
+      return `max_turns (${agent.max_turns}) reached`;
     }
 
-    return stop(`max_turns (${agent.max_turns}) reached`, agent.max_turns);
-
-    // A hard limit: keep what was produced and say why the agent stopped.
-    async function stop(reason: string, turns: number) {
-      await step.run("finish", () =>
-        finishTask(db(), taskId, { status: "stopped", reason, result: { text, turns, partial: true } }),
-      );
-      return { task_id: taskId, status: "stopped" as const, reason };
+    /** Records the outcome, then tells the caller (callback_url), once. */
+    async function end(status: Terminal, extra: { reason?: string; approval?: ApprovalOutcome } = {}) {
+      const result: Json = {
+        text: answer,
+        turns: turn,
+        ...(status === "stopped" ? { partial: true } : {}),
+        ...(extra.approval ? { approval: { decision: extra.approval.decision, notes: extra.approval.notes, decided_via: extra.approval.decided_via } } : {}),
+      };
+      await step.run("finish", () => finishTask(db(), taskId, { status, result, reason: extra.reason }));
+      if (task!.callbackUrl) {
+        const url = task!.callbackUrl;
+        await step.run("callback", () =>
+          deliverCallback(db(), { taskId, url, event: "task.finished", payload: { status, agent: agent.id, result }, secret: env().NIGHTSHIFT_WEBHOOK_SECRET }),
+        );
+      }
+      return { task_id: taskId, status, ...(extra.reason ? { reason: extra.reason } : {}), turns: turn };
     }
+
+    const stopped = await work();
+    if (stopped) return end("stopped", { reason: stopped });
+
+    if (task.requireApproval || agent.requires_approval) {
+      const approval = await awaitApproval(step, {
+        taskId,
+        stage: "draft",
+        revision: 1,
+        draft: { text: answer.slice(0, MAX_DRAFT_CHARS), agent: agent.id, prompt: task.prompt.slice(0, 2000) },
+        timeoutSeconds: agent.approval_timeout_seconds,
+        autoAction: agent.approval_auto_action,
+      });
+      if (approval.decision === "reject") {
+        const reason =
+          approval.decided_via === "timeout"
+            ? `no decision before the deadline: auto-${agent.approval_auto_action}`
+            : `rejected${approval.notes ? `: ${approval.notes}` : ""}`;
+        return end("rejected", { reason, approval });
+      }
+      if (approval.decision === "approve_with_changes") {
+        messages.push({
+          role: "user",
+          content: `A reviewer approved this draft with changes. Apply them and reply with the complete revised draft only.\n\nRequested changes:\n${approval.notes ?? ""}`,
+        });
+        continuing = false;
+        const revisionStopped = await work();
+        if (revisionStopped) return end("stopped", { reason: `${revisionStopped} while revising`, approval });
+      }
+      return end("completed", { approval });
+    }
+    return end("completed");
   },
 );
 
-type Step = Parameters<Parameters<typeof inngest.createFunction>[1]>[0]["step"];
-
 /** Runs each tool call of a turn as its own step and returns the tool_result blocks for the next turn. */
-async function runTools(
-  step: Step,
-  taskId: string,
-  turn: number,
-  content: Anthropic.ContentBlock[],
-): Promise<Anthropic.ToolResultBlockParam[]> {
+async function runTools(step: Step, taskId: string, turn: number, content: Anthropic.ContentBlock[]): Promise<Anthropic.ToolResultBlockParam[]> {
   const calls = content.filter((b): b is Anthropic.ToolUseBlock => b.type === "tool_use");
   const seen = new Map<string, number>();
   const results: Anthropic.ToolResultBlockParam[] = [];

@@ -149,33 +149,41 @@ describe("agent runtime", () => {
     // A time zone where it is around noon now, so "today" and "tomorrow" are unambiguous whatever the hour.
     const offset = 12 - new Date().getUTCHours(); // local = UTC + offset
     const tz = offset === 0 ? "Etc/UTC" : `Etc/GMT${offset > 0 ? "-" : "+"}${Math.abs(offset)}`;
-    const upd = await sb.admin.from("agents").update({ budget_timezone: tz, daily_budget_micros: 2_000_000 }).eq("id", "content");
-    expect(upd.error).toBeNull();
+    // A fresh agent (agents are data), so no other test's spend shares its window.
+    const ins = await sb.admin.from("agents").insert({
+      id: "night_writer",
+      display_name: "Night writer",
+      model: "claude-haiku-4-5",
+      system_prompt: "You write short notes.",
+      daily_budget_micros: 1_000_000,
+      budget_timezone: tz,
+    });
+    expect(ins.error).toBeNull();
     // Another task (recorded, never queued, so it cannot settle and refund) holds all but $0.001 of today's budget.
-    const other = await insertTask(sb.admin, { agent: "content", prompt: "earlier work" }, null, null);
+    const other = await insertTask(sb.admin, { agent: "night_writer", prompt: "earlier work" }, null, null);
     const { data: pre, error } = await sb.admin.rpc("reserve_budget", {
-      p_agent_id: "content",
+      p_agent_id: "night_writer",
       p_task_id: other.taskId,
       p_step_id: "turn-1",
-      p_model: "claude-sonnet-4-6",
-      p_amount_micros: 1_999_000,
+      p_model: "claude-haiku-4-5",
+      p_amount_micros: 999_000,
     });
     expect(error).toBeNull();
     expect(pre![0]!.ok).toBe(true);
 
     const scenario = "rt-budget";
     double.script(scenario, [{ text: "Written after midnight." }]);
-    const taskId = await run("content", scenario, "Write the post.");
+    const taskId = await run("night_writer", scenario, "Write the email.");
 
     const waiting = await until(async () => {
       const t = await task(taskId);
-      const { count } = await sb.admin.from("notifications").select("id", { count: "exact", head: true }).eq("agent_id", "content");
+      const { count } = await sb.admin.from("notifications").select("id", { count: "exact", head: true }).eq("agent_id", "night_writer");
       return t.status === "waiting_budget" && count ? t : undefined;
     }, { message: "task never waited for the budget" });
-    expect(waiting.status_reason).toMatch(/daily budget of \$2\.00 reached; resumes at /);
+    expect(waiting.status_reason).toMatch(/daily budget of \$1\.00 reached; resumes at /);
     expect(double.calls({ scenario, kind: "messages" })).toHaveLength(0);
-    const { data: notes } = await sb.admin.from("notifications").select("kind,agent_id").eq("agent_id", "content");
-    expect(notes).toEqual([{ kind: "budget_exhausted", agent_id: "content" }]);
+    const { data: notes } = await sb.admin.from("notifications").select("kind,agent_id").eq("agent_id", "night_writer");
+    expect(notes).toEqual([{ kind: "budget_exhausted", agent_id: "night_writer" }]);
 
     // Nothing happens until the window turns over on the engine's clock.
     clock.advance(60 * 60_000);

@@ -127,7 +127,7 @@ describe("run-task", () => {
 
     const { result } = await engineFor(taskId, "outreach").execute();
 
-    expect(result).toEqual({ task_id: taskId, status: "stopped", reason: "max_turns (3) reached" });
+    expect(result).toEqual({ task_id: taskId, status: "stopped", reason: "max_turns (3) reached", turns: 3 });
     expect(double.calls({ scenario, kind: "messages" })).toHaveLength(3);
     const row = await taskRow(taskId);
     expect(row.status).toBe("stopped");

@@ -1,0 +1,137 @@
+// Drafts that need a human, through the app's real run-task function, the real SDK over HTTP and the local engine:
+// approve publishes the draft to the task's callback once, approve-with-changes sends the notes back for a
+// revision, reject ends the task rejected; and the side-venture morning: 10 drafts, 7 approved, 3 rejected,
+// exactly 7 published, each once.
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { scenarioMarker, startClaudeDouble, type ClaudeDouble } from "../../local/claude/server";
+import { ManualClock } from "../../local/engine";
+import { startCaptureServer, type CaptureServer } from "../support/capture-server";
+import { serveApp, startTestEngine, until, type ServedApp, type TestEngine } from "../support/engine-harness";
+import { createTestSupabase, type TestSupabase } from "../support/supabase";
+
+let sb: TestSupabase;
+let double: ClaudeDouble;
+let hooks: CaptureServer;
+let te: TestEngine;
+let app: ServedApp;
+let submitTask: typeof import("@/lib/tasks/submit").submitTask;
+let decideApproval: typeof import("@/lib/approvals").decideApproval;
+
+beforeAll(async () => {
+  sb = await createTestSupabase();
+  double = await startClaudeDouble();
+  hooks = await startCaptureServer({
+    handler: (req, res) => res.writeHead(req.method === "POST" ? 204 : 404).end(),
+  });
+  // The engine's clock starts at the wall clock: the app stamps approvals with real time.
+  te = await startTestEngine({ clock: new ManualClock(Date.now()) });
+  Object.assign(process.env, {
+    SUPABASE_URL: sb.supabaseUrl,
+    SUPABASE_SECRET_KEY: sb.secretKey,
+    ANTHROPIC_BASE_URL: double.url,
+    INNGEST_DEV: te.engine.url,
+    NIGHTSHIFT_FETCH_ALLOW: "127.0.0.1",
+    NIGHTSHIFT_WEBHOOK_SECRET: "test-webhook-secret-of-at-least-32-chars",
+  });
+  const { inngest } = await import("@/inngest/client");
+  const { functions } = await import("@/inngest/index");
+  ({ submitTask } = await import("@/lib/tasks/submit"));
+  ({ decideApproval } = await import("@/lib/approvals"));
+  app = await serveApp(inngest, functions);
+  await te.engine.sync(app.url);
+});
+
+afterAll(async () => {
+  await app?.close();
+  await te?.close();
+  await hooks?.stop();
+  await double?.stop();
+  await sb?.stop();
+});
+
+async function draft(scenario: string, text: string) {
+  double.script(scenario, [{ text }]);
+  const { taskId } = await submitTask(
+    sb.admin,
+    { agent: "content", prompt: `${scenarioMarker(scenario)} Write tonight's post.`, callback_url: `${hooks.url}/publish` },
+    null,
+    null,
+  );
+  const approval = await until(async () => {
+    const { data } = await sb.admin.from("approvals").select("id,visible_at,draft").eq("task_id", taskId).not("visible_at", "is", null);
+    return data?.[0];
+  }, { message: `no visible approval for ${taskId}` });
+  return { taskId, approval };
+}
+
+async function task(taskId: string) {
+  const { data } = await sb.admin.from("tasks").select("status,status_reason,result").eq("id", taskId).single();
+  return data!;
+}
+
+const ended = (taskId: string) =>
+  until(async () => {
+    const t = await task(taskId);
+    return ["completed", "rejected", "stopped", "failed"].includes(t.status) ? t : undefined;
+  }, { message: `task ${taskId} did not end` });
+
+const published = (taskId: string) =>
+  hooks.requests.filter((r) => r.method === "POST" && (r.json as { task_id?: string })?.task_id === taskId);
+
+test("a content draft waits for approval; approve completes it and publishes it once, signed", async () => {
+  const { taskId, approval } = await draft("flow-approve", "Ten tips for sleeping well.");
+  expect((approval.draft as { text: string }).text).toBe("Ten tips for sleeping well.");
+  expect((await task(taskId)).status).toBe("waiting_approval");
+
+  const r = await decideApproval(sb.admin, approval.id, { decision: "approve" }, "test", "api");
+  expect(r.outcome).toBe("decided");
+  const t = await ended(taskId);
+  expect(t.status).toBe("completed");
+  expect(t.result).toMatchObject({ text: "Ten tips for sleeping well.", approval: { decision: "approve" } });
+  await until(() => published(taskId).length === 1);
+  const hook = published(taskId)[0]!;
+  expect(hook.json).toMatchObject({ type: "task.finished", task_id: taskId, status: "completed" });
+  expect(String(hook.headers["nightshift-signature"])).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/);
+  const { signCallback } = await import("@/lib/callbacks");
+  const t0 = Number(/t=(\d+)/.exec(String(hook.headers["nightshift-signature"]))![1]);
+  expect(hook.headers["nightshift-signature"]).toBe(signCallback(process.env.NIGHTSHIFT_WEBHOOK_SECRET!, t0, hook.body));
+});
+
+test("approve with changes sends the notes back; the agent revises, then the task completes", async () => {
+  const scenario = "flow-changes";
+  const { taskId, approval } = await draft(scenario, "First draft.");
+  double.script(scenario, [{ text: "Revised draft, shorter." }]);
+  await decideApproval(sb.admin, approval.id, { decision: "approve_with_changes", notes: "Make it shorter." }, "test", "api");
+  const t = await ended(taskId);
+  expect(t.status).toBe("completed");
+  expect(t.result).toMatchObject({ text: "Revised draft, shorter.", approval: { decision: "approve_with_changes", notes: "Make it shorter." } });
+  const calls = double.calls({ scenario, kind: "messages" });
+  expect(calls).toHaveLength(2);
+  expect(JSON.stringify(calls[1]!.body)).toContain("Make it shorter.");
+});
+
+test("reject ends the task rejected with the feedback; nothing is published as completed", async () => {
+  const { taskId, approval } = await draft("flow-reject", "A weak draft.");
+  await decideApproval(sb.admin, approval.id, { decision: "reject", notes: "Off-brand." }, "test", "api");
+  const t = await ended(taskId);
+  expect(t.status).toBe("rejected");
+  expect(t.status_reason).toBe("rejected: Off-brand.");
+  await until(() => published(taskId).length === 1);
+  expect(published(taskId)[0]!.json).toMatchObject({ status: "rejected" });
+});
+
+test("the side-venture morning: 10 drafts overnight, 7 approved and 3 rejected, exactly 7 published once each", async () => {
+  const drafts = await Promise.all(Array.from({ length: 10 }, (_, i) => draft(`morning-${i}`, `Draft number ${i}.`)));
+  await Promise.all(
+    drafts.map((d, i) =>
+      decideApproval(sb.admin, d.approval.id, i < 7 ? { decision: "approve" } : { decision: "reject", notes: "not this one" }, "owner", "console"),
+    ),
+  );
+  const outcomes = await Promise.all(drafts.map((d) => ended(d.taskId)));
+  expect(outcomes.filter((t) => t.status === "completed")).toHaveLength(7);
+  expect(outcomes.filter((t) => t.status === "rejected")).toHaveLength(3);
+  await until(() => drafts.every((d) => published(d.taskId).length === 1), { message: "every task delivered once" });
+  const completedHooks = drafts.flatMap((d) => published(d.taskId)).filter((h) => (h.json as { status: string }).status === "completed");
+  expect(completedHooks).toHaveLength(7);
+  expect(new Set(completedHooks.map((h) => (h.json as { task_id: string }).task_id)).size).toBe(7);
+});
