@@ -21,7 +21,9 @@ beforeAll(async () => {
   sb = await createTestSupabase();
   double = await startClaudeDouble();
   hooks = await startCaptureServer({
-    handler: (req, res) => res.writeHead(req.method === "POST" ? 204 : 404).end(),
+    handler: (req, res) => {
+      res.writeHead(req.method === "POST" ? 204 : 404).end();
+    },
   });
   // The engine's clock starts at the wall clock: the app stamps approvals with real time.
   te = await startTestEngine({ clock: new ManualClock(Date.now()) });
