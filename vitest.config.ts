@@ -29,10 +29,11 @@ export default defineConfig({
       {
         extends: true,
         test: {
-          // Production build + `next start` + the engine as processes: heavier, so fewer files at once.
+          // Production build + `next start` + the engine as processes, and a real Chromium for the console: heavier, so
+          // fewer files at once.
           name: "e2e",
-          include: ["tests/e2e/**/*.test.ts"],
-          globalSetup: ["tests/support/global-setup.ts", "tests/e2e/build.ts"],
+          include: ["tests/e2e/**/*.test.ts", "tests/browser/**/*.test.ts"],
+          globalSetup: ["tests/support/global-setup.ts", "tests/e2e/build.ts", "tests/browser/setup-chromium.ts"],
           maxWorkers: 2,
           // After the unit and integration files, so the build and the servers do not compete with them.
           sequence: { groupOrder: 1 },

@@ -1,9 +1,11 @@
 import type { Metadata, Viewport } from "next";
 import type { ReactNode } from "react";
+import "./globals.css";
 
 export const metadata: Metadata = {
   title: "Nightshift",
   description: "AI agents that work while you sleep: queued, checkpointed, on budget, with results in the morning.",
+  robots: { index: false, follow: false },
 };
 
 export const viewport: Viewport = { width: "device-width", initialScale: 1 };
@@ -11,18 +13,7 @@ export const viewport: Viewport = { width: "device-width", initialScale: 1 };
 export default function RootLayout({ children }: { children: ReactNode }) {
   return (
     <html lang="en">
-      <body
-        style={{
-          fontFamily: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif",
-          margin: 0,
-          padding: "1.5rem",
-          maxWidth: 880,
-          lineHeight: 1.5,
-          color: "#1b1b1f",
-        }}
-      >
-        {children}
-      </body>
+      <body>{children}</body>
     </html>
   );
 }

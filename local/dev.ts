@@ -6,6 +6,7 @@
 // then `next dev`, syncs the app's functions, and prints the URLs and local credentials.
 // Data and in-flight runs live under .data/ (git-ignored), so a restart carries on where it stopped.
 import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
@@ -94,6 +95,11 @@ async function main(): Promise<void> {
     env.INNGEST_DEV = engine.url;
   }
 
+  // Console sign-in: generated once and kept in the data folder unless configured.
+  const console_ = await localConsoleCredentials();
+  env.NIGHTSHIFT_OPERATOR_PASSWORD = console_.password;
+  env.NIGHTSHIFT_SESSION_SECRET = console_.sessionSecret;
+
   const supabaseUrl = env.SUPABASE_URL ?? process.env.SUPABASE_URL!;
   const secretKey = env.SUPABASE_SECRET_KEY ?? process.env.SUPABASE_SECRET_KEY!;
   const apiKey = await localApiKey(supabaseUrl, secretKey);
@@ -126,18 +132,33 @@ async function main(): Promise<void> {
     .filter(Boolean)
     .join(", ")})
 
-    App            ${appUrl}
+    Console        ${appUrl}   (sign in with the operator password below)
+    Review queue   ${appUrl}/review
     Tasks API      ${appUrl}/api/tasks
     Supabase URL   ${supabaseUrl}
     ${engine ? `Inngest engine ${engine.url}   (runs: ${engine.url}/v0/runs)` : ""}
     ${env.ANTHROPIC_BASE_URL ? `Claude double  ${env.ANTHROPIC_BASE_URL}` : ""}
 
-    Local API key  ${apiKey}
+    Operator password  ${console_.password}${process.env.NIGHTSHIFT_OPERATOR_PASSWORD ? "  (from your environment)" : ""}
+    Local API key      ${apiKey}
     Try:  curl -X POST ${appUrl}/api/tasks -H "Authorization: Bearer ${apiKey}" \\
             -H "Content-Type: application/json" -d '{"agent":"research","prompt":"Hello"}'
 
   Ctrl-C stops everything; data and in-flight runs are kept in ${dataDir}.
 `);
+}
+
+/** The console's operator password and session secret: from the environment, or generated once and kept. */
+async function localConsoleCredentials(): Promise<{ password: string; sessionSecret: string }> {
+  const file = join(dataDir, "local-console.json");
+  const saved = existsSync(file)
+    ? (JSON.parse(await readFile(file, "utf8")) as { password: string; sessionSecret: string })
+    : { password: randomBytes(12).toString("base64url"), sessionSecret: randomBytes(32).toString("base64url") };
+  if (!existsSync(file)) await writeFile(file, JSON.stringify(saved), { mode: 0o600 });
+  return {
+    password: process.env.NIGHTSHIFT_OPERATOR_PASSWORD || saved.password,
+    sessionSecret: process.env.NIGHTSHIFT_SESSION_SECRET || saved.sessionSecret,
+  };
 }
 
 /** The local API key: created once, kept in the git-ignored data folder so restarts print the same key. */

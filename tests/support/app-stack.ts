@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { freePort } from "../../local/ports";
 import { startClaudeDouble, type ClaudeDouble } from "../../local/claude/server";
 import { createApiKey } from "../../lib/api-keys";
+import { E2E_DIST_DIR } from "./dist-dir";
 import { createTestSupabase, type TestSupabase } from "./supabase";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
@@ -67,7 +68,7 @@ export async function startAppStack(opts: { env?: Record<string, string> } = {})
         ...process.env,
         NODE_ENV: "production",
         NEXT_TELEMETRY_DISABLED: "1",
-        NIGHTSHIFT_DIST_DIR: ".next-e2e",
+        NIGHTSHIFT_DIST_DIR: E2E_DIST_DIR,
         SUPABASE_URL: sb.supabaseUrl,
         SUPABASE_SECRET_KEY: sb.secretKey,
         ANTHROPIC_BASE_URL: double.url,

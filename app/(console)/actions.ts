@@ -1,0 +1,41 @@
+"use server";
+// The console's mutations. Each one is a POST (a server action) and starts with guardMutation: a live session,
+// a same-origin request and the session's CSRF token. The work itself lives in lib/console/operations.ts.
+import { refresh } from "next/cache";
+import { cookies } from "next/headers";
+import { redirect } from "next/navigation";
+import { db } from "@/lib/db/server";
+import { decide, guardMutation, queueWork, type DecideFormResult } from "@/lib/console/operations";
+import { requestContext } from "@/lib/console/server";
+import { SESSION_COOKIE } from "@/lib/console/session";
+
+export interface FormState {
+  error?: string;
+  ok?: string;
+  taskId?: string;
+}
+
+export async function queueWorkAction(_prev: FormState, form: FormData): Promise<FormState> {
+  const result = await queueWork(await requestContext(form), db());
+  if (!result.ok) {
+    if (result.code === "unauthenticated") redirect("/login");
+    return { error: result.error };
+  }
+  refresh();
+  return { ok: result.replayed ? "Already queued" : "Queued", taskId: result.taskId };
+}
+
+export type DecisionState = { result?: DecideFormResult };
+
+export async function decideAction(_prev: DecisionState, form: FormData): Promise<DecisionState> {
+  const result = await decide(await requestContext(form), db());
+  if (!result.ok && result.code === "unauthenticated") redirect("/login");
+  return { result };
+}
+
+export async function signOutAction(form: FormData): Promise<void> {
+  const guard = guardMutation(await requestContext(form));
+  // An expired session signs out anyway; a cross-site or token-less request changes nothing.
+  if (guard.ok || guard.code === "unauthenticated") (await cookies()).delete(SESSION_COOKIE);
+  redirect("/login");
+}

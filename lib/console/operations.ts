@@ -1,0 +1,219 @@
+// What the console's forms do, free of Next.js request plumbing: each operation takes the request headers, the
+// session cookie value and the submitted form, and answers a plain result. The server actions in app/ are thin
+// wrappers around these, and the integration tests call them directly with forged headers, cookies and forms.
+import { randomUUID } from "node:crypto";
+import { z } from "zod";
+import { ApprovalId, decideApproval, DecisionBody } from "@/lib/approvals";
+import type { AdminClient } from "@/lib/db/admin";
+import { ApiError } from "@/lib/http/errors";
+import { CreateTaskBody, IdempotencyKey, MAX_PROMPT_CHARS } from "@/lib/tasks/schema";
+import { submitTask } from "@/lib/tasks/submit";
+import { consoleConfig, ConsoleConfigError, type ConsoleConfig } from "./config";
+import { checkSameOrigin, CSRF_FIELD, csrfTokenValid, type HeaderBag } from "./csrf";
+import { clientAddress, loginLimiter, type LoginLimiter } from "./rate-limit";
+import { newSession, passwordMatches, signSession, verifySession, type Session } from "./session";
+
+export { sessionOf } from "./session";
+
+export interface RequestContext {
+  headers: HeaderBag;
+  /** Value of the session cookie, if the request carried one. */
+  sessionCookie?: string | null;
+  form: FormData;
+  now?: number;
+}
+
+export type Refusal = { ok: false; code: string; error: string };
+
+// ---------------------------------------------------------------------------------------------------- sign-in
+
+export type SignInResult =
+  | { ok: true; session: Session; cookieValue: string; secure: boolean; next: string }
+  | Refusal;
+
+export function signIn(ctx: RequestContext, limiter: LoginLimiter = loginLimiter()): SignInResult {
+  let config: ConsoleConfig;
+  try {
+    config = consoleConfig();
+  } catch (e) {
+    if (e instanceof ConsoleConfigError) return { ok: false, code: "not_configured", error: e.message };
+    throw e;
+  }
+  const origin = checkSameOrigin(ctx.headers);
+  if (!origin.ok) return { ok: false, code: "csrf", error: `Sign-in refused: ${origin.reason}.` };
+
+  const now = ctx.now ?? Date.now();
+  const client = clientAddress(ctx.headers);
+  const verdict = limiter.check(client, now);
+  if (!verdict.allowed) {
+    const minutes = Math.max(1, Math.ceil(verdict.retryAfterMs / 60_000));
+    return {
+      ok: false,
+      code: "rate_limited",
+      error: `Too many failed sign-ins. Try again in ${minutes} minute${minutes === 1 ? "" : "s"}.`,
+    };
+  }
+  const password = ctx.form.get("password");
+  if (typeof password !== "string" || !passwordMatches(password, config.operatorPassword)) {
+    limiter.fail(client, now);
+    return { ok: false, code: "invalid", error: "Wrong password." };
+  }
+  limiter.succeed(client);
+  const session = newSession(config, now);
+  return {
+    ok: true,
+    session,
+    cookieValue: signSession(config, session),
+    secure: isHttps(ctx.headers),
+    next: safeNext(ctx.form.get("next")),
+  };
+}
+
+/** Only a local path may follow sign-in (no `//evil.example`, no scheme). */
+export function safeNext(value: FormDataEntryValue | null): string {
+  if (typeof value !== "string" || !/^\/(?![/\\])[\x21-\x7e]*$/.test(value) || value.startsWith("/login")) return "/";
+  return value.slice(0, 500);
+}
+
+export function isHttps(h: HeaderBag): boolean {
+  const proto = h.get("x-forwarded-proto")?.split(",")[0]?.trim().toLowerCase();
+  return proto === "https";
+}
+
+// --------------------------------------------------------------------------------------------- session checks
+
+export type Guarded = { ok: true; session: Session; config: ConsoleConfig } | Refusal;
+
+/** Every mutation starts here: a live session, a same-origin request, and the session's CSRF token in the form. */
+export function guardMutation(ctx: RequestContext): Guarded {
+  let config: ConsoleConfig;
+  try {
+    config = consoleConfig();
+  } catch (e) {
+    if (e instanceof ConsoleConfigError) return { ok: false, code: "not_configured", error: e.message };
+    throw e;
+  }
+  const session = verifySession(config, ctx.sessionCookie, ctx.now ?? Date.now());
+  if (!session) return { ok: false, code: "unauthenticated", error: "Your session has expired. Sign in again." };
+  const origin = checkSameOrigin(ctx.headers);
+  if (!origin.ok) return { ok: false, code: "csrf", error: `Refused: ${origin.reason}.` };
+  if (!csrfTokenValid(config, session, ctx.form.get(CSRF_FIELD))) {
+    return { ok: false, code: "csrf", error: "Refused: the form's security token is missing or wrong. Reload the page and try again." };
+  }
+  return { ok: true, session, config };
+}
+
+// ------------------------------------------------------------------------------------------------ queue work
+
+const QueueForm = z.object({
+  agent: z.string().min(1, "Choose an agent"),
+  prompt: z.string().trim().min(1, "Write what the agent should do").max(MAX_PROMPT_CHARS),
+  require_approval: z.boolean(),
+  idempotency_key: IdempotencyKey,
+});
+
+export type QueueResult = { ok: true; taskId: string; replayed: boolean } | Refusal;
+
+/** A fresh idempotency key for a rendered form: submitting the same form twice queues one task. */
+export function newFormKey(): string {
+  return `console-${randomUUID()}`;
+}
+
+/**
+ * Queues work through the same code path as POST /api/tasks (`submitTask`). Console tasks have no API key
+ * (api_key_id null); the form's idempotency key makes a double submit (double click, retry after a network
+ * error, back + resubmit) queue the task once.
+ */
+export async function queueWork(ctx: RequestContext, db: AdminClient): Promise<QueueResult> {
+  const guard = guardMutation(ctx);
+  if (!guard.ok) return guard;
+  const parsed = QueueForm.safeParse({
+    agent: ctx.form.get("agent"),
+    prompt: ctx.form.get("prompt"),
+    require_approval: ctx.form.get("require_approval") === "on",
+    idempotency_key: ctx.form.get("idempotency_key"),
+  });
+  if (!parsed.success) return { ok: false, code: "invalid", error: parsed.error.issues[0]!.message };
+  const body = CreateTaskBody.safeParse({
+    agent: parsed.data.agent,
+    prompt: parsed.data.prompt,
+    ...(parsed.data.require_approval ? { require_approval: true } : {}),
+  });
+  if (!body.success) return { ok: false, code: "invalid", error: body.error.issues[0]!.message };
+  try {
+    // No API key: api_key_id null marks a console task.
+    const task = await submitTask(db, body.data, null, parsed.data.idempotency_key);
+    return { ok: true, taskId: task.taskId, replayed: task.outcome === "replayed" };
+  } catch (e) {
+    if (e instanceof ApiError) {
+      const message =
+        e.status === 409
+          ? "This form was already submitted with different content. Reload the page to queue new work."
+          : e.message;
+      return { ok: false, code: e.code, error: message };
+    }
+    throw e;
+  }
+}
+
+// ------------------------------------------------------------------------------------------------ decisions
+
+export type DecideFormResult =
+  | { ok: true; outcome: "decided" | "repeat"; status: string; taskId: string }
+  | (Refusal & { outcome?: "conflict" | "expired" | "not_found"; status?: string; taskId?: string });
+
+/** The actor recorded as decided_by for decisions made in the console (one operator, one password). */
+export const CONSOLE_ACTOR = "console:operator";
+
+/**
+ * A reviewer's decision from the review page, through lib/approvals.ts's decideApproval — the same compare-and-set
+ * and wake-up event as POST /api/approvals/:id. decided/repeat are success; conflict and expired name the decision
+ * that stands.
+ */
+export async function decide(ctx: RequestContext, db: AdminClient): Promise<DecideFormResult> {
+  const guard = guardMutation(ctx);
+  if (!guard.ok) return guard;
+  const id = ctx.form.get("approval_id");
+  if (typeof id !== "string" || !ApprovalId.safeParse(id).success) {
+    return { ok: false, code: "invalid", error: "Unknown approval.", outcome: "not_found" };
+  }
+  const notes = ctx.form.get("notes");
+  const body = DecisionBody.safeParse({
+    decision: ctx.form.get("decision"),
+    ...(typeof notes === "string" && notes.trim() ? { notes } : {}),
+  });
+  if (!body.success) {
+    const issue = body.error.issues[0]!;
+    const message =
+      issue.path[0] === "notes" && body.error.issues.length === 1 && /required/.test(issue.message)
+        ? "Write the changes you want in the box, then choose “Approve with changes”."
+        : issue.message;
+    return { ok: false, code: "invalid", error: message };
+  }
+  const result = await decideApproval(db, id, body.data, CONSOLE_ACTOR, "console");
+  switch (result.outcome) {
+    case "decided":
+    case "repeat":
+      return { ok: true, outcome: result.outcome, status: result.approval.status, taskId: result.approval.task_id };
+    case "conflict":
+      return {
+        ok: false,
+        code: "conflict",
+        outcome: "conflict",
+        status: result.approval.status,
+        taskId: result.approval.task_id,
+        error: `Already decided: ${result.approval.status.replace(/_/g, " ")}${result.approval.decided_by ? ` by ${result.approval.decided_by}` : ""}. Your decision was not applied.`,
+      };
+    case "expired":
+      return {
+        ok: false,
+        code: "expired",
+        outcome: "expired",
+        status: result.approval.status,
+        taskId: result.approval.task_id,
+        error: `Too late: the deadline passed and the automatic action applied (${result.approval.status.replace(/_/g, " ")}).`,
+      };
+    case "not_found":
+      return { ok: false, code: "not_found", outcome: "not_found", error: "This approval does not exist or is not open for review yet." };
+  }
+}

@@ -1,0 +1,97 @@
+// proxy.ts, called as Next calls it: every console page redirects to /login without a valid session, and a
+// cross-site POST is refused before any server action runs.
+import { NextRequest } from "next/server";
+import { beforeAll, describe, expect, test } from "vitest";
+import { config as proxyConfig, proxy } from "@/proxy";
+import { SESSION_COOKIE } from "@/lib/console/session";
+import { APP, configureConsole, sessionCookie } from "./helpers";
+
+const PAGES = ["/", "/review", "/tasks/7b0f6a52-3a8e-4c52-9d3a-2d1c1f0e9a11", "/?status=failed&agent=research", "/anything-else"];
+
+beforeAll(() => {
+  configureConsole();
+});
+
+function get(path: string, cookie?: string): NextRequest {
+  return new NextRequest(`${APP}${path}`, { headers: cookie ? { cookie: `${SESSION_COOKIE}=${cookie}` } : {} });
+}
+
+function matches(path: string): boolean {
+  return proxyConfig.matcher.some((m) => new RegExp(`^${m}$`).test(path));
+}
+
+describe("pages need a session", () => {
+  test.each(PAGES)("GET %s without a session redirects to /login", (path) => {
+    const res = proxy(get(path));
+    expect(res.status).toBe(303);
+    const to = new URL(res.headers.get("location")!);
+    expect(to.pathname).toBe("/login");
+    if (path !== "/") expect(to.searchParams.get("next")).toBe(path);
+  });
+
+  test.each(PAGES)("GET %s with a tampered or expired cookie redirects to /login", (path) => {
+    const { value } = sessionCookie();
+    const tampered = value.replace(/.$/, (c) => (c === "A" ? "B" : "A"));
+    expect(proxy(get(path, tampered)).status).toBe(303);
+    expect(proxy(get(path, sessionCookie(undefined, Date.now() - 48 * 3_600_000).value)).status).toBe(303);
+    expect(proxy(get(path, "garbage")).status).toBe(303);
+  });
+
+  test.each(PAGES)("GET %s with a valid session passes through", (path) => {
+    const res = proxy(get(path, sessionCookie().value));
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-middleware-next")).toBe("1");
+  });
+
+  test("the sign-in page itself is open", () => {
+    expect(proxy(get("/login")).headers.get("x-middleware-next")).toBe("1");
+  });
+
+  test("without configuration every page still redirects to /login (which names the missing variable)", () => {
+    const saved = process.env.NIGHTSHIFT_SESSION_SECRET;
+    const { value } = sessionCookie();
+    delete process.env.NIGHTSHIFT_SESSION_SECRET;
+    try {
+      expect(proxy(get("/", value)).status).toBe(303);
+    } finally {
+      process.env.NIGHTSHIFT_SESSION_SECRET = saved;
+    }
+  });
+
+  test("the matcher covers the console pages and leaves the API (API-key auth) and static assets alone", () => {
+    for (const p of ["/", "/review", "/tasks/abc", "/login"]) expect(matches(p)).toBe(true);
+    for (const p of ["/api/tasks", "/api/approvals/1", "/api/inngest", "/_next/static/chunks/a.js"]) expect(matches(p)).toBe(false);
+  });
+});
+
+describe("cross-site POSTs are refused", () => {
+  const post = (path: string, headers: Record<string, string>, cookie?: string) =>
+    new NextRequest(`${APP}${path}`, {
+      method: "POST",
+      headers: { host: "console.test:3000", ...(cookie ? { cookie: `${SESSION_COOKIE}=${cookie}` } : {}), ...headers },
+      body: "x",
+    });
+
+  test("a POST with a foreign Origin is refused with 403, even with a valid session", async () => {
+    const { value } = sessionCookie();
+    for (const path of ["/", "/review", "/login"]) {
+      const res = proxy(post(path, { origin: "https://evil.example", "sec-fetch-site": "cross-site" }, value));
+      expect(res.status).toBe(403);
+      expect(await res.text()).toMatch(/cross-site|foreign Origin/);
+    }
+    expect(proxy(post("/", { origin: "https://evil.example" }, value)).status).toBe(403);
+    expect(proxy(post("/", { origin: "null" }, value)).status).toBe(403);
+    expect(proxy(post("/", { "sec-fetch-site": "same-site" }, value)).status).toBe(403);
+  });
+
+  test("a POST with neither Origin nor Sec-Fetch-Site is refused", () => {
+    expect(proxy(post("/", {}, sessionCookie().value)).status).toBe(403);
+  });
+
+  test("a same-origin POST without a session is refused with 401; with one it passes to the action", () => {
+    const same = { origin: APP, "sec-fetch-site": "same-origin" };
+    expect(proxy(post("/", same)).status).toBe(401);
+    expect(proxy(post("/", same, sessionCookie().value)).headers.get("x-middleware-next")).toBe("1");
+    expect(proxy(post("/login", same)).headers.get("x-middleware-next")).toBe("1");
+  });
+});
