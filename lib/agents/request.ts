@@ -12,22 +12,23 @@ const EPHEMERAL = { type: "ephemeral" } as const;
 export function buildRequest(
   agent: AgentConfig,
   messages: Message[],
-  opts: { serverWebSearch: boolean },
+  opts: { serverWebSearch: boolean; /** Off only to measure what caching saves (bench/cost.ts). */ promptCaching?: boolean },
 ): Anthropic.MessageCreateParamsNonStreaming {
+  const caching = opts.promptCaching ?? true;
   const tools: Anthropic.ToolUnion[] = toolDefinitions(agent.tools).map((t) => ({ ...t }) as Anthropic.Tool);
   if (opts.serverWebSearch) {
     // Claude's server-side search (billed per use by Anthropic): only with a real API key.
     tools.push({ type: "web_search_20250305", name: "web_search", max_uses: 5 });
   }
   const last = tools[tools.length - 1];
-  if (last) tools[tools.length - 1] = { ...last, cache_control: EPHEMERAL } as Anthropic.ToolUnion;
+  if (last && caching) tools[tools.length - 1] = { ...last, cache_control: EPHEMERAL } as Anthropic.ToolUnion;
 
   return {
     model: agent.model,
     max_tokens: agent.max_tokens,
-    system: [{ type: "text", text: agent.system_prompt, cache_control: EPHEMERAL }],
+    system: [{ type: "text", text: agent.system_prompt, ...(caching ? { cache_control: EPHEMERAL } : {}) }],
     ...(tools.length ? { tools } : {}),
-    messages: withMovingBreakpoint(messages),
+    messages: caching ? withMovingBreakpoint(messages) : messages,
   };
 }
 
