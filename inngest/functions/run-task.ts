@@ -1,7 +1,8 @@
 // Runs one agent task durably. Each model call is its own step (`turn-N`) that reserves the worst case in the
 // agent's daily budget before calling Claude and settles the real cost after; each tool call is its own step
 // (`tool-N-<name>`). Hard limits: max_turns (stopped, partial result kept), the agent's wall clock (a turn that
-// cannot finish in time is not started), max_tokens on every call. When the budget refuses a turn, the task
+// cannot finish in time is not started), max_tokens on every call, and the agent's concurrency (a turn waits for
+// one of its `concurrency` slots; waiting tasks hold none). When the budget refuses a turn, the task
 // waits for the agent's next budget window (`waiting_budget`) and carries on. Where a human must decide (the
 // task asked for it, or the agent always does, like content drafts), the draft waits for approval: approve
 // finishes it, approve-with-changes sends the notes back for one revision, reject (or no decision by the
@@ -11,6 +12,7 @@ import type Anthropic from "@anthropic-ai/sdk";
 import { inngest } from "@/inngest/client";
 import { awaitApproval, type ApprovalOutcome } from "@/inngest/approval";
 import { taskRunRequested } from "@/inngest/events";
+import { releaseSlot } from "@/lib/agents/slots";
 import { loadToolConfig, runToolCall } from "@/lib/agents/tools";
 import { runModelTurn, textOf, type Message, type TurnOutcome } from "@/lib/agents/turn";
 import { noteBudgetExhausted, releaseOpenReservations } from "@/lib/budget";
@@ -41,6 +43,7 @@ export const runTask = inngest.createFunction(
       const taskId = (event.data.event.data as { task_id: string }).task_id;
       await step.run("mark-failed", async () => {
         await releaseOpenReservations(db(), taskId);
+        await releaseSlot(db(), taskId);
         return finishTask(db(), taskId, {
           status: "failed",
           error: { message: error.message, name: error.name },
@@ -79,31 +82,39 @@ export const runTask = inngest.createFunction(
           runModelTurn(db(), { taskId, turnId, agent, messages, attempt, now: new Date(Math.max(Date.now(), wakeAt)), serverWebSearch });
         let out: TurnOutcome = await step.run(turnId, callTurn);
 
-        for (let wait = 1; out.kind === "budget_refused"; wait++) {
-          const refused = out;
-          if (refused.never_fits) {
-            return `one call's worst case (${usd(refused.needed_micros)}) exceeds ${agent.id}'s whole daily budget (${usd(refused.cap_micros)})`;
-          }
-          await step.run(`budget-wait-${turn}-${wait}`, async () => {
-            await markWaitingBudget(db(), taskId, `daily budget of ${usd(refused.cap_micros)} reached; resumes at ${refused.next_window_at}`);
-            const first = await noteBudgetExhausted(db(), {
-              agentId: agent.id,
-              taskId,
-              windowStart: refused.window_start,
-              nextWindowAt: refused.next_window_at,
-              payload: { needed_micros: refused.needed_micros, remaining_micros: refused.remaining_micros },
-              now: new Date(refused.refused_at),
-            });
-            if (first) {
-              console.warn(
-                `[budget] agent ${agent.id} used its ${usd(refused.cap_micros)} budget for ${refused.window_start}; its tasks wait until ${refused.next_window_at}`,
-              );
+        // Not answered yet: wait for a free slot or for the next budget window, then try the same turn again.
+        for (let wait = 1; out.kind !== "answered"; wait++) {
+          if (out.kind === "busy") {
+            // Backoff from 2 s to 5 min: prompt when slots turn over fast, and few steps (2 per wait) when a queued
+            // night of work waits hours for its turn.
+            await step.sleep(`slot-wait-${turn}-${wait}`, `${Math.min(2 * 2 ** (wait - 1), 300)}s`);
+          } else {
+            const refused = out;
+            if (refused.never_fits) {
+              return `one call's worst case (${usd(refused.needed_micros)}) exceeds ${agent.id}'s whole daily budget (${usd(refused.cap_micros)})`;
             }
-          });
-          await step.sleepUntil(`budget-sleep-${turn}-${wait}`, refused.next_window_at);
-          wakeAt = Date.parse(refused.next_window_at);
-          waitedMs += Math.max(0, wakeAt - refused.refused_at);
-          out = await step.run(`${turnId}-after-wait-${wait}`, async () => {
+            await step.run(`budget-wait-${turn}-${wait}`, async () => {
+              await releaseSlot(db(), taskId); // a waiting task does not hold one of the agent's slots
+              await markWaitingBudget(db(), taskId, `daily budget of ${usd(refused.cap_micros)} reached; resumes at ${refused.next_window_at}`);
+              const first = await noteBudgetExhausted(db(), {
+                agentId: agent.id,
+                taskId,
+                windowStart: refused.window_start,
+                nextWindowAt: refused.next_window_at,
+                payload: { needed_micros: refused.needed_micros, remaining_micros: refused.remaining_micros },
+                now: new Date(refused.refused_at),
+              });
+              if (first) {
+                console.warn(
+                  `[budget] agent ${agent.id} used its ${usd(refused.cap_micros)} budget for ${refused.window_start}; its tasks wait until ${refused.next_window_at}`,
+                );
+              }
+            });
+            await step.sleepUntil(`budget-sleep-${turn}-${wait}`, refused.next_window_at);
+            wakeAt = Date.parse(refused.next_window_at);
+            waitedMs += Math.max(0, wakeAt - refused.refused_at);
+          }
+          out = await step.run(`${turnId}-retry-${wait}`, async () => {
             await resumeTask(db(), taskId, runId);
             return callTurn();
           });
@@ -134,7 +145,10 @@ export const runTask = inngest.createFunction(
         ...(status === "stopped" ? { partial: true } : {}),
         ...(extra.approval ? { approval: { decision: extra.approval.decision, notes: extra.approval.notes, decided_via: extra.approval.decided_via } } : {}),
       };
-      await step.run("finish", () => finishTask(db(), taskId, { status, result, reason: extra.reason }));
+      await step.run("finish", async () => {
+        await releaseSlot(db(), taskId);
+        return finishTask(db(), taskId, { status, result, reason: extra.reason });
+      });
       if (task!.callbackUrl) {
         const url = task!.callbackUrl;
         await step.run("callback", () =>
@@ -148,6 +162,7 @@ export const runTask = inngest.createFunction(
     if (stopped) return end("stopped", { reason: stopped });
 
     if (task.requireApproval || agent.requires_approval) {
+      await step.run("release-slot-for-approval", () => releaseSlot(db(), taskId));
       const approval = await awaitApproval(step, {
         taskId,
         stage: "draft",

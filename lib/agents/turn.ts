@@ -10,6 +10,7 @@ import { classifyModelError } from "@/lib/llm/errors";
 import { costMicros } from "@/lib/llm/prices";
 import { recordStep } from "@/lib/tasks/lifecycle";
 import type { AgentConfig } from "./catalog";
+import { acquireSlot } from "./slots";
 import { buildRequest, type Message } from "./request";
 
 export type { Message };
@@ -35,6 +36,12 @@ export type TurnOutcome =
       /** When the turn ended (ms): memoized with the step, so wall-clock decisions replay identically. */
       finished_at: number;
       duration_ms: number;
+    }
+  | {
+      /** Every concurrency slot of the agent is taken: try again later. */
+      kind: "busy";
+      holders: number;
+      limit: number;
     }
   | {
       kind: "budget_refused";
@@ -63,6 +70,9 @@ export interface TurnArgs {
 export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<TurnOutcome> {
   const { agent } = args;
   const started = Date.now();
+  // A slot first: the agent's concurrency limit counts tasks that are working, renewed on every turn.
+  const slot = await acquireSlot(db, { agentId: agent.id, taskId: args.taskId, leaseSeconds: slotLeaseSeconds(agent), now: args.now });
+  if (!slot.ok) return { kind: "busy", holders: slot.holders, limit: slot.limit };
   const params = buildRequest(agent, args.messages, { serverWebSearch: args.serverWebSearch });
 
   const inputTokens = await countInputTokens(params);
@@ -139,6 +149,11 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
     finished_at: finished,
     duration_ms: finished - started,
   };
+}
+
+/** A slot outlives the longest turn with room to spare; a run that died frees it when the lease runs out. */
+function slotLeaseSeconds(agent: AgentConfig): number {
+  return Math.min(agent.wall_clock_seconds, 600) + 300;
 }
 
 /** Input tokens for the reservation: counted by the API (free), or bounded from above when counting fails. */

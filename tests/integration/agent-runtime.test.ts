@@ -212,4 +212,32 @@ describe("agent runtime", () => {
       await sb.admin.from("agents").update({ daily_budget_micros: 2_000_000 }).eq("id", "research");
     }
   });
+
+  test("an agent's concurrency limit from the database: with 1 slot, two tasks work one after the other", async () => {
+    const ins = await sb.admin.from("agents").insert({
+      id: "solo",
+      display_name: "Solo",
+      model: "claude-haiku-4-5",
+      system_prompt: "You work alone.",
+      daily_budget_micros: 1_000_000,
+      concurrency: 1,
+    });
+    expect(ins.error).toBeNull();
+    double.script("solo-a", [{ text: "A, part one.", stop_reason: "max_tokens", latency_ms: 200 }, { text: " A done.", latency_ms: 200 }]);
+    double.script("solo-b", [{ text: "B, part one.", stop_reason: "max_tokens", latency_ms: 200 }, { text: " B done.", latency_ms: 200 }]);
+    const [a, b] = await Promise.all([run("solo", "solo-a"), run("solo", "solo-b")]);
+    const [ta, tb] = await Promise.all([finished(a, () => clock.advance(15_000)), finished(b, () => clock.advance(15_000))]);
+    expect([ta.status, tb.status]).toEqual(["completed", "completed"]);
+
+    // Never interleaved: one task's calls all come before the other's.
+    const calls = [...double.calls({ scenario: "solo-a", kind: "messages" }), ...double.calls({ scenario: "solo-b", kind: "messages" })]
+      .sort((x, y) => x.seq - y.seq)
+      .map((c) => c.scenario);
+    expect(calls).toHaveLength(4);
+    const first = calls[0];
+    const second = first === "solo-a" ? "solo-b" : "solo-a";
+    expect(calls).toEqual([first, first, second, second]);
+    const { count } = await sb.admin.from("agent_slots").select("task_id", { count: "exact", head: true }).eq("agent_id", "solo");
+    expect(count).toBe(0);
+  });
 });

@@ -13,6 +13,7 @@ let sb: TestSupabase;
 let double: ClaudeDouble;
 let hooks: CaptureServer;
 let te: TestEngine;
+let clock: ManualClock;
 let app: ServedApp;
 let submitTask: typeof import("@/lib/tasks/submit").submitTask;
 let decideApproval: typeof import("@/lib/approvals").decideApproval;
@@ -26,7 +27,8 @@ beforeAll(async () => {
     },
   });
   // The engine's clock starts at the wall clock: the app stamps approvals with real time.
-  te = await startTestEngine({ clock: new ManualClock(Date.now()) });
+  clock = new ManualClock(Date.now());
+  te = await startTestEngine({ clock });
   Object.assign(process.env, {
     SUPABASE_URL: sb.supabaseUrl,
     SUPABASE_SECRET_KEY: sb.secretKey,
@@ -62,7 +64,8 @@ async function draft(scenario: string, text: string) {
   const approval = await until(async () => {
     const { data } = await sb.admin.from("approvals").select("id,visible_at,draft").eq("task_id", taskId).not("visible_at", "is", null);
     return data?.[0];
-  }, { message: `no visible approval for ${taskId}` });
+    // Content runs two at a time (its concurrency slots): the others wait on the engine's clock for a free slot.
+  }, { message: `no visible approval for ${taskId}`, tick: () => clock.advance(15_000) });
   return { taskId, approval };
 }
 
