@@ -16,6 +16,40 @@ export type Database = {
   }
   public: {
     Tables: {
+      agent_slots: {
+        Row: {
+          acquired_at: string
+          agent_id: string
+          lease_until: string
+          task_id: string
+        }
+        Insert: {
+          acquired_at: string
+          agent_id: string
+          lease_until: string
+          task_id: string
+        }
+        Update: {
+          acquired_at?: string
+          agent_id?: string
+          lease_until?: string
+          task_id?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "agent_slots_agent_id_fkey"
+            columns: ["agent_id"]
+            referencedRelation: "agents"
+            referencedColumns: ["id"]
+          },
+          {
+            foreignKeyName: "agent_slots_task_id_fkey"
+            columns: ["task_id"]
+            referencedRelation: "tasks"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
       agents: {
         Row: {
           approval_auto_action: string
@@ -584,6 +618,19 @@ export type Database = {
       [_ in never]: never
     }
     Functions: {
+      acquire_agent_slot: {
+        Args: {
+          p_agent_id: string
+          p_lease_seconds: number
+          p_now?: string
+          p_task_id: string
+        }
+        Returns: {
+          holders: number
+          max_concurrency: number
+          ok: boolean
+        }[]
+      }
       api_key_hash: { Args: { p_key_id: string }; Returns: string }
       approval_task_resumes: { Args: { p_task_id: string }; Returns: undefined }
       claim_side_effect: {
@@ -738,6 +785,7 @@ export type Database = {
         }
         Returns: undefined
       }
+      release_agent_slot: { Args: { p_task_id: string }; Returns: boolean }
       release_budget: {
         Args: { p_now?: string; p_step_id: string; p_task_id: string }
         Returns: boolean
