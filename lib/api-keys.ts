@@ -26,16 +26,38 @@ export async function createApiKey(db: AdminClient, name: string): Promise<{ id:
   return { id, key };
 }
 
+// Verified keys are remembered briefly so a busy client does not pay a database round trip per request; a
+// revocation therefore takes effect within VERIFIED_TTL_MS. Only successes are cached, keyed by the key's hash.
+const VERIFIED_TTL_MS = 30_000;
+const VERIFIED_MAX = 1_000;
+const verified = new Map<string, { id: string; until: number }>();
+
 /** Returns the key id when `presented` is a live key, or null. */
 export async function verifyApiKey(db: AdminClient, presented: string): Promise<string | null> {
   const m = KEY_RE.exec(presented);
   if (!m) return null;
-  const id = m[1]!;
+  const presentedHash = hashApiKey(presented);
+  const hit = verified.get(presentedHash);
+  if (hit && hit.until > Date.now()) return hit.id;
+  const id = await verifyWithDatabase(db, m[1]!, presentedHash);
+  if (id) {
+    if (verified.size >= VERIFIED_MAX) verified.clear();
+    verified.set(presentedHash, { id, until: Date.now() + VERIFIED_TTL_MS });
+  }
+  return id;
+}
+
+/** Forgets cached verifications (tests that revoke a key and expect the next request to fail at once). */
+export function forgetVerifiedKeys(): void {
+  verified.clear();
+}
+
+async function verifyWithDatabase(db: AdminClient, id: string, presentedHash: string): Promise<string | null> {
   const { data, error } = await db.rpc("api_key_hash", { p_key_id: id });
   if (error) throw new Error(`API key lookup failed: ${error.message}`);
   // Compare even when the id is unknown, against a dummy, so both paths cost the same.
   const stored = Buffer.from(typeof data === "string" ? data : "0".repeat(64), "hex");
-  const given = Buffer.from(hashApiKey(presented), "hex");
+  const given = Buffer.from(presentedHash, "hex");
   const equal = timingSafeEqual(stored, given);
   return equal && typeof data === "string" ? id : null;
 }

@@ -33,6 +33,11 @@ export function withErrors<A extends unknown[]>(
       return await handler(...args);
     } catch (err) {
       if (err instanceof ApiError) return errorJson(err);
+      // The client went away mid-request (e.g. while its body was read): nobody is listening for an answer.
+      const req = args[0];
+      if (req instanceof Request && req.signal.aborted) {
+        return errorJson(new ApiError(499, "client_closed_request", "The client closed the request"));
+      }
       const ref = crypto.randomUUID();
       console.error(`[api] unhandled error ref=${ref}:`, err instanceof Error ? err.message : err);
       return errorJson(new ApiError(500, "internal_error", `Internal error (ref ${ref})`));

@@ -1,0 +1,135 @@
+// Where the CPU goes during a benchmark phase, from /proc (Linux): CPU time per component of the system under
+// test, read before and after the phase, and the machine's overall busy share.
+import { readdirSync, readFileSync } from "node:fs";
+
+/** Kernel clock ticks per second (USER_HZ); 100 on every mainstream Linux. */
+const TICKS_PER_S = 100;
+
+interface Proc {
+  pid: number;
+  ppid: number;
+  pgrp: number;
+  comm: string;
+  /** utime + stime, in ms. */
+  cpuMs: number;
+}
+
+function readProcs(): Map<number, Proc> {
+  const out = new Map<number, Proc>();
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      // After the comm: state(0) ppid(1) pgrp(2) ... utime(11) stime(12)
+      out.set(Number(d), {
+        pid: Number(d),
+        ppid: Number(f[1]),
+        pgrp: Number(f[2]),
+        comm,
+        cpuMs: ((Number(f[11]) + Number(f[12])) * 1000) / TICKS_PER_S,
+      });
+    } catch {
+      // gone while listing
+    }
+  }
+  return out;
+}
+
+function descendsFrom(procs: Map<number, Proc>, pid: number, root: number): boolean {
+  for (let p = procs.get(pid), hops = 0; p && hops < 64; p = procs.get(p.ppid), hops++) {
+    if (p.ppid === root || p.pid === root) return true;
+  }
+  return false;
+}
+
+export interface Components {
+  /** This process: the engine, the Supabase `/rest/v1` proxy and the Claude double share its event loop. */
+  benchPid: number;
+  /** The process group of `next start`. */
+  nextPgid?: number;
+  loadPid?: number;
+}
+
+export const COMPONENT_NAMES = ["next-server", "postgrest", "postgres", "engine+proxy+double", "load generator", "other processes"] as const;
+export type ComponentName = (typeof COMPONENT_NAMES)[number];
+
+export interface CpuSnapshot {
+  at: number;
+  byComponent: Record<ComponentName, number>;
+  /** Per pid, so that a process that exits between snapshots is not counted negative. */
+  perPid: Map<number, { component: ComponentName; cpuMs: number; comm: string }>;
+  machine: MachineTicks;
+}
+
+interface MachineTicks {
+  busyTicks: number;
+  totalTicks: number;
+  /** irq + softirq: kernel work no process is billed for (loopback TCP lands here in part). */
+  irqTicks: number;
+  stealTicks: number;
+}
+
+function machineTicks(): MachineTicks {
+  const line = readFileSync("/proc/stat", "utf8").split("\n")[0]!;
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal guest guest_nice; guest time is already in user.
+  const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
+  const idle = (v[3] ?? 0) + (v[4] ?? 0);
+  return { busyTicks: total - idle, totalTicks: total, irqTicks: (v[5] ?? 0) + (v[6] ?? 0), stealTicks: v[7] ?? 0 };
+}
+
+export function snapshot(c: Components): CpuSnapshot {
+  const procs = readProcs();
+  const perPid = new Map<number, { component: ComponentName; cpuMs: number; comm: string }>();
+  for (const p of procs.values()) {
+    let component: ComponentName | undefined;
+    if (p.pid === c.benchPid) component = "engine+proxy+double";
+    else if (c.loadPid && p.pid === c.loadPid) component = "load generator";
+    else if (c.nextPgid && p.pgrp === c.nextPgid) component = "next-server";
+    else if (descendsFrom(procs, p.pid, c.benchPid)) {
+      if (p.comm === "postgrest") component = "postgrest";
+      else if (p.comm.startsWith("postgres")) component = "postgres";
+    }
+    perPid.set(p.pid, { component: component ?? "other processes", cpuMs: p.cpuMs, comm: p.comm });
+  }
+  const byComponent = Object.fromEntries(COMPONENT_NAMES.map((n) => [n, 0])) as Record<ComponentName, number>;
+  for (const v of perPid.values()) byComponent[v.component] += v.cpuMs;
+  return { at: performance.now(), byComponent, perPid, machine: machineTicks() };
+}
+
+export interface CpuUse {
+  wallMs: number;
+  /** CPU ms used by each component between the snapshots. */
+  cpuMs: Record<ComponentName, number>;
+  /** Share of the whole machine that was busy (0–1), all processes included. */
+  machineBusy: number;
+  /** Share of the machine in irq/softirq (0–1), and stolen by the hypervisor (0–1). */
+  machineIrq: number;
+  machineSteal: number;
+  /** The busiest processes outside the system under test, "comm cpuMs". */
+  topOthers: string[];
+}
+
+export function cpuBetween(a: CpuSnapshot, b: CpuSnapshot): CpuUse {
+  const cpuMs = Object.fromEntries(COMPONENT_NAMES.map((n) => [n, 0])) as Record<ComponentName, number>;
+  const others = new Map<string, number>();
+  for (const [pid, v] of b.perPid) {
+    const before = a.perPid.get(pid);
+    // A pid seen only in `b` started during the phase; a reused pid (other comm) too.
+    const d = v.cpuMs - (before && before.comm === v.comm ? before.cpuMs : 0);
+    cpuMs[v.component] += d;
+    if (v.component === "other processes" && d > 0) others.set(v.comm, (others.get(v.comm) ?? 0) + d);
+  }
+  const total = b.machine.totalTicks - a.machine.totalTicks;
+  const share = (k: keyof MachineTicks) => (total > 0 ? (b.machine[k] - a.machine[k]) / total : NaN);
+  return {
+    wallMs: b.at - a.at,
+    cpuMs,
+    machineBusy: share("busyTicks"),
+    machineIrq: share("irqTicks"),
+    machineSteal: share("stealTicks"),
+    topOthers: [...others].sort((x, y) => y[1] - x[1]).slice(0, 3).map(([c, ms]) => `${c} ${ms.toFixed(0)}ms`),
+  };
+}

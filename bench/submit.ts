@@ -1,0 +1,713 @@
+// npm run bench:submit — POST /api/tasks against `next start` with the local engine ingesting and running the
+// submitted tasks, beside GET /api/health (a trivial route in the same server) as the baseline.
+//
+//   1. one production build into .next-bench (`--no-build` reuses the one that is there);
+//   2. a temporary data stack (embedded Postgres + PostgREST), the offline Claude double and the local Inngest
+//      engine in this process; `next start` as a child in its own process group; a load generator process;
+//   3. phases: closed loop GET /api/health (quiet server) → open loop POST /api/tasks at 200 requests/s while
+//      the engine runs the tasks → the backlog drains → diagnostics on a quiet system (what a POST calls, each
+//      alone; POST against a second `next start` whose event API is a stub, so no task runs beside it) →
+//      closed loop POST /api/tasks (its tasks running meanwhile);
+//   4. latency, throughput, errors, tasks completed, and the CPU each component used in each phase.
+//
+// Goals (issue 3): p99 < 50 ms at 200 requests/s; POST throughput ≥ 40% of the trivial route's.
+// `--profile` also writes V8 CPU profiles of both next-server processes and prints where their time went.
+// Everything listens on 127.0.0.1 and is stopped at the end; exits non-zero only when the setup fails.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createClient, type SupabaseClientOptions } from "@supabase/supabase-js";
+import pg from "pg";
+import WebSocket from "ws";
+import { createApiKey } from "../lib/api-keys";
+import type { Database } from "../lib/db/database.types";
+import { startClaudeDouble, type ClaudeDouble } from "../local/claude/server";
+import { startDataStack, type DataStack } from "../local/data-stack";
+import { startEngine, type Engine } from "../local/engine";
+import { freePort } from "../local/ports";
+import { summarizeProfiles, type ProfileSummary } from "./lib/cpuprofile";
+import type { LoadJob, LoadJobSpec, LoadReply } from "./lib/load-child";
+import type { LoadResult, RequestSpec } from "./lib/load";
+import { COMPONENT_NAMES, cpuBetween, snapshot, type Components, type CpuUse } from "./lib/procs";
+import { fmtMs } from "./lib/stats";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const DIST_DIR = ".next-bench";
+
+const RATE = 200; // requests/s, open loop
+const OPEN_MS = 15_000;
+const CONCURRENCY = 16; // closed-loop clients
+const CLOSED_MS = 10_000;
+const PIECE_MS = 2_000; // each "what a POST calls" ceiling
+const STUB_MS = 4_000; // each phase against the stub-event server
+const DRAIN_MAX_MS = 10_000;
+const FINAL_DRAIN_MAX_MS = 5_000;
+const TIMEOUT_MS = 5_000; // per request: an answer later than this counts as an error
+const GOAL_P99_MS = 50;
+const GOAL_RATIO = 0.4;
+
+const args = new Set(process.argv.slice(2));
+const PROFILE = args.has("--profile");
+const log = (s: string) => console.log(`[bench] ${s}`);
+
+// ---------------------------------------------------------------------------------------------------------
+// Setup helpers
+
+/** `next build` rewrites tsconfig.json (include) and next-env.d.ts for its distDir; put them back as they were. */
+function build(): void {
+  const keep = ["tsconfig.json", "next-env.d.ts"].map((f) => {
+    const path = join(root, f);
+    try {
+      return { path, text: readFileSync(path, "utf8") as string | null };
+    } catch {
+      return { path, text: null };
+    }
+  });
+  const started = Date.now();
+  try {
+    const res = spawnSync(process.execPath, ["node_modules/next/dist/bin/next", "build"], {
+      cwd: root,
+      env: { ...process.env, NIGHTSHIFT_DIST_DIR: DIST_DIR, NIGHTSHIFT_SKIP_BUILD_TYPECHECK: "1", NEXT_TELEMETRY_DISABLED: "1" },
+      encoding: "utf8",
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    if (res.status !== 0) throw new Error(`next build failed (${res.status ?? res.signal}):\n${res.stdout}\n${res.stderr}`);
+  } finally {
+    for (const k of keep) {
+      if (k.text === null) continue;
+      let now: string | null = null;
+      try {
+        now = readFileSync(k.path, "utf8");
+      } catch {}
+      if (now !== k.text) writeFileSync(k.path, k.text);
+    }
+  }
+  log(`next build into ${DIST_DIR} done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+}
+
+async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, what: string, tail?: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) {
+      const why = last instanceof Error ? ` (last error: ${last.message})` : "";
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${why}${tail ? `\n${tail()}` : ""}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+type WebSocketTransport = NonNullable<NonNullable<SupabaseClientOptions<"public">["realtime"]>["transport"]>;
+
+/**
+ * The app's own createApiKey, on a supabase-js client built here: lib/db/admin.ts starts with
+ * `import "server-only"`, which throws outside a React Server bundle, and building the client is all it adds.
+ */
+async function makeApiKey(stack: DataStack): Promise<{ id: string; key: string }> {
+  const client = createClient<Database>(stack.supabaseUrl, stack.secretKey, {
+    auth: { persistSession: false, autoRefreshToken: false },
+    realtime: { transport: WebSocket as unknown as WebSocketTransport },
+  });
+  return createApiKey(client, "bench");
+}
+
+interface NextServer {
+  url: string;
+  proc: ChildProcess;
+  lines: string[];
+  tail(): string;
+  /** SIGTERM to the process group, SIGKILL after 5 s. */
+  stop(): Promise<void>;
+}
+
+async function startNext(env: Record<string, string>, profileDir?: string): Promise<NextServer> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const prof = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
+  const proc = spawn(process.execPath, [...prof, "node_modules/next/dist/bin/next", "start", "-p", String(port), "-H", "127.0.0.1"], {
+    cwd: root,
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true, // its own process group: one kill reaches every process `next start` made
+    env: { ...process.env, NODE_ENV: "production", NEXT_TELEMETRY_DISABLED: "1", NIGHTSHIFT_DIST_DIR: DIST_DIR, ...env },
+  });
+  const lines: string[] = [];
+  for (const s of [proc.stdout, proc.stderr]) {
+    s?.setEncoding("utf8");
+    s?.on("data", (chunk: string) => {
+      for (const l of chunk.split("\n")) if (l.trim()) lines.push(l);
+      if (lines.length > 2000) lines.splice(0, lines.length - 2000);
+    });
+  }
+  let stopping: Promise<void> | undefined;
+  const server: NextServer = {
+    url,
+    proc,
+    lines,
+    tail: () => lines.slice(-40).join("\n"),
+    stop: () =>
+      (stopping ??= (async () => {
+        if (proc.exitCode !== null || proc.signalCode !== null || !proc.pid) return;
+        const exited = new Promise<void>((r) => proc.once("exit", () => r()));
+        const kill = (sig: NodeJS.Signals) => {
+          try {
+            process.kill(-proc.pid!, sig);
+          } catch {}
+        };
+        kill("SIGTERM");
+        const timer = setTimeout(() => kill("SIGKILL"), 5_000);
+        await exited;
+        clearTimeout(timer);
+      })()),
+  };
+  try {
+    await waitUntil(async () => (await fetch(`${url}/api/health`)).ok, 60_000, "next start to answer", server.tail);
+  } catch (e) {
+    await server.stop();
+    throw e;
+  }
+  return server;
+}
+
+/** A stand-in for the Inngest event API that accepts every event and runs nothing. */
+async function startEventStub(): Promise<{ url: string; events: () => number; stop: () => Promise<void> }> {
+  let n = 0;
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      let count = 1;
+      try {
+        const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as unknown;
+        count = Array.isArray(body) ? body.length : 1;
+      } catch {}
+      n += count;
+      const text = JSON.stringify({ ids: Array.from({ length: count }, () => randomUUID()), status: 200 });
+      res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+      res.end(text);
+    });
+  });
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    events: () => n,
+    stop: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+class LoadChild {
+  private nextId = 1;
+  private pending = new Map<number, { resolve: (r: LoadResult) => void; reject: (e: Error) => void }>();
+  private constructor(readonly proc: ChildProcess) {
+    proc.on("message", (m: LoadReply | { ready: true }) => {
+      if ("ready" in m) return;
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      if ("error" in m) p.reject(new Error(`load generator: ${m.error}`));
+      else p.resolve(m.result);
+    });
+    proc.once("exit", (code) => {
+      for (const p of this.pending.values()) p.reject(new Error(`load generator exited (${code})`));
+      this.pending.clear();
+    });
+  }
+
+  static async start(): Promise<LoadChild> {
+    const proc = spawn(process.execPath, ["--import", "tsx", "bench/lib/load-child.ts"], {
+      cwd: root,
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+    });
+    await new Promise<void>((resolve, reject) => {
+      proc.once("message", () => resolve());
+      proc.once("exit", (code) => reject(new Error(`load generator exited (${code}) before it was ready`)));
+    });
+    return new LoadChild(proc);
+  }
+
+  run(job: LoadJobSpec): Promise<LoadResult> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.proc.send({ ...job, id } satisfies LoadJob);
+    });
+  }
+
+  stop(): void {
+    if (this.proc.exitCode === null) this.proc.kill("SIGTERM");
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+interface Phase {
+  name: string;
+  result: LoadResult;
+  cpu: CpuUse;
+}
+
+interface Figures {
+  health: Phase;
+  open: Phase;
+  atOpenEnd: Record<string, number>;
+  drainCpu: CpuUse;
+  drainMs: number;
+  ranInDrain: number;
+  pieces: Phase[];
+  stubClosed: Phase;
+  stubOpen: Phase;
+  stubEvents: number;
+  post: Phase;
+  final: Record<string, number>;
+  appLines: string[];
+  profiles: { stub: ProfileSummary | null; main: ProfileSummary | null };
+}
+
+async function main(): Promise<number> {
+  const started = Date.now();
+  const cleanups: (() => Promise<void> | void)[] = [];
+  let cleaning: Promise<void> | undefined;
+  const cleanup = () =>
+    (cleaning ??= (async () => {
+      for (const c of cleanups.reverse()) await Promise.resolve(c()).catch((e: unknown) => console.error(`[bench] cleanup: ${String(e)}`));
+    })());
+  const onSignal = (sig: NodeJS.Signals) => {
+    console.error(`[bench] ${sig}: stopping`);
+    void cleanup().then(() => process.exit(130));
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+
+  let stack: DataStack, double: ClaudeDouble, engine: Engine, app: NextServer, apiKey: { id: string; key: string };
+  let load: LoadChild, counter: pg.Client, dataDir: string;
+  const components: Components = { benchPid: process.pid };
+
+  try {
+    // --- setup (any failure here exits non-zero) ---
+    if (args.has("--no-build")) log(`--no-build: using the existing ${DIST_DIR}`);
+    else build();
+
+    dataDir = await mkdtemp(join(tmpdir(), "nightshift-bench-submit-"));
+    const dir = dataDir;
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    stack = await startDataStack({ dataDir, persistent: false });
+    cleanups.push(() => stack.stop());
+    double = await startClaudeDouble();
+    cleanups.push(() => double.stop());
+    engine = await startEngine({ databaseUrl: stack.databaseUrl, port: 0 });
+    cleanups.push(() => engine.stop());
+
+    if (PROFILE) await mkdir(join(dataDir, "prof-main"));
+    app = await startNext(
+      {
+        SUPABASE_URL: stack.supabaseUrl,
+        SUPABASE_SECRET_KEY: stack.secretKey,
+        ANTHROPIC_BASE_URL: double.url,
+        ANTHROPIC_API_KEY: "",
+        INNGEST_DEV: engine.url,
+      },
+      PROFILE ? join(dataDir, "prof-main") : undefined,
+    );
+    const appServer = app;
+    cleanups.push(() => appServer.stop());
+    components.nextPgid = app.proc.pid;
+    await engine.sync(`${app.url}/api/inngest`);
+    apiKey = await makeApiKey(stack);
+
+    counter = new pg.Client({ connectionString: stack.databaseUrl });
+    counter.on("error", () => {});
+    await counter.connect();
+    const counterClient = counter;
+    cleanups.push(() => counterClient.end());
+
+    load = await LoadChild.start();
+    const loadChild = load;
+    cleanups.push(() => loadChild.stop());
+    components.loadPid = load.proc.pid;
+    log(`stack up in ${((Date.now() - started) / 1000).toFixed(1)} s: app ${app.url}, engine ${engine.url}, supabase ${stack.supabaseUrl}`);
+  } catch (e) {
+    console.error(`[bench] setup failed: ${e instanceof Error ? e.message : String(e)}`);
+    await cleanup();
+    return 1;
+  }
+
+  try {
+    const taskSpec = (base: string, prompt: string): RequestSpec => ({
+      url: `${base}/api/tasks`,
+      method: "POST",
+      headers: { authorization: `Bearer ${apiKey.key}`, "content-type": "application/json" },
+      bodyTemplate: JSON.stringify({ agent: "research", prompt }),
+      expectStatus: 202,
+      timeoutMs: TIMEOUT_MS,
+    });
+    const postSpec = taskSpec(app.url, "Bench task %i: one line on checkpoints.");
+    const healthSpec: RequestSpec = { url: `${app.url}/api/health`, method: "GET", expectStatus: 200, timeoutMs: TIMEOUT_MS };
+    let seq = 0;
+
+    /** Tasks by status, leaving out the rows the diagnostics insert without an event (they never run). */
+    const taskCounts = async (): Promise<Record<string, number>> => {
+      const { rows } = await counter.query<{ status: string; n: number }>(
+        "select status::text, count(*)::int as n from public.tasks where prompt !~ '^bench-(rpc|stub) ' group by status",
+      );
+      return Object.fromEntries(rows.map((r) => [r.status, r.n]));
+    };
+    const unfinished = (c: Record<string, number>) => (c.queued ?? 0) + (c.running ?? 0);
+    const drain = async (maxMs: number) => {
+      const t0 = Date.now();
+      for (;;) {
+        const c = await taskCounts();
+        if (unfinished(c) === 0 || Date.now() - t0 > maxMs) return { counts: c, ms: Date.now() - t0 };
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    };
+    const phase = async (name: string, job: LoadJobSpec): Promise<Phase> => {
+      const a = snapshot(components);
+      const result = await load.run(job);
+      const cpu = cpuBetween(a, snapshot(components));
+      const errs = Object.entries(result.errors).map(([k, v]) => `${k}×${v}`).join(" ");
+      log(
+        `${name}: ${result.ok}/${result.sent} ok, ${result.achievedRate.toFixed(0)}/s, p50 ${fmtMs(result.latency.p50)} ms, ` +
+          `p99 ${fmtMs(result.latency.p99)} ms, max ${fmtMs(result.latency.max)} ms${errs ? `, errors ${errs}` : ""}`,
+      );
+      return { name, result, cpu };
+    };
+
+    // --- warm-up: load the route modules, JIT, fill connection pools ---
+    await load.run({ kind: "open", spec: healthSpec, rate: 100, durationMs: 1_500 });
+    await load.run({ kind: "open", spec: postSpec, rate: 50, durationMs: 3_000, seqStart: (seq += 1_000_000) });
+    const warm = await drain(DRAIN_MAX_MS);
+    log(`warm-up done (${warm.counts.completed ?? 0} tasks run, drained in ${warm.ms} ms)`);
+
+    // --- baseline: the trivial route, quiet server ---
+    const health = await phase(`closed loop GET /api/health ×${CONCURRENCY}`, {
+      kind: "closed",
+      spec: healthSpec,
+      concurrency: CONCURRENCY,
+      durationMs: CLOSED_MS,
+    });
+
+    // --- open loop at the target rate; the engine runs the tasks meanwhile ---
+    const open = await phase(`open loop POST /api/tasks @${RATE}/s`, {
+      kind: "open",
+      spec: postSpec,
+      rate: RATE,
+      durationMs: OPEN_MS,
+      seqStart: (seq += 1_000_000),
+    });
+    const atOpenEnd = await taskCounts();
+    const drainA = snapshot(components);
+    const drained = await drain(DRAIN_MAX_MS);
+    const drainCpu = cpuBetween(drainA, snapshot(components));
+    const ranInDrain = (drained.counts.completed ?? 0) - (atOpenEnd.completed ?? 0);
+    log(
+      `after the open loop: ${atOpenEnd.completed ?? 0} completed, ${unfinished(atOpenEnd)} queued/running; ` +
+        `${ranInDrain} run in the next ${(drained.ms / 1000).toFixed(1)} s` +
+        (unfinished(drained.counts) ? `, ${unfinished(drained.counts)} still left` : ", drained"),
+    );
+
+    // --- diagnostics on a quiet system: what a POST calls, each alone ---
+    const rest = (fn: string, body: string): RequestSpec => ({
+      url: `${stack.supabaseUrl}/rest/v1/rpc/${fn}`,
+      method: "POST",
+      headers: { apikey: stack.secretKey, authorization: `Bearer ${stack.secretKey}`, "content-type": "application/json" },
+      bodyTemplate: body,
+      expectStatus: 200,
+    });
+    const pieces: Phase[] = [];
+    pieces.push(
+      await phase("piece: PostgREST rpc api_key_hash", {
+        kind: "closed",
+        spec: rest("api_key_hash", JSON.stringify({ p_key_id: apiKey.id })),
+        concurrency: CONCURRENCY,
+        durationMs: PIECE_MS,
+      }),
+    );
+    pieces.push(
+      await phase("piece: PostgREST rpc create_task", {
+        kind: "closed",
+        spec: rest(
+          "create_task",
+          JSON.stringify({
+            p_agent_id: "research",
+            p_prompt: "bench-rpc %i",
+            p_input: null,
+            p_priority: 0,
+            p_mode: "now",
+            p_require_approval: false,
+            p_callback_url: null,
+            p_api_key_id: apiKey.id,
+            p_idempotency_key: null,
+            p_request_hash: "0".repeat(64),
+          }),
+        ),
+        concurrency: CONCURRENCY,
+        durationMs: PIECE_MS,
+        seqStart: (seq += 1_000_000),
+      }),
+    );
+    pieces.push(
+      await phase("piece: engine event API (unrouted event)", {
+        kind: "closed",
+        spec: {
+          url: `${engine.url}/e/bench`,
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          bodyTemplate: JSON.stringify({ name: "bench/unrouted", data: { i: "%i" } }),
+          expectStatus: 200,
+        },
+        concurrency: CONCURRENCY,
+        durationMs: PIECE_MS,
+      }),
+    );
+
+    // --- diagnostics: the same POST against a second next-server whose event API is a stub (no runs) ---
+    const stub = await startEventStub();
+    cleanups.push(() => stub.stop());
+    if (PROFILE) await mkdir(join(dataDir, "prof-stub"));
+    const stubApp = await startNext(
+      {
+        SUPABASE_URL: stack.supabaseUrl,
+        SUPABASE_SECRET_KEY: stack.secretKey,
+        ANTHROPIC_BASE_URL: double.url,
+        ANTHROPIC_API_KEY: "",
+        INNGEST_DEV: stub.url,
+      },
+      PROFILE ? join(dataDir, "prof-stub") : undefined,
+    );
+    cleanups.push(() => stubApp.stop());
+    const stubSpec = taskSpec(stubApp.url, "bench-stub %i");
+    await load.run({ kind: "open", spec: stubSpec, rate: 100, durationMs: 1_500, seqStart: (seq += 1_000_000) });
+    components.nextPgid = stubApp.proc.pid;
+    const stubClosed = await phase(`stub events: closed loop POST ×${CONCURRENCY}`, {
+      kind: "closed",
+      spec: stubSpec,
+      concurrency: CONCURRENCY,
+      durationMs: STUB_MS,
+      seqStart: (seq += 1_000_000),
+    });
+    const stubOpen = await phase(`stub events: open loop POST @${RATE}/s`, {
+      kind: "open",
+      spec: stubSpec,
+      rate: RATE,
+      durationMs: STUB_MS,
+      seqStart: (seq += 1_000_000),
+    });
+    components.nextPgid = app.proc.pid;
+    await stubApp.stop();
+    const stubProfile = PROFILE ? summarizeProfiles(join(dataDir, "prof-stub")) : null;
+
+    // --- closed loop POST against the real engine; its tasks run in the background ---
+    const post = await phase(`closed loop POST /api/tasks ×${CONCURRENCY}`, {
+      kind: "closed",
+      spec: postSpec,
+      concurrency: CONCURRENCY,
+      durationMs: CLOSED_MS,
+      seqStart: (seq += 1_000_000),
+    });
+
+    const final = await drain(FINAL_DRAIN_MAX_MS);
+    let mainProfile: ProfileSummary | null = null;
+    if (PROFILE) {
+      await app.stop();
+      mainProfile = summarizeProfiles(join(dataDir, "prof-main"));
+    }
+    report({
+      health,
+      open,
+      atOpenEnd,
+      drainCpu,
+      drainMs: drained.ms,
+      ranInDrain,
+      pieces,
+      stubClosed,
+      stubOpen,
+      stubEvents: stub.events(),
+      post,
+      final: final.counts,
+      appLines: app.lines,
+      profiles: { stub: stubProfile, main: mainProfile },
+    });
+    log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    return 0;
+  } catch (e) {
+    console.error(`[bench] run failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n${app.tail()}`);
+    return 0; // not a setup failure
+  } finally {
+    await cleanup();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+function report(r: Figures): void {
+  const o = r.open.result;
+  const ratio = r.post.result.achievedRate / r.health.result.achievedRate;
+  const p99ok = o.latency.p99 < GOAL_P99_MS && o.ok === o.sent;
+  const ratioOk = ratio >= GOAL_RATIO;
+  const cpu = cpus();
+  const line = "─".repeat(110);
+  const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+
+  console.log(`\n${line}\nPOST /api/tasks benchmark — ${new Date().toISOString()}`);
+  console.log(
+    `machine: ${cpu.length} cores (${cpu[0]?.model.trim() ?? "unknown cpu"}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ` +
+      `node ${process.version}; everything on 127.0.0.1`,
+  );
+  console.log(`app: next start (${DIST_DIR}); local engine, Supabase /rest/v1 proxy and Claude double in the bench process; embedded Postgres + PostgREST`);
+  console.log(line);
+
+  console.log(`\nOpen loop: POST /api/tasks at ${RATE} requests/s for ${OPEN_MS / 1000} s, the engine running the tasks meanwhile`);
+  console.log(`  (latency from each request's scheduled start, so queueing counts; ${TIMEOUT_MS / 1000} s client timeout)`);
+  console.log(`  sent ${o.sent}, accepted (202) ${o.ok}, errors (non-202) ${o.sent - o.ok}${o.sent - o.ok ? ` ${JSON.stringify(o.errors)}` : ""}`);
+  console.log(`  achieved rate ${o.achievedRate.toFixed(1)} /s`);
+  console.log(
+    `  latency ms:  p50 ${fmtMs(o.latency.p50)}  p90 ${fmtMs(o.latency.p90)}  p99 ${fmtMs(o.latency.p99)}  ` +
+      `p99.9 ${fmtMs(o.latency.p999)}  max ${fmtMs(o.latency.max)}  mean ${fmtMs(o.latency.mean)}`,
+  );
+  if (o.sendLag) console.log(`  generator send lag ms: p99 ${fmtMs(o.sendLag.p99)}, max ${fmtMs(o.sendLag.max)}`);
+  if (o.perSecond?.length) console.log(`  p99 per second ms: ${o.perSecond.map((s) => fmtMs(s.p99)).join(" ")}`);
+  console.log(
+    `  tasks: ${r.atOpenEnd.completed ?? 0} completed when the open loop ended, ${r.ranInDrain} more in the ` +
+      `${(r.drainMs / 1000).toFixed(1)} s after it (${r.drainMs > 0 ? ((r.ranInDrain * 1000) / r.drainMs).toFixed(0) : "–"} tasks/s with no requests coming in)`,
+  );
+  const fin = r.final;
+  const total = Object.values(fin).reduce((a, b) => a + b, 0);
+  const other = Object.entries(fin).filter(([k]) => k !== "completed");
+  console.log(
+    `  by the end of the bench: ${fin.completed ?? 0} of the ${total} tasks submitted to the engine completed` +
+      (other.length ? ` (${other.map(([k, v]) => `${k} ${v}`).join(", ")})` : ""),
+  );
+
+  const row = (name: string, p: Phase) => {
+    const x = p.result;
+    const errs = x.sent - x.ok;
+    console.log(
+      `  ${name.padEnd(52)} ${x.achievedRate.toFixed(0).padStart(6)} /s   p50 ${fmtMs(x.latency.p50).padStart(6)}  ` +
+        `p99 ${fmtMs(x.latency.p99).padStart(6)} ms` +
+        (errs ? `   errors ${errs} ${JSON.stringify(x.errors)}` : ""),
+    );
+  };
+  console.log(`\nClosed loop, ${CONCURRENCY} clients, ${CLOSED_MS / 1000} s each`);
+  row("GET /api/health (baseline, quiet server)", r.health);
+  row("POST /api/tasks (its tasks running meanwhile)", r.post);
+  console.log(`  ratio POST / health: ${pct(ratio)}`);
+
+  console.log(`\nDiagnostics (quiet system, ${CONCURRENCY} clients)`);
+  for (const p of r.pieces) row(`${p.name.replace(/^piece: /, "")} (${PIECE_MS / 1000} s)`, p);
+  row(`POST, event API stubbed: closed loop (${STUB_MS / 1000} s)`, r.stubClosed);
+  const so = r.stubOpen.result;
+  console.log(
+    `  POST, event API stubbed: open loop @${RATE}/s (${STUB_MS / 1000} s): ${so.ok}/${so.sent} accepted, ` +
+      `p50 ${fmtMs(so.latency.p50)}  p90 ${fmtMs(so.latency.p90)}  p99 ${fmtMs(so.latency.p99)}  max ${fmtMs(so.latency.max)} ms`,
+  );
+  console.log(`  ratio POST (stubbed events) / health: ${pct(r.stubClosed.result.achievedRate / r.health.result.achievedRate)}`);
+
+  console.log(`\nCPU by component: % of one core (the machine has ${cpu.length}) and CPU ms per request`);
+  const cols: { name: string; cpu: CpuUse; requests: number }[] = [
+    { name: "health closed", cpu: r.health.cpu, requests: r.health.result.sent },
+    { name: `POST open ${RATE}/s`, cpu: r.open.cpu, requests: r.open.result.sent },
+    { name: "backlog drain†", cpu: r.drainCpu, requests: r.ranInDrain },
+    { name: "POST stubbed closed", cpu: r.stubClosed.cpu, requests: r.stubClosed.result.sent },
+    { name: "POST closed", cpu: r.post.cpu, requests: r.post.result.sent },
+  ];
+  const W = 21;
+  console.log(`  ${"".padEnd(22)}${cols.map((c) => c.name.padStart(W)).join("")}`);
+  for (const n of COMPONENT_NAMES) {
+    const cells = cols.map((c) => {
+      const share = (c.cpu.cpuMs[n] / c.cpu.wallMs) * 100;
+      const per = c.requests ? c.cpu.cpuMs[n] / c.requests : NaN;
+      return `${share.toFixed(0).padStart(4)}% ${fmtMs(per).padStart(6)} ms`.padStart(W);
+    });
+    console.log(`  ${n.padEnd(22)}${cells.join("")}`);
+  }
+  console.log(`  ${"machine busy (of 2)".padEnd(22)}${cols.map((c) => `${(c.cpu.machineBusy * 100).toFixed(0)}%`.padStart(W)).join("")}`);
+  console.log(`  ${"  irq+softirq".padEnd(22)}${cols.map((c) => `${(c.cpu.machineIrq * 100).toFixed(0)}%`.padStart(W)).join("")}`);
+  console.log(
+    `  † per task completed while the engine ran the backlog with no requests coming in` +
+      (r.ranInDrain < 30 ? ` (only ${r.ranInDrain} completed: not a per-run cost)` : ""),
+  );
+  const noisy = cols.filter((c) => c.cpu.cpuMs["other processes"] / c.cpu.wallMs > 0.1);
+  if (noisy.length) {
+    console.log(`  ! processes outside the bench used the CPU during: ${noisy.map((c) => `${c.name} (${c.cpu.topOthers.join(", ")})`).join("; ")}`);
+    console.log(`    — the machine was shared, so those figures are pessimistic; rerun on a quiet machine.`);
+  }
+
+  // Ceilings implied by the CPU each request costs: robust to a shared machine, unlike the measured rates.
+  const SUT = COMPONENT_NAMES.filter((n) => n !== "load generator" && n !== "other processes");
+  const per = (c: CpuUse, n: number, which: readonly string[]) => which.reduce((a, k) => a + c.cpuMs[k as keyof CpuUse["cpuMs"]], 0) / n;
+  const hNext = per(r.health.cpu, r.health.result.sent, ["next-server"]);
+  const pNext = per(r.stubClosed.cpu, r.stubClosed.result.sent, ["next-server"]);
+  const pAll = per(r.stubClosed.cpu, r.stubClosed.result.sent, SUT);
+  // Per-run figures need enough runs finishing in the drain window (tasks that sleep or wait do not).
+  const enoughRuns = r.ranInDrain >= 30;
+  const tNext = enoughRuns ? per(r.drainCpu, r.ranInDrain, ["next-server"]) : NaN;
+  const tAll = enoughRuns ? per(r.drainCpu, r.ranInDrain, SUT) : NaN;
+  const n = cpu.length;
+  console.log(`
+What bounds it (ceilings implied by CPU per request; next-server is one event loop = one core)`);
+  console.log(`  GET /api/health:            next-server ${fmtMs(hNext)} ms → ≤ ${(1000 / hNext).toFixed(0)}/s`);
+  console.log(
+    `  POST, handler only:         next-server ${fmtMs(pNext)} ms → ≤ ${(1000 / pNext).toFixed(0)}/s; ` +
+      `all components ${fmtMs(pAll)} ms → ≤ ${((n * 1000) / pAll).toFixed(0)}/s on ${n} cores`,
+  );
+  if (enoughRuns) {
+    console.log(`  one task run (engine):      next-server ${fmtMs(tNext)} ms, all components ${fmtMs(tAll)} ms`);
+    console.log(
+      `  POST + its run, one box:    next-server ${fmtMs(pNext + tNext)} ms → ≤ ${(1000 / (pNext + tNext)).toFixed(0)} tasks/s; ` +
+        `all ${fmtMs(pAll + tAll)} ms → ≤ ${((n * 1000) / (pAll + tAll)).toFixed(0)} tasks/s on ${n} cores`,
+    );
+  } else {
+    console.log(`  one task run (engine):      n/a — only ${r.ranInDrain} tasks completed in the drain window (runs sleeping or waiting?)`);
+  }
+  console.log(`  (all components = next-server + PostgREST + Postgres + the bench process's engine, REST proxy and stub/double)`);
+
+  for (const [name, p] of [
+    ["next-server with stubbed events (POST handler only)", r.profiles.stub],
+    ["next-server of the main run (POSTs + task runs)", r.profiles.main],
+  ] as const) {
+    if (!p) continue;
+    console.log(`\nCPU profile: ${name}: ${(p.busyMs / 1000).toFixed(1)} s busy of ${(p.totalMs / 1000).toFixed(1)} s profiled`);
+    const fmt = (xs: [string, number][]) => xs.map(([k, ms]) => `${k} ${pct(ms / p.busyMs)}`).join(", ");
+    console.log(`  self time by area:    ${fmt(p.byArea.slice(0, 10))}`);
+    console.log(`  by calling package:   ${fmt(p.byOwner.slice(0, 10))}`);
+    console.log(`  hottest functions:`);
+    for (const [f, ms] of p.topFunctions.slice(0, 10)) console.log(`    ${pct(ms / p.busyMs).padStart(6)}  ${f}`);
+  }
+
+  console.log(`\nGoals`);
+  console.log(
+    `  p99 < ${GOAL_P99_MS} ms at ${RATE} requests/s:      ${p99ok ? "MET" : "MISSED"}  (p99 ${fmtMs(o.latency.p99)} ms` +
+      (o.latency.p99 >= GOAL_P99_MS ? `, ${(o.latency.p99 / GOAL_P99_MS).toFixed(1)}× the goal` : "") +
+      (o.ok !== o.sent ? `; ${o.sent - o.ok} of ${o.sent} requests failed` : "") +
+      `; with task runs off the box: p99 ${fmtMs(so.latency.p99)} ms)`,
+  );
+  console.log(
+    `  POST ≥ ${GOAL_RATIO * 100}% of the trivial route:  ${ratioOk ? "MET" : "MISSED"}  (${pct(ratio)}; ` +
+      `with task runs off the box: ${pct(r.stubClosed.result.achievedRate / r.health.result.achievedRate)})`,
+  );
+  const appErrors = r.appLines.filter((l) => /error|could not|fail/i.test(l));
+  if (appErrors.length) console.log(`\nnext start printed ${appErrors.length} error line(s); the last: ${appErrors.slice(-2).join(" | ")}`);
+  console.log(line);
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  },
+);
