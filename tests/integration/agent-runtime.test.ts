@@ -240,4 +240,30 @@ describe("agent runtime", () => {
     const { count } = await sb.admin.from("agent_slots").select("task_id", { count: "exact", head: true }).eq("agent_id", "solo");
     expect(count).toBe(0);
   });
+
+  test("GET /api/spend reports settled spend per agent per day and per model, matching the tasks' costs", async () => {
+    const { createApiKey } = await import("@/lib/api-keys");
+    const { GET } = await import("@/app/api/spend/route");
+    const key = (await createApiKey(sb.admin, "spend")).key;
+    const get = (qs: string, auth = `Bearer ${key}`) => GET(new Request(`http://x/api/spend${qs}`, { headers: { authorization: auth } }));
+
+    const res = await get("?agent=research");
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as {
+      by_agent_day: { agent_id: string; settled_micros: number; cap_micros: number }[];
+      by_model: { model: string; settled_micros: number }[];
+    };
+    const { data: tasks } = await sb.admin.from("tasks").select("cost_micros").eq("agent_id", "research");
+    const total = tasks!.reduce((a, t) => a + Number(t.cost_micros), 0);
+    expect(total).toBeGreaterThan(0);
+    expect(body.by_agent_day.reduce((a, d) => a + Number(d.settled_micros), 0)).toBe(total);
+    expect(body.by_agent_day.every((d) => d.agent_id === "research" && Number(d.cap_micros) === 2_000_000)).toBe(true);
+    expect(body.by_model.map((m) => m.model)).toEqual(["claude-sonnet-4-6"]);
+    expect(Number(body.by_model[0]!.settled_micros)).toBe(total);
+
+    expect((await get("", "Bearer nope")).status).toBe(401);
+    const bad = await get("?from=yesterday");
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { message: string } }).error.message).toContain("from");
+  });
 });
