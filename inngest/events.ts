@@ -38,3 +38,46 @@ export const approvalDecisionMade = eventType("approval/decision.made", {
 });
 
 export const approvalDecisionMadeId = (approvalId: string) => `approval-decision-${approvalId}`;
+
+// Pipelines (lib/pipelines.ts): research -> analyze -> report, each stage its own function started by the previous
+// stage's event. Events carry ids only; every stage's output lives in the database (pipeline_stages.output). Each
+// is sent with a stable id (below), so a repeat is dropped for 24 h; a repeat with another id finds its stage
+// claimed or finished in the database and does nothing.
+
+/** A pipeline was recorded and should start with research. Id `pipeline-run-<pipeline_id>`. */
+export const pipelineRunRequested = eventType("pipeline/run.requested", {
+  schema: z.object({ pipeline_id: z.uuid() }),
+});
+
+/** The research stage completed; its output is stored. Id `pipeline-<pipeline_id>-research-completed`. */
+export const pipelineResearchCompleted = eventType("pipeline/research.completed", {
+  schema: z.object({ pipeline_id: z.uuid(), task_id: z.uuid().nullable() }),
+});
+
+/** The analyze stage completed; its output is stored. Id `pipeline-<pipeline_id>-analysis-completed`. */
+export const pipelineAnalysisCompleted = eventType("pipeline/analysis.completed", {
+  schema: z.object({ pipeline_id: z.uuid(), task_id: z.uuid().nullable() }),
+});
+
+/** The report is stored and the pipeline completed. Id `pipeline-<pipeline_id>-report-ready`. */
+export const pipelineReportReady = eventType("pipeline/report.ready", {
+  schema: z.object({ pipeline_id: z.uuid(), report_task_id: z.uuid().nullable() }),
+});
+
+export const pipelineRunRequestedId = (pipelineId: string) => `pipeline-run-${pipelineId}`;
+export const pipelineResearchCompletedId = (pipelineId: string) => `pipeline-${pipelineId}-research-completed`;
+export const pipelineAnalysisCompletedId = (pipelineId: string) => `pipeline-${pipelineId}-analysis-completed`;
+export const pipelineReportReadyId = (pipelineId: string) => `pipeline-${pipelineId}-report-ready`;
+
+/**
+ * A notification was recorded (lib/notifications: notify / announce): deliver it through every configured channel
+ * (inngest/functions/deliver-notifications.ts). Sent with id `notification-<sha256 of its dedupe key>`, so a repeat
+ * is dropped for 24 h; the sweeper re-sends undelivered ones with a `-sweep-<t>` suffix (the per-channel ledger
+ * makes a second delivery round safe).
+ */
+export const notificationCreated = eventType("notification/created", {
+  schema: z.object({
+    notification_id: z.uuid(),
+    kind: z.string().min(1),
+  }),
+});

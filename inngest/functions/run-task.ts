@@ -17,6 +17,7 @@ import { loadToolConfig, runToolCall } from "@/lib/agents/tools";
 import { runModelTurn, textOf, type Message, type TurnOutcome } from "@/lib/agents/turn";
 import { noteBudgetExhausted, releaseOpenReservations } from "@/lib/budget";
 import { deliverCallback } from "@/lib/callbacks";
+import { announce, notify } from "@/lib/notifications";
 import type { Json } from "@/lib/db/database.types";
 import { db } from "@/lib/db/server";
 import { env } from "@/lib/env";
@@ -50,6 +51,15 @@ export const runTask = inngest.createFunction(
           reason: "the run failed after its retries",
         });
       });
+      await step.run("notify-failed", () =>
+        notify(db(), {
+          kind: "task_failed",
+          dedupeKey: `task_failed:${taskId}`,
+          title: "A task failed",
+          body: `The task failed after its retries: ${error.message.slice(0, 500)}`,
+          taskId,
+        }),
+      );
     },
   },
   async ({ event, step, runId, attempt }) => {
@@ -108,6 +118,8 @@ export const runTask = inngest.createFunction(
                 console.warn(
                   `[budget] agent ${agent.id} used its ${usd(refused.cap_micros)} budget for ${refused.window_start}; its tasks wait until ${refused.next_window_at}`,
                 );
+                // The operator hears about it once per agent per day (the notice's key is per agent and window).
+                await announce(db(), `budget_exhausted:${agent.id}:${refused.window_start}`);
               }
             });
             await step.sleepUntil(`budget-sleep-${turn}-${wait}`, refused.next_window_at);
@@ -149,6 +161,16 @@ export const runTask = inngest.createFunction(
         await releaseSlot(db(), taskId);
         return finishTask(db(), taskId, { status, result, reason: extra.reason });
       });
+      await step.run("notify-finished", () =>
+        notify(db(), {
+          kind: "task_finished",
+          dedupeKey: `task_finished:${taskId}`,
+          title: `${agent.id} task ${status}`,
+          body: `${status === "completed" ? "Finished" : status === "stopped" ? `Stopped (${extra.reason})` : `Rejected (${extra.reason})`}: ${task!.prompt.slice(0, 200)}`,
+          agentId: agent.id,
+          taskId,
+        }),
+      );
       if (task!.callbackUrl) {
         const url = task!.callbackUrl;
         await step.run("callback", () =>
@@ -170,6 +192,17 @@ export const runTask = inngest.createFunction(
         draft: { text: answer.slice(0, MAX_DRAFT_CHARS), agent: agent.id, prompt: task.prompt.slice(0, 2000) },
         timeoutSeconds: agent.approval_timeout_seconds,
         autoAction: agent.approval_auto_action,
+        onVisible: async (a) => {
+          await notify(db(), {
+            kind: "approval_requested",
+            dedupeKey: `approval_requested:${a.id}`,
+            title: `A ${agent.id} draft waits for your review`,
+            body: `${task.prompt.slice(0, 200)} — decide by ${a.expires_at}, or it is auto-${agent.approval_auto_action}ed.`,
+            agentId: agent.id,
+            taskId,
+            link: "/review",
+          });
+        },
       });
       if (approval.decision === "reject") {
         const reason =

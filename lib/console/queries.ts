@@ -186,20 +186,9 @@ export async function morningSummary(_session: Session, db: AdminClient, now = n
 
 /** Settled spend since a time, from the budget ledger (the money actually charged by finished model calls). */
 async function spentSince(db: AdminClient, since: string): Promise<number> {
-  let total = 0;
-  const pageSize = 1000;
-  for (let from = 0; ; from += pageSize) {
-    const { data, error } = await db
-      .from("budget_reservations")
-      .select("actual_micros")
-      .eq("status", "settled")
-      .gte("settled_at", since)
-      .order("id")
-      .range(from, from + pageSize - 1);
-    if (error) throw new Error(`spend read failed: ${error.message}`);
-    for (const r of data) total += Number(r.actual_micros ?? 0);
-    if (data.length < pageSize) return total;
-  }
+  const { data, error } = await db.rpc("settled_spend_since", { p_since: since });
+  if (error) throw new Error(`spend read failed: ${error.message}`);
+  return Number(data ?? 0);
 }
 
 // ------------------------------------------------------------------------------------------------ approvals

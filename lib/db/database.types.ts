@@ -348,6 +348,67 @@ export type Database = {
           },
         ]
       }
+      notification_deliveries: {
+        Row: {
+          attempts: number
+          channel: string
+          claim_token: string | null
+          claimed_at: string | null
+          created_at: string
+          failed_at: string | null
+          id: number
+          last_error: string | null
+          lease_expires_at: string | null
+          notification_id: string
+          provider_id: string | null
+          response_status: number | null
+          sent_at: string | null
+          status: string
+          updated_at: string
+        }
+        Insert: {
+          attempts?: number
+          channel: string
+          claim_token?: string | null
+          claimed_at?: string | null
+          created_at?: string
+          failed_at?: string | null
+          id?: never
+          last_error?: string | null
+          lease_expires_at?: string | null
+          notification_id: string
+          provider_id?: string | null
+          response_status?: number | null
+          sent_at?: string | null
+          status: string
+          updated_at?: string
+        }
+        Update: {
+          attempts?: number
+          channel?: string
+          claim_token?: string | null
+          claimed_at?: string | null
+          created_at?: string
+          failed_at?: string | null
+          id?: never
+          last_error?: string | null
+          lease_expires_at?: string | null
+          notification_id?: string
+          provider_id?: string | null
+          response_status?: number | null
+          sent_at?: string | null
+          status?: string
+          updated_at?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "notification_deliveries_notification_id_fkey"
+            columns: ["notification_id"]
+            referencedRelation: "notifications"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
       notifications: {
         Row: {
           agent_id: string | null
@@ -359,6 +420,7 @@ export type Database = {
           id: string
           kind: string
           last_error: string | null
+          link: string | null
           next_attempt_at: string | null
           payload: NonNullable<Json>
           task_id: string | null
@@ -374,6 +436,7 @@ export type Database = {
           id?: string
           kind: string
           last_error?: string | null
+          link?: string | null
           next_attempt_at?: string | null
           payload?: NonNullable<Json>
           task_id?: string | null
@@ -389,6 +452,7 @@ export type Database = {
           id?: string
           kind?: string
           last_error?: string | null
+          link?: string | null
           next_attempt_at?: string | null
           payload?: NonNullable<Json>
           task_id?: string | null
@@ -404,6 +468,140 @@ export type Database = {
           {
             foreignKeyName: "notifications_task_id_fkey"
             columns: ["task_id"]
+            referencedRelation: "tasks"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
+      pipeline_stages: {
+        Row: {
+          agent_id: string
+          attempts: number
+          error: Json | null
+          finished_at: string | null
+          output: Json | null
+          pipeline_id: string
+          position: number
+          run_id: string | null
+          stage: string
+          started_at: string | null
+          status: string
+          task_id: string | null
+          updated_at: string
+        }
+        Insert: {
+          agent_id: string
+          attempts?: number
+          error?: Json | null
+          finished_at?: string | null
+          output?: Json | null
+          pipeline_id: string
+          position: number
+          run_id?: string | null
+          stage: string
+          started_at?: string | null
+          status?: string
+          task_id?: string | null
+          updated_at?: string
+        }
+        Update: {
+          agent_id?: string
+          attempts?: number
+          error?: Json | null
+          finished_at?: string | null
+          output?: Json | null
+          pipeline_id?: string
+          position?: number
+          run_id?: string | null
+          stage?: string
+          started_at?: string | null
+          status?: string
+          task_id?: string | null
+          updated_at?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "pipeline_stages_agent_id_fkey"
+            columns: ["agent_id"]
+            referencedRelation: "agents"
+            referencedColumns: ["id"]
+          },
+          {
+            foreignKeyName: "pipeline_stages_pipeline_id_fkey"
+            columns: ["pipeline_id"]
+            referencedRelation: "pipelines"
+            referencedColumns: ["id"]
+          },
+          {
+            foreignKeyName: "pipeline_stages_task_id_fkey"
+            columns: ["task_id"]
+            referencedRelation: "tasks"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
+      pipelines: {
+        Row: {
+          api_key_id: string | null
+          created_at: string
+          finished_at: string | null
+          id: string
+          idempotency_key: string | null
+          report_agent_id: string
+          report_task_id: string | null
+          request_hash: string | null
+          started_at: string | null
+          status: string
+          status_reason: string | null
+          topic: string
+          updated_at: string
+        }
+        Insert: {
+          api_key_id?: string | null
+          created_at?: string
+          finished_at?: string | null
+          id?: string
+          idempotency_key?: string | null
+          report_agent_id: string
+          report_task_id?: string | null
+          request_hash?: string | null
+          started_at?: string | null
+          status?: string
+          status_reason?: string | null
+          topic: string
+          updated_at?: string
+        }
+        Update: {
+          api_key_id?: string | null
+          created_at?: string
+          finished_at?: string | null
+          id?: string
+          idempotency_key?: string | null
+          report_agent_id?: string
+          report_task_id?: string | null
+          request_hash?: string | null
+          started_at?: string | null
+          status?: string
+          status_reason?: string | null
+          topic?: string
+          updated_at?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "pipelines_api_key_id_fkey"
+            columns: ["api_key_id"]
+            referencedRelation: "api_keys"
+            referencedColumns: ["id"]
+          },
+          {
+            foreignKeyName: "pipelines_report_agent_id_fkey"
+            columns: ["report_agent_id"]
+            referencedRelation: "agents"
+            referencedColumns: ["id"]
+          },
+          {
+            foreignKeyName: "pipelines_report_task_id_fkey"
+            columns: ["report_task_id"]
             referencedRelation: "tasks"
             referencedColumns: ["id"]
           },
@@ -633,6 +831,38 @@ export type Database = {
       }
       api_key_hash: { Args: { p_key_id: string }; Returns: string }
       approval_task_resumes: { Args: { p_task_id: string }; Returns: undefined }
+      begin_notification_delivery: {
+        Args: { p_notification_id: string }
+        Returns: {
+          agent_id: string
+          attempts: number
+          body: string
+          created_at: string
+          dedupe_key: string
+          delivered_at: string
+          id: string
+          kind: string
+          last_error: string
+          link: string
+          task_id: string
+          title: string
+        }[]
+      }
+      claim_notification_delivery: {
+        Args: {
+          p_channel: string
+          p_lease_seconds?: number
+          p_notification_id: string
+          p_now?: string
+        }
+        Returns: {
+          attempts: number
+          claim_token: string
+          lease_expires_at: string
+          outcome: string
+          provider_id: string
+        }[]
+      }
       claim_side_effect: {
         Args: {
           p_lease_seconds: number
@@ -651,6 +881,25 @@ export type Database = {
           result: Json
         }[]
       }
+      complete_notification_delivery: {
+        Args: {
+          p_channel: string
+          p_notification_id: string
+          p_now?: string
+          p_provider_id?: string
+          p_response_status?: number
+        }
+        Returns: boolean
+      }
+      complete_pipeline_stage: {
+        Args: {
+          p_output: Json
+          p_pipeline_id: string
+          p_run_id: string
+          p_stage: string
+        }
+        Returns: boolean
+      }
       complete_side_effect: {
         Args: {
           p_now?: string
@@ -661,6 +910,21 @@ export type Database = {
         Returns: {
           outcome: string
           result: Json
+        }[]
+      }
+      create_pipeline: {
+        Args: {
+          p_api_key_id: string
+          p_idempotency_key: string
+          p_report_agent_id: string
+          p_request_hash: string
+          p_topic: string
+        }
+        Returns: {
+          created_at: string
+          outcome: string
+          pipeline_id: string
+          status: string
         }[]
       }
       create_task: {
@@ -717,6 +981,27 @@ export type Database = {
           task_id: string
         }[]
       }
+      fail_notification_delivery: {
+        Args: {
+          p_channel: string
+          p_claim_token?: string
+          p_error: string
+          p_notification_id: string
+          p_now?: string
+          p_response_status?: number
+          p_retry?: boolean
+        }
+        Returns: boolean
+      }
+      fail_pipeline_stage: {
+        Args: {
+          p_error: Json
+          p_pipeline_id: string
+          p_reason: string
+          p_stage: string
+        }
+        Returns: boolean
+      }
       fail_side_effect: {
         Args: {
           p_claim_token: string
@@ -725,6 +1010,17 @@ export type Database = {
           p_tool_use_id: string
         }
         Returns: boolean
+      }
+      finish_notification: {
+        Args: { p_notification_id: string; p_now?: string; p_reason?: string }
+        Returns: {
+          concluded: boolean
+          delivered_at: string
+          failed: number
+          in_flight: number
+          last_error: string
+          sent: number
+        }[]
       }
       finish_task: {
         Args: {
@@ -771,6 +1067,25 @@ export type Database = {
           isOneToOne: true
           isSetofReturn: false
         }
+      }
+      record_notification: {
+        Args: {
+          p_agent_id?: string
+          p_body: string
+          p_dedupe_key: string
+          p_kind: string
+          p_link?: string
+          p_now?: string
+          p_payload?: Json
+          p_task_id?: string
+          p_title: string
+        }
+        Returns: {
+          created: boolean
+          delivered_at: string
+          last_error: string
+          notification_id: string
+        }[]
       }
       record_task_step: {
         Args: {
@@ -862,6 +1177,15 @@ export type Database = {
           sha256: string
         }[]
       }
+      set_pipeline_stage_task: {
+        Args: {
+          p_pipeline_id: string
+          p_run_id: string
+          p_stage: string
+          p_task_id: string
+        }
+        Returns: string
+      }
       settle_budget: {
         Args: {
           p_actual_micros: number
@@ -882,6 +1206,7 @@ export type Database = {
           window_start: string
         }[]
       }
+      settled_spend_since: { Args: { p_since: string }; Returns: number }
       spend_by_agent_day: {
         Args: { p_agent_id?: string; p_from?: string; p_to?: string }
         Returns: {
@@ -931,9 +1256,31 @@ export type Database = {
           task_id: string
         }[]
       }
+      start_pipeline_stage: {
+        Args: { p_pipeline_id: string; p_run_id: string; p_stage: string }
+        Returns: {
+          attempts: number
+          outcome: string
+          task_id: string
+        }[]
+      }
       start_task: {
         Args: { p_run_id: string; p_task_id: string }
         Returns: boolean
+      }
+      sweep_notifications: {
+        Args: {
+          p_limit?: number
+          p_max_age_seconds?: number
+          p_min_age_seconds?: number
+          p_now?: string
+          p_retry_seconds?: number
+        }
+        Returns: {
+          dedupe_key: string
+          next_attempt_at: string
+          notification_id: string
+        }[]
       }
     }
     Enums: {

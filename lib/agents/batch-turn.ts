@@ -1,0 +1,410 @@
+// Batch-mode model turns: a task with `mode: "batch"` sends each model call through the Message Batches API,
+// which Anthropic bills at half price (BATCH_DISCOUNT) in exchange for latency — most batches end within an hour,
+// every batch within 24 hours. Overnight work can afford that.
+//
+// One turn is three kinds of durable step instead of one:
+//   submit  slot + worst-case reservation (like runModelTurn), then create a one-request batch — at most once per
+//           (task, turn, submission): the batch id is recorded in the side-effect ledger before the step returns,
+//           so a retried or replayed submit step finds it instead of creating (and paying for) a second batch.
+//   poll    a durable sleep with backoff (30 s doubling to 10 min), on the engine's clock.
+//   check   retrieve the batch; once it has ended, read its one result line, settle the reservation at the
+//           discounted actual cost, put the turn on the timeline and return runModelTurn's `answered` outcome.
+// awaitBatchTurn composes poll/check (and a resubmission after a retriable failure) out of Inngest steps, so
+// the agent loop and this module's tests run the same code.
+//
+// Money: the reservation is the full-price worst case (an upper bound must hold whatever is billed); the settle
+// is the real, discounted cost. A retriable failure (overloaded, rate limited, expired) keeps the reservation for
+// the resubmission; a final one (invalid request, canceled by someone else, given up) gives it back.
+import type Anthropic from "@anthropic-ai/sdk";
+import { NonRetriableError } from "inngest";
+import { estimateInputTokensUpperBound, releaseBudget, reserveBudget, settleBudget, worstCaseMicros } from "@/lib/budget";
+import type { AdminClient } from "@/lib/db/admin";
+import { env } from "@/lib/env";
+import { anthropic } from "@/lib/llm/anthropic";
+import { classifyModelError } from "@/lib/llm/errors";
+import { costMicros } from "@/lib/llm/prices";
+import { runOnce } from "@/lib/side-effects";
+import { recordStep } from "@/lib/tasks/lifecycle";
+import { buildRequest } from "./request";
+import { acquireSlot, releaseSlot } from "./slots";
+import type { TurnArgs, TurnOutcome, TurnUsage } from "./turn";
+
+/** Same bound as runModelTurn (lib/agents/turn.ts): web search is billed per use, $10 per 1,000, undiscounted. */
+const WEB_SEARCH_MICROS_PER_USE = 10_000;
+const WEB_SEARCH_MAX_USES = 5;
+
+/** The side-effect ledger's tool name for batch creations (side_effects.tool). */
+export const BATCH_LEDGER_TOOL = "message_batch";
+
+/** First poll after 30 s, doubling to one every 10 minutes. */
+export const FIRST_POLL_SECONDS = 30;
+export const MAX_POLL_SECONDS = 600;
+/** Anthropic ends every batch within 24 h of its creation (unfinished requests `expired`); an hour of grace on
+ * top. A batch still not ended after this much polling is cancelled and the turn fails. */
+export const MAX_BATCH_WAIT_SECONDS = 25 * 3600;
+/** Submissions of one turn: the first plus two after retriable failures (an expired batch is a day lost). */
+export const MAX_BATCH_SUBMISSIONS = 3;
+
+export type AnsweredTurn = Extract<TurnOutcome, { kind: "answered" }>;
+type Busy = Extract<TurnOutcome, { kind: "busy" }>;
+type BudgetRefused = Extract<TurnOutcome, { kind: "budget_refused" }>;
+
+/** What the check step needs to find the turn's batch again. Small: it is memoized with every step. */
+export type BatchTicket = {
+  turn_id: string;
+  batch_id: string;
+  custom_id: string;
+  /** The budget ledger's step key of the turn's reservation (`turn-3`, or `turn-3#attempt-2`). */
+  reservation_key: string;
+  /** 1 for the first batch of the turn, 2+ for resubmissions after a retriable failure. */
+  submission: number;
+  /** When the batch was created (ms, from the ledger: identical on every replay). */
+  submitted_at: number;
+};
+
+export type BatchSubmitOutcome = ({ kind: "submitted" } & BatchTicket) | Busy | BudgetRefused;
+
+export type BatchCheckOutcome =
+  | { kind: "pending"; status: "in_progress" | "canceling" | "unreachable"; error?: string }
+  | AnsweredTurn
+  /** The batch ended without an answer for a reason that may pass: submit the turn again. */
+  | { kind: "retry"; reason: string };
+
+/** The answered outcome of a batch turn, with how long it queued at Anthropic (not the agent's working time). */
+export type BatchAnswered = AnsweredTurn & { batch: { batch_id: string; submissions: number; polls: number; wait_ms: number } };
+
+export interface SubmitArgs extends TurnArgs {
+  /** Which submission of this turn (default 1). A resubmission reuses the turn's reservation. */
+  submission?: number;
+  /** The reservation to reuse on a resubmission (the ticket's reservation_key). */
+  reservationKey?: string;
+}
+
+/**
+ * Reserves the turn's worst case and creates its batch, at most once per (task, turn, submission).
+ * Returns the ticket, or `busy` / `budget_refused` exactly like runModelTurn (the loop waits and calls again).
+ */
+export async function submitBatchTurn(db: AdminClient, args: SubmitArgs): Promise<BatchSubmitOutcome> {
+  const { agent } = args;
+  const submission = args.submission ?? 1;
+  // The slot gates the submission like a synchronous turn; it is given back once the batch is queued (below).
+  const slot = await acquireSlot(db, { agentId: agent.id, taskId: args.taskId, leaseSeconds: 300, now: args.now });
+  if (!slot.ok) return { kind: "busy", holders: slot.holders, limit: slot.limit };
+  const params = buildRequest(agent, args.messages, { serverWebSearch: args.serverWebSearch });
+
+  const needed = worstCaseMicros(agent.model, {
+    inputTokens: await countInputTokens(params),
+    maxTokens: agent.max_tokens,
+    extraMicros: args.serverWebSearch ? WEB_SEARCH_MICROS_PER_USE * WEB_SEARCH_MAX_USES : 0,
+  });
+  // Full price: the batch discount is applied at settle, when the real usage is known.
+  let reservationKey = args.reservationKey ?? args.turnId;
+  let r = await reserveBudget(db, { agentId: agent.id, taskId: args.taskId, stepId: reservationKey, model: agent.model, amountMicros: needed, now: args.now });
+  if (r.ok && r.status === "settled") {
+    // This turn's answer was already paid for (only possible if a replay diverged): a new call is a new expense.
+    reservationKey = `${reservationKey}#attempt-${args.attempt}`;
+    r = await reserveBudget(db, { agentId: agent.id, taskId: args.taskId, stepId: reservationKey, model: agent.model, amountMicros: needed, now: args.now });
+  }
+  if (!r.ok) {
+    return {
+      kind: "budget_refused",
+      needed_micros: needed,
+      remaining_micros: r.remainingMicros,
+      cap_micros: r.capMicros,
+      window_start: r.windowStart,
+      next_window_at: r.nextWindowAt,
+      never_fits: r.neverFits,
+      refused_at: args.now.getTime(),
+    };
+  }
+
+  const customId = batchCustomId(args.taskId, args.turnId, submission);
+  let ticket: BatchTicket;
+  try {
+    const { result } = await runOnce(
+      db,
+      {
+        taskId: args.taskId,
+        toolUseId: batchLedgerKey(args.turnId, submission),
+        tool: BATCH_LEDGER_TOOL,
+        request: { custom_id: customId, params },
+        record: { custom_id: customId, model: agent.model, submission, reservation_key: reservationKey },
+        // Longer than the create call may take, so no concurrent duplicate of this step can re-claim it meanwhile.
+        leaseSeconds: Math.ceil(env().NIGHTSHIFT_MODEL_TIMEOUT_MS / 1000) + 60,
+      },
+      async () => {
+        const batch = await anthropic().messages.batches.create({ requests: [{ custom_id: customId, params }] });
+        const t: BatchTicket = {
+          turn_id: args.turnId,
+          batch_id: batch.id,
+          custom_id: customId,
+          reservation_key: reservationKey,
+          submission,
+          submitted_at: Date.now(),
+        };
+        return t;
+      },
+    );
+    ticket = result;
+  } catch (err) {
+    const classified = classifyModelError(err);
+    if (classified instanceof NonRetriableError) {
+      await releaseBudget(db, { taskId: args.taskId, stepId: reservationKey, now: args.now });
+      await recordStep(db, {
+        taskId: args.taskId,
+        stepId: args.turnId,
+        kind: "model",
+        status: "failed",
+        detail: { model: agent.model, mode: "batch", error: classified.message },
+      });
+    }
+    throw classified;
+  }
+  if (ticket.reservation_key !== reservationKey) {
+    // Replayed from the ledger under an earlier key: that reservation is the live one; ours was not needed.
+    await releaseBudget(db, { taskId: args.taskId, stepId: reservationKey, now: args.now });
+  }
+
+  // A task whose turn is queued at Anthropic does not hold one of the agent's slots: holding one for up to a day
+  // would serialize the agent's whole night, and the Batches API queues the load itself.
+  await releaseSlot(db, args.taskId);
+  await recordStep(db, {
+    taskId: args.taskId,
+    stepId: args.turnId,
+    kind: "model",
+    status: "running",
+    detail: { model: agent.model, mode: "batch", batch_id: ticket.batch_id, submission: ticket.submission, processing_status: "in_progress" },
+  });
+  return { kind: "submitted", ...ticket };
+}
+
+/**
+ * Looks at the turn's batch. While it runs: `pending`. Ended and succeeded: settles at the batch price, records
+ * the turn and returns runModelTurn's `answered` outcome. Ended without an answer: `retry` when submitting again
+ * may help (overloaded, rate limited, server error, expired); otherwise releases the reservation and throws a
+ * NonRetriableError (invalid request, canceled outside the run, deleted). Idempotent: a repeated check of an
+ * ended batch re-reads the same result, and settle/record pay and count once.
+ */
+export async function checkBatchTurn(db: AdminClient, args: TurnArgs & { ticket: BatchTicket }): Promise<BatchCheckOutcome> {
+  const { agent, ticket } = args;
+  const started = Date.now();
+  const fail = async (message: string): Promise<never> => {
+    await releaseBudget(db, { taskId: args.taskId, stepId: ticket.reservation_key, now: args.now });
+    await recordStep(db, {
+      taskId: args.taskId,
+      stepId: args.turnId,
+      kind: "model",
+      status: "failed",
+      detail: { model: agent.model, mode: "batch", batch_id: ticket.batch_id, error: message },
+    });
+    throw new NonRetriableError(message);
+  };
+
+  let line: Anthropic.Messages.MessageBatchIndividualResponse | undefined;
+  try {
+    const batch = await anthropic().messages.batches.retrieve(ticket.batch_id);
+    if (batch.processing_status !== "ended") return { kind: "pending", status: batch.processing_status };
+    for await (const item of await anthropic().messages.batches.results(ticket.batch_id)) {
+      if (item.custom_id === ticket.custom_id) line = item;
+    }
+  } catch (err) {
+    const classified = classifyModelError(err);
+    if (classified instanceof NonRetriableError) return fail(`batch ${ticket.batch_id}: ${classified.message}`);
+    // Unreachable or overloaded right now: the next poll asks again (the poll loop is the retry loop).
+    return { kind: "pending", status: "unreachable", error: classified.message };
+  }
+  if (!line) throw new Error(`batch ${ticket.batch_id} ended without a result for ${ticket.custom_id}`);
+
+  const result = line.result;
+  if (result.type === "expired") return { kind: "retry", reason: `batch ${ticket.batch_id} expired before it was processed` };
+  if (result.type === "canceled") return fail(`batch ${ticket.batch_id} was canceled`);
+  if (result.type === "errored") {
+    const type = result.error.error.type;
+    const message = `batch ${ticket.batch_id}: ${type}: ${result.error.error.message}`;
+    if (RETRIABLE_ERROR_TYPES.has(type)) return { kind: "retry", reason: message };
+    return fail(message);
+  }
+
+  const message = result.message;
+  const usage: TurnUsage = {
+    input_tokens: message.usage.input_tokens,
+    output_tokens: message.usage.output_tokens,
+    cache_creation_input_tokens: message.usage.cache_creation_input_tokens ?? 0,
+    cache_read_input_tokens: message.usage.cache_read_input_tokens ?? 0,
+  };
+  const searches = message.usage.server_tool_use?.web_search_requests ?? 0;
+  const cost = costMicros(agent.model, usage, { batch: true }) + searches * WEB_SEARCH_MICROS_PER_USE;
+  await settleBudget(db, { taskId: args.taskId, stepId: ticket.reservation_key, actualMicros: cost, usage, now: args.now });
+  const finished = Date.now();
+  await recordStep(db, {
+    taskId: args.taskId,
+    stepId: args.turnId,
+    kind: "model",
+    status: "completed",
+    detail: {
+      model: agent.model,
+      mode: "batch",
+      batch_id: ticket.batch_id,
+      submission: ticket.submission,
+      stop_reason: message.stop_reason,
+      cache_read_input_tokens: usage.cache_read_input_tokens,
+      batch_wait_ms: Math.max(0, finished - ticket.submitted_at),
+      duration_ms: finished - started,
+    },
+    inputTokens: usage.input_tokens + usage.cache_creation_input_tokens + usage.cache_read_input_tokens,
+    outputTokens: usage.output_tokens,
+    costMicros: cost,
+  });
+  return {
+    kind: "answered",
+    content: message.content,
+    stop_reason: message.stop_reason,
+    usage,
+    cost_micros: cost,
+    finished_at: finished,
+    // The agent's own time in this step; the queueing is reported apart (BatchAnswered.batch.wait_ms) so the
+    // loop's wall clock does not count Anthropic's queue as the agent's work.
+    duration_ms: finished - started,
+  };
+}
+
+/** Gives a turn up: cancels its batch if it is still running, releases the reservation, fails for good. */
+export async function abandonBatchTurn(db: AdminClient, args: { taskId: string; turnId: string; ticket: BatchTicket; reason: string; now?: Date }): Promise<never> {
+  await cancelBatch(args.ticket.batch_id);
+  await releaseBudget(db, { taskId: args.taskId, stepId: args.ticket.reservation_key, now: args.now });
+  await recordStep(db, {
+    taskId: args.taskId,
+    stepId: args.turnId,
+    kind: "model",
+    status: "failed",
+    detail: { mode: "batch", batch_id: args.ticket.batch_id, error: args.reason },
+  });
+  throw new NonRetriableError(args.reason);
+}
+
+/** Cancels every batch of the task that may still be running (a run that failed or was cancelled): best effort,
+ * returns how many cancel requests were accepted. Reservations are the caller's (releaseOpenReservations). */
+export async function cancelOpenBatches(db: AdminClient, taskId: string): Promise<number> {
+  const { data, error } = await db.from("side_effects").select("result").eq("task_id", taskId).eq("tool", BATCH_LEDGER_TOOL).eq("status", "completed");
+  if (error) throw new Error(`reading the batches of task ${taskId} failed: ${error.message}`);
+  let cancelled = 0;
+  for (const row of data ?? []) {
+    const id = (row.result as { batch_id?: unknown } | null)?.batch_id;
+    if (typeof id === "string" && (await cancelBatch(id))) cancelled += 1;
+  }
+  return cancelled;
+}
+
+/** The sleep before poll `k` (1-based) of one submission: 30 s, 60 s, 120 s, … capped at 10 min. */
+export function pollDelaySeconds(k: number): number {
+  return Math.min(FIRST_POLL_SECONDS * 2 ** Math.max(0, k - 1), MAX_POLL_SECONDS);
+}
+
+/** How many polls one submission gets before it is given up (MAX_BATCH_WAIT_SECONDS of sleeps): 155. */
+export const MAX_POLLS_PER_SUBMISSION = (() => {
+  let k = 0;
+  for (let slept = 0; slept < MAX_BATCH_WAIT_SECONDS; ) slept += pollDelaySeconds(++k);
+  return k;
+})();
+
+/** The parts of Inngest's `step` that awaitBatchTurn uses. */
+export interface BatchStepTools {
+  run(id: string, fn: () => Promise<unknown>): Promise<unknown>;
+  sleep(id: string, duration: string): Promise<unknown>;
+}
+
+/**
+ * Waits for a submitted batch turn as durable steps, from the ticket of its first submission:
+ *   `<turn>-poll-<k>` sleep (backoff) → `<turn>-check-<k>` until answered;
+ *   after a retriable failure `<turn>-submit-<n>` (n = 2..MAX_BATCH_SUBMISSIONS), polling again from 30 s;
+ *   after MAX_BATCH_WAIT_SECONDS of polling one submission, or retriable failures on every submission,
+ *   `<turn>-give-up` cancels the batch, releases the reservation and fails the run (NonRetriableError).
+ * Step ids are deterministic: k counts polls over the whole turn. Worst case per submission:
+ * MAX_POLLS_PER_SUBMISSION × 2 steps (a typical batch, ended within the hour, takes about 20).
+ */
+export async function awaitBatchTurn(
+  step: BatchStepTools,
+  first: BatchTicket,
+  ops: {
+    check(ticket: BatchTicket): Promise<BatchCheckOutcome>;
+    resubmit(ticket: BatchTicket, submission: number): Promise<BatchSubmitOutcome>;
+    abandon(ticket: BatchTicket, reason: string): Promise<never>;
+  },
+): Promise<BatchAnswered> {
+  const turnId = first.turn_id;
+  let ticket = first;
+  let k = 0;
+  for (;;) {
+    let polls = 0;
+    let slept = 0;
+    let reason = "";
+    while (!reason) {
+      if (slept >= MAX_BATCH_WAIT_SECONDS) {
+        reason = `batch ${ticket.batch_id} did not end within ${MAX_BATCH_WAIT_SECONDS / 3600} h`;
+        return step.run(`${turnId}-give-up`, () => ops.abandon(ticket, reason)) as Promise<never>;
+      }
+      polls += 1;
+      k += 1;
+      const delay = pollDelaySeconds(polls);
+      slept += delay;
+      await step.sleep(`${turnId}-poll-${k}`, `${delay}s`);
+      const current = ticket;
+      const out = (await step.run(`${turnId}-check-${k}`, () => ops.check(current))) as BatchCheckOutcome;
+      if (out.kind === "answered") {
+        return {
+          ...out,
+          batch: { batch_id: ticket.batch_id, submissions: ticket.submission, polls: k, wait_ms: Math.max(0, out.finished_at - first.submitted_at) },
+        };
+      }
+      if (out.kind === "retry") reason = out.reason;
+    }
+    const n = ticket.submission + 1;
+    if (n > MAX_BATCH_SUBMISSIONS) {
+      const why = `${reason} (after ${ticket.submission} submissions)`;
+      const last = ticket;
+      return step.run(`${turnId}-give-up`, () => ops.abandon(last, why)) as Promise<never>;
+    }
+    const previous = ticket;
+    const again = (await step.run(`${turnId}-submit-${n}`, () => ops.resubmit(previous, n))) as BatchSubmitOutcome;
+    // A resubmission reuses the turn's live reservation and asks for a slot only to queue the request; neither
+    // should refuse, and if one does the step is retried by the engine.
+    if (again.kind !== "submitted") throw new Error(`resubmitting ${turnId} was refused (${again.kind})`);
+    ticket = again;
+  }
+}
+
+/** Errored results worth submitting again (the same failures classifyModelError retries). */
+const RETRIABLE_ERROR_TYPES = new Set(["rate_limit_error", "overloaded_error", "api_error", "timeout_error"]);
+
+/** custom_id: [a-zA-Z0-9_-]{1,64} in the API; the task's UUID and the turn id fit (no ':' allowed). */
+export function batchCustomId(taskId: string, turnId: string, submission: number): string {
+  return `${taskId}_${turnId}${submission > 1 ? `_s${submission}` : ""}`.replace(/[^a-zA-Z0-9_-]/g, "_").slice(0, 64);
+}
+
+/** The side-effect ledger key of a turn's submission. */
+export function batchLedgerKey(turnId: string, submission: number): string {
+  return `batch:${turnId}${submission > 1 ? `#${submission}` : ""}`;
+}
+
+async function cancelBatch(batchId: string): Promise<boolean> {
+  try {
+    const b = await anthropic().messages.batches.retrieve(batchId);
+    if (b.processing_status !== "in_progress") return false;
+    await anthropic().messages.batches.cancel(batchId);
+    return true;
+  } catch {
+    return false; // best effort: an unreachable API leaves the batch to expire on its own
+  }
+}
+
+/** Input tokens for the reservation: counted by the API (free), or bounded from above when counting fails.
+ * (The same as lib/agents/turn.ts, which does not export its copy.) */
+async function countInputTokens(params: Anthropic.MessageCreateParamsNonStreaming): Promise<number> {
+  try {
+    const { max_tokens: _max, ...countable } = params;
+    const counted = await anthropic().messages.countTokens(countable as Anthropic.MessageCountTokensParams);
+    return counted.input_tokens;
+  } catch {
+    return estimateInputTokensUpperBound(params);
+  }
+}
