@@ -12,6 +12,7 @@ import type Anthropic from "@anthropic-ai/sdk";
 import { inngest } from "@/inngest/client";
 import { awaitApproval, type ApprovalOutcome } from "@/inngest/approval";
 import { taskRunRequested } from "@/inngest/events";
+import { abandonBatchTurn, awaitBatchTurn, cancelOpenBatches, checkBatchTurn, submitBatchTurn, type BatchSubmitOutcome } from "@/lib/agents/batch-turn";
 import { releaseSlot } from "@/lib/agents/slots";
 import { loadToolConfig, runToolCall } from "@/lib/agents/tools";
 import { runModelTurn, textOf, type Message, type TurnOutcome } from "@/lib/agents/turn";
@@ -43,6 +44,7 @@ export const runTask = inngest.createFunction(
     onFailure: async ({ event, error, step }) => {
       const taskId = (event.data.event.data as { task_id: string }).task_id;
       await step.run("mark-failed", async () => {
+        await cancelOpenBatches(db(), taskId); // a batch turn still queued at Anthropic would be billed for nothing
         await releaseOpenReservations(db(), taskId);
         await releaseSlot(db(), taskId);
         return finishTask(db(), taskId, {
@@ -68,6 +70,8 @@ export const runTask = inngest.createFunction(
     if (!task) return { task_id: taskId, skipped: "task already finished" };
 
     const { agent } = task;
+    // mode "batch": each model call goes through the Message Batches API at half price (overnight work can wait).
+    const batch = task.mode === "batch";
     const serverWebSearch = Boolean(env().ANTHROPIC_API_KEY) && agent.id === "research";
     const messages: Message[] = [{ role: "user", content: promptWithInput(task.prompt, task.input) }];
     // Everything below is rebuilt identically on every replay from memoized step outputs.
@@ -88,12 +92,13 @@ export const runTask = inngest.createFunction(
           return `wall clock (${agent.wall_clock_seconds} s) reached before turn ${turn}`;
         }
         const turnId = `turn-${turn}`;
-        const callTurn = () =>
-          runModelTurn(db(), { taskId, turnId, agent, messages, attempt, now: new Date(Math.max(Date.now(), wakeAt)), serverWebSearch });
-        let out: TurnOutcome = await step.run(turnId, callTurn);
+        const turnArgs = () => ({ taskId, turnId, agent, messages, attempt, now: new Date(Math.max(Date.now(), wakeAt)), serverWebSearch });
+        const callTurn = (): Promise<TurnOutcome | BatchSubmitOutcome> =>
+          batch ? submitBatchTurn(db(), turnArgs()) : runModelTurn(db(), turnArgs());
+        let out: TurnOutcome | BatchSubmitOutcome = await step.run(batch ? `${turnId}-submit` : turnId, callTurn);
 
         // Not answered yet: wait for a free slot or for the next budget window, then try the same turn again.
-        for (let wait = 1; out.kind !== "answered"; wait++) {
+        for (let wait = 1; out.kind !== "answered" && out.kind !== "submitted"; wait++) {
           if (out.kind === "busy") {
             // Backoff from 2 s to 5 min: prompt when slots turn over fast, and few steps (2 per wait) when a queued
             // night of work waits hours for its turn.
@@ -130,6 +135,16 @@ export const runTask = inngest.createFunction(
             await resumeTask(db(), taskId, runId);
             return callTurn();
           });
+        }
+
+        if (out.kind === "submitted") {
+          const answered = await awaitBatchTurn(step, out, {
+            check: (ticket) => checkBatchTurn(db(), { ...turnArgs(), ticket }),
+            resubmit: (ticket, submission) => submitBatchTurn(db(), { ...turnArgs(), submission, reservationKey: ticket.reservation_key }),
+            abandon: (ticket, reason) => abandonBatchTurn(db(), { taskId, turnId, ticket, reason }),
+          });
+          waitedMs += answered.batch.wait_ms; // time queued at Anthropic is not the agent's wall clock
+          out = answered;
         }
 
         messages.push({ role: "assistant", content: out.content as Anthropic.ContentBlockParam[] });

@@ -11,6 +11,7 @@ export interface StartedTask {
   input: Json | null;
   requireApproval: boolean;
   callbackUrl: string | null;
+  mode: "now" | "batch";
   /** When the task first started running (ms): the origin of its wall clock. */
   startedAt: number;
   agent: AgentConfig;
@@ -23,7 +24,7 @@ export async function startTask(db: AdminClient, taskId: string, runId: string):
   if (!started) return null;
   const { data, error: readError } = await db
     .from("tasks")
-    .select(`id,prompt,input,require_approval,callback_url,started_at,agents(${AGENT_COLUMNS})`)
+    .select(`id,prompt,input,require_approval,callback_url,mode,started_at,agents(${AGENT_COLUMNS})`)
     .eq("id", taskId)
     .single();
   if (readError) throw new Error(`task read failed: ${readError.message}`);
@@ -35,6 +36,7 @@ export async function startTask(db: AdminClient, taskId: string, runId: string):
     input: data.input,
     requireApproval: data.require_approval,
     callbackUrl: data.callback_url,
+    mode: data.mode,
     startedAt: Date.parse(data.started_at ?? new Date().toISOString()),
     agent: toAgentConfig(agentRow),
   };

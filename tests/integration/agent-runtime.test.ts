@@ -266,4 +266,41 @@ describe("agent runtime", () => {
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: { message: string } }).error.message).toContain("from");
   });
+
+  test("a batch-mode task sends its model calls through the Message Batches API at half price", async () => {
+    const scenario = "rt-batch";
+    double.script(scenario, [{ text: "Batched overnight answer." }]);
+    const { taskId } = await submitTask(
+      sb.admin,
+      { agent: "research", prompt: `${scenarioMarker(scenario)} Nothing urgent.`, mode: "batch" },
+      null,
+      null,
+    );
+    const t = await finished(taskId, () => {
+      clock.advance(60_000);
+      double.clock.advance(60_000);
+    });
+    expect(t.status).toBe("completed");
+    expect((t.result as { text: string }).text).toBe("Batched overnight answer.");
+    expect(double.calls({ scenario, kind: "messages" })).toHaveLength(0);
+    expect(double.calls({ scenario, kind: "batch_request" })).toHaveLength(1);
+
+    const { costMicros } = await import("@/lib/llm/prices");
+    const { data: ledger } = await sb.admin
+      .from("budget_reservations")
+      .select("status,actual_micros,input_tokens,output_tokens,cache_creation_input_tokens,cache_read_input_tokens")
+      .eq("task_id", taskId);
+    expect(ledger).toHaveLength(1);
+    const r = ledger![0]!;
+    const usage = {
+      input_tokens: Number(r.input_tokens),
+      output_tokens: Number(r.output_tokens),
+      cache_creation_input_tokens: Number(r.cache_creation_input_tokens),
+      cache_read_input_tokens: Number(r.cache_read_input_tokens),
+    };
+    expect(r.status).toBe("settled");
+    expect(Number(r.actual_micros)).toBe(costMicros("claude-sonnet-4-6", usage, { batch: true }));
+    expect(Number(r.actual_micros)).toBeLessThan(costMicros("claude-sonnet-4-6", usage));
+    expect(Number(t.cost_micros)).toBe(Number(r.actual_micros));
+  });
 });
