@@ -11,7 +11,7 @@
 import type Anthropic from "@anthropic-ai/sdk";
 import { inngest } from "@/inngest/client";
 import { awaitApproval, type ApprovalOutcome } from "@/inngest/approval";
-import { taskRunRequested } from "@/inngest/events";
+import { taskRunFinished, taskRunFinishedId, taskRunRequested } from "@/inngest/events";
 import { abandonBatchTurn, awaitBatchTurn, cancelOpenBatches, checkBatchTurn, submitBatchTurn, type BatchSubmitOutcome } from "@/lib/agents/batch-turn";
 import { releaseSlot } from "@/lib/agents/slots";
 import { loadToolConfig, runToolCall } from "@/lib/agents/tools";
@@ -176,6 +176,14 @@ export const runTask = inngest.createFunction(
         await releaseSlot(db(), taskId);
         return finishTask(db(), taskId, { status, result, reason: extra.reason });
       });
+      // For other apps and functions that react to finished work (the catalog's task/run.finished).
+      await step.sendEvent(
+        "emit-finished",
+        taskRunFinished.create(
+          { task_id: taskId, agent: agent.id, status, cost_micros: await step.run("read-cost", () => taskCost(taskId)) },
+          { id: taskRunFinishedId(taskId) },
+        ),
+      );
       await step.run("notify-finished", () =>
         notify(db(), {
           kind: "task_finished",
@@ -265,6 +273,12 @@ async function runTools(step: Step, taskId: string, turn: number, content: Anthr
     results.push(result);
   }
   return results;
+}
+
+async function taskCost(taskId: string): Promise<number> {
+  const { data, error } = await db().from("tasks").select("cost_micros").eq("id", taskId).single();
+  if (error) throw new Error(`task cost read failed: ${error.message}`);
+  return Number(data.cost_micros);
 }
 
 function promptWithInput(prompt: string, input: unknown): string {

@@ -17,6 +17,7 @@ let pagesUrl: string;
 let te: TestEngine;
 let clock: ManualClock;
 let app: ServedApp;
+const finishedEvents: { task_id: string; status: string; cost_micros: number }[] = [];
 let submitTask: typeof import("@/lib/tasks/submit").submitTask;
 let insertTask: typeof import("@/lib/tasks/service").insertTask;
 
@@ -46,7 +47,14 @@ beforeAll(async () => {
   const { functions } = await import("@/inngest/index");
   ({ submitTask } = await import("@/lib/tasks/submit"));
   ({ insertTask } = await import("@/lib/tasks/service"));
-  app = await serveApp(inngest, functions);
+  // Another app's function reacting to finished work, through the public event catalog.
+  const listener = inngest.createFunction(
+    { id: "test-finished-listener", triggers: [{ event: "task/run.finished" }] },
+    async ({ event }) => {
+      finishedEvents.push(event.data as (typeof finishedEvents)[number]);
+    },
+  );
+  app = await serveApp(inngest, [...functions, listener]);
   await te.engine.sync(app.url);
 });
 
@@ -104,6 +112,8 @@ describe("agent runtime", () => {
     expect(second).toContain("tool_result");
     expect(second).toContain("Every step is memoized, so a crash at minute 29 does not start over.");
     expect(second).not.toContain("var x=1");
+    const emitted = await until(() => finishedEvents.find((e) => e.task_id === taskId));
+    expect(emitted).toEqual({ task_id: taskId, agent: "research", status: "completed", cost_micros: Number(t.cost_micros) });
   });
 
   test("a 429 followed by success is paid once", async () => {

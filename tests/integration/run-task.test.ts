@@ -43,6 +43,8 @@ function engineFor(taskId: string, agent = "research") {
   return new InngestTestEngine({
     function: runTask,
     events: [{ name: "task/run.requested", id: `task-run-${taskId}`, data: { task_id: taskId, agent } }],
+    // @inngest/test cannot send events; the engine tests cover task/run.finished for real.
+    steps: [{ id: "emit-finished", handler: () => ({ ids: ["test"] }) }],
   });
 }
 
