@@ -14,6 +14,7 @@ import { createClient } from "@supabase/supabase-js";
 import WebSocket from "ws";
 import { startClaudeDouble } from "./claude/server";
 import { startDataStack } from "./data-stack";
+import { startPostgres } from "./db/embedded-postgres";
 import { startEngine } from "./engine/index";
 
 const root = resolve(import.meta.dirname, "..");
@@ -89,7 +90,16 @@ async function main(): Promise<void> {
   if (process.env.INNGEST_DEV || process.env.INNGEST_SIGNING_KEY) {
     console.log(`[dev] using Inngest at ${process.env.INNGEST_DEV ?? process.env.INNGEST_BASE_URL ?? "Inngest Cloud"}`);
   } else {
-    if (!databaseUrl) throw new Error("the local Inngest engine needs the embedded Postgres; set INNGEST_DEV to use another Inngest");
+    if (!databaseUrl) {
+      // Data is hosted, but runs still need a durable store here: an embedded Postgres just for the engine.
+      const pg = await startPostgres({
+        dataDir: join(dataDir, "engine-postgres"),
+        port: Number(process.env.NIGHTSHIFT_PG_PORT ?? 54322),
+        persistent: true,
+      });
+      running.push({ name: "engine postgres", stop: () => pg.stop() });
+      databaseUrl = pg.url();
+    }
     engine = await startEngine({ port: Number(process.env.NIGHTSHIFT_ENGINE_PORT ?? 8288), databaseUrl, log: log("engine") });
     running.push({ name: "engine", stop: () => engine!.stop() });
     env.INNGEST_DEV = engine.url;
