@@ -72,7 +72,6 @@ async function main(): Promise<void> {
     running.push({ name: "data stack", stop: () => stack.stop() });
     env.SUPABASE_URL = stack.supabaseUrl;
     env.SUPABASE_SECRET_KEY = stack.secretKey;
-    env.SUPABASE_ANON_KEY = stack.anonKey;
     databaseUrl = stack.databaseUrl;
   }
 
