@@ -17,7 +17,7 @@
 // the resubmission; a final one (invalid request, canceled by someone else, given up) gives it back.
 import type Anthropic from "@anthropic-ai/sdk";
 import { NonRetriableError } from "inngest";
-import { estimateInputTokensUpperBound, releaseBudget, reserveBudget, settleBudget, worstCaseMicros } from "@/lib/budget";
+import { releaseBudget, reserveBudget, settleBudget, worstCaseMicros } from "@/lib/budget";
 import type { AdminClient } from "@/lib/db/admin";
 import { env } from "@/lib/env";
 import { anthropic } from "@/lib/llm/anthropic";
@@ -27,11 +27,7 @@ import { runOnce } from "@/lib/side-effects";
 import { recordStep } from "@/lib/tasks/lifecycle";
 import { buildRequest } from "./request";
 import { acquireSlot, releaseSlot } from "./slots";
-import type { TurnArgs, TurnOutcome, TurnUsage } from "./turn";
-
-/** Same bound as runModelTurn (lib/agents/turn.ts): web search is billed per use, $10 per 1,000, undiscounted. */
-const WEB_SEARCH_MICROS_PER_USE = 10_000;
-const WEB_SEARCH_MAX_USES = 5;
+import { WEB_SEARCH_MAX_USES, WEB_SEARCH_MICROS_PER_USE, countInputTokens, type TurnArgs, type TurnOutcome, type TurnUsage } from "./turn";
 
 /** The side-effect ledger's tool name for batch creations (side_effects.tool). */
 export const BATCH_LEDGER_TOOL = "message_batch";
@@ -397,14 +393,3 @@ async function cancelBatch(batchId: string): Promise<boolean> {
   }
 }
 
-/** Input tokens for the reservation: counted by the API (free), or bounded from above when counting fails.
- * (The same as lib/agents/turn.ts, which does not export its copy.) */
-async function countInputTokens(params: Anthropic.MessageCreateParamsNonStreaming): Promise<number> {
-  try {
-    const { max_tokens: _max, ...countable } = params;
-    const counted = await anthropic().messages.countTokens(countable as Anthropic.MessageCountTokensParams);
-    return counted.input_tokens;
-  } catch {
-    return estimateInputTokensUpperBound(params);
-  }
-}

@@ -16,8 +16,8 @@ import { buildRequest, type Message } from "./request";
 export type { Message };
 
 /** Anthropic bills server-side web search per use ($10 per 1,000): the bound added to a reservation. */
-const WEB_SEARCH_MICROS_PER_USE = 10_000;
-const WEB_SEARCH_MAX_USES = 5;
+export const WEB_SEARCH_MICROS_PER_USE = 10_000;
+export const WEB_SEARCH_MAX_USES = 5;
 
 export interface TurnUsage {
   input_tokens: number;
@@ -157,7 +157,7 @@ function slotLeaseSeconds(agent: AgentConfig): number {
 }
 
 /** Input tokens for the reservation: counted by the API (free), or bounded from above when counting fails. */
-async function countInputTokens(params: Anthropic.MessageCreateParamsNonStreaming): Promise<number> {
+export async function countInputTokens(params: Anthropic.MessageCreateParamsNonStreaming): Promise<number> {
   try {
     const { max_tokens: _max, ...countable } = params;
     const counted = await anthropic().messages.countTokens(countable as Anthropic.MessageCountTokensParams);

@@ -1,7 +1,7 @@
 // The local Inngest engine: a small, durable, single-machine stand-in for the Inngest dev server that speaks
 // the SDK's HTTP protocol (inngest 4.24) to the app's real serve route. See docs/engine.md.
 import type { AddressInfo } from "node:net";
-import { ManualClock, RealClock, type Clock } from "./clock";
+import { RealClock, type Clock } from "./clock";
 import { Executor } from "./executor";
 import { createEngineServer } from "./http";
 import type { IncomingEvent } from "./protocol";
