@@ -21,7 +21,13 @@ export const taskRunFinished = eventType("task/run.finished", {
   }),
 });
 
+/** A task was cancelled (the database already says so); stops its run. Id `task-cancelled-<task_id>`. */
+export const taskRunCancelled = eventType("task/run.cancelled", {
+  schema: z.object({ task_id: z.uuid(), reason: z.string().max(500) }),
+});
+
 export const taskRunRequestedId = (taskId: string) => `task-run-${taskId}`;
+export const taskRunCancelledId = (taskId: string) => `task-cancelled-${taskId}`;
 export const taskRunFinishedId = (taskId: string) => `task-finished-${taskId}`;
 
 /**

@@ -4,5 +4,14 @@ import { pipelineResearch } from "./functions/pipeline-research";
 import { pipelineAnalyze } from "./functions/pipeline-analyze";
 import { pipelineReport } from "./functions/pipeline-report";
 import { deliverNotifications, sweepUndeliveredNotifications } from "./functions/deliver-notifications";
+import { taskRunCancelledByInngest } from "./functions/task-run-cancelled";
 
-export const functions = [runTask, pipelineResearch, pipelineAnalyze, pipelineReport, deliverNotifications, sweepUndeliveredNotifications];
+export const functions = [
+  runTask,
+  taskRunCancelledByInngest,
+  pipelineResearch,
+  pipelineAnalyze,
+  pipelineReport,
+  deliverNotifications,
+  sweepUndeliveredNotifications,
+];

@@ -24,6 +24,9 @@ import { db } from "@/lib/db/server";
 import { env } from "@/lib/env";
 import { finishTask, markWaitingBudget, recordStep, resumeTask, startTask } from "@/lib/tasks/lifecycle";
 
+/** work()'s answer when the task was cancelled under the run. */
+const ENDED = "\u0000ended";
+
 /** A turn is not started unless this much time is left on the agent's wall clock (or more, if turns ran longer). */
 const MIN_TURN_BUDGET_MS = 15_000;
 /** The most of a draft shown to a reviewer inline (bigger drafts belong in artifacts). */
@@ -37,13 +40,15 @@ export const runTask = inngest.createFunction(
     id: "run-task",
     name: "Run an agent task",
     triggers: [taskRunRequested],
+    // POST /api/tasks/:id/cancel records the cancellation, then this event stops the run.
+    cancelOn: [{ event: "task/run.cancelled", if: "async.data.task_id == event.data.task_id" }],
     retries: 4,
     // Backstop only: the agent's own wall clock is enforced in the loop. A run may legitimately wait a day for
     // a budget window and a day for an approval.
     timeouts: { finish: "72h" },
     onFailure: async ({ event, error, step }) => {
       const taskId = (event.data.event.data as { task_id: string }).task_id;
-      await step.run("mark-failed", async () => {
+      const marked = await step.run("mark-failed", async () => {
         await cancelOpenBatches(db(), taskId); // a batch turn still queued at Anthropic would be billed for nothing
         await releaseOpenReservations(db(), taskId);
         await releaseSlot(db(), taskId);
@@ -53,6 +58,7 @@ export const runTask = inngest.createFunction(
           reason: "the run failed after its retries",
         });
       });
+      if (!marked) return; // it had ended already (e.g. cancelled): nothing failed
       await step.run("notify-failed", () =>
         notify(db(), {
           kind: "task_failed",
@@ -99,6 +105,7 @@ export const runTask = inngest.createFunction(
 
         // Not answered yet: wait for a free slot or for the next budget window, then try the same turn again.
         for (let wait = 1; out.kind !== "answered" && out.kind !== "submitted"; wait++) {
+          if (out.kind === "ended") return ENDED;
           if (out.kind === "busy") {
             // Backoff from 2 s to 5 min: prompt when slots turn over fast, and few steps (2 per wait) when a queued
             // night of work waits hours for its turn.
@@ -204,6 +211,7 @@ export const runTask = inngest.createFunction(
     }
 
     const stopped = await work();
+    if (stopped === ENDED) return { task_id: taskId, skipped: "the task ended (cancelled) while its run went on" };
     if (stopped) return end("stopped", { reason: stopped });
 
     if (task.requireApproval || agent.requires_approval) {
@@ -241,6 +249,7 @@ export const runTask = inngest.createFunction(
         });
         continuing = false;
         const revisionStopped = await work();
+        if (revisionStopped === ENDED) return { task_id: taskId, skipped: "the task ended (cancelled) while its run went on" };
         if (revisionStopped) return end("stopped", { reason: `${revisionStopped} while revising`, approval });
       }
       return end("completed", { approval });

@@ -8,6 +8,7 @@ import type { AdminClient } from "@/lib/db/admin";
 import { anthropic } from "@/lib/llm/anthropic";
 import { classifyModelError } from "@/lib/llm/errors";
 import { costMicros } from "@/lib/llm/prices";
+import { taskHasEnded } from "@/lib/tasks/cancel";
 import { recordStep } from "@/lib/tasks/lifecycle";
 import type { AgentConfig } from "./catalog";
 import { acquireSlot } from "./slots";
@@ -36,6 +37,10 @@ export type TurnOutcome =
       /** When the turn ended (ms): memoized with the step, so wall-clock decisions replay identically. */
       finished_at: number;
       duration_ms: number;
+    }
+  | {
+      /** The task ended (cancelled) while its run went on: do not call the model. */
+      kind: "ended";
     }
   | {
       /** Every concurrency slot of the agent is taken: try again later. */
@@ -70,6 +75,8 @@ export interface TurnArgs {
 export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<TurnOutcome> {
   const { agent } = args;
   const started = Date.now();
+  // A cancelled task's run is stopped by its event; this catches the run that did not hear it.
+  if (await taskHasEnded(db, args.taskId)) return { kind: "ended" };
   // A slot first: the agent's concurrency limit counts tasks that are working, renewed on every turn.
   const slot = await acquireSlot(db, { agentId: agent.id, taskId: args.taskId, leaseSeconds: slotLeaseSeconds(agent), now: args.now });
   if (!slot.ok) return { kind: "busy", holders: slot.holders, limit: slot.limit };

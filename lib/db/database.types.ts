@@ -848,6 +848,13 @@ export type Database = {
           title: string
         }[]
       }
+      cancel_task: {
+        Args: { p_actor: string; p_reason: string; p_task_id: string }
+        Returns: {
+          outcome: string
+          status: Database["public"]["Enums"]["task_status"]
+        }[]
+      }
       claim_notification_delivery: {
         Args: {
           p_channel: string

@@ -1,0 +1,23 @@
+// When Inngest cancels a run of run-task on its own — `timeouts.finish` ran out, or someone cancelled the run in
+// Inngest's dashboard — nothing in the run is left to end its task (onFailure runs for failures only). This
+// function does: the task ends `cancelled` with the reason, and what it held is given back (cancel_task). A
+// cancellation that came from POST /api/tasks/:id/cancel already ended the task; then this changes nothing.
+import { inngest } from "@/inngest/client";
+import { db } from "@/lib/db/server";
+import { cancelTask } from "@/lib/tasks/cancel";
+
+export const taskRunCancelledByInngest = inngest.createFunction(
+  {
+    id: "task-run-cancelled",
+    name: "End a task whose run was cancelled",
+    triggers: [{ event: "inngest/function.cancelled", if: "event.data.function_id == 'nightshift-run-task'" }],
+    retries: 4,
+  },
+  async ({ event, step }) => {
+    const data = event.data as { event?: { data?: { task_id?: string } }; error?: { message?: string } };
+    const taskId = data.event?.data?.task_id;
+    if (!taskId) return { skipped: "no task id in the cancelled run's event" };
+    const reason = `the run was cancelled: ${data.error?.message ?? "no reason given"}`.slice(0, 500);
+    return step.run("cancel-task", () => cancelTask(db(), taskId, reason, "system:inngest"));
+  },
+);
