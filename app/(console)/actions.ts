@@ -5,7 +5,7 @@ import { refresh } from "next/cache";
 import { cookies } from "next/headers";
 import { redirect } from "next/navigation";
 import { db } from "@/lib/db/server";
-import { decide, guardMutation, queueWork, type DecideFormResult } from "@/lib/console/operations";
+import { cancelFromConsole, decide, guardMutation, queueWork, type DecideFormResult } from "@/lib/console/operations";
 import { requestContext } from "@/lib/console/server";
 import { SESSION_COOKIE } from "@/lib/console/session";
 
@@ -31,6 +31,13 @@ export async function decideAction(_prev: DecisionState, form: FormData): Promis
   const result = await decide(await requestContext(form), db());
   if (!result.ok && result.code === "unauthenticated") redirect("/login");
   return { result };
+}
+
+export async function cancelTaskAction(form: FormData): Promise<void> {
+  const result = await cancelFromConsole(await requestContext(form), db());
+  if (!result.ok && result.code === "unauthenticated") redirect("/login");
+  // The task page shows the outcome (its status); a refused or stale request changes nothing.
+  refresh();
 }
 
 export async function signOutAction(form: FormData): Promise<void> {

@@ -6,7 +6,8 @@ import { z } from "zod";
 import { ApprovalId, decideApproval, DecisionBody } from "@/lib/approvals";
 import type { AdminClient } from "@/lib/db/admin";
 import { ApiError } from "@/lib/http/errors";
-import { CreateTaskBody, IdempotencyKey, MAX_PROMPT_CHARS } from "@/lib/tasks/schema";
+import { cancelTask } from "@/lib/tasks/cancel";
+import { CreateTaskBody, IdempotencyKey, MAX_PROMPT_CHARS, TaskId } from "@/lib/tasks/schema";
 import { submitTask } from "@/lib/tasks/submit";
 import { consoleConfig, ConsoleConfigError, type ConsoleConfig } from "./config";
 import { checkSameOrigin, CSRF_FIELD, csrfTokenValid, type HeaderBag } from "./csrf";
@@ -216,4 +217,22 @@ export async function decide(ctx: RequestContext, db: AdminClient): Promise<Deci
     case "not_found":
       return { ok: false, code: "not_found", outcome: "not_found", error: "This approval does not exist or is not open for review yet." };
   }
+}
+
+// ------------------------------------------------------------------------------------------------ cancel a task
+
+export type CancelFormResult = { ok: true; taskId: string } | (Refusal & { taskId?: string });
+
+/** Cancels a task from its page: the same code path as POST /api/tasks/:id/cancel. */
+export async function cancelFromConsole(ctx: RequestContext, db: AdminClient): Promise<CancelFormResult> {
+  const guard = guardMutation(ctx);
+  if (!guard.ok) return guard;
+  const id = ctx.form.get("task_id");
+  if (typeof id !== "string" || !TaskId.safeParse(id).success) return { ok: false, code: "invalid", error: "Unknown task." };
+  const r = await cancelTask(db, id, "cancelled from the console", CONSOLE_ACTOR);
+  if (r.outcome === "not_found") return { ok: false, code: "invalid", error: "Unknown task." };
+  if (r.outcome === "already_finished") {
+    return { ok: false, code: "conflict", taskId: id, error: `The task had already ended (${r.status}).` };
+  }
+  return { ok: true, taskId: id };
 }

@@ -2,10 +2,12 @@
 import Link from "next/link";
 import { notFound } from "next/navigation";
 import { duration, jsonText, percent, statusLabel, timeLeft, usd, when } from "@/lib/console/format";
+import { CSRF_FIELD } from "@/lib/console/csrf";
 import { approvalHistory, taskDetail } from "@/lib/console/queries";
-import { requireSession } from "@/lib/console/server";
+import { formToken, requireSession } from "@/lib/console/server";
 import { db } from "@/lib/db/server";
 import { TERMINAL_STATUSES } from "@/lib/tasks/schema";
+import { cancelTaskAction } from "../../actions";
 import { AutoRefresh } from "../../auto-refresh";
 
 export const dynamic = "force-dynamic";
@@ -31,6 +33,15 @@ export default async function TaskPage({ params }: { params: Promise<{ id: strin
         Task <code>{task.task_id.slice(0, 8)}</code> <span className={`badge ${task.status}`}>{statusLabel(task.status)}</span>
       </h1>
       {task.status_reason ? <p className="muted">{task.status_reason}</p> : null}
+      {done ? null : (
+        <form action={cancelTaskAction}>
+          <input type="hidden" name={CSRF_FIELD} value={formToken(session)} />
+          <input type="hidden" name="task_id" value={task.task_id} />
+          <button type="submit" className="danger">
+            Cancel task
+          </button>
+        </form>
+      )}
       <div className="grid">
         <div className="stat">
           Agent <b>{task.agent}</b>
