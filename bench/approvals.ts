@@ -29,7 +29,7 @@ import { createApiKey } from "../lib/api-keys";
 import { scenarioMarker, startClaudeDouble, type ClaudeDouble } from "../local/claude/server";
 import { startDataStack, type DataStack } from "../local/data-stack";
 import { startEngine, type Engine } from "../local/engine";
-import { adminClient, buildUnlessAsked, cleanupStack, DIST_DIR, log, machineLine, startNext, waitUntil, type NextServer } from "./lib/console-stack";
+import { adminClient, buildUnlessAsked, cleanupStack, DIST_DIR, log, machineLine, startNext, waitUntil, type NextServer } from "./lib/next-app";
 import { fmtMs, summarize } from "./lib/stats";
 
 const argv = process.argv.slice(2);

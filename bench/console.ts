@@ -43,7 +43,7 @@ import {
   startNext,
   type NextServer,
   type Timed,
-} from "./lib/console-stack";
+} from "./lib/next-app";
 import { fmtMs, summarize } from "./lib/stats";
 
 const argv = process.argv.slice(2);

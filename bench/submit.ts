@@ -13,32 +13,25 @@
 // Goals (issue 3): p99 < 50 ms at 200 requests/s; POST throughput ≥ 40% of the trivial route's.
 // `--profile` also writes V8 CPU profiles of both next-server processes and prints where their time went.
 // Everything listens on 127.0.0.1 and is stopped at the end; exits non-zero only when the setup fails.
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { createClient, type SupabaseClientOptions } from "@supabase/supabase-js";
 import pg from "pg";
-import WebSocket from "ws";
 import { createApiKey } from "../lib/api-keys";
-import type { Database } from "../lib/db/database.types";
 import { startClaudeDouble, type ClaudeDouble } from "../local/claude/server";
 import { startDataStack, type DataStack } from "../local/data-stack";
 import { startEngine, type Engine } from "../local/engine";
-import { freePort } from "../local/ports";
 import { summarizeProfiles, type ProfileSummary } from "./lib/cpuprofile";
 import type { LoadJob, LoadJobSpec, LoadReply } from "./lib/load-child";
 import type { LoadResult, RequestSpec } from "./lib/load";
 import { COMPONENT_NAMES, cpuBetween, snapshot, type Components, type CpuUse } from "./lib/procs";
 import { fmtMs } from "./lib/stats";
+import { adminClient, build, DIST_DIR, log, root, startNext, type NextServer } from "./lib/next-app";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
-const DIST_DIR = ".next-bench";
 
 const RATE = 200; // requests/s, open loop
 const OPEN_MS = 15_000;
@@ -54,129 +47,13 @@ const GOAL_RATIO = 0.4;
 
 const args = new Set(process.argv.slice(2));
 const PROFILE = args.has("--profile");
-const log = (s: string) => console.log(`[bench] ${s}`);
 
 // ---------------------------------------------------------------------------------------------------------
 // Setup helpers
 
-/** `next build` rewrites tsconfig.json (include) and next-env.d.ts for its distDir; put them back as they were. */
-function build(): void {
-  const keep = ["tsconfig.json", "next-env.d.ts"].map((f) => {
-    const path = join(root, f);
-    try {
-      return { path, text: readFileSync(path, "utf8") as string | null };
-    } catch {
-      return { path, text: null };
-    }
-  });
-  const started = Date.now();
-  try {
-    const res = spawnSync(process.execPath, ["node_modules/next/dist/bin/next", "build"], {
-      cwd: root,
-      env: { ...process.env, NIGHTSHIFT_DIST_DIR: DIST_DIR, NIGHTSHIFT_SKIP_BUILD_TYPECHECK: "1", NEXT_TELEMETRY_DISABLED: "1" },
-      encoding: "utf8",
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    if (res.status !== 0) throw new Error(`next build failed (${res.status ?? res.signal}):\n${res.stdout}\n${res.stderr}`);
-  } finally {
-    for (const k of keep) {
-      if (k.text === null) continue;
-      let now: string | null = null;
-      try {
-        now = readFileSync(k.path, "utf8");
-      } catch {}
-      if (now !== k.text) writeFileSync(k.path, k.text);
-    }
-  }
-  log(`next build into ${DIST_DIR} done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-}
-
-async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, what: string, tail?: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) {
-      const why = last instanceof Error ? ` (last error: ${last.message})` : "";
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${why}${tail ? `\n${tail()}` : ""}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-type WebSocketTransport = NonNullable<NonNullable<SupabaseClientOptions<"public">["realtime"]>["transport"]>;
-
-/**
- * The app's own createApiKey, on a supabase-js client built here: lib/db/admin.ts starts with
- * `import "server-only"`, which throws outside a React Server bundle, and building the client is all it adds.
- */
+/** The app's own createApiKey, on the bench's admin client (lib/db/admin.ts is `server-only`). */
 async function makeApiKey(stack: DataStack): Promise<{ id: string; key: string }> {
-  const client = createClient<Database>(stack.supabaseUrl, stack.secretKey, {
-    auth: { persistSession: false, autoRefreshToken: false },
-    realtime: { transport: WebSocket as unknown as WebSocketTransport },
-  });
-  return createApiKey(client, "bench");
-}
-
-interface NextServer {
-  url: string;
-  proc: ChildProcess;
-  lines: string[];
-  tail(): string;
-  /** SIGTERM to the process group, SIGKILL after 5 s. */
-  stop(): Promise<void>;
-}
-
-async function startNext(env: Record<string, string>, profileDir?: string): Promise<NextServer> {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const prof = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
-  const proc = spawn(process.execPath, [...prof, "node_modules/next/dist/bin/next", "start", "-p", String(port), "-H", "127.0.0.1"], {
-    cwd: root,
-    stdio: ["ignore", "pipe", "pipe"],
-    detached: true, // its own process group: one kill reaches every process `next start` made
-    env: { ...process.env, NODE_ENV: "production", NEXT_TELEMETRY_DISABLED: "1", NIGHTSHIFT_DIST_DIR: DIST_DIR, ...env },
-  });
-  const lines: string[] = [];
-  for (const s of [proc.stdout, proc.stderr]) {
-    s?.setEncoding("utf8");
-    s?.on("data", (chunk: string) => {
-      for (const l of chunk.split("\n")) if (l.trim()) lines.push(l);
-      if (lines.length > 2000) lines.splice(0, lines.length - 2000);
-    });
-  }
-  let stopping: Promise<void> | undefined;
-  const server: NextServer = {
-    url,
-    proc,
-    lines,
-    tail: () => lines.slice(-40).join("\n"),
-    stop: () =>
-      (stopping ??= (async () => {
-        if (proc.exitCode !== null || proc.signalCode !== null || !proc.pid) return;
-        const exited = new Promise<void>((r) => proc.once("exit", () => r()));
-        const kill = (sig: NodeJS.Signals) => {
-          try {
-            process.kill(-proc.pid!, sig);
-          } catch {}
-        };
-        kill("SIGTERM");
-        const timer = setTimeout(() => kill("SIGKILL"), 5_000);
-        await exited;
-        clearTimeout(timer);
-      })()),
-  };
-  try {
-    await waitUntil(async () => (await fetch(`${url}/api/health`)).ok, 60_000, "next start to answer", server.tail);
-  } catch (e) {
-    await server.stop();
-    throw e;
-  }
-  return server;
+  return createApiKey(adminClient(stack.supabaseUrl, stack.secretKey), "bench");
 }
 
 /** A stand-in for the Inngest event API that accepts every event and runs nothing. */
@@ -320,13 +197,19 @@ async function main(): Promise<number> {
         ANTHROPIC_API_KEY: "",
         INNGEST_DEV: engine.url,
       },
-      PROFILE ? join(dataDir, "prof-main") : undefined,
+      { profileDir: PROFILE ? join(dataDir, "prof-main") : undefined },
     );
     const appServer = app;
     cleanups.push(() => appServer.stop());
     components.nextPgid = app.proc.pid;
     await engine.sync(`${app.url}/api/inngest`);
     apiKey = await makeApiKey(stack);
+    // The bench measures ingest while tasks run, not the research agent's queue: with its seeded 2 slots, thousands
+    // of submitted tasks would wait (and poll) for a slot. Give it room for the duration of the bench.
+    {
+      const { error } = await adminClient(stack.supabaseUrl, stack.secretKey).from("agents").update({ concurrency: 100 }).eq("id", "research");
+      if (error) throw new Error(`could not raise research's concurrency: ${error.message}`);
+    }
 
     counter = new pg.Client({ connectionString: stack.databaseUrl });
     counter.on("error", () => {});
@@ -486,7 +369,7 @@ async function main(): Promise<number> {
         ANTHROPIC_API_KEY: "",
         INNGEST_DEV: stub.url,
       },
-      PROFILE ? join(dataDir, "prof-stub") : undefined,
+      { profileDir: PROFILE ? join(dataDir, "prof-stub") : undefined },
     );
     cleanups.push(() => stubApp.stop());
     const stubSpec = taskSpec(stubApp.url, "bench-stub %i");

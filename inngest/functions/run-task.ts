@@ -179,27 +179,24 @@ export const runTask = inngest.createFunction(
         ...(status === "stopped" ? { partial: true } : {}),
         ...(extra.approval ? { approval: { decision: extra.approval.decision, notes: extra.approval.notes, decided_via: extra.approval.decided_via } } : {}),
       };
-      await step.run("finish", async () => {
+      // One step ends the task, gives its slot back and tells the operator (notify dedupes, so a retry is safe).
+      const { costMicros } = await step.run("finish", async () => {
         await releaseSlot(db(), taskId);
-        return finishTask(db(), taskId, { status, result, reason: extra.reason });
-      });
-      // For other apps and functions that react to finished work (the catalog's task/run.finished).
-      await step.sendEvent(
-        "emit-finished",
-        taskRunFinished.create(
-          { task_id: taskId, agent: agent.id, status, cost_micros: await step.run("read-cost", () => taskCost(taskId)) },
-          { id: taskRunFinishedId(taskId) },
-        ),
-      );
-      await step.run("notify-finished", () =>
-        notify(db(), {
+        await finishTask(db(), taskId, { status, result, reason: extra.reason });
+        await notify(db(), {
           kind: "task_finished",
           dedupeKey: `task_finished:${taskId}`,
           title: `${agent.id} task ${status}`,
           body: `${status === "completed" ? "Finished" : status === "stopped" ? `Stopped (${extra.reason})` : `Rejected (${extra.reason})`}: ${task!.prompt.slice(0, 200)}`,
           agentId: agent.id,
           taskId,
-        }),
+        });
+        return { costMicros: await taskCost(taskId) };
+      });
+      // For other apps and functions that react to finished work (the catalog's task/run.finished).
+      await step.sendEvent(
+        "emit-finished",
+        taskRunFinished.create({ task_id: taskId, agent: agent.id, status, cost_micros: costMicros }, { id: taskRunFinishedId(taskId) }),
       );
       if (task!.callbackUrl) {
         const url = task!.callbackUrl;

@@ -19,7 +19,9 @@ import type { AdminClient } from "@/lib/db/admin";
 import type { Json } from "@/lib/db/database.types";
 import type { NotificationKind } from "./format";
 import { describeError } from "./redact";
-import { claimStale, findNotification, recordNotification } from "./store";
+import { enabledChannels, loadNotifyConfig } from "./config";
+import { NO_CHANNEL } from "./deliver";
+import { claimStale, findNotification, finishNotification, recordNotification } from "./store";
 
 export interface NotifyInput {
   /** approval_requested, task_finished, task_failed, report_ready, budget_exhausted, or another lower_snake_case kind. */
@@ -96,6 +98,12 @@ export async function notify(db: AdminClient, input: NotifyInput, opts: { now?: 
   // A repeat of a notification that is already delivered (or has given up) needs no event. One still under way
   // gets the event again: if the first announcement was lost, this one delivers it; if not, Inngest drops it.
   if (row.concluded) return { notificationId: row.id, created: row.created, announced: false };
+  // No channel at all (the offline default): conclude it here instead of running a delivery that can only say so.
+  const config = loadNotifyConfig();
+  if (enabledChannels(config).length === 0 && Object.keys(config.problems).length === 0) {
+    await finishNotification(db, row.id, NO_CHANNEL);
+    return { notificationId: row.id, created: row.created, announced: false };
+  }
   const sent = await sendEvent(row.id, n.kind, notificationEventId(n.dedupeKey));
   return { notificationId: row.id, created: row.created, ...sent };
 }

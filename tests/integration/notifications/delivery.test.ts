@@ -298,17 +298,21 @@ describe("notify → deliver-notifications", () => {
     expect(logLines.some((l) => l.includes("[notifications]"))).toBe(true);
   });
 
-  test("no channel configured: the notification is recorded, marked with the reason, and the function completes", async () => {
+  test("no channel configured: the notification is recorded and concluded with the reason, and no delivery run starts", async () => {
     for (const k of ["SLACK_WEBHOOK_URL", "TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_ID", "NOTIFY_EMAIL_TO"]) delete process.env[k];
     const before = slack.requests.length + telegram.requests.length + resend.requests.length;
     const r = await notify({ kind: "task_finished", dedupeKey: "task_finished:t6", title: "Quiet night [t6]", body: "Done." });
-    expect(r).toMatchObject({ created: true, announced: true });
-    const { n, runs } = await concluded(r.notificationId);
+    expect(r).toMatchObject({ created: true, announced: false });
+    const n = await notification(r.notificationId);
     expect(n.last_error).toBe("no channel configured");
     expect(n.delivered_at).toBeNull();
     expect(await deliveries(r.notificationId)).toEqual({});
-    expect(runs).toHaveLength(1);
-    expect((await te.engine.getRun(runs[0]!))!.status).toBe("completed");
+    expect(await runsFor(r.notificationId)).toEqual([]);
+    // A repeat changes nothing and announces nothing.
+    expect(await notify({ kind: "task_finished", dedupeKey: "task_finished:t6", title: "again", body: "again" })).toMatchObject({
+      created: false,
+      announced: false,
+    });
     expect(slack.requests.length + telegram.requests.length + resend.requests.length).toBe(before);
   });
 

@@ -97,13 +97,18 @@ export interface NextServer {
 }
 
 /** `next start` on DIST_DIR, in its own process group; resolves once `readyPath` answers (any status < 500). */
-export async function startNext(env: Record<string, string>, readyPath = "/api/health"): Promise<NextServer> {
+export async function startNext(
+  env: Record<string, string>,
+  opts: { readyPath?: string; /** write V8 CPU profiles of the server here */ profileDir?: string } = {},
+): Promise<NextServer> {
+  const readyPath = opts.readyPath ?? "/api/health";
+  const prof = opts.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.profileDir}`] : [];
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const proc = spawn(process.execPath, ["node_modules/next/dist/bin/next", "start", "-p", String(port), "-H", "127.0.0.1"], {
+  const proc = spawn(process.execPath, [...prof, "node_modules/next/dist/bin/next", "start", "-p", String(port), "-H", "127.0.0.1"], {
     cwd: root,
     stdio: ["ignore", "pipe", "pipe"],
-    detached: true,
+    detached: true, // its own process group: one kill reaches every process `next start` made
     env: { ...process.env, NODE_ENV: "production", NEXT_TELEMETRY_DISABLED: "1", NIGHTSHIFT_DIST_DIR: DIST_DIR, ...env },
   });
   const lines: string[] = [];
