@@ -9,7 +9,6 @@
 //
 //   npx tsx bench/budget.ts            BENCH_SECONDS=5 BENCH_CONCURRENCY=32 by default
 import { spawn, type ChildProcess } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
@@ -20,6 +19,7 @@ import WebSocket from "ws";
 import { reserveBudget, settleBudget } from "../lib/budget";
 import type { AdminClient } from "../lib/db/admin";
 import type { Database } from "../lib/db/database.types";
+import { cpuMs } from "./lib/procs";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
@@ -82,23 +82,6 @@ function adminClient(info: StackInfo): AdminClient {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-/** CPU time (ms) of one process, or of every process whose command is `comm`, from /proc (100 ticks/s). */
-function cpuMs(filter: { pid?: number; comm?: string }): number {
-  let ticks = 0;
-  const pids = filter.pid ? [String(filter.pid)] : readdirSync("/proc").filter((d) => /^\d+$/.test(d));
-  for (const pid of pids) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      if (filter.comm && comm !== filter.comm) continue;
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      ticks += Number(fields[11]) + Number(fields[12]);
-    } catch {
-      // process went away
-    }
-  }
-  return ticks * 10;
-}
 
 function cpuSnapshot(stackPid: number) {
   return {

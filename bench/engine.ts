@@ -2,7 +2,7 @@
 // A 50-step function with 2 KB step outputs: per-step orchestration overhead (one run), steps/s with 10 runs
 // at once, and the engine's peak RSS. The engine runs in its own process so its memory is measured alone.
 import { spawn, type ChildProcess } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -12,6 +12,7 @@ import { Inngest } from "inngest";
 import { serve } from "inngest/node";
 import { runSql, startPostgres } from "../local/db/embedded-postgres";
 import { freePort } from "../local/ports";
+import { cpuMs } from "./lib/procs";
 
 const STEPS = 50;
 const OUTPUT_BYTES = 2048;
@@ -23,23 +24,6 @@ function peakRssMb(pid: number): number {
   return kb / 1024;
 }
 
-/** CPU time (ms) of one process, or of every process whose command is `comm`, from /proc (100 ticks/s). */
-function cpuMs(filter: { pid?: number; comm?: string }): number {
-  let ticks = 0;
-  const pids = filter.pid ? [String(filter.pid)] : readdirSync("/proc").filter((d) => /^\d+$/.test(d));
-  for (const pid of pids) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      if (filter.comm && comm !== filter.comm) continue;
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      ticks += Number(fields[11]) + Number(fields[12]);
-    } catch {
-      // process went away
-    }
-  }
-  return ticks * 10;
-}
 
 async function startEngineProcess(databaseUrl: string, port: number): Promise<ChildProcess> {
   const proc = spawn(process.execPath, ["--import", "tsx", "local/engine/main.ts", "--database-url", databaseUrl, "--port", String(port)], {

@@ -133,3 +133,21 @@ export function cpuBetween(a: CpuSnapshot, b: CpuSnapshot): CpuUse {
     topOthers: [...others].sort((x, y) => y[1] - x[1]).slice(0, 3).map(([c, ms]) => `${c} ${ms.toFixed(0)}ms`),
   };
 }
+
+/** CPU time (ms) of one process, or of every process whose command is `comm`, from /proc (100 ticks/s). */
+export function cpuMs(filter: { pid?: number; comm?: string }): number {
+  let ticks = 0;
+  const pids = filter.pid ? [String(filter.pid)] : readdirSync("/proc").filter((d) => /^\d+$/.test(d));
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      if (filter.comm && comm !== filter.comm) continue;
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // process went away
+    }
+  }
+  return ticks * 10;
+}
