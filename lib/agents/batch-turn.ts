@@ -17,17 +17,16 @@
 // the resubmission; a final one (invalid request, canceled by someone else, given up) gives it back.
 import type Anthropic from "@anthropic-ai/sdk";
 import { NonRetriableError } from "inngest";
-import { releaseBudget, reserveBudget, settleBudget, worstCaseMicros } from "@/lib/budget";
+import { releaseBudget, reserveBudget, worstCaseMicros } from "@/lib/budget";
 import type { AdminClient } from "@/lib/db/admin";
 import { env } from "@/lib/env";
 import { anthropic } from "@/lib/llm/anthropic";
 import { classifyModelError } from "@/lib/llm/errors";
-import { costMicros } from "@/lib/llm/prices";
 import { runOnce } from "@/lib/side-effects";
 import { recordStep } from "@/lib/tasks/lifecycle";
 import { buildRequest } from "./request";
 import { acquireSlot, releaseSlot } from "./slots";
-import { WEB_SEARCH_MAX_USES, WEB_SEARCH_MICROS_PER_USE, countInputTokens, type TurnArgs, type TurnOutcome, type TurnUsage } from "./turn";
+import { WEB_SEARCH_MAX_USES, WEB_SEARCH_MICROS_PER_USE, countInputTokens, settleAnsweredTurn, type TurnArgs, type TurnOutcome } from "./turn";
 
 /** The side-effect ledger's tool name for batch creations (side_effects.tool). */
 export const BATCH_LEDGER_TOOL = "message_batch";
@@ -221,48 +220,20 @@ export async function checkBatchTurn(db: AdminClient, args: TurnArgs & { ticket:
     return fail(message);
   }
 
-  const message = result.message;
-  const usage: TurnUsage = {
-    input_tokens: message.usage.input_tokens,
-    output_tokens: message.usage.output_tokens,
-    cache_creation_input_tokens: message.usage.cache_creation_input_tokens ?? 0,
-    cache_read_input_tokens: message.usage.cache_read_input_tokens ?? 0,
-  };
-  const searches = message.usage.server_tool_use?.web_search_requests ?? 0;
-  const cost = costMicros(agent.model, usage, { batch: true }) + searches * WEB_SEARCH_MICROS_PER_USE;
-  await settleBudget(db, { taskId: args.taskId, stepId: ticket.reservation_key, actualMicros: cost, usage, now: args.now });
-  const finished = Date.now();
-  await recordStep(db, {
-    taskId: args.taskId,
-    stepId: args.turnId,
-    kind: "model",
-    status: "completed",
+  return settleAnsweredTurn(db, args, {
+    message: result.message,
+    reservationKey: ticket.reservation_key,
+    started,
+    batch: true,
     detail: {
-      model: agent.model,
       mode: "batch",
       batch_id: ticket.batch_id,
       submission: ticket.submission,
-      stop_reason: message.stop_reason,
-      cache_read_input_tokens: usage.cache_read_input_tokens,
-      batch_wait_ms: Math.max(0, finished - ticket.submitted_at),
-      duration_ms: finished - started,
+      batch_wait_ms: Math.max(0, Date.now() - ticket.submitted_at),
     },
-    inputTokens: usage.input_tokens + usage.cache_creation_input_tokens + usage.cache_read_input_tokens,
-    outputTokens: usage.output_tokens,
-    costMicros: cost,
   });
-  return {
-    kind: "answered",
-    content: message.content,
-    stop_reason: message.stop_reason,
-    usage,
-    cost_micros: cost,
-    finished_at: finished,
-    // The agent's own time in this step; the queueing is reported apart (BatchAnswered.batch.wait_ms) so the
-    // loop's wall clock does not count Anthropic's queue as the agent's work.
-    duration_ms: finished - started,
-  };
 }
+
 
 /** Gives a turn up: cancels its batch if it is still running, releases the reservation, fails for good. */
 export async function abandonBatchTurn(db: AdminClient, args: { taskId: string; turnId: string; ticket: BatchTicket; reason: string; now?: Date }): Promise<never> {

@@ -5,6 +5,7 @@ import type Anthropic from "@anthropic-ai/sdk";
 import { NonRetriableError } from "inngest";
 import { estimateInputTokensUpperBound, releaseBudget, reserveBudget, settleBudget, worstCaseMicros } from "@/lib/budget";
 import type { AdminClient } from "@/lib/db/admin";
+import type { Json } from "@/lib/db/database.types";
 import { anthropic } from "@/lib/llm/anthropic";
 import { classifyModelError } from "@/lib/llm/errors";
 import { costMicros } from "@/lib/llm/prices";
@@ -127,6 +128,20 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
     throw classified;
   }
 
+  return settleAnsweredTurn(db, args, { message, reservationKey, started });
+}
+
+/**
+ * The bookkeeping of an answered model call, shared by direct and batch turns: price the usage (batch calls at the
+ * batch discount, web searches per use), settle the reservation with it, and put the turn on the task's timeline.
+ */
+export async function settleAnsweredTurn(
+  db: AdminClient,
+  args: TurnArgs,
+  call: { message: Anthropic.Message; reservationKey: string; started: number; batch?: boolean; detail?: Record<string, Json> },
+): Promise<Extract<TurnOutcome, { kind: "answered" }>> {
+  const { agent } = args;
+  const { message } = call;
   const usage: TurnUsage = {
     input_tokens: message.usage.input_tokens,
     output_tokens: message.usage.output_tokens,
@@ -134,15 +149,21 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
     cache_read_input_tokens: message.usage.cache_read_input_tokens ?? 0,
   };
   const searches = message.usage.server_tool_use?.web_search_requests ?? 0;
-  const cost = costMicros(agent.model, usage) + searches * WEB_SEARCH_MICROS_PER_USE;
-  await settleBudget(db, { taskId: args.taskId, stepId: reservationKey, actualMicros: cost, usage, now: args.now });
+  const cost = costMicros(agent.model, usage, { batch: call.batch }) + searches * WEB_SEARCH_MICROS_PER_USE;
+  await settleBudget(db, { taskId: args.taskId, stepId: call.reservationKey, actualMicros: cost, usage, now: args.now });
   const finished = Date.now();
   await recordStep(db, {
     taskId: args.taskId,
     stepId: args.turnId,
     kind: "model",
     status: "completed",
-    detail: { model: agent.model, stop_reason: message.stop_reason, cache_read_input_tokens: usage.cache_read_input_tokens, duration_ms: finished - started },
+    detail: {
+      model: agent.model,
+      stop_reason: message.stop_reason,
+      cache_read_input_tokens: usage.cache_read_input_tokens,
+      duration_ms: finished - call.started,
+      ...call.detail,
+    },
     inputTokens: usage.input_tokens + usage.cache_creation_input_tokens + usage.cache_read_input_tokens,
     outputTokens: usage.output_tokens,
     costMicros: cost,
@@ -154,9 +175,11 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
     usage,
     cost_micros: cost,
     finished_at: finished,
-    duration_ms: finished - started,
+    // The agent's own time in this step (a batch's queueing is reported apart, so the wall clock skips it).
+    duration_ms: finished - call.started,
   };
 }
+
 
 /** A slot outlives the longest turn with room to spare; a run that died frees it when the lease runs out. */
 function slotLeaseSeconds(agent: AgentConfig): number {
