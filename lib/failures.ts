@@ -31,6 +31,11 @@ const clip = (s: string, n: number) => (s.length <= n ? s : `${s.slice(0, n - 1)
 
 /** The error's name and message, with anything that may quote a response body removed. */
 export function rawDetail(err: unknown): { name: string; message: string } {
+  if (err instanceof Anthropic.APIError) {
+    // Its message is "<status> <the body as JSON>": keep the API's own one-line message instead.
+    const said = (err.error as { error?: { message?: unknown } } | undefined)?.error?.message;
+    return { name: err.name, message: clip(`Claude API ${err.status ?? "error"}: ${typeof said === "string" ? said : "no message"}`, 500) };
+  }
   const e = err as { name?: unknown; message?: unknown } | null | undefined;
   const name = typeof e?.name === "string" ? e.name : typeof err;
   const message = typeof e?.message === "string" ? e.message : String(err);

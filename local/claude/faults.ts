@@ -5,11 +5,13 @@
 //
 //   { kind: "outage", duration_ms, status? }     every request fails for duration_ms (status 529 by default; 0 =
 //                                                 the connection is closed without an answer)
-//   { kind: "errors", rate, seed, status? }       a fraction `rate` of requests fail, decided by a seeded generator
+//   { kind: "errors", rate, seed?, status? }      a fraction `rate` of model calls fail: drawn from a seeded generator
+//                                                 when `seed` is given, else spread evenly (exactly rate × calls)
 //   { kind: "timeout", rate?, seed? }             requests are held unanswered until the client gives up
 //   { kind: "slow", latency_ms, rate?, seed? }    requests are answered after latency_ms
 //
-// Every fault may carry `start_at` (ms on the double's clock; default: now) and `duration_ms` (default: for ever).
+// Outages take the whole API down (model calls, token counts, batches); the other kinds hit model calls
+// (POST /v1/messages) only, so a rate means a rate of model calls. Every fault may carry `start_at` (ms on the double's clock; default: now) and `duration_ms` (default: for ever).
 // Faults are global to the double (an outage is not per scenario): clear them after a test.
 import { z } from "zod";
 
@@ -43,6 +45,7 @@ interface Active {
   until: number;
   random: () => number;
   hits: number;
+  seen: number;
 }
 
 /** mulberry32: a small, fast, seeded generator, so a "30 % storm" hits the same requests on every run. */
@@ -72,22 +75,27 @@ export class FaultBook {
       spec: parsed,
       from,
       until: parsed.duration_ms === undefined ? Number.POSITIVE_INFINITY : from + parsed.duration_ms,
-      random: seeded("seed" in parsed && parsed.seed !== undefined ? parsed.seed : id),
+      random: "seed" in parsed && parsed.seed !== undefined ? seeded(parsed.seed) : () => Number.NaN,
       hits: 0,
+      seen: 0,
     });
     return id;
   }
 
   /** The first active fault that hits this request, if any. */
-  decide(): FaultAction | null {
+  decide(path: string): FaultAction | null {
     const t = this.now();
     for (const f of this.active) {
       if (t < f.from || t >= f.until) continue;
       const s = f.spec;
       if (s.kind !== "outage") {
+        if (path !== "/v1/messages") continue;
         const r = s.rate ?? 1;
-        // Always draw, so the sequence of hits depends only on the seed and the order of requests.
-        if (f.random() >= r) continue;
+        const n = f.seen++;
+        const draw = f.random();
+        // Seeded: a random draw per call. Unseeded: call n is hit when it crosses the next multiple of 1/rate.
+        const hit = Number.isNaN(draw) ? Math.floor((n + 1) * r) > Math.floor(n * r) : draw < r;
+        if (!hit) continue;
       }
       f.hits++;
       if (s.kind === "outage") return s.status === 0 ? { kind: "drop", fault: f.id } : { kind: "error", status: s.status ?? 529, fault: f.id };

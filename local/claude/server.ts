@@ -673,9 +673,15 @@ export async function startClaudeDouble(opts: ClaudeDoubleOptions = {}): Promise
       await sleep(f.ms);
       return false;
     }
-    await readBody(req, 32 << 20).catch(() => Buffer.alloc(0));
+    const buf = await readBody(req, 32 << 20).catch(() => Buffer.alloc(0));
+    let scenario = r.scenario;
+    try {
+      scenario ??= findScenario((JSON.parse(buf.toString("utf8")) ?? {}) as object);
+    } catch {
+      /* not JSON: no scenario */
+    }
     const kind: CallKind = r.path === "/v1/messages" ? "messages" : r.path === "/v1/messages/count_tokens" ? "count_tokens" : r.path.startsWith("/v1/messages/batches") ? "batches" : "other";
-    const base = { method: r.method, path: r.path, kind, request_id: r.requestId, scenario: r.scenario, outcome: `fault:${f.kind}` };
+    const base = { method: r.method, path: r.path, kind, request_id: r.requestId, scenario, outcome: `fault:${f.kind}` };
     if (f.kind === "error") {
       const type = errorTypeFor(f.status);
       record({ ...base, status: f.status, error_type: type });
@@ -712,7 +718,7 @@ export async function startClaudeDouble(opts: ClaudeDoubleOptions = {}): Promise
     if (!req.headers["anthropic-version"]) return fail(400, "anthropic-version: header is required");
 
     const p = url.pathname.replace(/\/+$/, "");
-    const fault = p.startsWith("/v1/") ? faults.decide() : null;
+    const fault = p.startsWith("/v1/") ? faults.decide(p) : null;
     if (fault && (await applyFault(fault, req, res, { method, path: p, requestId, scenario: headerScenario }))) return;
     if (p === "/v1/messages" && method === "POST") return handleMessages(req, res, requestId, headerScenario);
     if (p === "/v1/messages/count_tokens" && method === "POST") return handleCountTokens(req, res, requestId, headerScenario);
