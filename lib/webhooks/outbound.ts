@@ -1,0 +1,170 @@
+// Every webhook Nightshift sends (task callbacks, peer hops) on the Standard Webhooks convention, signed with the
+// `standardwebhooks` library: `webhook-id` is stable per delivery (receivers deduplicate on it), `webhook-timestamp`
+// is fresh on every attempt, `webhook-signature: v1,<base64 HMAC-SHA256>` from the `whsec_` secret
+// NIGHTSHIFT_WEBHOOK_SECRET (unset: sent unsigned). A delivery is a row with its exact body; each attempt is a row
+// (webhook_delivery_attempts) written by one SQL function together with the delivery's new state, so the task page
+// shows every try. 2xx delivers; 5xx, 408, 429, timeouts and network errors are retried with backoff by the
+// calling Inngest function (at least once); any other answer is final. A target that resolves to a private
+// address is refused (final) unless allow-listed (NIGHTSHIFT_FETCH_ALLOW, shared with web_fetch).
+import { lookup } from "node:dns/promises";
+import { Webhook } from "standardwebhooks";
+import { loadToolConfig } from "@/lib/agents/tools";
+import { classifyAddress, parseAllowList } from "@/lib/agents/tools/ip";
+import type { AdminClient } from "@/lib/db/admin";
+import type { Database, Json } from "@/lib/db/database.types";
+import { env } from "@/lib/env";
+
+export const MAX_ATTEMPTS = 8;
+const TIMEOUT_MS = 10_000;
+const MAX_RETRY_AFTER_MS = 60 * 60_000;
+
+export type Delivery = Database["public"]["Tables"]["webhook_deliveries"]["Row"];
+export type DeliveryKind = "callback" | "peer";
+
+/** Backoff before attempt `attempt + 1`: 10 s, 30 s, 90 s, ... capped at an hour (about 2.5 h over 8 attempts). */
+export function backoffMs(attempt: number): number {
+  return Math.min(10_000 * 3 ** (attempt - 1), MAX_RETRY_AFTER_MS);
+}
+
+/** The three Standard Webhooks headers for one attempt. */
+export function signWebhook(secret: string, messageId: string, body: string, at: Date = new Date()): Record<string, string> {
+  return {
+    "webhook-id": messageId,
+    "webhook-timestamp": String(Math.floor(at.getTime() / 1000)),
+    "webhook-signature": new Webhook(secret).sign(messageId, at, body),
+  };
+}
+
+/** Opens (or finds, on a retried step) the delivery with this message id. Small result: the id and state. */
+export async function openDelivery(
+  db: AdminClient,
+  d: { messageId: string; taskId: string | null; kind: DeliveryKind; eventType: string; url: string; payload: Record<string, Json> },
+): Promise<{ id: string; status: Delivery["status"]; attempts: number }> {
+  const { data, error } = await db.rpc("open_webhook_delivery", {
+    p_message_id: d.messageId,
+    p_task_id: d.taskId as string,
+    p_kind: d.kind,
+    p_event_type: d.eventType,
+    p_url: d.url,
+    p_payload: JSON.stringify(d.payload),
+  });
+  if (error) throw new Error(`open_webhook_delivery failed: ${error.message}`);
+  const row = (Array.isArray(data) ? data[0] : data) as Delivery | undefined;
+  if (!row) throw new Error("open_webhook_delivery returned no row");
+  return { id: row.id, status: row.status, attempts: row.attempts };
+}
+
+export interface AttemptResult {
+  [key: string]: Json;
+  outcome: "delivered" | "retry" | "final" | "finished_already";
+  status_code: number | null;
+  error: string | null;
+  /** With "retry": how long to wait before the next attempt. */
+  retry_after_ms: number | null;
+}
+
+/**
+ * Makes attempt number `attempt` of a delivery and records it. `last` turns a retryable failure into the final
+ * one (the caller has no attempts left). A delivery that already ended is not sent again.
+ */
+export async function attemptDelivery(db: AdminClient, deliveryId: string, attempt: number, opts: { last?: boolean; now?: () => Date } = {}): Promise<AttemptResult> {
+  const { data: d, error } = await db.from("webhook_deliveries").select("*").eq("id", deliveryId).single();
+  if (error) throw new Error(`delivery read failed: ${error.message}`);
+  if (d.status !== "pending") return { outcome: "finished_already", status_code: d.last_status_code, error: d.last_error, retry_after_ms: null };
+
+  const started = Date.now();
+  const result = await post(d, opts.now?.() ?? new Date());
+  if (result.outcome === "retry" && opts.last) result.outcome = "final";
+  const { error: recErr } = await db.rpc("record_webhook_attempt", {
+    p_delivery_id: deliveryId,
+    p_attempt: attempt,
+    p_outcome: result.outcome,
+    p_status_code: result.status_code as number,
+    p_error: result.error as string,
+    p_duration_ms: Date.now() - started,
+  });
+  if (recErr) throw new Error(`record_webhook_attempt failed: ${recErr.message}`);
+  if (result.outcome !== "delivered") console.warn(`[webhooks] ${d.kind} ${d.message_id} to ${hostOf(d.url)} attempt ${attempt}: ${result.outcome} (${result.error})`);
+  return result;
+}
+
+async function post(d: Delivery, at: Date): Promise<AttemptResult> {
+  const refusal = await refuseTarget(d.url);
+  if (refusal) return { outcome: refusal.final ? "final" : "retry", status_code: null, error: refusal.reason, retry_after_ms: null };
+  const headers: Record<string, string> = { "content-type": "application/json", "user-agent": "Nightshift-Webhooks/1" };
+  const secret = env().NIGHTSHIFT_WEBHOOK_SECRET;
+  if (secret) Object.assign(headers, signWebhook(secret, d.message_id, d.payload, at));
+  else headers["webhook-id"] = d.message_id;
+  let res: Response;
+  try {
+    res = await fetch(d.url, { method: "POST", headers, body: d.payload, redirect: "manual", signal: AbortSignal.timeout(TIMEOUT_MS) });
+  } catch (err) {
+    const e = err as Error;
+    const what = e.name === "TimeoutError" ? `timed out after ${TIMEOUT_MS / 1000} s` : e.message;
+    return { outcome: "retry", status_code: null, error: `no answer: ${what}`.slice(0, 500), retry_after_ms: null };
+  }
+  await res.body?.cancel().catch(() => {});
+  if (res.status >= 200 && res.status < 300) return { outcome: "delivered", status_code: res.status, error: null, retry_after_ms: null };
+  const retryable = res.status === 408 || res.status === 429 || res.status >= 500;
+  return {
+    outcome: retryable ? "retry" : "final",
+    status_code: res.status,
+    error: `answered ${res.status}`,
+    retry_after_ms: retryable ? retryAfter(res.headers.get("retry-after")) : null,
+  };
+}
+
+function retryAfter(value: string | null): number | null {
+  if (!value) return null;
+  const seconds = Number(value);
+  const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(value) - Date.now();
+  return Number.isFinite(ms) && ms > 0 ? Math.min(ms, MAX_RETRY_AFTER_MS) : null;
+}
+
+const hostOf = (url: string) => {
+  try {
+    return new URL(url).host;
+  } catch {
+    return "(invalid url)";
+  }
+};
+
+/** Why a webhook URL must not be called (a private or metadata address), or null when it may. */
+async function refuseTarget(url: string): Promise<{ reason: string; final: boolean } | null> {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return { reason: "not a URL", final: true };
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") return { reason: "only http(s) URLs are delivered", final: true };
+  const host = parsed.hostname.replace(/^\[(.*)\]$/, "$1");
+  const allow = parseAllowList(loadToolConfig().webFetch.allow);
+  if (allow.allowsHost(host)) return null;
+  let addresses: string[];
+  try {
+    addresses = (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
+  } catch (err) {
+    return { reason: `host ${host} did not resolve: ${(err as Error).message}`, final: false };
+  }
+  for (const address of addresses) {
+    if (allow.allowsAddress(address)) continue;
+    const verdict = classifyAddress(address);
+    if (verdict.blocked) return { reason: `host ${host} resolves to a refused address (${verdict.reason})`, final: true };
+  }
+  return null;
+}
+
+/** The deliveries of a task and their attempts, for the task page and the API. */
+export async function taskDeliveries(db: AdminClient, taskId: string) {
+  const { data, error } = await db
+    .from("webhook_deliveries")
+    .select("id,message_id,kind,event_type,url,status,attempts,last_status_code,last_error,created_at,finished_at,webhook_delivery_attempts(attempt,outcome,status_code,error,duration_ms,at)")
+    .eq("task_id", taskId)
+    .order("created_at");
+  if (error) throw new Error(`deliveries read failed: ${error.message}`);
+  return (data ?? []).map((d) => ({
+    ...d,
+    webhook_delivery_attempts: [...(d.webhook_delivery_attempts ?? [])].sort((a, b) => a.attempt - b.attempt),
+  }));
+}
