@@ -4,15 +4,15 @@
 // NIGHTSHIFT_WEBHOOK_SECRET (unset: sent unsigned). A delivery is a row with its exact body; each attempt is a row
 // (webhook_delivery_attempts) written by one SQL function together with the delivery's new state, so the task page
 // shows every try. 2xx delivers; 5xx, 408, 429, timeouts and network errors are retried with backoff by the
-// calling Inngest function (at least once); any other answer is final. A target that resolves to a private
-// address is refused (final) unless allow-listed (NIGHTSHIFT_FETCH_ALLOW, shared with web_fetch).
-import { lookup } from "node:dns/promises";
+// calling Inngest function (at least once); any other answer (a redirect included) is final. Requests go through
+// lib/net/guarded-fetch.ts: a target that resolves to a private address is refused (final) unless allow-listed
+// (NIGHTSHIFT_FETCH_ALLOW, shared with web_fetch), and the socket connects to the address that was checked.
 import { Webhook } from "standardwebhooks";
 import { loadToolConfig } from "@/lib/agents/tools";
-import { classifyAddress, parseAllowList } from "@/lib/agents/tools/ip";
 import type { AdminClient } from "@/lib/db/admin";
 import type { Database, Json } from "@/lib/db/database.types";
 import { env } from "@/lib/env";
+import { GuardedFetchError, guardedFetch, type GuardedFetchOptions, type GuardedResponse } from "@/lib/net/guarded-fetch";
 
 export const MAX_ATTEMPTS = 8;
 const TIMEOUT_MS = 10_000;
@@ -67,13 +67,23 @@ export interface AttemptResult {
  * Makes attempt number `attempt` of a delivery and records it. `last` turns a retryable failure into the final
  * one (the caller has no attempts left). A delivery that already ended is not sent again.
  */
-export async function attemptDelivery(db: AdminClient, deliveryId: string, attempt: number, opts: { last?: boolean; now?: () => Date } = {}): Promise<AttemptResult> {
+export async function attemptDelivery(
+  db: AdminClient,
+  deliveryId: string,
+  attempt: number,
+  opts: {
+    last?: boolean;
+    now?: () => Date;
+    /** DNS and connect hooks (tests inject a rebinding resolver); default: the OS resolver. */
+    net?: Pick<GuardedFetchOptions, "resolve" | "onConnect">;
+  } = {},
+): Promise<AttemptResult> {
   const { data: d, error } = await db.from("webhook_deliveries").select("*").eq("id", deliveryId).single();
   if (error) throw new Error(`delivery read failed: ${error.message}`);
   if (d.status !== "pending") return { outcome: "finished_already", status_code: d.last_status_code, error: d.last_error, retry_after_ms: null };
 
   const started = Date.now();
-  const result = await post(d, opts.now?.() ?? new Date());
+  const result = await post(d, opts.now?.() ?? new Date(), opts.net);
   if (result.outcome === "retry" && opts.last) result.outcome = "final";
   const { error: recErr } = await db.rpc("record_webhook_attempt", {
     p_delivery_id: deliveryId,
@@ -88,31 +98,43 @@ export async function attemptDelivery(db: AdminClient, deliveryId: string, attem
   return result;
 }
 
-async function post(d: Delivery, at: Date): Promise<AttemptResult> {
-  const refusal = await refuseTarget(d.url);
-  if (refusal) return { outcome: refusal.final ? "final" : "retry", status_code: null, error: refusal.reason, retry_after_ms: null };
+async function post(d: Delivery, at: Date, net: AttemptOptionsNet): Promise<AttemptResult> {
   const headers: Record<string, string> = { "content-type": "application/json", "user-agent": "Nightshift-Webhooks/1" };
   const secret = env().NIGHTSHIFT_WEBHOOK_SECRET;
   if (secret) Object.assign(headers, signWebhook(secret, d.message_id, d.payload, at));
   else headers["webhook-id"] = d.message_id;
-  let res: Response;
+  let res: GuardedResponse;
   try {
-    res = await fetch(d.url, { method: "POST", headers, body: d.payload, redirect: "manual", signal: AbortSignal.timeout(TIMEOUT_MS) });
+    res = await guardedFetch(d.url, {
+      method: "POST",
+      headers,
+      body: d.payload,
+      allow: loadToolConfig().webFetch.allow,
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+      purpose: "webhooks",
+      ...net,
+    });
   } catch (err) {
+    if (err instanceof GuardedFetchError && (err.kind === "refused" || err.kind === "invalid_url")) {
+      return { outcome: "final", status_code: null, error: err.message.slice(0, 500), retry_after_ms: null };
+    }
     const e = err as Error;
-    const what = e.name === "TimeoutError" ? `timed out after ${TIMEOUT_MS / 1000} s` : e.message;
+    const what = e.name === "TimeoutError" || e.name === "AbortError" ? `timed out after ${TIMEOUT_MS / 1000} s` : e.message;
     return { outcome: "retry", status_code: null, error: `no answer: ${what}`.slice(0, 500), retry_after_ms: null };
   }
-  await res.body?.cancel().catch(() => {});
+  res.body.destroy();
   if (res.status >= 200 && res.status < 300) return { outcome: "delivered", status_code: res.status, error: null, retry_after_ms: null };
   const retryable = res.status === 408 || res.status === 429 || res.status >= 500;
+  const ra = res.headers["retry-after"];
   return {
     outcome: retryable ? "retry" : "final",
     status_code: res.status,
     error: `answered ${res.status}`,
-    retry_after_ms: retryable ? retryAfter(res.headers.get("retry-after")) : null,
+    retry_after_ms: retryable ? retryAfter(Array.isArray(ra) ? ra[0] ?? null : ra ?? null) : null,
   };
 }
+
+type AttemptOptionsNet = Pick<GuardedFetchOptions, "resolve" | "onConnect"> | undefined;
 
 function retryAfter(value: string | null): number | null {
   if (!value) return null;
@@ -128,32 +150,6 @@ const hostOf = (url: string) => {
     return "(invalid url)";
   }
 };
-
-/** Why a webhook URL must not be called (a private or metadata address), or null when it may. */
-async function refuseTarget(url: string): Promise<{ reason: string; final: boolean } | null> {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return { reason: "not a URL", final: true };
-  }
-  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") return { reason: "only http(s) URLs are delivered", final: true };
-  const host = parsed.hostname.replace(/^\[(.*)\]$/, "$1");
-  const allow = parseAllowList(loadToolConfig().webFetch.allow);
-  if (allow.allowsHost(host)) return null;
-  let addresses: string[];
-  try {
-    addresses = (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
-  } catch (err) {
-    return { reason: `host ${host} did not resolve: ${(err as Error).message}`, final: false };
-  }
-  for (const address of addresses) {
-    if (allow.allowsAddress(address)) continue;
-    const verdict = classifyAddress(address);
-    if (verdict.blocked) return { reason: `host ${host} resolves to a refused address (${verdict.reason})`, final: true };
-  }
-  return null;
-}
 
 /** The deliveries of a task and their attempts, for the task page and the API. */
 export async function taskDeliveries(db: AdminClient, taskId: string) {
