@@ -7,8 +7,11 @@
 // calling Inngest function (at least once); any other answer (a redirect included) is final. Requests go through
 // lib/net/guarded-fetch.ts: a target that resolves to a private address is refused (final) unless allow-listed
 // (NIGHTSHIFT_FETCH_ALLOW, shared with web_fetch), and the socket connects to the address that was checked.
+// Each target host has a circuit breaker (lib/breakers.ts, `callback:<host>`): 5xx and network failures feed it;
+// while it is open no request goes out and the delivery waits ("wait") without spending one of its attempts.
 import { Webhook } from "standardwebhooks";
 import { loadToolConfig } from "@/lib/agents/tools";
+import { acquireBreaker, dependency, recordBreaker } from "@/lib/breakers";
 import type { AdminClient } from "@/lib/db/admin";
 import type { Database, Json } from "@/lib/db/database.types";
 import { env } from "@/lib/env";
@@ -56,7 +59,8 @@ export async function openDelivery(
 
 export interface AttemptResult {
   [key: string]: Json;
-  outcome: "delivered" | "retry" | "final" | "finished_already";
+  /** "wait": the host's circuit breaker is open; nothing was sent and no attempt was used. */
+  outcome: "delivered" | "retry" | "final" | "finished_already" | "wait";
   status_code: number | null;
   error: string | null;
   /** With "retry": how long to wait before the next attempt. */
@@ -82,8 +86,22 @@ export async function attemptDelivery(
   if (error) throw new Error(`delivery read failed: ${error.message}`);
   if (d.status !== "pending") return { outcome: "finished_already", status_code: d.last_status_code, error: d.last_error, retry_after_ms: null };
 
+  const now = opts.now?.() ?? new Date();
+  const breaker = dependency.callback(hostOf(d.url));
+  const gate = await acquireBreaker(db, breaker, now);
+  if (gate.role === "refused") {
+    const waitMs = Math.max(1000, Date.parse(gate.retryAt) - now.getTime());
+    return { outcome: "wait", status_code: null, error: `circuit breaker for ${hostOf(d.url)} is open until ${gate.retryAt}`, retry_after_ms: waitMs };
+  }
   const started = Date.now();
-  const result = await post(d, opts.now?.() ?? new Date(), opts.net);
+  const result = await post(d, now, opts.net);
+  // The host answered (2xx or a 4xx): it is up. No answer or a 5xx: it is failing. A refused address sent nothing.
+  if (result.status_code !== null) {
+    const down = result.status_code >= 500;
+    await recordBreaker(db, breaker, down ? { success: false, outage: true, error: result.error ?? "5xx" } : { success: true });
+  } else if (result.outcome === "retry") {
+    await recordBreaker(db, breaker, { success: false, outage: true, error: result.error ?? "no answer" });
+  }
   if (result.outcome === "retry" && opts.last) result.outcome = "final";
   const { error: recErr } = await db.rpc("record_webhook_attempt", {
     p_delivery_id: deliveryId,

@@ -49,6 +49,9 @@ beforeAll(async () => {
     INNGEST_DEV: te.engine.url,
     NIGHTSHIFT_FETCH_ALLOW: "127.0.0.1",
     NIGHTSHIFT_WEBHOOK_SECRET: SECRET,
+    // Two failures in a row open a host's breaker; its cool-down is a second of real time.
+    NIGHTSHIFT_BREAKER_THRESHOLD: "2",
+    NIGHTSHIFT_BREAKER_COOLDOWN_S: "1",
   });
   (await import("@/lib/env")).resetEnvCache();
   const { inngest } = await import("@/inngest/client");
@@ -114,6 +117,13 @@ test("a receiver that fails twice with 503 gets the callback on the third attemp
   expect(new Set(sent.map((r) => r.headers["webhook-id"]))).toEqual(new Set([`msg_task_finished_${taskId}`]));
   expect(new Set(sent.map((r) => r.body)).size).toBe(1); // the same body every time; only the signature is new
   for (const r of sent) expect(verify(r)).toMatchObject({ type: "task.finished", task_id: taskId, status: "completed" });
+  // The two 503s in a row opened the host's circuit breaker (the operator was told); the third attempt was its
+  // probe, and its success closed it.
+  const dep = `callback:${new URL(hooks.url).host}`;
+  const { data: breaker } = await sb.admin.from("breakers").select("state,last_success_at").eq("dependency", dep).single();
+  expect(breaker).toMatchObject({ state: "closed" });
+  const { data: notices } = await sb.admin.from("notifications").select("kind").like("dedupe_key", `breaker_opened:${dep}:%`);
+  expect(notices).toHaveLength(1);
   // A tampered copy does not verify.
   expect(() => new Webhook(SECRET).verify(sent[0]!.body.replace("completed", "failed"), sent[0]!.headers as Record<string, string>)).toThrow();
 });
