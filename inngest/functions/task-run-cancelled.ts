@@ -3,7 +3,9 @@
 // function does. A run stopped by its time limit is a failure: the task ends `failed` and lands in the dead-letter
 // queue (fail_task_dead_letter). Any other cancellation ends it `cancelled` with the reason (cancel_task). Both give
 // back what it held. A cancellation that came from POST /api/tasks/:id/cancel already ended the task; then this
-// changes nothing.
+// changes nothing. Either way the end is announced (task/run.finished, once per task by its event id), which
+// delivers the callback.
+import { announceEnd } from "@/inngest/announce-end";
 import { inngest } from "@/inngest/client";
 import { db } from "@/lib/db/server";
 import { cancelOpenBatches } from "@/lib/agents/batch-turn";
@@ -23,13 +25,17 @@ export const taskRunCancelledByInngest = inngest.createFunction(
     if (!taskId) return { skipped: "no task id in the cancelled run's event" };
     const message = data.error?.message ?? "no reason given";
     if (/timeouts\.(finish|start)/.test(message)) {
-      return step.run("fail-task", async () => {
+      const outcome = await step.run("fail-task", async () => {
         await cancelOpenBatches(db(), taskId);
         const filed = await fileDeadLetter(db(), taskId, { name: "TimeoutError", message }, { stoppedByLimit: true });
         return { failed: filed !== null };
       });
+      await announceEnd(step, taskId);
+      return outcome;
     }
     const reason = `the run was cancelled: ${message}`.slice(0, 500);
-    return step.run("cancel-task", () => cancelTask(db(), taskId, reason, "system:inngest"));
+    const outcome = await step.run("cancel-task", () => cancelTask(db(), taskId, reason, "system:inngest"));
+    await announceEnd(step, taskId);
+    return outcome;
   },
 );
