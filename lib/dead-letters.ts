@@ -4,7 +4,16 @@
 // replays (a new linked task, idempotent per Idempotency-Key, decided in replay_dead_letter) or discards them.
 import { z } from "zod";
 import { inngest } from "@/inngest/client";
-import { taskRunRequested, taskRunRequestedId } from "@/inngest/events";
+import {
+  pipelineAnalysisCompleted,
+  pipelineAnalysisCompletedId,
+  pipelineResearchCompleted,
+  pipelineResearchCompletedId,
+  pipelineRunRequested,
+  pipelineRunRequestedId,
+  taskRunRequested,
+  taskRunRequestedId,
+} from "@/inngest/events";
 import type { AdminClient } from "@/lib/db/admin";
 import type { Json } from "@/lib/db/database.types";
 import { classifyFailure, FAILURE_KINDS, failureReason } from "@/lib/failures";
@@ -225,8 +234,11 @@ export async function listDeadLetters(
 // Actions
 
 export interface Replayed {
-  taskId: string;
-  /** "replayed": a new task now; "same": this Idempotency-Key replayed the entry before (the same task). */
+  /** The new task; null when a pipeline was replayed from its stage (the stage creates its task when it runs). */
+  taskId: string | null;
+  /** A failed pipeline stage replays its pipeline from that stage, reusing the finished stages' outputs. */
+  pipeline: { id: string; stage: string } | null;
+  /** "replayed": now; "same": this Idempotency-Key replayed the entry before (the same task or pipeline). */
   outcome: "replayed" | "same";
 }
 
@@ -265,8 +277,16 @@ export async function replayDeadLetter(
     throw new ApiError(409, "already_replayed", `This dead letter was already replayed as task ${row.task_id}`, { status: "replayed", replayed_by: row.task_id });
   }
   if (row.outcome === "discarded") throw new ApiError(409, "already_discarded", "This dead letter was discarded", { status: "discarded" });
+  if (row.outcome === "pipeline_not_failed") {
+    throw new ApiError(409, "pipeline_not_failed", "The pipeline of this stage is no longer failed (it was replayed or finished another way)", { pipeline_id: row.pipeline_id });
+  }
+  const pipeline = row.pipeline_id && row.stage ? { id: row.pipeline_id, stage: row.stage } : null;
+  if (row.outcome === "same") return { taskId: row.task_id, pipeline, outcome: "same" };
+  if (row.outcome === "replayed_pipeline" && pipeline) {
+    await sendStageEvent(db, pipeline.id, pipeline.stage, row.replays ?? 1);
+    return { taskId: null, pipeline, outcome: "replayed" };
+  }
   const taskId = row.task_id!;
-  if (row.outcome === "same") return { taskId, outcome: "same" };
 
   const { data: t } = await db.from("tasks").select("agent_id").eq("id", taskId).single();
   try {
@@ -276,7 +296,31 @@ export async function replayDeadLetter(
     await db.rpc("undo_dead_letter_replay", { p_id: id, p_task_id: taskId });
     throw new ApiError(503, "queue_unavailable", "The task queue is unavailable; retry the replay with the same Idempotency-Key", undefined, { "Retry-After": "5" });
   }
-  return { taskId, outcome: "replayed" };
+  return { taskId, pipeline: null, outcome: "replayed" };
+}
+
+/** Starts a reopened pipeline stage: the event that starts it, with a new id per replay (ids are deduplicated). */
+async function sendStageEvent(db: AdminClient, pipelineId: string, stage: string, replays: number): Promise<void> {
+  const suffix = `-replay-${replays}`;
+  const { data } = await db.from("pipeline_stages").select("stage,task_id").eq("pipeline_id", pipelineId);
+  const taskOf = (s: string) => data?.find((x) => x.stage === s)?.task_id ?? null;
+  const event =
+    stage === "research"
+      ? pipelineRunRequested.create({ pipeline_id: pipelineId }, { id: `${pipelineRunRequestedId(pipelineId)}${suffix}` })
+      : stage === "analyze"
+        ? pipelineResearchCompleted.create({ pipeline_id: pipelineId, task_id: taskOf("research") }, { id: `${pipelineResearchCompletedId(pipelineId)}${suffix}` })
+        : pipelineAnalysisCompleted.create({ pipeline_id: pipelineId, task_id: taskOf("analyze") }, { id: `${pipelineAnalysisCompletedId(pipelineId)}${suffix}` });
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    try {
+      await inngest.send(event);
+      return;
+    } catch (err) {
+      lastError = err;
+    }
+  }
+  console.error(`[dead-letters] could not restart pipeline ${pipelineId} at ${stage}:`, lastError instanceof Error ? lastError.message : lastError);
+  throw new ApiError(503, "queue_unavailable", "The pipeline was reopened but its stage could not be started; retry later", undefined, { "Retry-After": "5" });
 }
 
 export async function discardDeadLetter(db: AdminClient, id: string, note: string | null, actor: string): Promise<void> {
