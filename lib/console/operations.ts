@@ -6,6 +6,7 @@ import { z } from "zod";
 import { ApprovalId, decideApproval, DecisionBody } from "@/lib/approvals";
 import type { AdminClient } from "@/lib/db/admin";
 import { ApiError } from "@/lib/http/errors";
+import { unstorableText } from "@/lib/http/json-limits";
 import { cancelTask } from "@/lib/tasks/cancel";
 import { CreateTaskBody, IdempotencyKey, MAX_PROMPT_CHARS, TaskId } from "@/lib/tasks/schema";
 import { submitTask } from "@/lib/tasks/submit";
@@ -117,6 +118,11 @@ export function guardMutation(ctx: RequestContext): Guarded {
   if (!session) return { ok: false, code: "unauthenticated", error: "Your session has expired. Sign in again." };
   const origin = checkSameOrigin(ctx.headers);
   if (!origin.ok) return { ok: false, code: "csrf", error: `Refused: ${origin.reason}.` };
+  // A NUL or lone surrogate cannot be stored: refuse it here, not as a database error.
+  for (const [name, value] of ctx.form.entries()) {
+    const why = typeof value === "string" ? unstorableText(value) : null;
+    if (why) return { ok: false, code: "invalid", error: `The field ${name.slice(0, 40)} ${why}.` };
+  }
   if (!csrfTokenValid(config, session, ctx.form.get(CSRF_FIELD))) {
     return { ok: false, code: "csrf", error: "Refused: the form's security token is missing or wrong. Reload the page and try again." };
   }
