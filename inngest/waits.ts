@@ -32,7 +32,7 @@ export async function waitForBudget(
   const [freed] = await Promise.all([
     step.waitForEvent(`budget-freed-${turn}-${wait}`, {
       event: budgetAgentFreed.name,
-      timeout: plan.until,
+      timeout: new Date(plan.until), // a Date: the SDK sends it as an absolute time (a string would be read as a duration)
       if: `async.data.agent_id == '${agentId}'`,
     }),
     step.run(`budget-wait-${turn}-${wait}`, async () => {
@@ -53,13 +53,15 @@ export async function waitForBudget(
   ]);
   const until = Date.parse(plan.until);
   const woke = freed ? Math.min(until, Number((freed as { ts?: number }).ts ?? until)) : until;
-  // A timeout at the window's end moves the run's clock there, so the retry lands in the new window.
-  const clock = !freed && until >= Date.parse(refused.next_window_at) ? until : 0;
-  return { clock, waitedMs: Math.max(0, woke - refused.refused_at) };
+  // The run's clock moves to the end of the wait (never back), so the retry asks the database at that time: a
+  // timeout at the window's end lands in the new window.
+  return { clock: woke, waitedMs: Math.max(0, woke - refused.refused_at) };
 }
 
-/** Waits for the model's rate limit (the database set waiting_rate_limit with the model and the time). */
-export async function waitForRateLimit(step: Step, ctx: { turn: number; wait: number; limited: RateLimited }): Promise<number> {
+/** Waits for the model's rate limit (the database set waiting_rate_limit with the model and the time); returns the
+ * run's clock after the wait and how long it lasted. */
+export async function waitForRateLimit(step: Step, ctx: { turn: number; wait: number; limited: RateLimited }): Promise<{ clock: number; waitedMs: number }> {
   await step.sleepUntil(`rate-sleep-${ctx.turn}-${ctx.wait}`, ctx.limited.wait_until);
-  return Math.max(0, Date.parse(ctx.limited.wait_until) - ctx.limited.refused_at);
+  const clock = Date.parse(ctx.limited.wait_until);
+  return { clock, waitedMs: Math.max(0, clock - ctx.limited.refused_at) };
 }

@@ -4,7 +4,7 @@
 //               within seconds, usually far below their worst case, so the task waits for a settle or release of the
 //               agent's reservations (the event budget/agent.freed) with a short durable timeout, then tries again.
 //   settled   — settled spend alone leaves no room: the task waits for the next window — or a raised cap, which
-//               also wakes it — re-checking at a bounded interval in case a wake-up was missed.
+//               also wakes it (the same event).
 // Before either, a call that does not fit at the agent's max_tokens may still run with a smaller max_tokens whose
 // worst case fits, if that leaves a useful answer (fittingMaxTokens); the cap stays hard.
 import { worstCaseMicros } from "@/lib/budget";
@@ -12,8 +12,6 @@ import { priceFor } from "@/lib/llm/prices";
 
 /** The in-flight wait's fallback: settles normally arrive within a model call's duration. */
 export const IN_FLIGHT_WAIT_SECONDS = 30;
-/** A task waiting for the next window re-checks this often (a cap raised while no wake-up reached it). */
-export const SETTLED_RECHECK_SECONDS = 15 * 60;
 /** The smallest max_tokens worth calling with: below it an answer is too short to be useful. */
 export const MIN_USEFUL_MAX_TOKENS = 256;
 
@@ -68,9 +66,8 @@ export function planBudgetWait(agentId: string, r: BudgetRefusal): BudgetWaitPla
       notify: false,
     };
   }
-  const next = Date.parse(r.next_window_at);
   return {
-    until: new Date(Math.min(next, r.refused_at + SETTLED_RECHECK_SECONDS * 1000)).toISOString(),
+    until: new Date(Date.parse(r.next_window_at)).toISOString(),
     reason: `daily budget spent (${figures}); resumes at ${r.next_window_at} or when the cap is raised`,
     notify: true,
   };

@@ -118,7 +118,9 @@ export const runTask = inngest.createFunction(
             if (out.provider_429 && ++provider429s > MAX_RATE_LIMITED_ATTEMPTS) {
               return `rate limited by the provider ${provider429s - 1} times in a row on turn ${turn} (${out.model})`;
             }
-            waitedMs += await waitForRateLimit(step, { turn, wait, limited: out });
+            const waited = await waitForRateLimit(step, { turn, wait, limited: out });
+            wakeAt = Math.max(wakeAt, waited.clock);
+            waitedMs += waited.waitedMs;
           } else {
             const refused = out;
             if (refused.never_fits) {
@@ -129,8 +131,10 @@ export const runTask = inngest.createFunction(
             waitedMs += waited.waitedMs;
           }
           out = await step.run(`${turnId}-retry-${wait}`, async () => {
-            await resumeTask(db(), taskId, runId);
-            return callTurn();
+            // Back to running only once the call is admitted (money and rate limit), so a re-check that waits again
+            // does not flicker the task's status.
+            if (batch) await resumeTask(db(), taskId, runId);
+            return batch ? callTurn() : runModelTurn(db(), { ...turnArgs(), onAdmitted: () => resumeTask(db(), taskId, runId) });
           });
         }
 

@@ -89,6 +89,9 @@ export interface TurnArgs {
   serverWebSearch: boolean;
   /** The task's priority: who goes first when the model's rate limit is short. */
   priority?: number;
+  /** Called once the call is admitted (rate limit and budget), before the model is called: a task that waited is
+   * marked running again here. */
+  onAdmitted?: () => Promise<unknown>;
 }
 
 export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<TurnOutcome> {
@@ -160,6 +163,7 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
     };
   }
 
+  if (args.onAdmitted) await args.onAdmitted();
   let message: Anthropic.Message;
   let headers: Headers | undefined;
   try {

@@ -203,7 +203,7 @@ describe("estimated spend for lost answers", () => {
 });
 
 describe("wait plans", () => {
-  test("in flight waits briefly for a settle; settled waits for the window, re-checking; reasons carry the figures", () => {
+  test("in flight waits briefly for a settle; settled waits for the window (or a wake-up); reasons carry the figures", () => {
     const base = { needed_micros: 33_720, cap_micros: 50_000, settled_micros: 3_400, in_flight_micros: 33_720, refused_at: Date.parse(NOW) };
     const inFlight = planBudgetWait("research", { ...base, refusal: "in_flight", next_window_at: "2026-11-30T00:00:00.000Z" });
     expect(inFlight.until).toBe("2026-11-29T15:00:30.000Z");
@@ -212,6 +212,6 @@ describe("wait plans", () => {
     const settled = planBudgetWait("research", { ...base, refusal: "settled", next_window_at: "2026-11-29T15:05:00.000Z" });
     expect(settled).toMatchObject({ until: "2026-11-29T15:05:00.000Z", notify: true });
     expect(settled.reason).toMatch(/^daily budget spent \(.*\); resumes at 2026-11-29T15:05:00.000Z or when the cap is raised$/);
-    expect(planBudgetWait("research", { ...base, refusal: "settled", next_window_at: "2026-11-30T00:00:00.000Z" }).until).toBe("2026-11-29T15:15:00.000Z");
+    expect(planBudgetWait("research", { ...base, refusal: "settled", next_window_at: "2026-11-30T00:00:00.000Z" }).until).toBe("2026-11-30T00:00:00.000Z");
   });
 });
