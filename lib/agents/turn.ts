@@ -2,10 +2,12 @@
 // the real cost (or release the reservation when the call failed for good), and put the turn on the task's
 // timeline. Inngest functions wrap each call of this in its own step, so a finished turn is never paid twice.
 import Anthropic from "@anthropic-ai/sdk";
+import { acquireBreaker, dependency, recordBreaker } from "@/lib/breakers";
 import { estimateInputTokensUpperBound, releaseBudget, reserveBudget, settleBudget, worstCaseMicros, writeOffLostCalls } from "@/lib/budget";
 import type { AdminClient } from "@/lib/db/admin";
 import type { Json } from "@/lib/db/database.types";
 import { anthropic } from "@/lib/llm/anthropic";
+import { classifyFailure } from "@/lib/failures";
 import { classifyModelError } from "@/lib/llm/errors";
 import { costMicros } from "@/lib/llm/prices";
 import { fittingMaxTokens } from "@/lib/budget-waits";
@@ -67,6 +69,14 @@ export type TurnOutcome =
       in_flight_micros: number;
     }
   | {
+      /** The model's circuit breaker is open (or this call just opened it): wait until retry_at, burning no attempt. */
+      kind: "dependency_down";
+      dependency: string;
+      retry_at: string;
+      last_error: string | null;
+      refused_at: number;
+    }
+  | {
       /** The model's rate limit has no room for this call now (pacing), or the provider answered 429. */
       kind: "rate_limited";
       model: string;
@@ -102,6 +112,12 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
   // A slot first: the agent's concurrency limit counts tasks that are working, renewed on every turn.
   const slot = await acquireSlot(db, { agentId: agent.id, taskId: args.taskId, leaseSeconds: slotLeaseSeconds(agent), now: args.now });
   if (!slot.ok) return { kind: "busy", holders: slot.holders, limit: slot.limit };
+  // The model's breaker: while Claude is down, fail fast into a durable wait instead of burning a retry.
+  const dep = dependency.claude(agent.model);
+  const gate = await acquireBreaker(db, dep, args.now);
+  if (gate.role === "refused") {
+    return { kind: "dependency_down", dependency: dep, retry_at: gate.retryAt, last_error: gate.lastError, refused_at: args.now.getTime() };
+  }
   const params = buildRequest(agent, args.messages, { serverWebSearch: args.serverWebSearch });
 
   const inputTokens = await countInputTokens(params);
@@ -172,19 +188,36 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
     headers = answer.response.headers;
   } catch (err) {
     const classified = classifyModelError(err);
-    if (err instanceof Anthropic.APIError && typeof err.status === "number") {
-      // The API answered with an error: nothing was billed. Give the money and the tokens back.
+    const answeredWithError = err instanceof Anthropic.APIError && typeof err.status === "number";
+    if (answeredWithError && err.status === 429) {
+      // Rate limited after all: not billed, and not an outage. Wait out retry-after (bounded), visibly, holding no
+      // budget; the limiter takes the provider's figures.
       await releaseBudget(db, { taskId: args.taskId, stepId: reservationKey, now: laterOf(args.now) });
-      if (err.status === 429) {
-        const h = readRateLimitHeaders(err.headers);
-        const { retryAt } = await noteRateLimited(db, { model: agent.model, headers: h, taskId: args.taskId, now: laterOf(args.now) });
-        return { kind: "rate_limited", model: agent.model, wait_until: retryAt, dimension: "retry_after", provider_429: true, refused_at: laterOf(args.now).getTime() };
-      }
+      const h = readRateLimitHeaders(err.headers);
+      const { retryAt } = await noteRateLimited(db, { model: agent.model, headers: h, taskId: args.taskId, now: laterOf(args.now) });
+      return { kind: "rate_limited", model: agent.model, wait_until: retryAt, dimension: "retry_after", provider_429: true, refused_at: laterOf(args.now).getTime() };
+    }
+    const failure = classifyFailure(classified);
+    const breaker = await recordBreaker(db, dep, { success: false, outage: failure.outage, error: failure.summary }, args.now);
+    if (answeredWithError || neverSent(err)) {
+      // The API answered with an error, or the request never left: nothing was billed. Give money and tokens back.
+      await releaseBudget(db, { taskId: args.taskId, stepId: reservationKey, now: laterOf(args.now) });
       await giveBackTokens();
     } else {
       // No answer read (connection broken after sending, timeout, a 200 that could not be parsed): the provider
       // most likely billed it. Charge the estimate now; the retry reserves anew.
       await writeOffLostCalls(db, { taskId: args.taskId, turnId: args.turnId, model: agent.model, inputTokens, maxTokens, now: laterOf(args.now) });
+    }
+    if (failure.outage && breaker.state !== "closed" && breaker.nextProbeAt) {
+      // This failure opened the breaker (or met it open): the turn waits for the next probe, no attempt burned.
+      await recordStep(db, {
+        taskId: args.taskId,
+        stepId: args.turnId,
+        kind: "model",
+        status: "running",
+        detail: { model: agent.model, error: classified.message, waiting_for: dep, retry_at: breaker.nextProbeAt },
+      });
+      return { kind: "dependency_down", dependency: dep, retry_at: breaker.nextProbeAt, last_error: failure.summary, refused_at: args.now.getTime() };
     }
     await recordStep(db, {
       taskId: args.taskId,
@@ -195,6 +228,8 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
     });
     throw classified;
   }
+
+  await recordBreaker(db, dep, { success: true }, args.now);
 
   const answered = await settleAnsweredTurn(db, args, { message, reservationKey, started, detail: maxTokens < agent.max_tokens ? { max_tokens: maxTokens } : undefined });
   // The tokens taken beyond what the call used go back; the answer's headers calibrate the model's limits.
@@ -207,6 +242,13 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
     now: laterOf(args.now),
   });
   return answered;
+}
+
+/** The request never reached the API (refused connection, unknown host): it cannot have been billed. */
+function neverSent(err: unknown): boolean {
+  if (!(err instanceof Anthropic.APIConnectionError) || err instanceof Anthropic.APIConnectionTimeoutError) return false;
+  const code = (err.cause as { code?: string } | undefined)?.code;
+  return code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "EAI_AGAIN" || code === "EHOSTUNREACH";
 }
 
 /** Now by the wall clock, never before the run's clock (which may be ahead after sleeping until a window). */

@@ -35,6 +35,7 @@ export const TASK_STATUSES = [
   "waiting_budget",
   "waiting_rate_limit",
   "waiting_approval",
+  "waiting_dependency",
   "completed",
   "failed",
   "stopped",
