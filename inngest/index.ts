@@ -7,6 +7,7 @@ import { deliverNotifications, sweepUndeliveredNotifications } from "./functions
 import { taskRunCancelledByInngest } from "./functions/task-run-cancelled";
 import { deliverTaskCallback } from "./functions/deliver-task-callback";
 import { taskRequested } from "./functions/task-requested";
+import { dispatchSchedules } from "./functions/dispatch-schedules";
 
 export const functions = [
   runTask,
@@ -18,4 +19,5 @@ export const functions = [
   sweepUndeliveredNotifications,
   deliverTaskCallback,
   taskRequested,
+  dispatchSchedules,
 ];
