@@ -2,14 +2,14 @@
 // caller learns the result without polling. Each delivery is signed with HMAC-SHA256 over `<t>.<body>`
 // (header `Nightshift-Signature: t=<unix seconds>,v1=<hex>`, verify with a constant-time compare), carries an
 // `Idempotency-Key`, and goes through the side-effect ledger: delivered at most once per (task, event) even when
-// its step is retried. The target must not resolve to a private address unless allow-listed
-// (NIGHTSHIFT_FETCH_ALLOW, shared with web_fetch).
+// its step is retried. The request goes through lib/net/guarded-fetch.ts: the target must not resolve to a private
+// address unless allow-listed (NIGHTSHIFT_FETCH_ALLOW, shared with web_fetch), and the socket connects to the
+// address that was checked (no second DNS lookup, so DNS rebinding gains nothing).
 import { createHmac } from "node:crypto";
-import { lookup } from "node:dns/promises";
 import { TransientToolError, loadToolConfig } from "@/lib/agents/tools";
-import { classifyAddress, parseAllowList } from "@/lib/agents/tools/ip";
 import type { AdminClient } from "@/lib/db/admin";
 import type { Json } from "@/lib/db/database.types";
+import { GuardedFetchError, guardedFetch, type GuardedFetchOptions, type GuardedResponse } from "@/lib/net/guarded-fetch";
 import { runOnce } from "@/lib/side-effects";
 
 const TIMEOUT_MS = 10_000;
@@ -27,25 +27,44 @@ export function signCallback(secret: string, timestamp: number, body: string): s
 
 export async function deliverCallback(
   db: AdminClient,
-  args: { taskId: string; url: string; event: string; payload: Record<string, Json>; secret: string | undefined },
+  args: {
+    taskId: string;
+    url: string;
+    event: string;
+    payload: Record<string, Json>;
+    secret: string | undefined;
+    /** DNS and connect hooks (tests inject a rebinding resolver); default: the OS resolver. */
+    net?: Pick<GuardedFetchOptions, "resolve" | "onConnect">;
+  },
 ): Promise<CallbackResult> {
   const { result } = await runOnce<CallbackResult>(
     db,
     { taskId: args.taskId, toolUseId: `callback:${args.event}`, tool: "callback", request: { url: args.url, event: args.event } },
     async ({ idempotencyKey }) => {
-      const refusal = await refuseTarget(args.url);
-      if (refusal) return { delivered: false, status: null, reason: refusal };
       const body = JSON.stringify({ type: args.event, task_id: args.taskId, ...args.payload });
       const headers: Record<string, string> = { "content-type": "application/json", "idempotency-key": idempotencyKey };
       if (args.secret) headers["nightshift-signature"] = signCallback(args.secret, Math.floor(Date.now() / 1000), body);
-      let res: Response;
+      let res: GuardedResponse;
       try {
-        res = await fetch(args.url, { method: "POST", headers, body, redirect: "manual", signal: AbortSignal.timeout(TIMEOUT_MS) });
+        // Redirects are not followed (maxRedirects 0): a 3xx is a permanent refusal, recorded below.
+        res = await guardedFetch(args.url, {
+          method: "POST",
+          headers,
+          body,
+          allow: loadToolConfig().webFetch.allow,
+          signal: AbortSignal.timeout(TIMEOUT_MS),
+          purpose: "callbacks",
+          ...args.net,
+        });
       } catch (err) {
-        throw new TransientToolError(`callback to ${new URL(args.url).host} failed: ${(err as Error).message}`);
+        if (err instanceof GuardedFetchError && (err.kind === "refused" || err.kind === "invalid_url")) {
+          return { delivered: false, status: null, reason: err.message };
+        }
+        throw new TransientToolError(`callback to ${hostOf(args.url)} failed: ${(err as Error).message}`);
       }
-      await res.body?.cancel().catch(() => {});
-      if (res.ok) return { delivered: true, status: res.status, reason: null };
+      res.body.destroy();
+      const ok = res.status >= 200 && res.status < 300;
+      if (ok) return { delivered: true, status: res.status, reason: null };
       if (res.status === 408 || res.status === 429 || res.status >= 500) {
         throw new TransientToolError(`callback answered ${res.status}`);
       }
@@ -56,22 +75,10 @@ export async function deliverCallback(
   return result;
 }
 
-/** Why a callback URL must not be called (a private or metadata address), or null when it may. */
-async function refuseTarget(url: string): Promise<string | null> {
-  const { hostname } = new URL(url);
-  const host = hostname.replace(/^\[(.*)\]$/, "$1");
-  const allow = parseAllowList(loadToolConfig().webFetch.allow);
-  if (allow.allowsHost(host)) return null;
-  let addresses: string[];
+function hostOf(url: string): string {
   try {
-    addresses = (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
-  } catch (err) {
-    throw new TransientToolError(`callback host ${host} did not resolve: ${(err as Error).message}`);
+    return new URL(url).host;
+  } catch {
+    return "an invalid URL";
   }
-  for (const address of addresses) {
-    if (allow.allowsAddress(address)) continue;
-    const verdict = classifyAddress(address);
-    if (verdict.blocked) return `callback host ${host} resolves to a refused address (${verdict.reason})`;
-  }
-  return null;
 }
