@@ -17,6 +17,11 @@ const EnvSchema = z
     ANTHROPIC_API_KEY: optionalString,
     ANTHROPIC_BASE_URL: optionalString.pipe(z.url().optional()),
     NIGHTSHIFT_MODEL_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(120_000),
+    // Circuit breakers (docs/failures.md): this many consecutive outage failures open a dependency's breaker; the
+    // first cool-down lasts COOLDOWN seconds and doubles on every failed probe, up to MAX_COOLDOWN.
+    NIGHTSHIFT_BREAKER_THRESHOLD: z.coerce.number().int().min(1).max(1000).default(5),
+    NIGHTSHIFT_BREAKER_COOLDOWN_S: z.coerce.number().int().min(1).max(86_400).default(60),
+    NIGHTSHIFT_BREAKER_MAX_COOLDOWN_S: z.coerce.number().int().min(1).max(86_400).default(1800),
     // Signs task callbacks (Nightshift-Signature); unset → callbacks are sent unsigned.
     NIGHTSHIFT_WEBHOOK_SECRET: optionalString.pipe(z.string().min(32, "NIGHTSHIFT_WEBHOOK_SECRET must be at least 32 characters").optional()),
   })

@@ -22,6 +22,8 @@ import { announce, notify } from "@/lib/notifications";
 import type { Json } from "@/lib/db/database.types";
 import { db } from "@/lib/db/server";
 import { env } from "@/lib/env";
+import { fileDeadLetter } from "@/lib/dead-letters";
+import { dependencyWaitReason, markWaitingDependency, resumeDependencyWait } from "@/lib/tasks/dependency-wait";
 import { finishTask, markWaitingBudget, recordStep, resumeTask, startTask } from "@/lib/tasks/lifecycle";
 
 /** work()'s answer when the task was cancelled under the run. */
@@ -52,11 +54,8 @@ export const runTask = inngest.createFunction(
         await cancelOpenBatches(db(), taskId); // a batch turn still queued at Anthropic would be billed for nothing
         await releaseOpenReservations(db(), taskId);
         await releaseSlot(db(), taskId);
-        return finishTask(db(), taskId, {
-          status: "failed",
-          error: { message: error.message, name: error.name },
-          reason: "the run failed after its retries",
-        });
+        // Fails the task and files its one dead letter in one transaction, the failure said in words.
+        return fileDeadLetter(db(), taskId, { name: error.name, message: error.message });
       });
       if (!marked) return; // it had ended already (e.g. cancelled): nothing failed
       await step.run("notify-failed", () =>
@@ -64,8 +63,9 @@ export const runTask = inngest.createFunction(
           kind: "task_failed",
           dedupeKey: `task_failed:${taskId}`,
           title: "A task failed",
-          body: `The task failed after its retries: ${error.message.slice(0, 500)}`,
+          body: `${marked.reason} It waits in the dead-letter queue for review and replay.`,
           taskId,
+          link: "/failed",
         }),
       );
     },
@@ -106,7 +106,17 @@ export const runTask = inngest.createFunction(
         // Not answered yet: wait for a free slot or for the next budget window, then try the same turn again.
         for (let wait = 1; out.kind !== "answered" && out.kind !== "submitted"; wait++) {
           if (out.kind === "ended") return ENDED;
-          if (out.kind === "busy") {
+          if (out.kind === "dependency_down") {
+            // The model's breaker is open: no attempt is burned; the run sleeps durably until the next probe.
+            const down = out;
+            await step.run(`dependency-wait-${turn}-${wait}`, async () => {
+              await releaseSlot(db(), taskId); // a waiting task does not hold one of the agent's slots
+              await markWaitingDependency(db(), taskId, dependencyWaitReason(down.dependency, down.retry_at, down.last_error));
+            });
+            await step.sleepUntil(`dependency-sleep-${turn}-${wait}`, down.retry_at);
+            wakeAt = Math.max(wakeAt, Date.parse(down.retry_at));
+            waitedMs += Math.max(0, Date.parse(down.retry_at) - down.refused_at);
+          } else if (out.kind === "busy") {
             // Backoff from 2 s to 5 min: prompt when slots turn over fast, and few steps (2 per wait) when a queued
             // night of work waits hours for its turn.
             await step.sleep(`slot-wait-${turn}-${wait}`, `${Math.min(2 * 2 ** (wait - 1), 300)}s`);
@@ -139,6 +149,7 @@ export const runTask = inngest.createFunction(
             waitedMs += Math.max(0, wakeAt - refused.refused_at);
           }
           out = await step.run(`${turnId}-retry-${wait}`, async () => {
+            await resumeDependencyWait(db(), taskId);
             await resumeTask(db(), taskId, runId);
             return callTurn();
           });

@@ -241,6 +241,51 @@ export type Database = {
           },
         ]
       }
+      breakers: {
+        Row: {
+          consecutive_failures: number
+          cooldown_seconds: number
+          dependency: string
+          last_error: string | null
+          last_error_at: string | null
+          last_success_at: string | null
+          next_probe_at: string | null
+          opened_at: string | null
+          probe_started_at: string | null
+          state: string
+          state_since: string
+          updated_at: string
+        }
+        Insert: {
+          consecutive_failures?: number
+          cooldown_seconds?: number
+          dependency: string
+          last_error?: string | null
+          last_error_at?: string | null
+          last_success_at?: string | null
+          next_probe_at?: string | null
+          opened_at?: string | null
+          probe_started_at?: string | null
+          state?: string
+          state_since?: string
+          updated_at?: string
+        }
+        Update: {
+          consecutive_failures?: number
+          cooldown_seconds?: number
+          dependency?: string
+          last_error?: string | null
+          last_error_at?: string | null
+          last_success_at?: string | null
+          next_probe_at?: string | null
+          opened_at?: string | null
+          probe_started_at?: string | null
+          state?: string
+          state_since?: string
+          updated_at?: string
+        }
+        Relationships: []
+      }
       budget_reservations: {
         Row: {
           actual_micros: number | null
@@ -344,6 +389,106 @@ export type Database = {
             foreignKeyName: "budget_windows_agent_id_fkey"
             columns: ["agent_id"]
             referencedRelation: "agents"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
+      dead_letters: {
+        Row: {
+          agent_id: string
+          attempts: number
+          cost_micros: number
+          created_at: string
+          discard_note: string | null
+          error: NonNullable<Json>
+          failed_step: string | null
+          failure_kind: string
+          id: string
+          input: Json | null
+          last_steps: NonNullable<Json>
+          pipeline_id: string | null
+          prompt: string
+          replay_api_key_id: string | null
+          replay_idempotency_key: string | null
+          replayed_task_id: string | null
+          resolved_at: string | null
+          resolved_by: string | null
+          stage: string | null
+          status: string
+          summary: string
+          task_id: string
+        }
+        Insert: {
+          agent_id: string
+          attempts?: number
+          cost_micros?: number
+          created_at?: string
+          discard_note?: string | null
+          error: NonNullable<Json>
+          failed_step?: string | null
+          failure_kind: string
+          id?: string
+          input?: Json | null
+          last_steps?: NonNullable<Json>
+          pipeline_id?: string | null
+          prompt: string
+          replay_api_key_id?: string | null
+          replay_idempotency_key?: string | null
+          replayed_task_id?: string | null
+          resolved_at?: string | null
+          resolved_by?: string | null
+          stage?: string | null
+          status?: string
+          summary: string
+          task_id: string
+        }
+        Update: {
+          agent_id?: string
+          attempts?: number
+          cost_micros?: number
+          created_at?: string
+          discard_note?: string | null
+          error?: NonNullable<Json>
+          failed_step?: string | null
+          failure_kind?: string
+          id?: string
+          input?: Json | null
+          last_steps?: NonNullable<Json>
+          pipeline_id?: string | null
+          prompt?: string
+          replay_api_key_id?: string | null
+          replay_idempotency_key?: string | null
+          replayed_task_id?: string | null
+          resolved_at?: string | null
+          resolved_by?: string | null
+          stage?: string | null
+          status?: string
+          summary?: string
+          task_id?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "dead_letters_agent_id_fkey"
+            columns: ["agent_id"]
+            referencedRelation: "agents"
+            referencedColumns: ["id"]
+          },
+          {
+            foreignKeyName: "dead_letters_pipeline_id_fkey"
+            columns: ["pipeline_id"]
+            referencedRelation: "pipelines"
+            referencedColumns: ["id"]
+          },
+          {
+            foreignKeyName: "dead_letters_replayed_task_id_fkey"
+            columns: ["replayed_task_id"]
+            referencedRelation: "tasks"
+            referencedColumns: ["id"]
+          },
+          {
+            foreignKeyName: "dead_letters_task_id_fkey"
+            columns: ["task_id"]
+            referencedRelation: "tasks"
             referencedColumns: ["id"]
           },
         ]
@@ -773,6 +918,7 @@ export type Database = {
           progress_done: number
           progress_total: number
           prompt: string
+          replay_of: string | null
           request_hash: string | null
           require_approval: boolean
           result: Json | null
@@ -798,6 +944,7 @@ export type Database = {
           progress_done?: number
           progress_total?: number
           prompt: string
+          replay_of?: string | null
           request_hash?: string | null
           require_approval?: boolean
           result?: Json | null
@@ -823,6 +970,7 @@ export type Database = {
           progress_done?: number
           progress_total?: number
           prompt?: string
+          replay_of?: string | null
           request_hash?: string | null
           require_approval?: boolean
           result?: Json | null
@@ -843,6 +991,12 @@ export type Database = {
             foreignKeyName: "tasks_api_key_id_fkey"
             columns: ["api_key_id"]
             referencedRelation: "api_keys"
+            referencedColumns: ["id"]
+          },
+          {
+            foreignKeyName: "tasks_replay_of_fkey"
+            columns: ["replay_of"]
+            referencedRelation: "tasks"
             referencedColumns: ["id"]
           },
         ]
@@ -882,6 +1036,39 @@ export type Database = {
           link: string
           task_id: string
           title: string
+        }[]
+      }
+      breaker_acquire: {
+        Args: {
+          p_dependency: string
+          p_now: string
+          p_probe_lease_seconds: number
+        }
+        Returns: {
+          last_error: string
+          opened_at: string
+          retry_at: string
+          role: string
+          state: string
+        }[]
+      }
+      breaker_record: {
+        Args: {
+          p_base_cooldown_seconds: number
+          p_dependency: string
+          p_error: string
+          p_max_cooldown_seconds: number
+          p_now: string
+          p_outage: boolean
+          p_success: boolean
+          p_threshold: number
+        }
+        Returns: {
+          cooldown_seconds: number
+          next_probe_at: string
+          opened_at: string
+          state: string
+          transition: string
         }[]
       }
       cancel_task: {
@@ -1037,6 +1224,13 @@ export type Database = {
           task_id: string
         }[]
       }
+      discard_dead_letter: {
+        Args: { p_actor: string; p_id: string; p_note: string }
+        Returns: {
+          outcome: string
+          task_id: string
+        }[]
+      }
       expire_approval: {
         Args: { p_id: string; p_now?: string }
         Returns: {
@@ -1080,6 +1274,20 @@ export type Database = {
           p_tool_use_id: string
         }
         Returns: boolean
+      }
+      fail_task_dead_letter: {
+        Args: {
+          p_attempts: number
+          p_error: Json
+          p_failure_kind: string
+          p_reason: string
+          p_summary: string
+          p_task_id: string
+        }
+        Returns: {
+          dead_letter_id: string
+          outcome: string
+        }[]
       }
       finish_notification: {
         Args: { p_notification_id: string; p_now?: string; p_reason?: string }
@@ -1206,6 +1414,21 @@ export type Database = {
         Args: { p_now?: string; p_task_id: string }
         Returns: number
       }
+      replay_dead_letter: {
+        Args: {
+          p_actor: string
+          p_agent_id: string
+          p_api_key_id: string
+          p_id: string
+          p_idempotency_key: string
+          p_prompt: string
+        }
+        Returns: {
+          dead_letter_status: string
+          outcome: string
+          task_id: string
+        }[]
+      }
       request_approval: {
         Args: {
           p_auto_action?: string
@@ -1259,6 +1482,7 @@ export type Database = {
           window_start: string
         }[]
       }
+      resume_dependency_wait: { Args: { p_task_id: string }; Returns: boolean }
       save_artifact: {
         Args: {
           p_content: string
@@ -1415,6 +1639,10 @@ export type Database = {
           notification_id: string
         }[]
       }
+      undo_dead_letter_replay: {
+        Args: { p_id: string; p_task_id: string }
+        Returns: boolean
+      }
     }
     Enums: {
       budget_reservation_status: "reserved" | "settled" | "released"
@@ -1429,6 +1657,7 @@ export type Database = {
         | "stopped"
         | "rejected"
         | "cancelled"
+        | "waiting_dependency"
     }
     CompositeTypes: {
       [_ in never]: never
@@ -1568,6 +1797,7 @@ export const Constants = {
         "stopped",
         "rejected",
         "cancelled",
+        "waiting_dependency",
       ],
     },
   },
