@@ -1429,6 +1429,21 @@ export type Database = {
           task_id: string
         }[]
       }
+      replay_dead_letter_announced: {
+        Args: {
+          p_actor: string
+          p_agent_id: string
+          p_api_key_id: string
+          p_id: string
+          p_idempotency_key: string
+          p_prompt: string
+        }
+        Returns: {
+          dead_letter_status: string
+          outcome: string
+          task_id: string
+        }[]
+      }
       request_approval: {
         Args: {
           p_auto_action?: string
