@@ -6,6 +6,7 @@ import { pipelineReport } from "./functions/pipeline-report";
 import { deliverNotifications, sweepUndeliveredNotifications } from "./functions/deliver-notifications";
 import { taskRunCancelledByInngest } from "./functions/task-run-cancelled";
 import { outboxSweeper } from "./functions/outbox-sweeper";
+import { deliverTaskCallback } from "./functions/deliver-task-callback";
 
 export const functions = [
   runTask,
@@ -16,4 +17,5 @@ export const functions = [
   deliverNotifications,
   sweepUndeliveredNotifications,
   outboxSweeper,
+  deliverTaskCallback,
 ];

@@ -6,10 +6,12 @@
 // waits for the agent's next budget window (`waiting_budget`) and carries on. Where a human must decide (the
 // task asked for it, or the agent always does, like content drafts), the draft waits for approval: approve
 // finishes it, approve-with-changes sends the notes back for one revision, reject (or no decision by the
-// deadline) ends it `rejected`. The outcome is delivered to the task's callback_url, once. A run that fails after
-// its retries marks the task failed and gives back any reservation still held.
+// deadline) ends it `rejected`. A run that fails after its retries marks the task failed and gives back any
+// reservation still held. Every end — completed, stopped, rejected, failed, cancelled — emits task/run.finished
+// once (inngest/announce-end.ts); that event delivers the callback (deliver-task-callback.ts).
 import type Anthropic from "@anthropic-ai/sdk";
 import { inngest } from "@/inngest/client";
+import { announceEnd } from "@/inngest/announce-end";
 import { awaitApproval, type ApprovalOutcome } from "@/inngest/approval";
 import { taskRunFinished, taskRunFinishedId, taskRunRequested } from "@/inngest/events";
 import { abandonBatchTurn, awaitBatchTurn, cancelOpenBatches, checkBatchTurn, submitBatchTurn, type BatchSubmitOutcome } from "@/lib/agents/batch-turn";
@@ -17,7 +19,6 @@ import { releaseSlot } from "@/lib/agents/slots";
 import { loadToolConfig, runToolCall } from "@/lib/agents/tools";
 import { runModelTurn, textOf, type Message, type TurnOutcome } from "@/lib/agents/turn";
 import { noteBudgetExhausted, releaseOpenReservations } from "@/lib/budget";
-import { deliverCallback } from "@/lib/callbacks";
 import { announce, notify } from "@/lib/notifications";
 import type { Json } from "@/lib/db/database.types";
 import { db } from "@/lib/db/server";
@@ -57,6 +58,8 @@ export const runTask = inngest.createFunction(
         // Fails the task and files its one dead letter in one transaction, the failure said in words.
         return fileDeadLetter(db(), taskId, { name: error.name, message: error.message });
       });
+      // Announced either way: a task that had ended already (cancelled) is announced with its own status, once.
+      await announceEnd(step, taskId);
       if (!marked) return; // it had ended already (e.g. cancelled): nothing failed
       await step.run("notify-failed", () =>
         notify(db(), {
@@ -73,7 +76,10 @@ export const runTask = inngest.createFunction(
   async ({ event, step, runId, attempt }) => {
     const taskId = event.data.task_id;
     const task = await step.run("start", () => startTask(db(), taskId, runId));
-    if (!task) return { task_id: taskId, skipped: "task already finished" };
+    if (!task) {
+      await announceEnd(step, taskId); // e.g. cancelled before its run started (a repeat is dropped by the event id)
+      return { task_id: taskId, skipped: "task already finished" };
+    }
 
     const { agent } = task;
     // mode "batch": each model call goes through the Message Batches API at half price (overnight work can wait).
@@ -182,7 +188,7 @@ export const runTask = inngest.createFunction(
       return `max_turns (${agent.max_turns}) reached`;
     }
 
-    /** Records the outcome, then tells the caller (callback_url), once. */
+    /** Records the outcome, then announces it (task/run.finished, which delivers the callback), once. */
     async function end(status: Terminal, extra: { reason?: string; approval?: ApprovalOutcome } = {}) {
       const result: Json = {
         text: answer,
@@ -209,17 +215,14 @@ export const runTask = inngest.createFunction(
         "emit-finished",
         taskRunFinished.create({ task_id: taskId, agent: agent.id, status, cost_micros: costMicros }, { id: taskRunFinishedId(taskId) }),
       );
-      if (task!.callbackUrl) {
-        const url = task!.callbackUrl;
-        await step.run("callback", () =>
-          deliverCallback(db(), { taskId, url, event: "task.finished", payload: { status, agent: agent.id, result }, secret: env().NIGHTSHIFT_WEBHOOK_SECRET }),
-        );
-      }
       return { task_id: taskId, status, ...(extra.reason ? { reason: extra.reason } : {}), turns: turn };
     }
 
     const stopped = await work();
-    if (stopped === ENDED) return { task_id: taskId, skipped: "the task ended (cancelled) while its run went on" };
+    if (stopped === ENDED) {
+      await announceEnd(step, taskId);
+      return { task_id: taskId, skipped: "the task ended (cancelled) while its run went on" };
+    }
     if (stopped) return end("stopped", { reason: stopped });
 
     if (task.requireApproval || agent.requires_approval) {
@@ -257,7 +260,10 @@ export const runTask = inngest.createFunction(
         });
         continuing = false;
         const revisionStopped = await work();
-        if (revisionStopped === ENDED) return { task_id: taskId, skipped: "the task ended (cancelled) while its run went on" };
+        if (revisionStopped === ENDED) {
+          await announceEnd(step, taskId);
+          return { task_id: taskId, skipped: "the task ended (cancelled) while its run went on" };
+        }
         if (revisionStopped) return end("stopped", { reason: `${revisionStopped} while revising`, approval });
       }
       return end("completed", { approval });

@@ -788,6 +788,119 @@ export type Database = {
           },
         ]
       }
+      schedule_firings: {
+        Row: {
+          fired_at: string
+          schedule_id: string
+          scheduled_for: string
+          skipped: number
+          skipped_from: string | null
+          task_id: string | null
+        }
+        Insert: {
+          fired_at?: string
+          schedule_id: string
+          scheduled_for: string
+          skipped?: number
+          skipped_from?: string | null
+          task_id?: string | null
+        }
+        Update: {
+          fired_at?: string
+          schedule_id?: string
+          scheduled_for?: string
+          skipped?: number
+          skipped_from?: string | null
+          task_id?: string | null
+        }
+        Relationships: [
+          {
+            foreignKeyName: "schedule_firings_schedule_id_fkey"
+            columns: ["schedule_id"]
+            referencedRelation: "schedules"
+            referencedColumns: ["id"]
+          },
+          {
+            foreignKeyName: "schedule_firings_task_id_fkey"
+            columns: ["task_id"]
+            referencedRelation: "tasks"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
+      schedules: {
+        Row: {
+          agent_id: string
+          created_at: string
+          cron: string
+          enabled: boolean
+          id: string
+          input: Json | null
+          last_run_at: string | null
+          last_scheduled_for: string | null
+          last_task_id: string | null
+          mode: Database["public"]["Enums"]["task_mode"]
+          name: string
+          next_run_at: string | null
+          prompt_template: string
+          require_approval: boolean
+          skipped_total: number
+          timezone: string
+          updated_at: string
+        }
+        Insert: {
+          agent_id: string
+          created_at?: string
+          cron: string
+          enabled?: boolean
+          id?: string
+          input?: Json | null
+          last_run_at?: string | null
+          last_scheduled_for?: string | null
+          last_task_id?: string | null
+          mode?: Database["public"]["Enums"]["task_mode"]
+          name: string
+          next_run_at?: string | null
+          prompt_template: string
+          require_approval?: boolean
+          skipped_total?: number
+          timezone?: string
+          updated_at?: string
+        }
+        Update: {
+          agent_id?: string
+          created_at?: string
+          cron?: string
+          enabled?: boolean
+          id?: string
+          input?: Json | null
+          last_run_at?: string | null
+          last_scheduled_for?: string | null
+          last_task_id?: string | null
+          mode?: Database["public"]["Enums"]["task_mode"]
+          name?: string
+          next_run_at?: string | null
+          prompt_template?: string
+          require_approval?: boolean
+          skipped_total?: number
+          timezone?: string
+          updated_at?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "schedules_agent_id_fkey"
+            columns: ["agent_id"]
+            referencedRelation: "agents"
+            referencedColumns: ["id"]
+          },
+          {
+            foreignKeyName: "schedules_last_task_id_fkey"
+            columns: ["last_task_id"]
+            referencedRelation: "tasks"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
       side_effects: {
         Row: {
           attempts: number
@@ -997,6 +1110,174 @@ export type Database = {
             foreignKeyName: "tasks_replay_of_fkey"
             columns: ["replay_of"]
             referencedRelation: "tasks"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
+      webhook_deliveries: {
+        Row: {
+          attempts: number
+          created_at: string
+          event_type: string
+          finished_at: string | null
+          id: string
+          kind: string
+          last_error: string | null
+          last_status_code: number | null
+          message_id: string
+          payload: string
+          status: string
+          task_id: string | null
+          updated_at: string
+          url: string
+        }
+        Insert: {
+          attempts?: number
+          created_at?: string
+          event_type: string
+          finished_at?: string | null
+          id?: string
+          kind: string
+          last_error?: string | null
+          last_status_code?: number | null
+          message_id: string
+          payload: string
+          status?: string
+          task_id?: string | null
+          updated_at?: string
+          url: string
+        }
+        Update: {
+          attempts?: number
+          created_at?: string
+          event_type?: string
+          finished_at?: string | null
+          id?: string
+          kind?: string
+          last_error?: string | null
+          last_status_code?: number | null
+          message_id?: string
+          payload?: string
+          status?: string
+          task_id?: string | null
+          updated_at?: string
+          url?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "webhook_deliveries_task_id_fkey"
+            columns: ["task_id"]
+            referencedRelation: "tasks"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
+      webhook_delivery_attempts: {
+        Row: {
+          at: string
+          attempt: number
+          delivery_id: string
+          duration_ms: number
+          error: string | null
+          outcome: string
+          status_code: number | null
+        }
+        Insert: {
+          at?: string
+          attempt: number
+          delivery_id: string
+          duration_ms?: number
+          error?: string | null
+          outcome: string
+          status_code?: number | null
+        }
+        Update: {
+          at?: string
+          attempt?: number
+          delivery_id?: string
+          duration_ms?: number
+          error?: string | null
+          outcome?: string
+          status_code?: number | null
+        }
+        Relationships: [
+          {
+            foreignKeyName: "webhook_delivery_attempts_delivery_id_fkey"
+            columns: ["delivery_id"]
+            referencedRelation: "webhook_deliveries"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
+      webhook_refusals: {
+        Row: {
+          count: number
+          last_at: string
+          reason: string
+          source: string
+        }
+        Insert: {
+          count?: number
+          last_at?: string
+          reason: string
+          source: string
+        }
+        Update: {
+          count?: number
+          last_at?: string
+          reason?: string
+          source?: string
+        }
+        Relationships: []
+      }
+      webhook_sources: {
+        Row: {
+          agent_id: string
+          callback_url: string | null
+          created_at: string
+          description: string
+          enabled: boolean
+          input_mapping: NonNullable<Json>
+          mode: Database["public"]["Enums"]["task_mode"]
+          name: string
+          prompt_template: string
+          require_approval: boolean
+          secret_env_names: string[]
+          updated_at: string
+        }
+        Insert: {
+          agent_id: string
+          callback_url?: string | null
+          created_at?: string
+          description?: string
+          enabled?: boolean
+          input_mapping?: NonNullable<Json>
+          mode?: Database["public"]["Enums"]["task_mode"]
+          name: string
+          prompt_template: string
+          require_approval?: boolean
+          secret_env_names: string[]
+          updated_at?: string
+        }
+        Update: {
+          agent_id?: string
+          callback_url?: string | null
+          created_at?: string
+          description?: string
+          enabled?: boolean
+          input_mapping?: NonNullable<Json>
+          mode?: Database["public"]["Enums"]["task_mode"]
+          name?: string
+          prompt_template?: string
+          require_approval?: boolean
+          secret_env_names?: string[]
+          updated_at?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "webhook_sources_agent_id_fkey"
+            columns: ["agent_id"]
+            referencedRelation: "agents"
             referencedColumns: ["id"]
           },
         ]
@@ -1310,6 +1591,23 @@ export type Database = {
         }
         Returns: boolean
       }
+      fire_schedule: {
+        Args: {
+          p_expected_next: string
+          p_next_run_at: string
+          p_prompt: string
+          p_request_hash: string
+          p_schedule_id: string
+          p_scheduled_for: string
+          p_skipped: number
+          p_skipped_from: string
+        }
+        Returns: {
+          agent_id: string
+          outcome: string
+          task_id: string
+        }[]
+      }
       note_budget_exhausted: {
         Args: {
           p_agent_id: string
@@ -1320,6 +1618,42 @@ export type Database = {
           p_window: string
         }
         Returns: boolean
+      }
+      note_webhook_refusal: {
+        Args: { p_reason: string; p_source: string }
+        Returns: undefined
+      }
+      open_webhook_delivery: {
+        Args: {
+          p_event_type: string
+          p_kind: string
+          p_message_id: string
+          p_payload: string
+          p_task_id: string
+          p_url: string
+        }
+        Returns: {
+          attempts: number
+          created_at: string
+          event_type: string
+          finished_at: string | null
+          id: string
+          kind: string
+          last_error: string | null
+          last_status_code: number | null
+          message_id: string
+          payload: string
+          status: string
+          task_id: string | null
+          updated_at: string
+          url: string
+        }[]
+        SetofOptions: {
+          from: "*"
+          to: "webhook_deliveries"
+          isOneToOne: false
+          isSetofReturn: true
+        }
       }
       outbox_claim: {
         Args: { p_lease_seconds: number; p_limit: number; p_now?: string }
@@ -1404,6 +1738,38 @@ export type Database = {
           p_task_id: string
         }
         Returns: undefined
+      }
+      record_webhook_attempt: {
+        Args: {
+          p_attempt: number
+          p_delivery_id: string
+          p_duration_ms: number
+          p_error: string
+          p_outcome: string
+          p_status_code: number
+        }
+        Returns: {
+          attempts: number
+          created_at: string
+          event_type: string
+          finished_at: string | null
+          id: string
+          kind: string
+          last_error: string | null
+          last_status_code: number | null
+          message_id: string
+          payload: string
+          status: string
+          task_id: string | null
+          updated_at: string
+          url: string
+        }[]
+        SetofOptions: {
+          from: "*"
+          to: "webhook_deliveries"
+          isOneToOne: false
+          isSetofReturn: true
+        }
       }
       release_agent_slot: { Args: { p_task_id: string }; Returns: boolean }
       release_budget: {

@@ -1,11 +1,11 @@
 // The shared guarded HTTP client (lib/net/guarded-fetch.ts) against real local servers, with an injected resolver
 // that "rebinds": its first answer is the allowed address, every later answer a private one. The client must
 // resolve once and connect to the checked address. Before this client existed, callbacks resolved to check and
-// then let fetch() resolve again — this file's callback test fails on that code (the second lookup is what it
+// then let fetch() resolve again — this file's webhook delivery test fails on that code (the second lookup is what it
 // counts, and the private server is where the request went).
 import { createServer, type Server } from "node:http";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { deliverCallback } from "../../../lib/callbacks";
+import { attemptDelivery, openDelivery } from "../../../lib/webhooks/outbound";
 import { GuardedFetchError, guardedFetch, type ResolvedAddress } from "../../../lib/net/guarded-fetch";
 import { startCaptureServer, type CaptureServer } from "../../support/capture-server";
 import { createTestSupabase, type TestSupabase } from "../../support/supabase";
@@ -30,6 +30,9 @@ beforeAll(async () => {
   internal = { server, requests: 0 };
   await new Promise<void>((resolve, reject) => server.once("error", reject).listen(checked.port, "127.0.0.2", resolve));
   sb = await createTestSupabase();
+  // Deliveries read the app's configuration (the signing secret): point it at this test's stack.
+  Object.assign(process.env, { SUPABASE_URL: sb.supabaseUrl, SUPABASE_SECRET_KEY: sb.secretKey, ANTHROPIC_BASE_URL: "http://127.0.0.1:9" });
+  (await import("../../../lib/env")).resetEnvCache();
 }, 60_000);
 afterAll(async () => {
   await checked?.stop();
@@ -124,7 +127,13 @@ describe("guardedFetch", () => {
   });
 });
 
-describe("deliverCallback through the guarded client", () => {
+/** A delivery (as a task callback opens one) to `url`; returns its id. */
+async function delivery(taskId: string, url: string): Promise<string> {
+  const d = await openDelivery(sb.admin, { messageId: `msg_net_${taskId}`, taskId, kind: "callback", eventType: "task.finished", url, payload: { status: "completed" } });
+  return d.id;
+}
+
+describe("webhook deliveries through the guarded client", () => {
   test("a callback host that rebinds to an internal address after the check still reaches only the checked one", async () => {
     const { data, error } = await sb.admin.from("tasks").insert({ agent_id: "outreach", prompt: "rebind test" }).select("id").single();
     expect(error).toBeNull();
@@ -133,15 +142,9 @@ describe("deliverCallback through the guarded client", () => {
     const prev = process.env.NIGHTSHIFT_FETCH_ALLOW;
     process.env.NIGHTSHIFT_FETCH_ALLOW = allow.join(",");
     try {
-      const result = await deliverCallback(sb.admin, {
-        taskId: data!.id,
-        url: `http://rebind.test:${checked.port}/hook`,
-        event: "task.finished",
-        payload: { status: "succeeded" },
-        secret: undefined,
-        net: { resolve: dns.resolve },
-      });
-      expect(result).toMatchObject({ delivered: true, status: 200 });
+      const id = await delivery(data!.id, `http://rebind.test:${checked.port}/hook`);
+      const result = await attemptDelivery(sb.admin, id, 1, { net: { resolve: dns.resolve } });
+      expect(result).toMatchObject({ outcome: "delivered", status_code: 200 });
     } finally {
       if (prev === undefined) delete process.env.NIGHTSHIFT_FETCH_ALLOW;
       else process.env.NIGHTSHIFT_FETCH_ALLOW = prev;
@@ -154,15 +157,10 @@ describe("deliverCallback through the guarded client", () => {
 
   test("a callback to a private address is recorded as refused, not retried", async () => {
     const { data } = await sb.admin.from("tasks").insert({ agent_id: "outreach", prompt: "private cb" }).select("id").single();
-    const result = await deliverCallback(sb.admin, {
-      taskId: data!.id,
-      url: `http://127.0.0.2:${checked.port}/hook`,
-      event: "task.finished",
-      payload: {},
-      secret: undefined,
-    });
-    expect(result).toMatchObject({ delivered: false, status: null });
-    expect(result.reason).toMatch(/loopback/);
+    const id = await delivery(data!.id, `http://127.0.0.2:${checked.port}/hook`);
+    const result = await attemptDelivery(sb.admin, id, 1);
+    expect(result).toMatchObject({ outcome: "final", status_code: null });
+    expect(result.error).toMatch(/loopback/);
     expect(internal.requests).toBe(0);
   });
 });

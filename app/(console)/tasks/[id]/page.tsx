@@ -9,6 +9,7 @@ import { db } from "@/lib/db/server";
 import { TERMINAL_STATUSES } from "@/lib/tasks/schema";
 import { cancelTaskAction } from "../../actions";
 import { AutoRefresh } from "../../auto-refresh";
+import { Deliveries } from "./deliveries";
 
 export const dynamic = "force-dynamic";
 export const metadata = { title: "Task · Nightshift" };
@@ -125,6 +126,8 @@ export default async function TaskPage({ params }: { params: Promise<{ id: strin
           </table>
         </section>
       ) : null}
+
+      <Deliveries taskId={id} />
 
       <section aria-labelledby="timeline">
         <h2 id="timeline">Timeline</h2>
