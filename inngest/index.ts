@@ -7,6 +7,8 @@ import { deliverNotifications, sweepUndeliveredNotifications } from "./functions
 import { taskRunCancelledByInngest } from "./functions/task-run-cancelled";
 import { outboxSweeper } from "./functions/outbox-sweeper";
 import { deliverTaskCallback } from "./functions/deliver-task-callback";
+import { taskRequested } from "./functions/task-requested";
+import { dispatchSchedules } from "./functions/dispatch-schedules";
 
 export const functions = [
   runTask,
@@ -18,4 +20,6 @@ export const functions = [
   sweepUndeliveredNotifications,
   outboxSweeper,
   deliverTaskCallback,
+  taskRequested,
+  dispatchSchedules,
 ];

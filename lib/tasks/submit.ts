@@ -24,14 +24,17 @@ export interface SubmitOptions {
 export async function submitTask(
   db: AdminClient,
   body: CreateTaskBody,
-  /** The API key the request presented (verified inside the same call); null for the console, cron or app events. */
-  apiKey: PresentedKey | null,
+  /**
+   * The API key the request presented (verified inside the same call), or the id of a key the caller verified
+   * already (it must still be live), or null for the console, cron, webhooks and app events.
+   */
+  apiKey: PresentedKey | string | null,
   idempotencyKey: string | null,
   opts: SubmitOptions = {},
 ): Promise<CreatedTask> {
   const res = await db.rpc("submit_task", {
-    p_key_id: apiKey?.id ?? (null as unknown as string),
-    p_key_hash: apiKey?.hash ?? (null as unknown as string),
+    p_key_id: (typeof apiKey === "string" ? apiKey : apiKey?.id) ?? (null as unknown as string),
+    p_key_hash: (typeof apiKey === "string" ? null : apiKey?.hash) ?? (null as unknown as string),
     p_agent_id: body.agent,
     p_prompt: body.prompt,
     p_input: (body.input ?? null) as Json,

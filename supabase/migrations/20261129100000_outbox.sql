@@ -117,7 +117,8 @@ end $$;
 -- (key, Idempotency-Key) + same body -> the same task; another body -> 'conflict') and its start event
 -- `task/run.requested` (id task-run-<task id>), all in one transaction.
 --   p_key_id / p_key_hash: the presented key's id and the SHA-256 of the whole key, or both null for callers that
---   have no key (console, cron, app events). An unknown, revoked or deleted key -> outcome 'unauthorized' and
+--   have no key (console, cron, app events); p_key_hash null with a key id: a key the caller verified already
+--   (it must still exist and be live). An unknown, revoked or deleted key -> outcome 'unauthorized' and
 --   nothing is written. The key row is locked FOR KEY SHARE, so a concurrent delete waits for this transaction
 --   (and then fails on the task's foreign key, as it would for any key with tasks) instead of making this insert
 --   fail. The hash is compared in SQL: it is a digest of a 256-bit secret, so comparison timing reveals nothing.
@@ -142,7 +143,7 @@ declare
 begin
   if p_key_id is not null then
     perform 1 from public.api_keys k
-     where k.id = p_key_id and k.key_hash = p_key_hash and k.revoked_at is null
+     where k.id = p_key_id and (p_key_hash is null or k.key_hash = p_key_hash) and k.revoked_at is null
        for key share;
     if not found then
       return query select null::uuid, 'unauthorized'::text, null::public.task_status, null::timestamptz;
