@@ -26,6 +26,14 @@ export const taskRunCancelled = eventType("task/run.cancelled", {
   schema: z.object({ task_id: z.uuid(), reason: z.string().max(500) }),
 });
 
+/**
+ * Money may have freed up for an agent's waiting tasks: a reservation settled below its worst case or was released
+ * while tasks wait (waiting_budget), or the cap was raised. Only a wake-up: each waiting task asks the database again.
+ */
+export const budgetAgentFreed = eventType("budget/agent.freed", {
+  schema: z.object({ agent_id: z.string().min(1), reason: z.string().max(100) }),
+});
+
 export const taskRunRequestedId = (taskId: string) => `task-run-${taskId}`;
 export const taskRunCancelledId = (taskId: string) => `task-cancelled-${taskId}`;
 export const taskRunFinishedId = (taskId: string) => `task-finished-${taskId}`;

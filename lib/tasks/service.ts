@@ -82,6 +82,8 @@ export interface TaskWire {
   error: Json | null;
   cost_usd: number;
   cost_micros: number;
+  /** The part of cost_micros that is estimated (calls whose answer was lost; the provider most likely billed them). */
+  estimated_cost_micros: number;
   created_at: string;
   updated_at: string;
   started_at: string | null;
@@ -89,7 +91,7 @@ export interface TaskWire {
 }
 
 const WIRE_COLUMNS =
-  "id,status,status_reason,agent_id,prompt,input,priority,mode,require_approval,progress_done,progress_total,result,error,cost_micros,created_at,updated_at,started_at,finished_at";
+  "id,status,status_reason,agent_id,prompt,input,priority,mode,require_approval,progress_done,progress_total,result,error,cost_micros,estimated_cost_micros,created_at,updated_at,started_at,finished_at";
 
 type WireRow = Pick<
   TaskRow,
@@ -107,6 +109,7 @@ type WireRow = Pick<
   | "result"
   | "error"
   | "cost_micros"
+  | "estimated_cost_micros"
   | "created_at"
   | "updated_at"
   | "started_at"
@@ -131,6 +134,7 @@ export function toWire(row: WireRow): TaskWire {
     // Display only: money stays integer micro-dollars everywhere else.
     cost_usd: micros / 1_000_000,
     cost_micros: micros,
+    estimated_cost_micros: Number(row.estimated_cost_micros),
     created_at: row.created_at,
     updated_at: row.updated_at,
     started_at: row.started_at,
