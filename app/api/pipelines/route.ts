@@ -1,5 +1,6 @@
 // POST /api/pipelines queues a research -> analyze -> report pipeline (202) — it never runs an agent.
 import { relayAfterResponse } from "@/inngest/outbox-relay";
+import { methodNotAllowed } from "@/lib/http/methods";
 import { db } from "@/lib/db/server";
 import { requireApiKey } from "@/lib/http/auth";
 import { readJsonBody } from "@/lib/http/body";
@@ -30,3 +31,5 @@ export const POST = withErrors(async (req: Request) => {
     },
   );
 });
+
+export const { GET, PUT, PATCH, DELETE } = methodNotAllowed(["POST"]);

@@ -1,6 +1,7 @@
 // POST /api/webhooks/:source — a signed delivery (Standard Webhooks) from another system starts a task. The
 // signature is the authentication (no API key): see lib/webhooks/inbound.ts for every check and its status.
 import { relayAfterResponse } from "@/inngest/outbox-relay";
+import { methodNotAllowed } from "@/lib/http/methods";
 import { db } from "@/lib/db/server";
 import { withErrors } from "@/lib/http/errors";
 import { noteRefusal, receiveWebhook, WebhookRefusal } from "@/lib/webhooks/inbound";
@@ -23,3 +24,5 @@ export const POST = withErrors(async (req: Request, ctx: { params: Promise<{ sou
     throw err;
   }
 });
+
+export const { GET, PUT, PATCH, DELETE } = methodNotAllowed(["POST"]);

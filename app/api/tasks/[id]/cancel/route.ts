@@ -1,5 +1,6 @@
 // POST /api/tasks/:id/cancel — stops a task that has not ended: 200 with its new status, 409 when it had already
 // ended (the answer says how), 404 for an unknown id. Optional JSON body `{ reason?: string }`.
+import { methodNotAllowed } from "@/lib/http/methods";
 import { z } from "zod";
 import { relayAfterResponse } from "@/inngest/outbox-relay";
 import { db } from "@/lib/db/server";
@@ -28,3 +29,5 @@ export const POST = withErrors(async (req: Request, ctx: { params: Promise<{ id:
   relayAfterResponse();
   return Response.json({ task_id: id, status: r.status });
 });
+
+export const { GET, PUT, PATCH, DELETE } = methodNotAllowed(["POST"]);
