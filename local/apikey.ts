@@ -12,7 +12,7 @@ const root = resolve(import.meta.dirname, "..");
 for (const f of [".env.local", ".env"]) if (existsSync(join(root, f))) process.loadEnvFile(join(root, f));
 
 /** The local Supabase URL: NIGHTSHIFT_REST_PORT if set, else what the running `npm run dev` recorded, else the default. */
-export function localSupabaseUrl(dataDir: string, env: NodeJS.ProcessEnv = process.env): string {
+export function localSupabaseUrl(dataDir: string, env: Record<string, string | undefined> = process.env): string {
   if (env.NIGHTSHIFT_REST_PORT) return `http://127.0.0.1:${env.NIGHTSHIFT_REST_PORT}`;
   try {
     const saved = JSON.parse(readFileSync(join(dataDir, "local-supabase.json"), "utf8")) as { url?: unknown };

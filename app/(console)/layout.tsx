@@ -20,6 +20,8 @@ export default async function ConsoleLayout({ children }: { children: ReactNode 
           <nav aria-label="Console">
             <Link href="/">Tasks</Link>
             <Link href="/review">Review</Link>
+            <Link href="/pipelines">Pipelines</Link>
+            <Link href="/agents">Agents</Link>
             <form action={signOutAction}>
               <input type="hidden" name={CSRF_FIELD} value={formToken(session)} />
               <button type="submit" className="linkbutton">

@@ -32,10 +32,10 @@ test("the local URL: NIGHTSHIFT_REST_PORT, else the one `npm run dev` recorded, 
 test("an unreachable local stack gives a clear error naming the URL and the custom-port fix", async () => {
   const d = await dataDir();
   const port = await freePort(); // nothing listens there
-  const env = { ...process.env, NIGHTSHIFT_DATA_DIR: d, NIGHTSHIFT_REST_PORT: String(port) };
+  const env: Record<string, string | undefined> = { ...process.env, NIGHTSHIFT_DATA_DIR: d, NIGHTSHIFT_REST_PORT: String(port) };
   delete env.SUPABASE_URL;
   delete env.SUPABASE_SECRET_KEY;
-  const run = promisify(execFile)(process.execPath, ["--import", "tsx", "--conditions=react-server", "local/apikey.ts", "ci"], { env, cwd: process.cwd() });
+  const run = promisify(execFile)(process.execPath, ["--import", "tsx", "--conditions=react-server", "local/apikey.ts", "ci"], { env: env as NodeJS.ProcessEnv, cwd: process.cwd() });
   const err = (await run.then(() => null, (e: { code: number; stderr: string }) => e))!;
   expect(err).not.toBeNull();
   expect(err.code).toBe(1);
