@@ -298,7 +298,10 @@ export async function updateAgentFromConsole(ctx: RequestContext, db: AdminClien
     if (r.outcome === "not_found") return { ok: false, code: "not_found", error: "This agent no longer exists." };
     if (r.change_id === null) return { ok: true, agentId: id, changed: [] };
     const [change] = await listAgentChanges(db, id, 1);
-    return { ok: true, agentId: id, changed: change && change.id === r.change_id ? Object.keys(change.changes) : [] };
+    // In the form's order (jsonb keeps its own key order).
+    const order = Object.keys(parsed.data);
+    const changed = change && change.id === r.change_id ? Object.keys(change.changes).sort((a, b) => order.indexOf(a) - order.indexOf(b)) : [];
+    return { ok: true, agentId: id, changed };
   } catch (e) {
     if (e instanceof AgentSettingsError) return { ok: false, code: "invalid", error: `Not saved: ${e.message}` };
     throw e;

@@ -80,7 +80,7 @@ async function checkLayout(page: Page, name: string): Promise<void> {
 test("a task page renders the markdown result sanitised (raw one click away), lists its artifacts and draws its steps as bars", async () => {
   const scenario = "browser-markdown";
   const answer = "# Findings\n\nDurable execution is **checkpointed**.\n\n<script>window.__pwned = 1</script>\n\n[docs](javascript:alert(1))\n\n- one\n- two";
-  stack.double.script(scenario, [{ text: "Looking.", stop_reason: "max_tokens" }, { text: ` ${answer}` }]);
+  stack.double.script(scenario, [{ text: "Looking.\n\n", stop_reason: "max_tokens" }, { text: answer }]);
   const { task_id: id } = await api("/api/tasks", { agent: "research", prompt: `${scenarioMarker(scenario)} Findings please` });
   await until(async () => (await taskRow(id)).status === "completed", "the task to complete");
   const { saveArtifact } = await import("@/lib/artifacts");
@@ -154,7 +154,7 @@ test("the Agents page shows settings, spend today, concurrency and the 14-day ch
   await card.getByLabel("Max turns").fill("5");
   await card.getByLabel("Budget time zone").fill("Europe/Berlin");
   await card.getByRole("button", { name: "Save outreach" }).click();
-  await expect.poll(() => card.locator("p.notice[role=status]").textContent()).toBe("Saved: daily budget micros, max turns, budget timezone.");
+  await expect.poll(() => card.locator("p.notice[role=status]").textContent()).toBe("Saved: daily budget, max turns, budget timezone.");
   const { data: agent } = await stack.sb.admin.from("agents").select("daily_budget_micros,max_turns,budget_timezone").eq("id", "outreach").single();
   expect(agent).toEqual({ daily_budget_micros: 3_250_000, max_turns: 5, budget_timezone: "Europe/Berlin" });
   const { data: audit } = await stack.sb.admin.from("agent_changes").select("actor,changes").eq("agent_id", "outreach");
@@ -169,7 +169,7 @@ test("the Agents page shows settings, spend today, concurrency and the 14-day ch
     },
   ]);
   await page.reload();
-  expect(await page.locator('section[data-agent-id="outreach"] ul.changes li').first().textContent()).toContain("daily budget micros $1.00 → $3.25");
+  expect(await page.locator('section[data-agent-id="outreach"] ul.changes li').first().textContent()).toContain("daily budget $1.00 → $3.25");
 });
 
 test("the Pipelines page shows each pipeline's stages, their tasks and the report", async () => {

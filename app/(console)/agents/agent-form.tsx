@@ -34,7 +34,7 @@ export function AgentForm({ agent, models, csrf }: { agent: AgentFormValues; mod
       ) : null}
       {r?.ok ? (
         <p className="notice ok" role="status">
-          {r.changed.length ? `Saved: ${r.changed.map((c) => c.replace(/_/g, " ")).join(", ")}.` : "Nothing changed."}
+          {r.changed.length ? `Saved: ${r.changed.map((c) => c.replace(/_micros$/, "").replace(/_/g, " ")).join(", ")}.` : "Nothing changed."}
         </p>
       ) : null}
       <div className="form-grid">

@@ -93,7 +93,7 @@ export default async function AgentsPage() {
                     <li key={c.id}>
                       {when(c.changed_at)} · {c.actor}:{" "}
                       {Object.entries(c.changes)
-                        .map(([k, v]) => `${k.replace(/_/g, " ")} ${show(k, v.from)} → ${show(k, v.to)}`)
+                        .map(([k, v]) => `${k.replace(/_micros$/, "").replace(/_/g, " ")} ${show(k, v.from)} → ${show(k, v.to)}`)
                         .join("; ")}
                     </li>
                   ))}
