@@ -59,7 +59,17 @@ async function checkLayout(page: Page, name: string): Promise<void> {
   for (const width of [1280, 375]) {
     await page.setViewportSize({ width, height: 900 });
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
-    expect(overflow, `${name} scrolls sideways at ${width} px`).toBeLessThanOrEqual(0);
+    // On failure, name the elements that stick out so the fix is obvious.
+    const culprits =
+      overflow > 0
+        ? await page.evaluate(() =>
+            [...document.querySelectorAll("body *")]
+              .filter((e) => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
+              .slice(0, 5)
+              .map((e) => `${e.tagName.toLowerCase()}.${[...e.classList].join(".")}`),
+          )
+        : [];
+    expect(overflow, `${name} scrolls sideways at ${width} px: ${culprits.join(", ")}`).toBeLessThanOrEqual(0);
     // A header cell whose text broke inside a word is taller than one line (e.g. "Progres" / "s").
     const broken = await page.evaluate(() =>
       [...document.querySelectorAll("th")]
