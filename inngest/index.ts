@@ -5,6 +5,7 @@ import { pipelineAnalyze } from "./functions/pipeline-analyze";
 import { pipelineReport } from "./functions/pipeline-report";
 import { deliverNotifications, sweepUndeliveredNotifications } from "./functions/deliver-notifications";
 import { taskRunCancelledByInngest } from "./functions/task-run-cancelled";
+import { deliverTaskCallback } from "./functions/deliver-task-callback";
 
 export const functions = [
   runTask,
@@ -14,4 +15,5 @@ export const functions = [
   pipelineReport,
   deliverNotifications,
   sweepUndeliveredNotifications,
+  deliverTaskCallback,
 ];

@@ -17,8 +17,21 @@ const EnvSchema = z
     ANTHROPIC_API_KEY: optionalString,
     ANTHROPIC_BASE_URL: optionalString.pipe(z.url().optional()),
     NIGHTSHIFT_MODEL_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(120_000),
-    // Signs task callbacks (Nightshift-Signature); unset → callbacks are sent unsigned.
-    NIGHTSHIFT_WEBHOOK_SECRET: optionalString.pipe(z.string().min(32, "NIGHTSHIFT_WEBHOOK_SECRET must be at least 32 characters").optional()),
+    // Circuit breakers (docs/failures.md): this many consecutive outage failures open a dependency's breaker; the
+    // first cool-down lasts COOLDOWN seconds and doubles on every failed probe, up to MAX_COOLDOWN.
+    NIGHTSHIFT_BREAKER_THRESHOLD: z.coerce.number().int().min(1).max(1000).default(5),
+    NIGHTSHIFT_BREAKER_COOLDOWN_S: z.coerce.number().int().min(1).max(86_400).default(60),
+    NIGHTSHIFT_BREAKER_MAX_COOLDOWN_S: z.coerce.number().int().min(1).max(86_400).default(1800),
+    // Signs every webhook Nightshift sends (Standard Webhooks, lib/webhooks/); unset → sent unsigned.
+    NIGHTSHIFT_WEBHOOK_SECRET: optionalString.pipe(
+      z
+        .string()
+        .refine(isStandardWebhookSecret, {
+          message:
+            "NIGHTSHIFT_WEBHOOK_SECRET must be a Standard Webhooks secret: whsec_<base64 of 24 to 64 random bytes>. The old plain-string format is no longer accepted; make one with: node -e \"console.log('whsec_' + require('crypto').randomBytes(32).toString('base64'))\"",
+        })
+        .optional(),
+    ),
   })
   .refine((e) => e.ANTHROPIC_API_KEY || e.ANTHROPIC_BASE_URL, {
     message:
@@ -27,6 +40,14 @@ const EnvSchema = z
   });
 
 export type Env = z.infer<typeof EnvSchema>;
+
+/** `whsec_` followed by the base64 of 24 to 64 bytes (the Standard Webhooks secret format). */
+export function isStandardWebhookSecret(value: string): boolean {
+  const m = /^whsec_([A-Za-z0-9+/]+={0,2})$/.exec(value);
+  if (!m) return false;
+  const bytes = Buffer.from(m[1]!, "base64").length;
+  return bytes >= 24 && bytes <= 64;
+}
 
 let cached: Env | undefined;
 

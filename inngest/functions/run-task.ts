@@ -6,10 +6,12 @@
 // waits for the agent's next budget window (`waiting_budget`) and carries on. Where a human must decide (the
 // task asked for it, or the agent always does, like content drafts), the draft waits for approval: approve
 // finishes it, approve-with-changes sends the notes back for one revision, reject (or no decision by the
-// deadline) ends it `rejected`. The outcome is delivered to the task's callback_url, once. A run that fails after
-// its retries marks the task failed and gives back any reservation still held.
+// deadline) ends it `rejected`. A run that fails after its retries marks the task failed and gives back any
+// reservation still held. Every end — completed, stopped, rejected, failed, cancelled — emits task/run.finished
+// once (inngest/announce-end.ts); that event delivers the callback (deliver-task-callback.ts).
 import type Anthropic from "@anthropic-ai/sdk";
 import { inngest } from "@/inngest/client";
+import { announceEnd } from "@/inngest/announce-end";
 import { awaitApproval, type ApprovalOutcome } from "@/inngest/approval";
 import { taskRunFinished, taskRunFinishedId, taskRunRequested } from "@/inngest/events";
 import { abandonBatchTurn, awaitBatchTurn, cancelOpenBatches, checkBatchTurn, submitBatchTurn, type BatchSubmitOutcome } from "@/lib/agents/batch-turn";
@@ -18,11 +20,12 @@ import { loadToolConfig, runToolCall } from "@/lib/agents/tools";
 import { runModelTurn, textOf, type Message, type TurnOutcome } from "@/lib/agents/turn";
 import { noteBudgetExhausted, releaseOpenReservations } from "@/lib/budget";
 import { approvalEditedText } from "@/lib/approvals";
-import { deliverCallback } from "@/lib/callbacks";
 import { announce, notify } from "@/lib/notifications";
 import type { Json } from "@/lib/db/database.types";
 import { db } from "@/lib/db/server";
 import { env } from "@/lib/env";
+import { fileDeadLetter } from "@/lib/dead-letters";
+import { dependencyWaitReason, markWaitingDependency, resumeDependencyWait } from "@/lib/tasks/dependency-wait";
 import { finishTask, markWaitingBudget, recordStep, resumeTask, startTask } from "@/lib/tasks/lifecycle";
 
 /** work()'s answer when the task was cancelled under the run. */
@@ -53,20 +56,20 @@ export const runTask = inngest.createFunction(
         await cancelOpenBatches(db(), taskId); // a batch turn still queued at Anthropic would be billed for nothing
         await releaseOpenReservations(db(), taskId);
         await releaseSlot(db(), taskId);
-        return finishTask(db(), taskId, {
-          status: "failed",
-          error: { message: error.message, name: error.name },
-          reason: "the run failed after its retries",
-        });
+        // Fails the task and files its one dead letter in one transaction, the failure said in words.
+        return fileDeadLetter(db(), taskId, { name: error.name, message: error.message });
       });
+      // Announced either way: a task that had ended already (cancelled) is announced with its own status, once.
+      await announceEnd(step, taskId);
       if (!marked) return; // it had ended already (e.g. cancelled): nothing failed
       await step.run("notify-failed", () =>
         notify(db(), {
           kind: "task_failed",
           dedupeKey: `task_failed:${taskId}`,
           title: "A task failed",
-          body: `The task failed after its retries: ${error.message.slice(0, 500)}`,
+          body: `${marked.reason} It waits in the dead-letter queue for review and replay.`,
           taskId,
+          link: "/failed",
         }),
       );
     },
@@ -74,7 +77,10 @@ export const runTask = inngest.createFunction(
   async ({ event, step, runId, attempt }) => {
     const taskId = event.data.task_id;
     const task = await step.run("start", () => startTask(db(), taskId, runId));
-    if (!task) return { task_id: taskId, skipped: "task already finished" };
+    if (!task) {
+      await announceEnd(step, taskId); // e.g. cancelled before its run started (a repeat is dropped by the event id)
+      return { task_id: taskId, skipped: "task already finished" };
+    }
 
     const { agent } = task;
     // mode "batch": each model call goes through the Message Batches API at half price (overnight work can wait).
@@ -107,7 +113,17 @@ export const runTask = inngest.createFunction(
         // Not answered yet: wait for a free slot or for the next budget window, then try the same turn again.
         for (let wait = 1; out.kind !== "answered" && out.kind !== "submitted"; wait++) {
           if (out.kind === "ended") return ENDED;
-          if (out.kind === "busy") {
+          if (out.kind === "dependency_down") {
+            // The model's breaker is open: no attempt is burned; the run sleeps durably until the next probe.
+            const down = out;
+            await step.run(`dependency-wait-${turn}-${wait}`, async () => {
+              await releaseSlot(db(), taskId); // a waiting task does not hold one of the agent's slots
+              await markWaitingDependency(db(), taskId, dependencyWaitReason(down.dependency, down.retry_at, down.last_error));
+            });
+            await step.sleepUntil(`dependency-sleep-${turn}-${wait}`, down.retry_at);
+            wakeAt = Math.max(wakeAt, Date.parse(down.retry_at));
+            waitedMs += Math.max(0, Date.parse(down.retry_at) - down.refused_at);
+          } else if (out.kind === "busy") {
             // Backoff from 2 s to 5 min: prompt when slots turn over fast, and few steps (2 per wait) when a queued
             // night of work waits hours for its turn.
             await step.sleep(`slot-wait-${turn}-${wait}`, `${Math.min(2 * 2 ** (wait - 1), 300)}s`);
@@ -140,6 +156,7 @@ export const runTask = inngest.createFunction(
             waitedMs += Math.max(0, wakeAt - refused.refused_at);
           }
           out = await step.run(`${turnId}-retry-${wait}`, async () => {
+            await resumeDependencyWait(db(), taskId);
             await resumeTask(db(), taskId, runId);
             return callTurn();
           });
@@ -172,7 +189,7 @@ export const runTask = inngest.createFunction(
       return `max_turns (${agent.max_turns}) reached`;
     }
 
-    /** Records the outcome, then tells the caller (callback_url), once. */
+    /** Records the outcome, then announces it (task/run.finished, which delivers the callback), once. */
     async function end(status: Terminal, extra: { reason?: string; approval?: ApprovalOutcome } = {}) {
       const result: Json = {
         text: answer,
@@ -199,17 +216,14 @@ export const runTask = inngest.createFunction(
         "emit-finished",
         taskRunFinished.create({ task_id: taskId, agent: agent.id, status, cost_micros: costMicros }, { id: taskRunFinishedId(taskId) }),
       );
-      if (task!.callbackUrl) {
-        const url = task!.callbackUrl;
-        await step.run("callback", () =>
-          deliverCallback(db(), { taskId, url, event: "task.finished", payload: { status, agent: agent.id, result }, secret: env().NIGHTSHIFT_WEBHOOK_SECRET }),
-        );
-      }
       return { task_id: taskId, status, ...(extra.reason ? { reason: extra.reason } : {}), turns: turn };
     }
 
     const stopped = await work();
-    if (stopped === ENDED) return { task_id: taskId, skipped: "the task ended (cancelled) while its run went on" };
+    if (stopped === ENDED) {
+      await announceEnd(step, taskId);
+      return { task_id: taskId, skipped: "the task ended (cancelled) while its run went on" };
+    }
     if (stopped) return end("stopped", { reason: stopped });
 
     if (task.requireApproval || agent.requires_approval) {
@@ -247,7 +261,10 @@ export const runTask = inngest.createFunction(
         });
         continuing = false;
         const revisionStopped = await work();
-        if (revisionStopped === ENDED) return { task_id: taskId, skipped: "the task ended (cancelled) while its run went on" };
+        if (revisionStopped === ENDED) {
+          await announceEnd(step, taskId);
+          return { task_id: taskId, skipped: "the task ended (cancelled) while its run went on" };
+        }
         if (revisionStopped) return end("stopped", { reason: `${revisionStopped} while revising`, approval });
       }
       // Edit, then approve: the reviewer's text is what the task publishes.

@@ -2,6 +2,8 @@
 // Inngest's dashboard — nothing in the run is left to end its task (onFailure runs for failures only). This
 // function does: the task ends `cancelled` with the reason, and what it held is given back (cancel_task). A
 // cancellation that came from POST /api/tasks/:id/cancel already ended the task; then this changes nothing.
+// Either way the end is announced (task/run.finished, once per task by its event id), which delivers the callback.
+import { announceEnd } from "@/inngest/announce-end";
 import { inngest } from "@/inngest/client";
 import { db } from "@/lib/db/server";
 import { cancelTask } from "@/lib/tasks/cancel";
@@ -18,6 +20,8 @@ export const taskRunCancelledByInngest = inngest.createFunction(
     const taskId = data.event?.data?.task_id;
     if (!taskId) return { skipped: "no task id in the cancelled run's event" };
     const reason = `the run was cancelled: ${data.error?.message ?? "no reason given"}`.slice(0, 500);
-    return step.run("cancel-task", () => cancelTask(db(), taskId, reason, "system:inngest"));
+    const outcome = await step.run("cancel-task", () => cancelTask(db(), taskId, reason, "system:inngest"));
+    await announceEnd(step, taskId);
+    return outcome;
   },
 );

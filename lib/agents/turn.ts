@@ -3,10 +3,12 @@
 // timeline. Inngest functions wrap each call of this in its own step, so a finished turn is never paid twice.
 import type Anthropic from "@anthropic-ai/sdk";
 import { NonRetriableError } from "inngest";
+import { acquireBreaker, dependency, recordBreaker } from "@/lib/breakers";
 import { estimateInputTokensUpperBound, releaseBudget, reserveBudget, settleBudget, worstCaseMicros } from "@/lib/budget";
 import type { AdminClient } from "@/lib/db/admin";
 import type { Json } from "@/lib/db/database.types";
 import { anthropic } from "@/lib/llm/anthropic";
+import { classifyFailure } from "@/lib/failures";
 import { classifyModelError } from "@/lib/llm/errors";
 import { costMicros } from "@/lib/llm/prices";
 import { taskHasEnded } from "@/lib/tasks/cancel";
@@ -50,6 +52,14 @@ export type TurnOutcome =
       limit: number;
     }
   | {
+      /** The model's circuit breaker is open (or this call just opened it): wait until retry_at, burning no attempt. */
+      kind: "dependency_down";
+      dependency: string;
+      retry_at: string;
+      last_error: string | null;
+      refused_at: number;
+    }
+  | {
       kind: "budget_refused";
       needed_micros: number;
       remaining_micros: number;
@@ -81,6 +91,12 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
   // A slot first: the agent's concurrency limit counts tasks that are working, renewed on every turn.
   const slot = await acquireSlot(db, { agentId: agent.id, taskId: args.taskId, leaseSeconds: slotLeaseSeconds(agent), now: args.now });
   if (!slot.ok) return { kind: "busy", holders: slot.holders, limit: slot.limit };
+  // The model's breaker: while Claude is down, fail fast into a durable wait instead of burning a retry.
+  const dep = dependency.claude(agent.model);
+  const gate = await acquireBreaker(db, dep, args.now);
+  if (gate.role === "refused") {
+    return { kind: "dependency_down", dependency: dep, retry_at: gate.retryAt, last_error: gate.lastError, refused_at: args.now.getTime() };
+  }
   const params = buildRequest(agent, args.messages, { serverWebSearch: args.serverWebSearch });
 
   const inputTokens = await countInputTokens(params);
@@ -116,6 +132,20 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
     message = await anthropic().messages.create(params);
   } catch (err) {
     const classified = classifyModelError(err);
+    const failure = classifyFailure(classified);
+    const breaker = await recordBreaker(db, dep, { success: false, outage: failure.outage, error: failure.summary }, args.now);
+    if (failure.outage && breaker.state !== "closed" && breaker.nextProbeAt) {
+      // This failure opened the breaker (or met it open): the turn waits for the next probe, no attempt burned.
+      await releaseBudget(db, { taskId: args.taskId, stepId: reservationKey, now: args.now });
+      await recordStep(db, {
+        taskId: args.taskId,
+        stepId: args.turnId,
+        kind: "model",
+        status: "running",
+        detail: { model: agent.model, error: classified.message, waiting_for: dep, retry_at: breaker.nextProbeAt },
+      });
+      return { kind: "dependency_down", dependency: dep, retry_at: breaker.nextProbeAt, last_error: failure.summary, refused_at: args.now.getTime() };
+    }
     // A retriable failure keeps its reservation for the retry of this step; a final one gives it back.
     if (classified instanceof NonRetriableError) await releaseBudget(db, { taskId: args.taskId, stepId: reservationKey, now: args.now });
     await recordStep(db, {
@@ -127,6 +157,7 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
     });
     throw classified;
   }
+  await recordBreaker(db, dep, { success: true }, args.now);
 
   return settleAnsweredTurn(db, args, { message, reservationKey, started });
 }

@@ -275,6 +275,51 @@ export type Database = {
           },
         ]
       }
+      breakers: {
+        Row: {
+          consecutive_failures: number
+          cooldown_seconds: number
+          dependency: string
+          last_error: string | null
+          last_error_at: string | null
+          last_success_at: string | null
+          next_probe_at: string | null
+          opened_at: string | null
+          probe_started_at: string | null
+          state: string
+          state_since: string
+          updated_at: string
+        }
+        Insert: {
+          consecutive_failures?: number
+          cooldown_seconds?: number
+          dependency: string
+          last_error?: string | null
+          last_error_at?: string | null
+          last_success_at?: string | null
+          next_probe_at?: string | null
+          opened_at?: string | null
+          probe_started_at?: string | null
+          state?: string
+          state_since?: string
+          updated_at?: string
+        }
+        Update: {
+          consecutive_failures?: number
+          cooldown_seconds?: number
+          dependency?: string
+          last_error?: string | null
+          last_error_at?: string | null
+          last_success_at?: string | null
+          next_probe_at?: string | null
+          opened_at?: string | null
+          probe_started_at?: string | null
+          state?: string
+          state_since?: string
+          updated_at?: string
+        }
+        Relationships: []
+      }
       budget_reservations: {
         Row: {
           actual_micros: number | null
@@ -378,6 +423,106 @@ export type Database = {
             foreignKeyName: "budget_windows_agent_id_fkey"
             columns: ["agent_id"]
             referencedRelation: "agents"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
+      dead_letters: {
+        Row: {
+          agent_id: string
+          attempts: number
+          cost_micros: number
+          created_at: string
+          discard_note: string | null
+          error: NonNullable<Json>
+          failed_step: string | null
+          failure_kind: string
+          id: string
+          input: Json | null
+          last_steps: NonNullable<Json>
+          pipeline_id: string | null
+          prompt: string
+          replay_api_key_id: string | null
+          replay_idempotency_key: string | null
+          replayed_task_id: string | null
+          resolved_at: string | null
+          resolved_by: string | null
+          stage: string | null
+          status: string
+          summary: string
+          task_id: string
+        }
+        Insert: {
+          agent_id: string
+          attempts?: number
+          cost_micros?: number
+          created_at?: string
+          discard_note?: string | null
+          error: NonNullable<Json>
+          failed_step?: string | null
+          failure_kind: string
+          id?: string
+          input?: Json | null
+          last_steps?: NonNullable<Json>
+          pipeline_id?: string | null
+          prompt: string
+          replay_api_key_id?: string | null
+          replay_idempotency_key?: string | null
+          replayed_task_id?: string | null
+          resolved_at?: string | null
+          resolved_by?: string | null
+          stage?: string | null
+          status?: string
+          summary: string
+          task_id: string
+        }
+        Update: {
+          agent_id?: string
+          attempts?: number
+          cost_micros?: number
+          created_at?: string
+          discard_note?: string | null
+          error?: NonNullable<Json>
+          failed_step?: string | null
+          failure_kind?: string
+          id?: string
+          input?: Json | null
+          last_steps?: NonNullable<Json>
+          pipeline_id?: string | null
+          prompt?: string
+          replay_api_key_id?: string | null
+          replay_idempotency_key?: string | null
+          replayed_task_id?: string | null
+          resolved_at?: string | null
+          resolved_by?: string | null
+          stage?: string | null
+          status?: string
+          summary?: string
+          task_id?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "dead_letters_agent_id_fkey"
+            columns: ["agent_id"]
+            referencedRelation: "agents"
+            referencedColumns: ["id"]
+          },
+          {
+            foreignKeyName: "dead_letters_pipeline_id_fkey"
+            columns: ["pipeline_id"]
+            referencedRelation: "pipelines"
+            referencedColumns: ["id"]
+          },
+          {
+            foreignKeyName: "dead_letters_replayed_task_id_fkey"
+            columns: ["replayed_task_id"]
+            referencedRelation: "tasks"
+            referencedColumns: ["id"]
+          },
+          {
+            foreignKeyName: "dead_letters_task_id_fkey"
+            columns: ["task_id"]
+            referencedRelation: "tasks"
             referencedColumns: ["id"]
           },
         ]
@@ -641,6 +786,119 @@ export type Database = {
           },
         ]
       }
+      schedule_firings: {
+        Row: {
+          fired_at: string
+          schedule_id: string
+          scheduled_for: string
+          skipped: number
+          skipped_from: string | null
+          task_id: string | null
+        }
+        Insert: {
+          fired_at?: string
+          schedule_id: string
+          scheduled_for: string
+          skipped?: number
+          skipped_from?: string | null
+          task_id?: string | null
+        }
+        Update: {
+          fired_at?: string
+          schedule_id?: string
+          scheduled_for?: string
+          skipped?: number
+          skipped_from?: string | null
+          task_id?: string | null
+        }
+        Relationships: [
+          {
+            foreignKeyName: "schedule_firings_schedule_id_fkey"
+            columns: ["schedule_id"]
+            referencedRelation: "schedules"
+            referencedColumns: ["id"]
+          },
+          {
+            foreignKeyName: "schedule_firings_task_id_fkey"
+            columns: ["task_id"]
+            referencedRelation: "tasks"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
+      schedules: {
+        Row: {
+          agent_id: string
+          created_at: string
+          cron: string
+          enabled: boolean
+          id: string
+          input: Json | null
+          last_run_at: string | null
+          last_scheduled_for: string | null
+          last_task_id: string | null
+          mode: Database["public"]["Enums"]["task_mode"]
+          name: string
+          next_run_at: string | null
+          prompt_template: string
+          require_approval: boolean
+          skipped_total: number
+          timezone: string
+          updated_at: string
+        }
+        Insert: {
+          agent_id: string
+          created_at?: string
+          cron: string
+          enabled?: boolean
+          id?: string
+          input?: Json | null
+          last_run_at?: string | null
+          last_scheduled_for?: string | null
+          last_task_id?: string | null
+          mode?: Database["public"]["Enums"]["task_mode"]
+          name: string
+          next_run_at?: string | null
+          prompt_template: string
+          require_approval?: boolean
+          skipped_total?: number
+          timezone?: string
+          updated_at?: string
+        }
+        Update: {
+          agent_id?: string
+          created_at?: string
+          cron?: string
+          enabled?: boolean
+          id?: string
+          input?: Json | null
+          last_run_at?: string | null
+          last_scheduled_for?: string | null
+          last_task_id?: string | null
+          mode?: Database["public"]["Enums"]["task_mode"]
+          name?: string
+          next_run_at?: string | null
+          prompt_template?: string
+          require_approval?: boolean
+          skipped_total?: number
+          timezone?: string
+          updated_at?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "schedules_agent_id_fkey"
+            columns: ["agent_id"]
+            referencedRelation: "agents"
+            referencedColumns: ["id"]
+          },
+          {
+            foreignKeyName: "schedules_last_task_id_fkey"
+            columns: ["last_task_id"]
+            referencedRelation: "tasks"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
       side_effects: {
         Row: {
           attempts: number
@@ -771,6 +1029,7 @@ export type Database = {
           progress_done: number
           progress_total: number
           prompt: string
+          replay_of: string | null
           request_hash: string | null
           require_approval: boolean
           result: Json | null
@@ -796,6 +1055,7 @@ export type Database = {
           progress_done?: number
           progress_total?: number
           prompt: string
+          replay_of?: string | null
           request_hash?: string | null
           require_approval?: boolean
           result?: Json | null
@@ -821,6 +1081,7 @@ export type Database = {
           progress_done?: number
           progress_total?: number
           prompt?: string
+          replay_of?: string | null
           request_hash?: string | null
           require_approval?: boolean
           result?: Json | null
@@ -841,6 +1102,180 @@ export type Database = {
             foreignKeyName: "tasks_api_key_id_fkey"
             columns: ["api_key_id"]
             referencedRelation: "api_keys"
+            referencedColumns: ["id"]
+          },
+          {
+            foreignKeyName: "tasks_replay_of_fkey"
+            columns: ["replay_of"]
+            referencedRelation: "tasks"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
+      webhook_deliveries: {
+        Row: {
+          attempts: number
+          created_at: string
+          event_type: string
+          finished_at: string | null
+          id: string
+          kind: string
+          last_error: string | null
+          last_status_code: number | null
+          message_id: string
+          payload: string
+          status: string
+          task_id: string | null
+          updated_at: string
+          url: string
+        }
+        Insert: {
+          attempts?: number
+          created_at?: string
+          event_type: string
+          finished_at?: string | null
+          id?: string
+          kind: string
+          last_error?: string | null
+          last_status_code?: number | null
+          message_id: string
+          payload: string
+          status?: string
+          task_id?: string | null
+          updated_at?: string
+          url: string
+        }
+        Update: {
+          attempts?: number
+          created_at?: string
+          event_type?: string
+          finished_at?: string | null
+          id?: string
+          kind?: string
+          last_error?: string | null
+          last_status_code?: number | null
+          message_id?: string
+          payload?: string
+          status?: string
+          task_id?: string | null
+          updated_at?: string
+          url?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "webhook_deliveries_task_id_fkey"
+            columns: ["task_id"]
+            referencedRelation: "tasks"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
+      webhook_delivery_attempts: {
+        Row: {
+          at: string
+          attempt: number
+          delivery_id: string
+          duration_ms: number
+          error: string | null
+          outcome: string
+          status_code: number | null
+        }
+        Insert: {
+          at?: string
+          attempt: number
+          delivery_id: string
+          duration_ms?: number
+          error?: string | null
+          outcome: string
+          status_code?: number | null
+        }
+        Update: {
+          at?: string
+          attempt?: number
+          delivery_id?: string
+          duration_ms?: number
+          error?: string | null
+          outcome?: string
+          status_code?: number | null
+        }
+        Relationships: [
+          {
+            foreignKeyName: "webhook_delivery_attempts_delivery_id_fkey"
+            columns: ["delivery_id"]
+            referencedRelation: "webhook_deliveries"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
+      webhook_refusals: {
+        Row: {
+          count: number
+          last_at: string
+          reason: string
+          source: string
+        }
+        Insert: {
+          count?: number
+          last_at?: string
+          reason: string
+          source: string
+        }
+        Update: {
+          count?: number
+          last_at?: string
+          reason?: string
+          source?: string
+        }
+        Relationships: []
+      }
+      webhook_sources: {
+        Row: {
+          agent_id: string
+          callback_url: string | null
+          created_at: string
+          description: string
+          enabled: boolean
+          input_mapping: NonNullable<Json>
+          mode: Database["public"]["Enums"]["task_mode"]
+          name: string
+          prompt_template: string
+          require_approval: boolean
+          secret_env_names: string[]
+          updated_at: string
+        }
+        Insert: {
+          agent_id: string
+          callback_url?: string | null
+          created_at?: string
+          description?: string
+          enabled?: boolean
+          input_mapping?: NonNullable<Json>
+          mode?: Database["public"]["Enums"]["task_mode"]
+          name: string
+          prompt_template: string
+          require_approval?: boolean
+          secret_env_names: string[]
+          updated_at?: string
+        }
+        Update: {
+          agent_id?: string
+          callback_url?: string | null
+          created_at?: string
+          description?: string
+          enabled?: boolean
+          input_mapping?: NonNullable<Json>
+          mode?: Database["public"]["Enums"]["task_mode"]
+          name?: string
+          prompt_template?: string
+          require_approval?: boolean
+          secret_env_names?: string[]
+          updated_at?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "webhook_sources_agent_id_fkey"
+            columns: ["agent_id"]
+            referencedRelation: "agents"
             referencedColumns: ["id"]
           },
         ]
@@ -900,6 +1335,39 @@ export type Database = {
           link: string
           task_id: string
           title: string
+        }[]
+      }
+      breaker_acquire: {
+        Args: {
+          p_dependency: string
+          p_now: string
+          p_probe_lease_seconds: number
+        }
+        Returns: {
+          last_error: string
+          opened_at: string
+          retry_at: string
+          role: string
+          state: string
+        }[]
+      }
+      breaker_record: {
+        Args: {
+          p_base_cooldown_seconds: number
+          p_dependency: string
+          p_error: string
+          p_max_cooldown_seconds: number
+          p_now: string
+          p_outage: boolean
+          p_success: boolean
+          p_threshold: number
+        }
+        Returns: {
+          cooldown_seconds: number
+          next_probe_at: string
+          opened_at: string
+          state: string
+          transition: string
         }[]
       }
       cancel_task: {
@@ -1028,6 +1496,13 @@ export type Database = {
           task_id: string
         }[]
       }
+      discard_dead_letter: {
+        Args: { p_actor: string; p_id: string; p_note: string }
+        Returns: {
+          outcome: string
+          task_id: string
+        }[]
+      }
       expire_approval: {
         Args: { p_id: string; p_now?: string }
         Returns: {
@@ -1072,6 +1547,20 @@ export type Database = {
         }
         Returns: boolean
       }
+      fail_task_dead_letter: {
+        Args: {
+          p_attempts: number
+          p_error: Json
+          p_failure_kind: string
+          p_reason: string
+          p_summary: string
+          p_task_id: string
+        }
+        Returns: {
+          dead_letter_id: string
+          outcome: string
+        }[]
+      }
       finish_notification: {
         Args: { p_notification_id: string; p_now?: string; p_reason?: string }
         Returns: {
@@ -1093,6 +1582,23 @@ export type Database = {
         }
         Returns: boolean
       }
+      fire_schedule: {
+        Args: {
+          p_expected_next: string
+          p_next_run_at: string
+          p_prompt: string
+          p_request_hash: string
+          p_schedule_id: string
+          p_scheduled_for: string
+          p_skipped: number
+          p_skipped_from: string
+        }
+        Returns: {
+          agent_id: string
+          outcome: string
+          task_id: string
+        }[]
+      }
       note_budget_exhausted: {
         Args: {
           p_agent_id: string
@@ -1103,6 +1609,42 @@ export type Database = {
           p_window: string
         }
         Returns: boolean
+      }
+      note_webhook_refusal: {
+        Args: { p_reason: string; p_source: string }
+        Returns: undefined
+      }
+      open_webhook_delivery: {
+        Args: {
+          p_event_type: string
+          p_kind: string
+          p_message_id: string
+          p_payload: string
+          p_task_id: string
+          p_url: string
+        }
+        Returns: {
+          attempts: number
+          created_at: string
+          event_type: string
+          finished_at: string | null
+          id: string
+          kind: string
+          last_error: string | null
+          last_status_code: number | null
+          message_id: string
+          payload: string
+          status: string
+          task_id: string | null
+          updated_at: string
+          url: string
+        }[]
+        SetofOptions: {
+          from: "*"
+          to: "webhook_deliveries"
+          isOneToOne: false
+          isSetofReturn: true
+        }
       }
       publish_approval: {
         Args: { p_id: string; p_now?: string }
@@ -1162,6 +1704,38 @@ export type Database = {
         }
         Returns: undefined
       }
+      record_webhook_attempt: {
+        Args: {
+          p_attempt: number
+          p_delivery_id: string
+          p_duration_ms: number
+          p_error: string
+          p_outcome: string
+          p_status_code: number
+        }
+        Returns: {
+          attempts: number
+          created_at: string
+          event_type: string
+          finished_at: string | null
+          id: string
+          kind: string
+          last_error: string | null
+          last_status_code: number | null
+          message_id: string
+          payload: string
+          status: string
+          task_id: string | null
+          updated_at: string
+          url: string
+        }[]
+        SetofOptions: {
+          from: "*"
+          to: "webhook_deliveries"
+          isOneToOne: false
+          isSetofReturn: true
+        }
+      }
       release_agent_slot: { Args: { p_task_id: string }; Returns: boolean }
       release_budget: {
         Args: { p_now?: string; p_step_id: string; p_task_id: string }
@@ -1170,6 +1744,21 @@ export type Database = {
       release_task_budget: {
         Args: { p_now?: string; p_task_id: string }
         Returns: number
+      }
+      replay_dead_letter: {
+        Args: {
+          p_actor: string
+          p_agent_id: string
+          p_api_key_id: string
+          p_id: string
+          p_idempotency_key: string
+          p_prompt: string
+        }
+        Returns: {
+          dead_letter_status: string
+          outcome: string
+          task_id: string
+        }[]
       }
       request_approval: {
         Args: {
@@ -1225,6 +1814,7 @@ export type Database = {
           window_start: string
         }[]
       }
+      resume_dependency_wait: { Args: { p_task_id: string }; Returns: boolean }
       save_artifact: {
         Args: {
           p_content: string
@@ -1345,6 +1935,10 @@ export type Database = {
           notification_id: string
         }[]
       }
+      undo_dead_letter_replay: {
+        Args: { p_id: string; p_task_id: string }
+        Returns: boolean
+      }
       update_agent_settings: {
         Args: { p_actor: string; p_agent_id: string; p_patch: Json }
         Returns: {
@@ -1366,6 +1960,7 @@ export type Database = {
         | "stopped"
         | "rejected"
         | "cancelled"
+        | "waiting_dependency"
     }
     CompositeTypes: {
       [_ in never]: never
@@ -1505,6 +2100,7 @@ export const Constants = {
         "stopped",
         "rejected",
         "cancelled",
+        "waiting_dependency",
       ],
     },
   },

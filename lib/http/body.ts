@@ -40,3 +40,25 @@ export async function readJsonBody(req: Request, limit = MAX_BODY_BYTES): Promis
 function tooLarge(limit: number): ApiError {
   return new ApiError(413, "payload_too_large", `Request body exceeds ${limit} bytes`);
 }
+
+/** Reads the raw body as text under a byte limit (413 beyond it): what a signature is computed over. */
+export async function readRawBody(req: Request, limit = MAX_BODY_BYTES): Promise<string> {
+  const declared = Number(req.headers.get("content-length") ?? "NaN");
+  if (Number.isFinite(declared) && declared > limit) throw tooLarge(limit);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  if (req.body) {
+    const reader = req.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > limit) {
+        await reader.cancel().catch(() => {});
+        throw tooLarge(limit);
+      }
+      chunks.push(value);
+    }
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}

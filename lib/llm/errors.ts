@@ -16,7 +16,14 @@ export function classifyModelError(err: unknown): Error {
     // 400 invalid request, 401/403 auth, 404 unknown model, 413 too large: retrying cannot help.
     return new NonRetriableError(message);
   }
+  if (err instanceof Anthropic.APIConnectionTimeoutError) return new Error("Claude API timed out: no answer in time");
   if (err instanceof Anthropic.APIConnectionError) return new Error(`Claude API unreachable: ${err.message}`);
+  // Errors in words, never the raw fragment: a SyntaxError's message quotes the body it choked on, and a body cut off
+  // mid-way surfaces as undici's bare "TypeError: terminated". Both are worth a retry.
+  if (err instanceof SyntaxError) return new Error("Claude API answer corrupted: the response was not valid JSON");
+  if (err instanceof TypeError && /^terminated$|other side closed/i.test(err.message)) {
+    return new Error("Claude API answer cut off mid-way: the connection closed before the body ended");
+  }
   return err instanceof Error ? err : new Error(String(err));
 }
 

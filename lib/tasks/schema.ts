@@ -34,6 +34,7 @@ export const TASK_STATUSES = [
   "running",
   "waiting_budget",
   "waiting_approval",
+  "waiting_dependency",
   "completed",
   "failed",
   "stopped",

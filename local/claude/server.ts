@@ -19,6 +19,7 @@ import {
 } from "./model";
 import { CONTEXT_WINDOW, validateRequest, type MessagesRequest } from "./request";
 import { SCENARIO_HEADER, ScriptBook, scriptBodySchema, type Step } from "./script";
+import { FaultBook, faultsBodySchema, type FaultAction, type FaultSpec } from "./faults";
 import { countInputTokens, promptBlocks } from "./tokens";
 
 export { scenarioMarker, type Step } from "./script";
@@ -118,6 +119,8 @@ export interface ClaudeDouble {
   /** Forget a scenario's script, calls and cache entries; with no argument, all state. */
   reset(scenario?: string): void;
   clock: { now(): number; advance(ms: number): void };
+  /** Outages over time (local/claude/faults.ts): add returns the fault's id. */
+  faults: { add(spec: FaultSpec): number; list(): ReturnType<FaultBook["list"]>; clear(): void };
 }
 
 const ERROR_TYPES: Record<number, string> = {
@@ -209,6 +212,7 @@ export async function startClaudeDouble(opts: ClaudeDoubleOptions = {}): Promise
       : (opts.minCacheableTokens ?? defaultMinCacheableTokens);
   const cache = new PromptCache(clock.now, minTokens);
   const scripts = new ScriptBook();
+  const faults = new FaultBook(clock.now);
   const batches = new Map<string, Batch>();
   let log: CallRecord[] = [];
   let seq = 0;
@@ -376,6 +380,7 @@ export async function startClaudeDouble(opts: ClaudeDoubleOptions = {}): Promise
   function reset(scenario?: string) {
     if (scenario === undefined) {
       scripts.clear();
+      faults.clear();
       log = [];
       cache.clear();
       batches.clear();
@@ -446,6 +451,16 @@ export async function startClaudeDouble(opts: ClaudeDoubleOptions = {}): Promise
       if (!parsed.success) return bad("body: expected { scenario?: string }");
       reset(parsed.data.scenario);
       return sendJson(res, 200, { ok: true });
+    }
+    if (route === "/faults" && req.method === "POST") {
+      const parsed = faultsBodySchema.safeParse(parseJson(await readBody(req, 1 << 20)));
+      if (!parsed.success) return bad(parsed.error.issues.map((i) => `${i.path.join(".") || "body"}: ${i.message}`).join("; "));
+      return sendJson(res, 200, { ids: parsed.data.faults.map((f) => faults.add(f)), faults: faults.list() });
+    }
+    if (route === "/faults" && req.method === "GET") return sendJson(res, 200, { faults: faults.list() });
+    if (route === "/faults" && req.method === "DELETE") {
+      faults.clear();
+      return sendJson(res, 200, { faults: [] });
     }
     if (route === "/clock" && req.method === "GET") return sendJson(res, 200, { now: clock.now() });
     if (route === "/clock" && req.method === "POST") {
@@ -652,6 +667,35 @@ export async function startClaudeDouble(opts: ClaudeDoubleOptions = {}): Promise
     return notFound();
   }
 
+  /** Applies an outage fault; true when the request was answered (or dropped) by it. */
+  async function applyFault(f: FaultAction, req: IncomingMessage, res: ServerResponse, r: { method: string; path: string; requestId: string; scenario: string | null }): Promise<boolean> {
+    if (f.kind === "delay") {
+      await sleep(f.ms);
+      return false;
+    }
+    const buf = await readBody(req, 32 << 20).catch(() => Buffer.alloc(0));
+    let scenario = r.scenario;
+    try {
+      scenario ??= findScenario((JSON.parse(buf.toString("utf8")) ?? {}) as object);
+    } catch {
+      /* not JSON: no scenario */
+    }
+    const kind: CallKind = r.path === "/v1/messages" ? "messages" : r.path === "/v1/messages/count_tokens" ? "count_tokens" : r.path.startsWith("/v1/messages/batches") ? "batches" : "other";
+    const base = { method: r.method, path: r.path, kind, request_id: r.requestId, scenario, outcome: `fault:${f.kind}` };
+    if (f.kind === "error") {
+      const type = errorTypeFor(f.status);
+      record({ ...base, status: f.status, error_type: type });
+      sendApiError(res, r.requestId, f.status, type, DEFAULT_ERROR_MESSAGES[type] ?? "Error (an outage scripted in the offline double).");
+    } else if (f.kind === "drop") {
+      record({ ...base, status: 0, error_type: "connection_closed" });
+      req.socket.destroy();
+    } else {
+      // Held without an answer until the client gives up (its timeout) or the double stops.
+      record({ ...base, status: 0, error_type: "timeout" });
+    }
+    return true;
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse) {
     const host = req.headers.host ?? `127.0.0.1:${port}`;
     const origin = `http://${host}`;
@@ -674,6 +718,8 @@ export async function startClaudeDouble(opts: ClaudeDoubleOptions = {}): Promise
     if (!req.headers["anthropic-version"]) return fail(400, "anthropic-version: header is required");
 
     const p = url.pathname.replace(/\/+$/, "");
+    const fault = p.startsWith("/v1/") ? faults.decide(p) : null;
+    if (fault && (await applyFault(fault, req, res, { method, path: p, requestId, scenario: headerScenario }))) return;
     if (p === "/v1/messages" && method === "POST") return handleMessages(req, res, requestId, headerScenario);
     if (p === "/v1/messages/count_tokens" && method === "POST") return handleCountTokens(req, res, requestId, headerScenario);
     if (p === "/v1/messages/batches" || p.startsWith("/v1/messages/batches/")) return handleBatches(req, res, url, requestId, headerScenario, origin);
@@ -714,5 +760,6 @@ export async function startClaudeDouble(opts: ClaudeDoubleOptions = {}): Promise
     pending: (scenario) => scripts.pending(scenario),
     calls,
     reset,
+    faults: { add: (spec) => faults.add(spec), list: () => faults.list(), clear: () => faults.clear() },
   };
 }

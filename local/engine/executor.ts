@@ -12,7 +12,7 @@ import type { Clock } from "./clock";
 import { nextCronTime } from "./cron";
 import { parseRetryAfter, sleepTarget } from "./durations";
 import { ulid } from "./ids";
-import { INTERNAL, opsSchema, type EngineEvent, type IncomingEvent, type MemoValue, type Op } from "./protocol";
+import { INTERNAL, opsSchema, type CheckpointBody, type EngineEvent, type IncomingEvent, type MemoValue, type Op } from "./protocol";
 import { buildFunction, triggerMatches, type FunctionDef } from "./registry";
 import { DueQueue } from "./scheduler";
 import { canonical, signRequest, verifySignature } from "./signing";
@@ -50,7 +50,12 @@ export interface ExecutorOptions {
   retryBackoff?: (attempt: number) => number;
   /** Upper bound for a `retry-after` the app asks for. */
   maxRetryAfterMs?: number;
+  /** "checkpoint" (default, as Inngest Cloud with SDK 4.x): send ctx.fn_id/qi_id so the SDK runs many steps
+   * per request and posts them to /v1/checkpoint/{runId}/async. "classic": one step per request. */
+  mode?: EngineMode;
 }
+
+export type EngineMode = "checkpoint" | "classic";
 
 interface Pending {
   workId: string;
@@ -159,6 +164,9 @@ export class Executor {
   private readonly callTimeoutMs: number;
   private readonly backoff: (attempt: number) => number;
   private readonly maxRetryAfterMs: number;
+  readonly mode: EngineMode;
+  /** Call work id -> request id of the dispatch in flight; a checkpoint from any other dispatch is stale. */
+  private dispatches = new Map<string, string>();
 
   constructor(private opts: ExecutorOptions) {
     this.store = opts.store;
@@ -168,6 +176,7 @@ export class Executor {
     this.callTimeoutMs = opts.callTimeoutMs ?? 15 * 60_000;
     this.backoff = opts.retryBackoff ?? defaultBackoff;
     this.maxRetryAfterMs = opts.maxRetryAfterMs ?? 3_600_000;
+    this.mode = opts.mode ?? "checkpoint";
     this.queue = new DueQueue(this.clock, (ids) => this.onDue(ids));
   }
 
@@ -611,6 +620,9 @@ export class Executor {
       disable_immediate_execution: run.row.disable_immediate,
       use_api: false,
       stack: { stack: stack.slice(), current: stack.length },
+      // Checkpointing mode (InngestCommHandler.runStep -> InngestFunction.shouldAsyncCheckpoint): fn_id switches
+      // the SDK to AsyncCheckpointing, qi_id names this queue item in its checkpoint calls.
+      ...(this.mode === "checkpoint" ? { fn_id: fn.id, qi_id: w.id } : {}),
     };
     let body: string;
     let signature: string | undefined;
@@ -631,11 +643,76 @@ export class Executor {
       }
       body = `{"version":2,"event":${eventJson},"events":[${eventJson}],"steps":{${parts.join(",")}},"ctx":${JSON.stringify(ctx)}}`;
     }
-    const res = await this.callSdk(fn, w.step ?? "step", body, signature);
-    await this.withLock(run, () => this.handleResult(run, fn, w, res));
+    // A fresh id per dispatch (sent as x-request-id, echoed by the SDK as request_id in its checkpoints): after a
+    // retry or an engine restart, checkpoints of the old dispatch no longer match and are answered 409.
+    const requestId = ulid();
+    this.dispatches.set(w.id, requestId);
+    try {
+      const res = await this.callSdk(fn, w.step ?? "step", body, signature, requestId);
+      await this.withLock(run, () => this.handleResult(run, fn, w, res));
+    } finally {
+      if (this.dispatches.get(w.id) === requestId) this.dispatches.delete(w.id);
+    }
   }
 
-  private async callSdk(fn: FunctionDef, stepId: string, body: string, signature?: string): Promise<CallResult> {
+  /**
+   * POST /v1/checkpoint/{runId}/async: steps the SDK ran inside a call that is still in flight. They are
+   * memoized exactly like the ops of a 206, and committed before the answer, so an acknowledged step is never
+   * run again. 409 (the SDK's StaleDispatchError, api.checkpointStepsAsync) when the call is not the one the
+   * engine is waiting for: retried, timed out, cancelled, or from before a restart.
+   */
+  async checkpoint(runId: string, body: CheckpointBody): Promise<{ status: number; error?: string }> {
+    const run = this.runs.get(runId);
+    if (!run) return { status: 409, error: `run ${runId} is not active` };
+    let out: { status: number; error?: string } = { status: 500, error: "checkpoint not processed" };
+    await this.withLock(run, async () => {
+      const w = this.work.get(body.qi_id);
+      const current = this.dispatches.get(body.qi_id);
+      if (
+        TERMINAL.has(run.row.status) ||
+        !w ||
+        w.kind !== "call" ||
+        w.run_id !== runId ||
+        !current ||
+        (body.request_id && body.request_id !== current) ||
+        body.fn_id !== run.row.function_id
+      ) {
+        out = { status: 409, error: `stale dispatch for run ${runId}` };
+        return;
+      }
+      for (const op of body.steps) {
+        if (op.op !== "StepRun" && op.op !== "Step") {
+          out = { status: 400, error: `op ${op.op} cannot be checkpointed by the local engine` };
+          return;
+        }
+      }
+      await this.ensureMemo(run);
+      const memo = run.memo!;
+      const now = this.clock.now();
+      const tx = new Tx();
+      const logs: string[] = [];
+      for (const op of body.steps) {
+        const name = op.displayName ?? op.userland?.id ?? op.name ?? op.id;
+        run.names.set(op.id, name);
+        if (memo.has(op.id)) continue;
+        this.addMemo(tx, run, op.id, { data: op.data ?? null }, now);
+        tx.ch.history.push({ run_id: runId, at: now, type: "step.completed", step: op.id, name, detail: { checkpointed: true } });
+        logs.push(`step "${name}" completed (checkpoint)`);
+      }
+      if (run.stack!.length > MAX_STEPS) {
+        await this.terminate(run, "failed", { error: { name: "Error", message: `run exceeded ${MAX_STEPS} steps` } }, tx);
+        out = { status: 409, error: `run ${runId} exceeded ${MAX_STEPS} steps` };
+        return;
+      }
+      await this.commit(tx);
+      const fnId = run.row.function_id;
+      for (const l of logs) this.log(`run ${runId} ${fnId} ${l}`);
+      out = { status: 200 };
+    });
+    return out;
+  }
+
+  private async callSdk(fn: FunctionDef, stepId: string, body: string, signature?: string, requestId?: string): Promise<CallResult> {
     const url = new URL(fn.url);
     url.searchParams.set("stepId", stepId);
     const headers: Record<string, string> = {
@@ -643,6 +720,7 @@ export class Executor {
       "x-inngest-server-kind": this.opts.signingKey ? "cloud" : "dev",
     };
     if (signature) headers["x-inngest-signature"] = signature;
+    if (requestId) headers["x-request-id"] = requestId;
     let res: { status: number; headers: IncomingHttpHeaders; text: string };
     try {
       res = await post(url, headers, body, this.callTimeoutMs);

@@ -1,7 +1,7 @@
 // The engine's HTTP face: the SDK's register call, the event API, and a small read API.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Executor } from "./executor";
-import { eventSchema, registerSchema } from "./protocol";
+import { checkpointBodySchema, eventSchema, registerSchema } from "./protocol";
 import { safeEqual, verifyBearer } from "./signing";
 import type { Store } from "./store";
 import { runDetail, runView, v1RunView } from "./views";
@@ -44,7 +44,15 @@ async function handle(deps: HttpDeps, req: IncomingMessage, res: ServerResponse)
   if (method === "POST" && path === "/fn/register") return register(deps, req, res);
   const ev = /^\/e\/([^/]*)$/.exec(path);
   if (method === "POST" && ev) return events(deps, decodeURIComponent(ev[1] ?? ""), req, res);
-  if (method === "GET" && (path === "/health" || path === "/")) return send(res, 200, { status: "ok", mode: deps.signingKey ? "cloud" : "dev" });
+  if (method === "GET" && (path === "/health" || path === "/")) {
+    return send(res, 200, { status: "ok", mode: deps.signingKey ? "cloud" : "dev", execution: deps.executor.mode });
+  }
+  const cp = /^\/v1\/checkpoint\/([^/]+)\/async$/.exec(path);
+  if (method === "POST" && cp) return checkpoint(deps, decodeURIComponent(cp[1]!), req, res);
+  if (method === "POST" && (path === "/v1/checkpoint" || /^\/v1\/checkpoint\/[^/]+\/steps$/.test(path))) {
+    // Sync checkpointing serves durable endpoints (StepMode.Sync), which the app does not use.
+    throw new HttpError(501, "sync checkpointing (durable endpoints) is not implemented by the local engine");
+  }
 
   if (method === "GET" && (path.startsWith("/v0/") || path.startsWith("/v1/"))) {
     // In signed mode the read API wants the signing key, as Inngest's REST API does.
@@ -94,6 +102,18 @@ async function register(deps: HttpDeps, req: IncomingMessage, res: ServerRespons
     return send(res, 400, { status: 400, error });
   }
   return send(res, 200, { status: 200, ok: true, modified: true, functions: result.functions });
+}
+
+async function checkpoint(deps: HttpDeps, runId: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  if (deps.signingKey && !verifyBearer(req.headers.authorization, deps.signingKey)) throw new HttpError(401, "unauthorized");
+  const parsed = checkpointBodySchema.safeParse(await readJson(req));
+  if (!parsed.success) {
+    throw new HttpError(400, `invalid checkpoint: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+  }
+  if (parsed.data.run_id !== runId) throw new HttpError(400, "run_id in the body does not match the path");
+  const out = await deps.executor.checkpoint(runId, parsed.data);
+  if (out.status !== 200) return send(res, out.status, { status: out.status, error: out.error });
+  return send(res, 200, { status: 200 });
 }
 
 async function events(deps: HttpDeps, key: string, req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -2,7 +2,7 @@
 // the SDK's HTTP protocol (inngest 4.24) to the app's real serve route. See docs/engine.md.
 import type { AddressInfo } from "node:net";
 import { RealClock, type Clock } from "./clock";
-import { Executor } from "./executor";
+import { Executor, type EngineMode } from "./executor";
 import { createEngineServer } from "./http";
 import type { IncomingEvent } from "./protocol";
 import { Store, type RunListFilter } from "./store";
@@ -10,6 +10,14 @@ import { runDetail, runView, type RunDetail, type RunView } from "./views";
 
 export { ManualClock, RealClock, type Clock } from "./clock";
 export type { RunDetail, RunView } from "./views";
+export type { EngineMode } from "./executor";
+
+/** INNGEST_ENGINE_MODE=classic selects the one-step-per-request flow; anything else is rejected loudly. */
+export function engineModeFromEnv(value = process.env["INNGEST_ENGINE_MODE"]): EngineMode {
+  if (!value || value === "checkpoint") return "checkpoint";
+  if (value === "classic") return "classic";
+  throw new Error(`INNGEST_ENGINE_MODE must be "checkpoint" or "classic", not "${value}"`);
+}
 
 export interface EngineOptions {
   /** 0 or undefined: a free port. The engine listens on 127.0.0.1 unless `host` says otherwise. */
@@ -29,12 +37,15 @@ export interface EngineOptions {
   callTimeoutMs?: number;
   retryBackoff?: (attempt: number) => number;
   maxRetryAfterMs?: number;
+  /** "checkpoint" (default) or "classic"; see docs/engine.md. Default from INNGEST_ENGINE_MODE. */
+  mode?: EngineMode;
 }
 
 export interface Engine {
   url: string;
   port: number;
   clock: Clock;
+  mode: EngineMode;
   /** True when a signing key is configured (cloud-mode protocol). */
   signed: boolean;
   /** Asks the app to sync (PUT on its serve route); throws with the engine's reason when the sync fails. */
@@ -64,6 +75,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
     callTimeoutMs: opts.callTimeoutMs,
     retryBackoff: opts.retryBackoff,
     maxRetryAfterMs: opts.maxRetryAfterMs,
+    mode: opts.mode ?? engineModeFromEnv(),
   });
   try {
     await executor.load();
@@ -80,13 +92,14 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
   });
   const port = (server.address() as AddressInfo).port;
   const url = `http://${host}:${port}`;
-  log(`local Inngest engine listening on ${url} (${opts.signingKey ? "signed cloud" : "dev"} mode)`);
+  log(`local Inngest engine listening on ${url} (${opts.signingKey ? "signed cloud" : "dev"} mode, ${executor.mode} execution)`);
 
   let stopped = false;
   return {
     url,
     port,
     clock,
+    mode: executor.mode,
     signed: Boolean(opts.signingKey),
     async sync(appServeUrl) {
       const res = await fetch(appServeUrl, { method: "PUT" });

@@ -1,5 +1,5 @@
-// CLI: tsx local/engine/main.ts --database-url postgres://... [--port 8288] [--signing-key ...] [--event-key ...]
-import { startEngine } from "./index";
+// CLI: tsx local/engine/main.ts --database-url postgres://... [--port 8288] [--signing-key ...] [--event-key ...] [--mode checkpoint|classic]
+import { engineModeFromEnv, startEngine } from "./index";
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -16,6 +16,7 @@ const engine = await startEngine({
   port: Number(arg("port") ?? 8288),
   signingKey: arg("signing-key"),
   eventKey: arg("event-key"),
+  mode: engineModeFromEnv(arg("mode")),
   log: (line) => console.log(`[engine] ${line}`),
 });
 console.log(JSON.stringify({ ready: true, url: engine.url, port: engine.port }));

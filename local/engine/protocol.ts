@@ -91,6 +91,19 @@ export const opSchema = z.looseObject({
 export type Op = z.infer<typeof opSchema>;
 export const opsSchema = z.array(opSchema);
 
+/** The body of POST /v1/checkpoint/{runId}/async (inngest 4.24 api/api.js, InngestApi.checkpointStepsAsync). */
+export const checkpointBodySchema = z.looseObject({
+  run_id: z.string().min(1),
+  fn_id: z.string().min(1),
+  qi_id: z.string().min(1),
+  request_id: z.string().nullish(),
+  generation_id: z.number().nullish(),
+  request_started_at: z.number().nullish(),
+  steps: opsSchema,
+  ts: z.number().nullish(),
+});
+export type CheckpointBody = z.infer<typeof checkpointBodySchema>;
+
 /** A memoized step result as the SDK expects it in `steps`. */
 export type MemoValue = { data: unknown } | { error: unknown };
 

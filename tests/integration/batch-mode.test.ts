@@ -113,6 +113,21 @@ function tick() {
   double.clock.advance(60_000);
 }
 
+/** Like tick, but the double's clock moves only after the run has looked at its batch since the last move: on a
+ * loaded machine several ticks can pass during one slow poll, and would end the batch before any poll saw it
+ * pending. */
+function pollPacedTick(): () => void {
+  let seen = 0;
+  return () => {
+    clock.advance(60_000);
+    const polls = double.calls((c) => c.kind === "batches" && c.method === "GET").length;
+    if (polls > seen) {
+      seen = polls;
+      double.clock.advance(60_000);
+    }
+  };
+}
+
 async function newTask(scenario: string) {
   const t = await insertTask(sb.admin, { agent: AGENT, prompt: `${scenarioMarker(scenario)} Write the note.`, mode: "batch" }, null, null);
   return t.taskId;
@@ -161,7 +176,7 @@ describe("batch-mode turns through the engine", () => {
   test("submit, poll while in progress, answer at the batch price, settle once", async () => {
     const scenario = "bm-happy";
     double.script(scenario, [{ text: "Written in a batch.", usage: USAGE }]);
-    const { taskId, run } = await runLoop(scenario, "completed");
+    const { taskId, run } = await runLoop(scenario, "completed", pollPacedTick());
 
     const output = run.output as { text: string; cost_micros: number; batch: { polls: number; submissions: number; batch_id: string } };
     expect(output.text).toContain("Written in a batch.");

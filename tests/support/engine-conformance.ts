@@ -4,29 +4,38 @@ import { randomBytes } from "node:crypto";
 import { Inngest } from "inngest";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { conformanceFunctions, holdFor, newHooks, type Hooks } from "./engine-functions";
+import type { EngineMode } from "../../local/engine";
+import { hashSigningKey } from "../../local/engine/signing";
 import { quietLogger, runFor, runReaches, serveApp, startTestEngine, until, type ServedApp, type TestEngine } from "./engine-harness";
 
 const HOUR = 3_600_000;
+const hashedKey = () => hashSigningKey(process.env["INNGEST_SIGNING_KEY"]!);
 
-export function conformanceSuite(mode: "dev" | "signed"): void {
-  describe(`local engine conformance (${mode} mode)`, () => {
+/** `mode`: the app's protocol (dev or signed cloud); `execution`: the engine's checkpointing or classic flow. */
+export function conformanceSuite(mode: "dev" | "signed", execution: EngineMode): void {
+  describe(`local engine conformance (${mode} mode, ${execution} execution)`, () => {
     let t: TestEngine;
     let app: ServedApp;
     let inngest: Inngest.Any;
     let h: Hooks;
-    const appId = `conformance-${mode}`;
+    const appId = `conformance-${mode}-${execution}`;
+    /** SDK calls received by the serve route (POSTs), to show how many steps one request carries. */
+    let calls = 0;
     const fid = (id: string) => `${appId}-${id}`;
     const saved = { ...process.env };
 
     beforeAll(async () => {
       const signingKey = mode === "signed" ? `signkey-test-${randomBytes(32).toString("hex")}` : undefined;
-      t = await startTestEngine({ signingKey, eventKey: mode === "signed" ? "test-event-key" : undefined });
+      t = await startTestEngine({ signingKey, eventKey: mode === "signed" ? "test-event-key" : undefined, mode: execution });
       // The app is configured the way a deployment would be: environment variables only.
       for (const k of ["INNGEST_DEV", "INNGEST_BASE_URL", "INNGEST_SIGNING_KEY", "INNGEST_EVENT_KEY"]) delete process.env[k];
       Object.assign(process.env, t.engine.appEnv());
       inngest = new Inngest({ id: appId, logger: quietLogger });
       h = newHooks();
-      app = await serveApp(inngest, conformanceFunctions(inngest, h));
+      app = await serveApp(inngest, conformanceFunctions(inngest, h), (handler) => (req, res) => {
+        if (req.method === "POST") calls++;
+        return handler(req, res);
+      });
       await t.engine.sync(app.url);
     });
 
@@ -57,6 +66,55 @@ export function conformanceSuite(mode: "dev" | "signed"): void {
       expect(run.history.filter((x) => x.type === "step.completed").map((x) => x.step_name)).toEqual(["a", "b", "c"]);
       expect(run.history[0]?.type).toBe("run.queued");
       expect(run.history.at(-1)?.type).toBe("run.completed");
+    });
+
+    it(`runs ${execution === "checkpoint" ? "all steps in one request, checkpointed" : "one step per request"}`, async () => {
+      const before = calls;
+      const runId = await start("test/sequential", "sequential", { input: "count" });
+      const run = await runReaches(t.engine, runId, "completed");
+      const completed = run.history.filter((x) => x.type === "step.completed");
+      if (execution === "checkpoint") {
+        expect(calls - before).toBe(1);
+        expect(completed.map((x) => x.detail)).toEqual([{ checkpointed: true }, { checkpointed: true }, { checkpointed: true }]);
+      } else {
+        expect(calls - before).toBe(4);
+        expect(completed.every((x) => x.detail === null)).toBe(true);
+      }
+    });
+
+    it("honours the SDK's checkpointing maxRuntime: steps past it are planned and run in later requests", async () => {
+      const runId = await start("test/short-runtime", "short-runtime");
+      const run = await runReaches(t.engine, runId, "completed");
+      expect(run.output).toBe(3);
+      expect(["r1", "r2", "r3"].map((k) => h.counter.get(`short:${k}`))).toEqual([1, 1, 1]);
+      const planned = run.history.filter((x) => x.type === "step.planned").length;
+      if (execution === "checkpoint") expect(planned).toBeGreaterThanOrEqual(1);
+      else expect(planned).toBe(0);
+    });
+
+    it("answers 409 (stale dispatch) to a checkpoint for a call the engine is not waiting for", async () => {
+      const runId = await start("test/sequential", "sequential", { input: "stale" });
+      await runReaches(t.engine, runId, "completed");
+      const auth: Record<string, string> = mode === "signed" ? { authorization: `Bearer ${hashedKey()}` } : {};
+      const body = (qi: string) =>
+        JSON.stringify({ run_id: runId, fn_id: fid("sequential"), qi_id: qi, request_id: "r", steps: [{ id: "x", op: "StepRun", data: 1 }] });
+      const done = await fetch(`${t.engine.url}/v1/checkpoint/${runId}/async`, { method: "POST", headers: auth, body: body("nope") });
+      expect(done.status).toBe(409);
+      // A live run whose call is not in flight (it waits for an event): also stale.
+      const sleeping = await start("test/wait.start", "waiter", { id: "stale-checkpoint" });
+      await runReaches(t.engine, sleeping, "waiting");
+      const res = await fetch(`${t.engine.url}/v1/checkpoint/${sleeping}/async`, {
+        method: "POST",
+        headers: auth,
+        body: JSON.stringify({ run_id: sleeping, fn_id: fid("waiter"), qi_id: "nope", steps: [] }),
+      });
+      expect(res.status).toBe(409);
+      const bad = await fetch(`${t.engine.url}/v1/checkpoint/${sleeping}/async`, { method: "POST", headers: auth, body: "{}" });
+      expect(bad.status).toBe(400);
+      if (mode === "signed") {
+        const unauth = await fetch(`${t.engine.url}/v1/checkpoint/${sleeping}/async`, { method: "POST", body: body("nope") });
+        expect(unauth.status).toBe(401);
+      }
     });
 
     it("retries a failing step with backoff (StepError) until it succeeds", async () => {

@@ -228,7 +228,25 @@ export function conformanceFunctions(inngest: Inngest.Any, h: Hooks): InngestFun
     });
   });
 
+  // checkpointing.maxRuntime of 1 ms: in checkpointing mode the SDK stops running new steps inline after the
+  // first and hands the next one back as planned (the runtime-reached path of the execution engine).
+  const shortRuntime = inngest.createFunction(
+    { id: "short-runtime", checkpointing: { maxRuntime: 1 }, triggers: [{ event: "test/short-runtime" }] },
+    async ({ step }) => {
+      let total = 0;
+      for (const k of ["r1", "r2", "r3"]) {
+        total += await step.run(k, async () => {
+          c.hit(`short:${k}`);
+          await new Promise((r) => setTimeout(r, 5));
+          return 1;
+        });
+      }
+      return total;
+    },
+  );
+
   return [
+    shortRuntime,
     sequential,
     flaky,
     exhausted,

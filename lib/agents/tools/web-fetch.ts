@@ -1,29 +1,19 @@
 // web_fetch: GET a public http(s) URL and hand the model readable text.
 //
-// The address rule (lib/agents/tools/ip.ts) is checked after DNS resolution, on every address the name resolves to,
-// and again on every redirect hop. The connection then goes to the exact address that was checked: the request
-// carries a `lookup` that returns that address, so the socket never asks DNS again and a name that "rebinds" to a
-// private address between check and connect gains nothing. The URL's host name still drives the Host header and
-// TLS (SNI and certificate verification), so virtual hosting and HTTPS work as usual.
-import { lookup as dnsLookup } from "node:dns/promises";
-import http from "node:http";
-import https from "node:https";
-import type { LookupFunction } from "node:net";
+// The request goes through lib/net/guarded-fetch.ts, the one client for user-supplied URLs: the address rule
+// (lib/agents/tools/ip.ts) is checked after DNS resolution on every address and every redirect hop, and the socket
+// connects to the exact address that was checked, so DNS rebinding gains nothing.
+import type http from "node:http";
 import { pipeline, type Readable } from "node:stream";
 import zlib from "node:zlib";
 import { convert } from "html-to-text";
 import { z } from "zod";
 import type { WebFetchConfig } from "./config";
-import { classifyAddress, ipFamily, parseAllowList, type AllowList } from "./ip";
+import { GuardedFetchError, guardedFetch, parseTarget as guardedParseTarget } from "@/lib/net/guarded-fetch";
+import { parseAllowList } from "./ip";
 import { defineTool, ToolError } from "./types";
 
-export interface ResolvedAddress {
-  address: string;
-  family: number;
-}
-/** Resolves a host name to all of its addresses. */
-export type Resolver = (hostname: string) => Promise<ResolvedAddress[]>;
-export type ConnectObserver = (target: { url: string; host: string; address: string; port: number }) => void;
+export type { ConnectObserver, ResolvedAddress, Resolver } from "@/lib/net/guarded-fetch";
 
 export type WebFetchResult = {
   /** The URL asked for. */
@@ -40,11 +30,7 @@ export type WebFetchResult = {
   bytes: number;
 };
 
-const systemResolver: Resolver = async (hostname) =>
-  (await dnsLookup(hostname, { all: true, verbatim: true })).map((a) => ({ address: a.address, family: a.family }));
-
 const ACCEPT = "text/html,application/xhtml+xml,text/plain;q=0.9,application/json;q=0.9,text/*;q=0.8,*/*;q=0.1";
-const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 export async function webFetch(
   rawUrl: string,
@@ -59,133 +45,50 @@ export async function webFetch(
   let url = started;
 
   try {
-    for (let hop = 0; ; hop++) {
-      const target = await resolveAndCheck(url, allow, cfg.resolve ?? systemResolver, signal);
-      const res = await get(url, target, cfg, signal);
-      const status = res.statusCode ?? 0;
-      const location = res.headers.location;
-      if (REDIRECTS.has(status) && location) {
-        res.destroy();
-        if (hop >= cfg.maxRedirects) throw new ToolError(`stopped after ${cfg.maxRedirects} redirects (at ${url.href})`);
-        let next: URL;
-        try {
-          next = new URL(location, url);
-        } catch {
-          throw new ToolError(`redirect from ${url.href} to an invalid URL: ${location.slice(0, 200)}`);
-        }
-        url = parseTarget(next.href);
-        continue;
-      }
-      const body = await readBody(res, url, cfg.maxBytes, signal);
-      const result: WebFetchResult = {
-        url: started.href,
-        final_url: url.href,
-        status,
-        content_type: typeof res.headers["content-type"] === "string" ? res.headers["content-type"] : null,
-        text: body.text,
-        bytes: body.bytes,
-      };
-      if (body.title) result.title = body.title;
-      if (result.text.length > maxChars) {
-        result.text = result.text.slice(0, maxChars);
-        result.truncated = true;
-      }
-      if (body.truncated) result.truncated = true;
-      return result;
+    const res = await guardedFetch(url, {
+      headers: { "user-agent": cfg.userAgent, accept: ACCEPT, "accept-encoding": "gzip, deflate, br" },
+      allow,
+      resolve: cfg.resolve,
+      onConnect: cfg.onConnect,
+      signal,
+      maxRedirects: cfg.maxRedirects,
+      purpose: "web_fetch",
+    });
+    url = new URL(res.url);
+    const body = await readBody(res.body, url, cfg.maxBytes, signal);
+    const result: WebFetchResult = {
+      url: started.href,
+      final_url: res.url,
+      status: res.status,
+      content_type: typeof res.headers["content-type"] === "string" ? res.headers["content-type"] : null,
+      text: body.text,
+      bytes: body.bytes,
+    };
+    if (body.title) result.title = body.title;
+    if (result.text.length > maxChars) {
+      result.text = result.text.slice(0, maxChars);
+      result.truncated = true;
     }
+    if (body.truncated) result.truncated = true;
+    return result;
   } catch (err) {
     if (deadline.aborted) throw new ToolError(`timed out after ${cfg.timeoutMs} ms fetching ${url.href}`, { cause: err });
     if (signal.aborted) throw new ToolError(`fetch of ${url.href} was cancelled`, { cause: err });
     if (err instanceof ToolError) throw err;
+    if (err instanceof GuardedFetchError && err.kind !== "network") throw new ToolError(err.message, { cause: err });
+    if (err instanceof GuardedFetchError && err.cause) err = err.cause;
     const code = (err as NodeJS.ErrnoException).code;
     throw new ToolError(`fetch of ${url.href} failed: ${code ? `${code} ` : ""}${(err as Error).message}`, { cause: err });
   }
 }
 
-/** Only absolute http(s) URLs without credentials; the fragment is never sent. */
+/** Parses the URL with the guarded client's rule, as a ToolError the model can read. */
 function parseTarget(raw: string): URL {
-  let url: URL;
   try {
-    url = new URL(raw);
-  } catch {
-    throw new ToolError(`not a valid absolute URL: ${raw.slice(0, 200)}`);
+    return guardedParseTarget(raw);
+  } catch (err) {
+    throw new ToolError((err as Error).message);
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new ToolError(`refused: only http:// and https:// URLs can be fetched, not ${url.protocol}`);
-  }
-  // Credentials in a URL would be sent to whoever the URL (or a redirect) points at; the model has no business
-  // holding any.
-  if (url.username || url.password) throw new ToolError("refused: URLs with credentials (user:password@host) are not fetched");
-  url.hash = "";
-  return url;
-}
-
-/** Resolves the URL's host and checks every address; returns the one to connect to. */
-async function resolveAndCheck(url: URL, allow: AllowList, resolve: Resolver, signal: AbortSignal): Promise<ResolvedAddress> {
-  const host = bare(url.hostname);
-  const literal = ipFamily(host);
-  let addresses: ResolvedAddress[];
-  if (literal) {
-    addresses = [{ address: host, family: literal }];
-  } else {
-    try {
-      addresses = await abortable(resolve(host), signal);
-    } catch (err) {
-      if (signal.aborted) throw err;
-      throw new ToolError(`could not resolve ${host}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
-    if (addresses.length === 0) throw new ToolError(`could not resolve ${host}: no addresses`);
-  }
-  const hostAllowed = !literal && allow.allowsHost(host);
-  // Every address must pass, not just the one we would use: a name that mixes public and private answers is
-  // refused outright rather than trusted to keep resolving the same way.
-  for (const a of addresses) {
-    if (hostAllowed || allow.allowsAddress(a.address)) continue;
-    const verdict = classifyAddress(a.address);
-    if (verdict.blocked) {
-      const via = literal ? "" : ` (${host} resolves to ${a.address})`;
-      throw new ToolError(
-        `refused: ${url.href} points at a ${verdict.reason} address${via}; web_fetch only reaches public addresses`,
-      );
-    }
-  }
-  return addresses[0]!;
-}
-
-function get(url: URL, target: ResolvedAddress, cfg: WebFetchConfig, signal: AbortSignal): Promise<http.IncomingMessage> {
-  const secure = url.protocol === "https:";
-  const host = bare(url.hostname);
-  const port = Number(url.port || (secure ? 443 : 80));
-  // The socket's only source of an address: the one that was checked.
-  const lookup: LookupFunction = (_hostname, options, callback) => {
-    if (options?.all) callback(null, [{ address: target.address, family: target.family }]);
-    else callback(null, target.address, target.family);
-  };
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    cfg.onConnect?.({ url: url.href, host, address: target.address, port });
-    const req = (secure ? https : http).request(
-      {
-        method: "GET",
-        host,
-        port,
-        path: `${url.pathname}${url.search}`,
-        headers: {
-          host: url.host,
-          "user-agent": cfg.userAgent,
-          accept: ACCEPT,
-          "accept-encoding": "gzip, deflate, br",
-        },
-        agent: false, // no pooled socket from another host's check
-        lookup,
-        signal,
-        ...(secure && !ipFamily(host) ? { servername: host } : {}),
-      },
-      resolve,
-    );
-    req.on("error", reject);
-    req.end();
-  });
 }
 
 type Kind = "html" | "text" | "binary" | "unknown";
@@ -323,17 +226,6 @@ function absolute(href: string, base: string): string {
   } catch {
     return href;
   }
-}
-
-const bare = (hostname: string) => hostname.replace(/^\[(.*)\]$/, "$1");
-
-function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
 }
 
 export const WebFetchInput = z.object({

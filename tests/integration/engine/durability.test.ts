@@ -1,9 +1,11 @@
 // Crash durability: the engine runs as its own process (local/engine/main.ts), is killed with SIGKILL in the
 // middle of a step and again during a sleep, restarts on the same database, and the run completes with every
-// completed step body having run exactly once.
+// completed step body having run exactly once. Run in both execution flows: with checkpointing, s1 and s2 are
+// checkpointed inside the request that is still running s3 when the engine dies, and must not run again.
 import { spawn, type ChildProcess } from "node:child_process";
 import { Inngest } from "inngest";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { EngineMode } from "../../../local/engine";
 import { freePort } from "../../../local/ports";
 import { Counter, latch, quietLogger, serveApp, until, type ServedApp } from "../../support/engine-harness";
 import { createTestDatabase, type TestDatabase } from "../../support/postgres";
@@ -13,8 +15,9 @@ interface Child {
   output: string[];
 }
 
-async function startEngineProcess(databaseUrl: string, port: number): Promise<Child> {
-  const proc = spawn(process.execPath, ["--import", "tsx", "local/engine/main.ts", "--database-url", databaseUrl, "--port", String(port)], {
+async function startEngineProcess(databaseUrl: string, port: number, mode: EngineMode): Promise<Child> {
+  const args = ["--import", "tsx", "local/engine/main.ts", "--database-url", databaseUrl, "--port", String(port), "--mode", mode];
+  const proc = spawn(process.execPath, args, {
     cwd: process.cwd(),
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -39,7 +42,7 @@ async function kill9(c: Child): Promise<void> {
   await exited;
 }
 
-describe("local engine durability across kill -9", () => {
+describe.each(["checkpoint", "classic"] as const)("local engine durability across kill -9 (%s execution)", (mode) => {
   let db: TestDatabase;
   let app: ServedApp;
   let engine: Child | undefined;
@@ -50,7 +53,7 @@ describe("local engine durability across kill -9", () => {
   beforeAll(async () => {
     db = await createTestDatabase({ empty: true });
     port = await freePort();
-    engine = await startEngineProcess(db.url, port);
+    engine = await startEngineProcess(db.url, port, mode);
     const inngest = new Inngest({ id: "durable", isDev: true, baseUrl: `http://127.0.0.1:${port}`, logger: quietLogger });
     const fn = inngest.createFunction({ id: "five-steps", triggers: [{ event: "durable/go" }] }, async ({ step }) => {
       const a = await step.run("s1", () => (counter.hit("s1"), 1));
@@ -88,12 +91,12 @@ describe("local engine durability across kill -9", () => {
     await hold.reached;
     await kill9(engine!); // crash while s3 runs: s1 and s2 are memoized, s3 is not
     hold.open();
-    engine = await startEngineProcess(db.url, port);
+    engine = await startEngineProcess(db.url, port, mode);
     const runs = (await api(`/v0/runs?event_id=${ids[0]}`)) as { data: { run_id: string }[] };
     const runId = runs.data[0]!.run_id;
     await until(async () => (await api(`/v0/runs/${runId}`)).status === "sleeping", { timeoutMs: 30_000, intervalMs: 50 });
     await kill9(engine); // crash during the sleep: the timer must survive
-    engine = await startEngineProcess(db.url, port);
+    engine = await startEngineProcess(db.url, port, mode);
     const run = await until(
       async () => {
         const r = await api(`/v0/runs/${runId}`);
@@ -106,5 +109,11 @@ describe("local engine durability across kill -9", () => {
     expect(counter.get("s2")).toBe(1);
     expect(counter.get("s3")).toBe(2); // in flight at the first kill: not completed, so it runs again
     expect(counter.get("s4")).toBe(1);
+    const checkpointed = (run.history as { type: string; step_name: string; detail: unknown }[])
+      .filter((x) => x.type === "step.completed" && (x.detail as { checkpointed?: boolean } | null)?.checkpointed)
+      .map((x) => x.step_name);
+    // s1 and s2 came in by checkpoint in the request the first kill interrupted.
+    if (mode === "checkpoint") expect(checkpointed).toEqual(expect.arrayContaining(["s1", "s2"]));
+    else expect(checkpointed).toEqual([]);
   });
 });

@@ -14,6 +14,7 @@ import { cancelTaskAction } from "../../actions";
 import { AutoRefresh } from "../../auto-refresh";
 import { Markdown } from "../../_components/markdown";
 import { Timeline } from "../../_components/timeline";
+import { Deliveries } from "./deliveries";
 
 export const dynamic = "force-dynamic";
 export const metadata = { title: "Task · Nightshift" };
@@ -173,6 +174,8 @@ export default async function TaskPage({ params }: { params: Promise<{ id: strin
           </table>
         </section>
       ) : null}
+
+      <Deliveries taskId={id} />
 
       <section aria-labelledby="timeline">
         <h2 id="timeline">Timeline</h2>

@@ -1,0 +1,22 @@
+// A task whose dependency is behind an open circuit breaker waits (`waiting_dependency`) instead of failing; its
+// status_reason names the dependency and when it is tried again.
+import type { AdminClient } from "@/lib/db/admin";
+
+export async function markWaitingDependency(db: AdminClient, taskId: string, reason: string): Promise<void> {
+  const { error } = await db
+    .from("tasks")
+    .update({ status: "waiting_dependency", status_reason: reason })
+    .eq("id", taskId)
+    .in("status", ["running", "queued"]);
+  if (error) throw new Error(`could not mark task ${taskId} waiting_dependency: ${error.message}`);
+}
+
+/** Back to `running` after the wait (a no-op for a task that was not waiting for a dependency). */
+export async function resumeDependencyWait(db: AdminClient, taskId: string): Promise<void> {
+  const { error } = await db.rpc("resume_dependency_wait", { p_task_id: taskId });
+  if (error) throw new Error(`resume_dependency_wait failed: ${error.message}`);
+}
+
+export function dependencyWaitReason(dep: string, retryAt: string, lastError: string | null): string {
+  return `waiting for ${dep}, which is down${lastError ? ` (${lastError.replace(/\.$/, "")})` : ""}; next try at ${retryAt}`;
+}

@@ -1,0 +1,100 @@
+// A full Claude outage of 10 minutes on a manual clock, through the app's real Inngest functions on the local engine,
+// the real database and the offline double (whose clock is the engine's): the breaker opens after 5 failures, at most
+// one probe per cool-down reaches the double while it is down, no task fails (tasks wait, `waiting_dependency`), the
+// operator hears once that it opened and once that it closed, and every task completes after the recovery.
+// npm test runs 12 tasks; NIGHTSHIFT_FAULT_TASKS=40 runs the issue's full 40 (same assertions).
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { scenarioMarker, startClaudeDouble, type ClaudeDouble } from "../../../local/claude/server";
+import { ManualClock } from "../../../local/engine";
+import { serveApp, startTestEngine, until, type ServedApp, type TestEngine } from "../../support/engine-harness";
+import { createTestSupabase, type TestSupabase } from "../../support/supabase";
+
+const TASKS = Number(process.env["NIGHTSHIFT_FAULT_TASKS"] ?? 12);
+const OUTAGE_MS = 10 * 60_000;
+
+let sb: TestSupabase;
+let double: ClaudeDouble;
+let te: TestEngine;
+let clock: ManualClock;
+let app: ServedApp;
+let submitTask: typeof import("@/lib/tasks/submit").submitTask;
+
+beforeAll(async () => {
+  sb = await createTestSupabase();
+  clock = new ManualClock(Date.now());
+  double = await startClaudeDouble({ now: () => clock.now() });
+  te = await startTestEngine({ clock });
+  Object.assign(process.env, {
+    SUPABASE_URL: sb.supabaseUrl,
+    SUPABASE_SECRET_KEY: sb.secretKey,
+    ANTHROPIC_BASE_URL: double.url,
+    INNGEST_DEV: te.engine.url,
+  });
+  const { inngest } = await import("@/inngest/client");
+  const { functions } = await import("@/inngest/index");
+  ({ submitTask } = await import("@/lib/tasks/submit"));
+  app = await serveApp(inngest, functions);
+  await te.engine.sync(app.url);
+  // Room for every task at once: the outage, not the agent's concurrency, is what they wait for.
+  await sb.admin.from("agents").update({ concurrency: 8, daily_budget_micros: 50_000_000 }).eq("id", "research");
+}, 60_000);
+
+afterAll(async () => {
+  await app?.close();
+  await te?.close();
+  await double?.stop();
+  await sb?.stop();
+});
+
+describe("a 10-minute Claude outage", () => {
+  test(`${TASKS} tasks wait through it behind one breaker and all complete after the recovery`, async () => {
+    const outageStart = clock.now();
+    double.faults.add({ kind: "outage", duration_ms: OUTAGE_MS, status: 529 });
+    const ids: string[] = [];
+    for (let i = 0; i < TASKS; i++) {
+      ids.push((await submitTask(sb.admin, { agent: "research", prompt: `${scenarioMarker(`outage-${i}`)} Summarize item ${i}.` }, null, null)).taskId);
+    }
+
+    const statuses = async () => {
+      const { data } = await sb.admin.from("tasks").select("id,status,status_reason").in("id", ids);
+      return data!;
+    };
+    // The breaker opens and the tasks wait for it, saying what for.
+    const waiting = await until(async () => {
+      const s = await statuses();
+      return s.some((t) => t.status === "waiting_dependency") ? s : undefined;
+    }, { timeoutMs: 60_000, tick: () => clock.advance(5_000), message: "no task waited for the dependency" });
+    expect(waiting.find((t) => t.status === "waiting_dependency")!.status_reason).toMatch(/^waiting for claude:claude-sonnet-4-6, which is down .*; next try at /);
+
+    // Time passes in 10-second ticks until every task has ended.
+    const done = await until(async () => {
+      const s = await statuses();
+      return s.every((t) => ["completed", "failed", "stopped", "rejected", "cancelled"].includes(t.status)) ? s : undefined;
+    }, { timeoutMs: 120_000, tick: () => clock.advance(10_000), message: "the tasks did not all end" });
+    expect(done.filter((t) => t.status !== "completed")).toEqual([]);
+    expect(clock.now() - outageStart).toBeGreaterThan(OUTAGE_MS);
+
+    // Requests that reached the double while it was down: the failures that opened the breaker (5, plus the calls
+    // already in flight), then one probe per cool-down (60 s, 120 s, 240 s, 480 s: three fall inside 10 minutes).
+    const down = double.calls((c) => c.kind === "messages" && c.outcome.startsWith("fault"));
+    const opened = await sb.admin.from("notifications").select("kind,dedupe_key,created_at").in("kind", ["dependency_down", "dependency_recovered"]);
+    expect(opened.data!.map((n) => n.kind).sort()).toEqual(["dependency_down", "dependency_recovered"]);
+    const inFlight = 8; // the agent's concurrency: calls that left before the breaker opened
+    expect(down.length).toBeGreaterThanOrEqual(5);
+    expect(down.length).toBeLessThanOrEqual(5 + inFlight + 3);
+    // After the 5th failure, at most one request per cool-down window: group the failures by the breaker's schedule.
+    const times = down.map((c) => Date.parse(c.at)).sort((a, b) => a - b);
+    const openedAt = times[4]!;
+    const afterOpen = times.filter((t) => t > openedAt + 1_000);
+    expect(afterOpen.length).toBeLessThanOrEqual(3);
+    for (let i = 1; i < afterOpen.length; i++) expect(afterOpen[i]! - afterOpen[i - 1]!).toBeGreaterThanOrEqual(60_000);
+
+    const { data: b } = await sb.admin.from("breakers").select("state,consecutive_failures").eq("dependency", "claude:claude-sonnet-4-6").single();
+    expect(b).toEqual({ state: "closed", consecutive_failures: 0 });
+    const { count: dl } = await sb.admin.from("dead_letters").select("id", { count: "exact", head: true });
+    expect(dl).toBe(0);
+    // No reservation is left open, and every answered call was paid once.
+    const { data: open } = await sb.admin.from("budget_reservations").select("id").eq("status", "reserved");
+    expect(open).toEqual([]);
+  });
+});
