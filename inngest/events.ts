@@ -26,6 +26,14 @@ export const taskRunCancelled = eventType("task/run.cancelled", {
   schema: z.object({ task_id: z.uuid(), reason: z.string().max(500) }),
 });
 
+/**
+ * Money may have freed up for an agent's waiting tasks: a reservation settled below its worst case or was released
+ * while tasks wait (waiting_budget), or the cap was raised. Only a wake-up: each waiting task asks the database again.
+ */
+export const budgetAgentFreed = eventType("budget/agent.freed", {
+  schema: z.object({ agent_id: z.string().min(1), reason: z.string().max(100) }),
+});
+
 export const taskRunRequestedId = (taskId: string) => `task-run-${taskId}`;
 export const taskRunCancelledId = (taskId: string) => `task-cancelled-${taskId}`;
 export const taskRunFinishedId = (taskId: string) => `task-finished-${taskId}`;
@@ -87,3 +95,24 @@ export const notificationCreated = eventType("notification/created", {
     kind: z.string().min(1),
   }),
 });
+
+/**
+ * Another app asks for work (an app event, the HTTP API's twin): inngest/functions/task-requested.ts records the task
+ * (idempotent on `idempotency_key`, else on the event's own id) and runs it. A payload that does not fit ends the
+ * run as a failure naming the field, and the operator is told — never a silent drop.
+ */
+export const agentTaskRequestedSchema = z.strictObject({
+  agent: z.string().regex(/^[a-z][a-z0-9_-]{1,39}$/, "agent must be an agent id such as research, content or outreach"),
+  prompt: z.string().trim().min(1, "prompt must not be empty").max(100_000, "prompt must be at most 100000 characters"),
+  input: z.record(z.string(), z.unknown()).optional(),
+  mode: z.enum(["now", "batch"]).optional(),
+  require_approval: z.boolean().optional(),
+  callback_url: z.url({ protocol: /^https?$/, message: "callback_url must be an http(s) URL" }).max(2048).optional(),
+  idempotency_key: z
+    .string()
+    .min(1)
+    .max(200, "idempotency_key must be at most 200 characters")
+    .regex(/^[\x21-\x7e]+$/, "idempotency_key must be printable ASCII without spaces")
+    .optional(),
+});
+export const agentTaskRequested = eventType("agent/task.requested", { schema: agentTaskRequestedSchema });

@@ -6,6 +6,8 @@ import { pipelineReport } from "./functions/pipeline-report";
 import { deliverNotifications, sweepUndeliveredNotifications } from "./functions/deliver-notifications";
 import { taskRunCancelledByInngest } from "./functions/task-run-cancelled";
 import { deliverTaskCallback } from "./functions/deliver-task-callback";
+import { taskRequested } from "./functions/task-requested";
+import { dispatchSchedules } from "./functions/dispatch-schedules";
 
 export const functions = [
   runTask,
@@ -16,4 +18,6 @@ export const functions = [
   deliverNotifications,
   sweepUndeliveredNotifications,
   deliverTaskCallback,
+  taskRequested,
+  dispatchSchedules,
 ];

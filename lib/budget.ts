@@ -49,6 +49,13 @@ export interface Reservation {
   nextWindowAt: string;
   /** Refused and larger than the whole daily cap: waiting for the next window will not help. */
   neverFits: boolean;
+  /** Why it was refused: `in_flight` — settled spend + this call fits the cap, reservations of calls in flight are
+   * in the way (they settle within seconds, usually far below their worst case): wait for a settle or release;
+   * `settled` — settled spend alone leaves no room: wait for the next window (or a raised cap). Null when granted. */
+  refusal: "in_flight" | "settled" | null;
+  /** The window's settled spend (estimates included) and its reservations in flight, after this call. */
+  settledMicros: number;
+  inFlightMicros: number;
 }
 
 export async function reserveBudget(
@@ -76,6 +83,9 @@ export async function reserveBudget(
     windowStart: row.window_start,
     nextWindowAt: new Date(row.next_window_at).toISOString(),
     neverFits: !row.ok && args.amountMicros > row.cap_micros,
+    refusal: row.ok ? null : row.refusal === "in_flight" ? "in_flight" : "settled",
+    settledMicros: Number(row.settled_micros ?? 0),
+    inFlightMicros: Number(row.in_flight_micros ?? 0),
   };
 }
 
@@ -95,6 +105,8 @@ export interface Settlement {
   actualMicros: number;
   remainingMicros: number;
   windowStart: string;
+  /** The agent has tasks waiting for money (waiting_budget): wake them, this settlement may have freed some. */
+  waiters: boolean;
 }
 
 /** Records the real cost of the step's call: the window gets back reserved − actual, tasks.cost_micros grows once. */
@@ -123,7 +135,42 @@ export async function settleBudget(
     actualMicros: row.actual_micros,
     remainingMicros: row.remaining_micros,
     windowStart: row.window_start,
+    waiters: row.waiters === true,
   };
+}
+
+export interface WriteOff {
+  /** Open reservations of the turn charged as estimates now. */
+  writtenOff: number;
+  estimatedMicros: number;
+  /** The reservation key the retry must use (this turn's earlier keys are spent). */
+  nextKey: string;
+}
+
+/**
+ * Charges every open reservation of a turn whose answer was lost (the process died with the call in flight, the
+ * connection broke after the request was sent, or the 200 could not be read) as an ESTIMATE — the provider most
+ * likely billed it: the counted input plus the expected output (the agent's recent mean, or half of max_tokens),
+ * never below the input cost, never above the reservation. Marked `estimated` in the ledger, counted by the cap,
+ * shown apart in the task's cost and GET /api/spend. Returns the key the retry reserves under.
+ */
+export async function writeOffLostCalls(
+  db: AdminClient,
+  args: { taskId: string; turnId: string; model: string; inputTokens: number; maxTokens: number; now?: Instant },
+): Promise<WriteOff> {
+  const p = priceFor(args.model);
+  const { data, error } = await db.rpc("write_off_lost_calls", {
+    p_task_id: args.taskId,
+    p_turn_id: args.turnId,
+    p_input_tokens: args.inputTokens,
+    p_input_micros: Math.ceil((args.inputTokens * p.input) / 1_000_000),
+    p_output_micros_per_mtok: Math.ceil(p.output),
+    p_max_tokens: args.maxTokens,
+    p_now: iso(args.now),
+  });
+  if (error) throw new BudgetError("write_off_lost_calls", error);
+  const row = one("write_off_lost_calls", data);
+  return { writtenOff: row.written_off, estimatedMicros: Number(row.estimated_micros), nextKey: row.next_key };
 }
 
 /** Gives a failed call's whole reservation back. True when released now; false when there was nothing to release

@@ -26,12 +26,18 @@ const RUN_ATTEMPTS = 5;
  * Fails the task and files its dead letter (one transaction). `error` is what the run failed with, as the failure
  * handler receives it ({ name, message }). Null when the task had already ended (e.g. cancelled, or filed before).
  */
-export async function fileDeadLetter(db: AdminClient, taskId: string, error: { name: string; message: string }): Promise<Filed | null> {
+export async function fileDeadLetter(
+  db: AdminClient,
+  taskId: string,
+  error: { name: string; message: string },
+  /** stoppedByLimit: the run was stopped from outside (its time limit), not failed by its retries. */
+  opts: { stoppedByLimit?: boolean } = {},
+): Promise<Filed | null> {
   const failure = classifyFailure(error);
   // A NonRetriableError (or a refusal of our request) was not retried: saying "after its retries" would be false.
-  const retried = error.name !== "NonRetriableError" && failure.kind !== "provider_refused";
+  const retried = !opts.stoppedByLimit && error.name !== "NonRetriableError" && failure.kind !== "provider_refused";
   const attempts = retried ? RUN_ATTEMPTS : 1;
-  const reason = failureReason(failure, { retried, attempts });
+  const reason = opts.stoppedByLimit ? failure.summary : failureReason(failure, { retried, attempts });
   const errorJson: Json = {
     kind: failure.kind,
     message: failure.summary,

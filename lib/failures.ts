@@ -77,6 +77,9 @@ export function classifyFailure(err: unknown, who = "Claude"): Failure {
     const why = /^Claude API \d{3}: (.*)$/s.exec(message)?.[1];
     return f("provider_refused", `${who} refused the request as invalid (${status})${why ? `: ${clip(why, 200)}` : ""}.`);
   }
+  if (/timeouts\.(finish|start)/.test(message)) {
+    return f("timeout", "The run did not finish within its time limit (timeouts.finish) and was stopped.");
+  }
   if (err instanceof Anthropic.APIConnectionTimeoutError || /timed? ?out|timeout|ETIMEDOUT|deadline/i.test(`${name} ${message}`)) {
     return f("timeout", `${who} did not answer in time.`, true);
   }

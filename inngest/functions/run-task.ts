@@ -13,20 +13,22 @@ import type Anthropic from "@anthropic-ai/sdk";
 import { inngest } from "@/inngest/client";
 import { announceEnd } from "@/inngest/announce-end";
 import { awaitApproval, type ApprovalOutcome } from "@/inngest/approval";
-import { taskRunFinished, taskRunFinishedId, taskRunRequested } from "@/inngest/events";
+import { budgetAgentFreed, taskRunFinished, taskRunFinishedId, taskRunRequested } from "@/inngest/events";
+import { waitForBudget, waitForRateLimit } from "@/inngest/waits";
 import { abandonBatchTurn, awaitBatchTurn, cancelOpenBatches, checkBatchTurn, submitBatchTurn, type BatchSubmitOutcome } from "@/lib/agents/batch-turn";
 import { releaseSlot } from "@/lib/agents/slots";
 import { loadToolConfig, runToolCall } from "@/lib/agents/tools";
 import { runModelTurn, textOf, type Message, type TurnOutcome } from "@/lib/agents/turn";
-import { noteBudgetExhausted, releaseOpenReservations } from "@/lib/budget";
 import { approvalEditedText } from "@/lib/approvals";
-import { announce, notify } from "@/lib/notifications";
+import { releaseOpenReservations } from "@/lib/budget";
+import { MAX_RATE_LIMITED_ATTEMPTS } from "@/lib/pacing";
+import { notify } from "@/lib/notifications";
 import type { Json } from "@/lib/db/database.types";
 import { db } from "@/lib/db/server";
 import { env } from "@/lib/env";
 import { fileDeadLetter } from "@/lib/dead-letters";
 import { dependencyWaitReason, markWaitingDependency, resumeDependencyWait } from "@/lib/tasks/dependency-wait";
-import { finishTask, markWaitingBudget, recordStep, resumeTask, startTask } from "@/lib/tasks/lifecycle";
+import { finishTask, recordStep, resumeTask, startTask } from "@/lib/tasks/lifecycle";
 
 /** work()'s answer when the task was cancelled under the run. */
 const ENDED = "\u0000ended";
@@ -95,6 +97,7 @@ export const runTask = inngest.createFunction(
     let waitedMs = 0;
     let longestTurnMs = 0;
     let wakeAt = 0;
+    let provider429s = 0;
 
     /** Runs model turns until the agent answers; a string is the reason it had to stop. */
     async function work(): Promise<null | string> {
@@ -105,7 +108,7 @@ export const runTask = inngest.createFunction(
           return `wall clock (${agent.wall_clock_seconds} s) reached before turn ${turn}`;
         }
         const turnId = `turn-${turn}`;
-        const turnArgs = () => ({ taskId, turnId, agent, messages, attempt, now: new Date(Math.max(Date.now(), wakeAt)), serverWebSearch });
+        const turnArgs = () => ({ taskId, turnId, agent, messages, attempt, now: new Date(Math.max(Date.now(), wakeAt)), serverWebSearch, priority: task!.priority });
         const callTurn = (): Promise<TurnOutcome | BatchSubmitOutcome> =>
           batch ? submitBatchTurn(db(), turnArgs()) : runModelTurn(db(), turnArgs());
         let out: TurnOutcome | BatchSubmitOutcome = await step.run(batch ? `${turnId}-submit` : turnId, callTurn);
@@ -127,38 +130,29 @@ export const runTask = inngest.createFunction(
             // Backoff from 2 s to 5 min: prompt when slots turn over fast, and few steps (2 per wait) when a queued
             // night of work waits hours for its turn.
             await step.sleep(`slot-wait-${turn}-${wait}`, `${Math.min(2 * 2 ** (wait - 1), 300)}s`);
+          } else if (out.kind === "rate_limited") {
+            // Paced (or a 429): the database marked the task waiting_rate_limit with the model and the time.
+            if (out.provider_429 && ++provider429s > MAX_RATE_LIMITED_ATTEMPTS) {
+              return `rate limited by the provider ${provider429s - 1} times in a row on turn ${turn} (${out.model})`;
+            }
+            const waited = await waitForRateLimit(step, { turn, wait, limited: out });
+            wakeAt = Math.max(wakeAt, waited.clock);
+            waitedMs += waited.waitedMs;
           } else {
             const refused = out;
             if (refused.never_fits) {
               return `one call's worst case (${usd(refused.needed_micros)}) exceeds ${agent.id}'s whole daily budget (${usd(refused.cap_micros)})`;
             }
-            await step.run(`budget-wait-${turn}-${wait}`, async () => {
-              await releaseSlot(db(), taskId); // a waiting task does not hold one of the agent's slots
-              await markWaitingBudget(db(), taskId, `daily budget of ${usd(refused.cap_micros)} reached; resumes at ${refused.next_window_at}`);
-              const first = await noteBudgetExhausted(db(), {
-                agentId: agent.id,
-                taskId,
-                windowStart: refused.window_start,
-                nextWindowAt: refused.next_window_at,
-                payload: { needed_micros: refused.needed_micros, remaining_micros: refused.remaining_micros },
-                now: new Date(refused.refused_at),
-              });
-              if (first) {
-                console.warn(
-                  `[budget] agent ${agent.id} used its ${usd(refused.cap_micros)} budget for ${refused.window_start}; its tasks wait until ${refused.next_window_at}`,
-                );
-                // The operator hears about it once per agent per day (the notice's key is per agent and window).
-                await announce(db(), `budget_exhausted:${agent.id}:${refused.window_start}`);
-              }
-            });
-            await step.sleepUntil(`budget-sleep-${turn}-${wait}`, refused.next_window_at);
-            wakeAt = Date.parse(refused.next_window_at);
-            waitedMs += Math.max(0, wakeAt - refused.refused_at);
+            const waited = await waitForBudget(step, { taskId, agentId: agent.id, turn, wait, refused });
+            wakeAt = Math.max(wakeAt, waited.clock);
+            waitedMs += waited.waitedMs;
           }
           out = await step.run(`${turnId}-retry-${wait}`, async () => {
             await resumeDependencyWait(db(), taskId);
-            await resumeTask(db(), taskId, runId);
-            return callTurn();
+            // Back to running only once the call is admitted (money and rate limit), so a re-check that waits again
+            // does not flicker the task's status.
+            if (batch) await resumeTask(db(), taskId, runId);
+            return batch ? callTurn() : runModelTurn(db(), { ...turnArgs(), onAdmitted: () => resumeTask(db(), taskId, runId) });
           });
         }
 
@@ -172,6 +166,10 @@ export const runTask = inngest.createFunction(
           out = answered;
         }
 
+        if (out.wake_budget) {
+          // This turn settled below its reservation while other tasks of the agent wait for money: wake them.
+          await step.sendEvent(`budget-wake-${turn}`, budgetAgentFreed.create({ agent_id: agent.id, reason: "settled" }));
+        }
         messages.push({ role: "assistant", content: out.content as Anthropic.ContentBlockParam[] });
         answer = (continuing ? answer : "") + textOf(out.content);
         continuing = out.stop_reason === "max_tokens";

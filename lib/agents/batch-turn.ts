@@ -110,6 +110,9 @@ export async function submitBatchTurn(db: AdminClient, args: SubmitArgs): Promis
       next_window_at: r.nextWindowAt,
       never_fits: r.neverFits,
       refused_at: args.now.getTime(),
+      refusal: r.refusal ?? "settled",
+      settled_micros: r.settledMicros,
+      in_flight_micros: r.inFlightMicros,
     };
   }
 

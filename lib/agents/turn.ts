@@ -1,16 +1,17 @@
 // One model turn of an agent, with its money: reserve the worst case in the budget ledger, call Claude, settle
 // the real cost (or release the reservation when the call failed for good), and put the turn on the task's
 // timeline. Inngest functions wrap each call of this in its own step, so a finished turn is never paid twice.
-import type Anthropic from "@anthropic-ai/sdk";
-import { NonRetriableError } from "inngest";
+import Anthropic from "@anthropic-ai/sdk";
 import { acquireBreaker, dependency, recordBreaker } from "@/lib/breakers";
-import { estimateInputTokensUpperBound, releaseBudget, reserveBudget, settleBudget, worstCaseMicros } from "@/lib/budget";
+import { estimateInputTokensUpperBound, releaseBudget, reserveBudget, settleBudget, worstCaseMicros, writeOffLostCalls } from "@/lib/budget";
 import type { AdminClient } from "@/lib/db/admin";
 import type { Json } from "@/lib/db/database.types";
 import { anthropic } from "@/lib/llm/anthropic";
 import { classifyFailure } from "@/lib/failures";
 import { classifyModelError } from "@/lib/llm/errors";
 import { costMicros } from "@/lib/llm/prices";
+import { fittingMaxTokens } from "@/lib/budget-waits";
+import { noteRateLimited, readRateLimitHeaders, returnRateLimit, settleRateLimit, takeRateLimit } from "@/lib/pacing";
 import { taskHasEnded } from "@/lib/tasks/cancel";
 import { recordStep } from "@/lib/tasks/lifecycle";
 import type { AgentConfig } from "./catalog";
@@ -40,6 +41,8 @@ export type TurnOutcome =
       /** When the turn ended (ms): memoized with the step, so wall-clock decisions replay identically. */
       finished_at: number;
       duration_ms: number;
+      /** The settlement freed money while other tasks of the agent wait for some: wake them. */
+      wake_budget?: boolean;
     }
   | {
       /** The task ended (cancelled) while its run went on: do not call the model. */
@@ -52,6 +55,20 @@ export type TurnOutcome =
       limit: number;
     }
   | {
+      kind: "budget_refused";
+      needed_micros: number;
+      remaining_micros: number;
+      cap_micros: number;
+      window_start: string;
+      next_window_at: string;
+      never_fits: boolean;
+      refused_at: number;
+      /** in_flight: calls in flight are in the way (wait for a settle); settled: wait for the next window. */
+      refusal: "in_flight" | "settled";
+      settled_micros: number;
+      in_flight_micros: number;
+    }
+  | {
       /** The model's circuit breaker is open (or this call just opened it): wait until retry_at, burning no attempt. */
       kind: "dependency_down";
       dependency: string;
@@ -60,13 +77,12 @@ export type TurnOutcome =
       refused_at: number;
     }
   | {
-      kind: "budget_refused";
-      needed_micros: number;
-      remaining_micros: number;
-      cap_micros: number;
-      window_start: string;
-      next_window_at: string;
-      never_fits: boolean;
+      /** The model's rate limit has no room for this call now (pacing), or the provider answered 429. */
+      kind: "rate_limited";
+      model: string;
+      wait_until: string;
+      dimension: string | null;
+      provider_429: boolean;
       refused_at: number;
     };
 
@@ -81,6 +97,11 @@ export interface TurnArgs {
   /** The run's notion of now: never earlier than a budget window it slept until. */
   now: Date;
   serverWebSearch: boolean;
+  /** The task's priority: who goes first when the model's rate limit is short. */
+  priority?: number;
+  /** Called once the call is admitted (rate limit and budget), before the model is called: a task that waited is
+   * marked running again here. */
+  onAdmitted?: () => Promise<unknown>;
 }
 
 export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<TurnOutcome> {
@@ -100,43 +121,95 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
   const params = buildRequest(agent, args.messages, { serverWebSearch: args.serverWebSearch });
 
   const inputTokens = await countInputTokens(params);
-  const needed = worstCaseMicros(agent.model, {
-    inputTokens,
-    maxTokens: agent.max_tokens,
-    extraMicros: args.serverWebSearch ? WEB_SEARCH_MICROS_PER_USE * WEB_SEARCH_MAX_USES : 0,
-  });
+  const extraMicros = args.serverWebSearch ? WEB_SEARCH_MICROS_PER_USE * WEB_SEARCH_MAX_USES : 0;
+  const worstCase = (maxTokens: number) => worstCaseMicros(agent.model, { inputTokens, maxTokens, extraMicros });
 
-  let reservationKey = args.turnId;
-  let r = await reserveBudget(db, { agentId: agent.id, taskId: args.taskId, stepId: reservationKey, model: agent.model, amountMicros: needed, now: args.now });
+  // An earlier attempt of this turn whose answer was lost (process killed mid-call) was most likely billed: charge
+  // it as an estimate before anything new is reserved, and reserve the retry under a fresh key.
+  const lost = await writeOffLostCalls(db, { taskId: args.taskId, turnId: args.turnId, model: agent.model, inputTokens, maxTokens: agent.max_tokens, now: args.now });
+  let reservationKey = lost.nextKey;
+
+  // Pacing: the model's shared rate-limit buckets first, so a task waiting for its turn holds no budget.
+  const admission = await takeRateLimit(db, {
+    model: agent.model,
+    ticket: `${args.taskId}:${args.turnId}`,
+    priority: args.priority ?? 0,
+    inputTokens,
+    outputTokens: agent.max_tokens,
+    taskId: args.taskId,
+    now: args.now,
+  });
+  if (!admission.ok) {
+    return { kind: "rate_limited", model: agent.model, wait_until: admission.waitUntil!, dimension: admission.dimension, provider_429: false, refused_at: args.now.getTime() };
+  }
+  const giveBackTokens = () => returnRateLimit(db, { model: agent.model, input: admission.inputTaken, output: admission.outputTaken });
+
+  let maxTokens = agent.max_tokens;
+  let needed = worstCase(maxTokens);
+  const reserve = () => reserveBudget(db, { agentId: agent.id, taskId: args.taskId, stepId: reservationKey, model: agent.model, amountMicros: needed, now: args.now });
+  let r = await reserve();
   if (r.ok && r.status === "settled") {
-    // An earlier attempt of this step paid for an answer that was lost before it was checkpointed (a crash
-    // between settle and memo). Calling again is a new expense: reserve it under its own key.
-    reservationKey = `${args.turnId}#attempt-${args.attempt}`;
-    r = await reserveBudget(db, { agentId: agent.id, taskId: args.taskId, stepId: reservationKey, model: agent.model, amountMicros: needed, now: args.now });
+    reservationKey = `${lost.nextKey}#attempt-${args.attempt}`;
+    r = await reserve();
+  }
+  if (!r.ok && !r.neverFits) {
+    // Less than one worst case left, but enough for a useful answer: run with a smaller max_tokens whose worst
+    // case fits (the database still checks the cap; a continuation turn picks up where a cut answer stops).
+    const fit = fittingMaxTokens(agent.model, { inputTokens, extraMicros, maxTokens: agent.max_tokens, remainingMicros: r.remainingMicros });
+    if (fit !== null) {
+      maxTokens = fit;
+      needed = worstCase(fit);
+      r = await reserve();
+    }
   }
   if (!r.ok) {
+    await giveBackTokens();
     return {
       kind: "budget_refused",
-      needed_micros: needed,
+      needed_micros: worstCase(agent.max_tokens),
       remaining_micros: r.remainingMicros,
       cap_micros: r.capMicros,
       window_start: r.windowStart,
       next_window_at: r.nextWindowAt,
       never_fits: r.neverFits,
       refused_at: args.now.getTime(),
+      refusal: r.refusal ?? "settled",
+      settled_micros: r.settledMicros,
+      in_flight_micros: r.inFlightMicros,
     };
   }
 
+  if (args.onAdmitted) await args.onAdmitted();
   let message: Anthropic.Message;
+  let headers: Headers | undefined;
   try {
-    message = await anthropic().messages.create(params);
+    const answer = await anthropic().messages.create({ ...params, max_tokens: maxTokens }).withResponse();
+    message = answer.data;
+    headers = answer.response.headers;
   } catch (err) {
     const classified = classifyModelError(err);
+    const answeredWithError = err instanceof Anthropic.APIError && typeof err.status === "number";
+    if (answeredWithError && err.status === 429) {
+      // Rate limited after all: not billed, and not an outage. Wait out retry-after (bounded), visibly, holding no
+      // budget; the limiter takes the provider's figures.
+      await releaseBudget(db, { taskId: args.taskId, stepId: reservationKey, now: laterOf(args.now) });
+      const h = readRateLimitHeaders(err.headers);
+      const { retryAt } = await noteRateLimited(db, { model: agent.model, headers: h, taskId: args.taskId, now: laterOf(args.now) });
+      return { kind: "rate_limited", model: agent.model, wait_until: retryAt, dimension: "retry_after", provider_429: true, refused_at: laterOf(args.now).getTime() };
+    }
     const failure = classifyFailure(classified);
     const breaker = await recordBreaker(db, dep, { success: false, outage: failure.outage, error: failure.summary }, args.now);
+    if (answeredWithError || neverSent(err)) {
+      // The API answered with an error, or the request never left: nothing was billed. Give money and tokens back.
+      await releaseBudget(db, { taskId: args.taskId, stepId: reservationKey, now: laterOf(args.now) });
+      await giveBackTokens();
+    } else {
+      // No answer read (connection broken after sending, timeout, a 200 that could not be parsed): the provider
+      // most likely billed it. Charge the estimate now; the retry reserves anew.
+      await writeOffLostCalls(db, { taskId: args.taskId, turnId: args.turnId, model: agent.model, inputTokens, maxTokens, now: laterOf(args.now) });
+    }
     if (failure.outage && breaker.state !== "closed" && breaker.nextProbeAt) {
       // This failure opened the breaker (or met it open): the turn waits for the next probe, no attempt burned.
-      await releaseBudget(db, { taskId: args.taskId, stepId: reservationKey, now: args.now });
       await recordStep(db, {
         taskId: args.taskId,
         stepId: args.turnId,
@@ -146,8 +219,6 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
       });
       return { kind: "dependency_down", dependency: dep, retry_at: breaker.nextProbeAt, last_error: failure.summary, refused_at: args.now.getTime() };
     }
-    // A retriable failure keeps its reservation for the retry of this step; a final one gives it back.
-    if (classified instanceof NonRetriableError) await releaseBudget(db, { taskId: args.taskId, stepId: reservationKey, now: args.now });
     await recordStep(db, {
       taskId: args.taskId,
       stepId: args.turnId,
@@ -157,10 +228,34 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
     });
     throw classified;
   }
+
   await recordBreaker(db, dep, { success: true }, args.now);
 
-  return settleAnsweredTurn(db, args, { message, reservationKey, started });
+  const answered = await settleAnsweredTurn(db, args, { message, reservationKey, started, detail: maxTokens < agent.max_tokens ? { max_tokens: maxTokens } : undefined });
+  // The tokens taken beyond what the call used go back; the answer's headers calibrate the model's limits.
+  const u = answered.usage;
+  await settleRateLimit(db, {
+    model: agent.model,
+    refundInput: admission.inputTaken - (u.input_tokens + u.cache_creation_input_tokens),
+    refundOutput: admission.outputTaken - u.output_tokens,
+    headers: readRateLimitHeaders(headers),
+    now: laterOf(args.now),
+  });
+  return answered;
 }
+
+/** The request never reached the API (refused connection, unknown host): it cannot have been billed. */
+function neverSent(err: unknown): boolean {
+  if (!(err instanceof Anthropic.APIConnectionError) || err instanceof Anthropic.APIConnectionTimeoutError) return false;
+  const code = (err.cause as { code?: string } | undefined)?.code;
+  return code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "EAI_AGAIN" || code === "EHOSTUNREACH";
+}
+
+/** Now by the wall clock, never before the run's clock (which may be ahead after sleeping until a window). */
+function laterOf(now: Date): Date {
+  return new Date(Math.max(Date.now(), now.getTime()));
+}
+
 
 /**
  * The bookkeeping of an answered model call, shared by direct and batch turns: price the usage (batch calls at the
@@ -181,7 +276,9 @@ export async function settleAnsweredTurn(
   };
   const searches = message.usage.server_tool_use?.web_search_requests ?? 0;
   const cost = costMicros(agent.model, usage, { batch: call.batch }) + searches * WEB_SEARCH_MICROS_PER_USE;
-  await settleBudget(db, { taskId: args.taskId, stepId: call.reservationKey, actualMicros: cost, usage, now: args.now });
+  // settled_at is when it settled: the wall clock now, never before the run's clock.
+  const settledAt = new Date(Math.max(Date.now(), args.now.getTime()));
+  const settlement = await settleBudget(db, { taskId: args.taskId, stepId: call.reservationKey, actualMicros: cost, usage, now: settledAt });
   const finished = Date.now();
   await recordStep(db, {
     taskId: args.taskId,
@@ -208,6 +305,7 @@ export async function settleAnsweredTurn(
     finished_at: finished,
     // The agent's own time in this step (a batch's queueing is reported apart, so the wall clock skips it).
     duration_ms: finished - call.started,
+    ...(settlement.settled && settlement.waiters && settlement.reservedMicros > settlement.actualMicros ? { wake_budget: true } : {}),
   };
 }
 

@@ -327,6 +327,7 @@ export type Database = {
           cache_creation_input_tokens: number
           cache_read_input_tokens: number
           created_at: string
+          estimated: boolean
           id: string
           input_tokens: number
           model: string
@@ -346,6 +347,7 @@ export type Database = {
           cache_creation_input_tokens?: number
           cache_read_input_tokens?: number
           created_at?: string
+          estimated?: boolean
           id?: string
           input_tokens?: number
           model: string
@@ -365,6 +367,7 @@ export type Database = {
           cache_creation_input_tokens?: number
           cache_read_input_tokens?: number
           created_at?: string
+          estimated?: boolean
           id?: string
           input_tokens?: number
           model?: string
@@ -391,30 +394,42 @@ export type Database = {
         Row: {
           agent_id: string
           cap_micros: number
+          ends_at: string
+          estimated_micros: number
           reservations: number
           reserved_micros: number
           settled_micros: number
           settlements: number
+          starts_at: string
+          timezone: string
           updated_at: string
           window_start: string
         }
         Insert: {
           agent_id: string
           cap_micros: number
+          ends_at: string
+          estimated_micros?: number
           reservations?: number
           reserved_micros?: number
           settled_micros?: number
           settlements?: number
+          starts_at: string
+          timezone: string
           updated_at?: string
           window_start: string
         }
         Update: {
           agent_id?: string
           cap_micros?: number
+          ends_at?: string
+          estimated_micros?: number
           reservations?: number
           reserved_micros?: number
           settled_micros?: number
           settlements?: number
+          starts_at?: string
+          timezone?: string
           updated_at?: string
           window_start?: string
         }
@@ -786,6 +801,93 @@ export type Database = {
           },
         ]
       }
+      rate_limit_waiters: {
+        Row: {
+          enqueued_at: string
+          expected_at: string
+          expires_at: string
+          input_tokens: number
+          model: string
+          output_tokens: number
+          priority: number
+          ticket: string
+        }
+        Insert: {
+          enqueued_at: string
+          expected_at: string
+          expires_at: string
+          input_tokens: number
+          model: string
+          output_tokens: number
+          priority?: number
+          ticket: string
+        }
+        Update: {
+          enqueued_at?: string
+          expected_at?: string
+          expires_at?: string
+          input_tokens?: number
+          model?: string
+          output_tokens?: number
+          priority?: number
+          ticket?: string
+        }
+        Relationships: []
+      }
+      rate_limits: {
+        Row: {
+          admitted: number
+          blocked_until: string | null
+          calibrated_at: string | null
+          deferred: number
+          input_available: number
+          input_tokens_per_minute: number | null
+          model: string
+          output_available: number
+          output_tokens_per_minute: number | null
+          rate_limited: number
+          refreshed_at: string | null
+          requests_available: number
+          requests_per_minute: number | null
+          source: string
+          updated_at: string
+        }
+        Insert: {
+          admitted?: number
+          blocked_until?: string | null
+          calibrated_at?: string | null
+          deferred?: number
+          input_available?: number
+          input_tokens_per_minute?: number | null
+          model: string
+          output_available?: number
+          output_tokens_per_minute?: number | null
+          rate_limited?: number
+          refreshed_at?: string | null
+          requests_available?: number
+          requests_per_minute?: number | null
+          source?: string
+          updated_at?: string
+        }
+        Update: {
+          admitted?: number
+          blocked_until?: string | null
+          calibrated_at?: string | null
+          deferred?: number
+          input_available?: number
+          input_tokens_per_minute?: number | null
+          model?: string
+          output_available?: number
+          output_tokens_per_minute?: number | null
+          rate_limited?: number
+          refreshed_at?: string | null
+          requests_available?: number
+          requests_per_minute?: number | null
+          source?: string
+          updated_at?: string
+        }
+        Relationships: []
+      }
       schedule_firings: {
         Row: {
           fired_at: string
@@ -1020,6 +1122,7 @@ export type Database = {
           cost_micros: number
           created_at: string
           error: Json | null
+          estimated_cost_micros: number
           finished_at: string | null
           id: string
           idempotency_key: string | null
@@ -1046,6 +1149,7 @@ export type Database = {
           cost_micros?: number
           created_at?: string
           error?: Json | null
+          estimated_cost_micros?: number
           finished_at?: string | null
           id?: string
           idempotency_key?: string | null
@@ -1072,6 +1176,7 @@ export type Database = {
           cost_micros?: number
           created_at?: string
           error?: Json | null
+          estimated_cost_micros?: number
           finished_at?: string | null
           id?: string
           idempotency_key?: string | null
@@ -1370,6 +1475,29 @@ export type Database = {
           transition: string
         }[]
       }
+      budget_open_window: {
+        Args: { p_agent_id: string; p_cap: number; p_now: string; p_tz: string }
+        Returns: {
+          agent_id: string
+          cap_micros: number
+          ends_at: string
+          estimated_micros: number
+          reservations: number
+          reserved_micros: number
+          settled_micros: number
+          settlements: number
+          starts_at: string
+          timezone: string
+          updated_at: string
+          window_start: string
+        }
+        SetofOptions: {
+          from: "*"
+          to: "budget_windows"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
       cancel_task: {
         Args: { p_actor: string; p_reason: string; p_task_id: string }
         Returns: {
@@ -1610,6 +1738,21 @@ export type Database = {
         }
         Returns: boolean
       }
+      note_rate_limited: {
+        Args: {
+          p_input_limit?: number
+          p_input_remaining?: number
+          p_model: string
+          p_now?: string
+          p_output_limit?: number
+          p_output_remaining?: number
+          p_requests_limit?: number
+          p_requests_remaining?: number
+          p_retry_after_seconds: number
+          p_task_id?: string
+        }
+        Returns: string
+      }
       note_webhook_refusal: {
         Args: { p_reason: string; p_source: string }
         Returns: undefined
@@ -1668,6 +1811,35 @@ export type Database = {
         SetofOptions: {
           from: "*"
           to: "approvals"
+          isOneToOne: true
+          isSetofReturn: false
+        }
+      }
+      rate_limit_refill: {
+        Args: {
+          p_now: string
+          p_row: Database["public"]["Tables"]["rate_limits"]["Row"]
+        }
+        Returns: {
+          admitted: number
+          blocked_until: string | null
+          calibrated_at: string | null
+          deferred: number
+          input_available: number
+          input_tokens_per_minute: number | null
+          model: string
+          output_available: number
+          output_tokens_per_minute: number | null
+          rate_limited: number
+          refreshed_at: string | null
+          requests_available: number
+          requests_per_minute: number | null
+          source: string
+          updated_at: string
+        }
+        SetofOptions: {
+          from: "*"
+          to: "rate_limits"
           isOneToOne: true
           isSetofReturn: false
         }
@@ -1805,16 +1977,32 @@ export type Database = {
         }
         Returns: {
           cap_micros: number
+          in_flight_micros: number
           next_window_at: string
           ok: boolean
+          refusal: string
           remaining_micros: number
           reservation_id: string
           reserved_micros: number
+          settled_micros: number
           status: Database["public"]["Enums"]["budget_reservation_status"]
           window_start: string
         }[]
       }
       resume_dependency_wait: { Args: { p_task_id: string }; Returns: boolean }
+      resume_rate_limited_task: {
+        Args: { p_task_id: string }
+        Returns: boolean
+      }
+      return_rate_limit: {
+        Args: {
+          p_input: number
+          p_model: string
+          p_now?: string
+          p_output: number
+        }
+        Returns: undefined
+      }
       save_artifact: {
         Args: {
           p_content: string
@@ -1856,8 +2044,24 @@ export type Database = {
           reservation_id: string
           reserved_micros: number
           settled: boolean
+          waiters: boolean
           window_start: string
         }[]
+      }
+      settle_rate_limit: {
+        Args: {
+          p_input_limit?: number
+          p_input_remaining?: number
+          p_model: string
+          p_now?: string
+          p_output_limit?: number
+          p_output_remaining?: number
+          p_refund_input: number
+          p_refund_output: number
+          p_requests_limit?: number
+          p_requests_remaining?: number
+        }
+        Returns: undefined
       }
       settled_spend_since: { Args: { p_since: string }; Returns: number }
       spend_by_agent_day: {
@@ -1868,12 +2072,16 @@ export type Database = {
           cache_read_input_tokens: number
           cap_micros: number
           committed_micros: number
+          ends_at: string
+          estimated_micros: number
           input_tokens: number
           output_tokens: number
           reservations: number
           reserved_micros: number
           settled_micros: number
           settlements: number
+          starts_at: string
+          timezone: string
           window_start: string
         }[]
       }
@@ -1888,6 +2096,7 @@ export type Database = {
           cache_creation_input_tokens: number
           cache_read_input_tokens: number
           calls: number
+          estimated_micros: number
           input_tokens: number
           model: string
           output_tokens: number
@@ -1902,6 +2111,8 @@ export type Database = {
           cache_creation_input_tokens: number
           cache_read_input_tokens: number
           calls: number
+          estimated_calls: number
+          estimated_micros: number
           input_tokens: number
           output_tokens: number
           reserved_micros: number
@@ -1935,6 +2146,24 @@ export type Database = {
           notification_id: string
         }[]
       }
+      take_rate_limit: {
+        Args: {
+          p_input_tokens: number
+          p_model: string
+          p_now?: string
+          p_output_tokens: number
+          p_priority: number
+          p_task_id?: string
+          p_ticket: string
+        }
+        Returns: {
+          dimension: string
+          input_taken: number
+          ok: boolean
+          output_taken: number
+          wait_until: string
+        }[]
+      }
       undo_dead_letter_replay: {
         Args: { p_id: string; p_task_id: string }
         Returns: boolean
@@ -1946,6 +2175,22 @@ export type Database = {
           change_id: number
         }[]
       }
+      write_off_lost_calls: {
+        Args: {
+          p_input_micros: number
+          p_input_tokens: number
+          p_max_tokens: number
+          p_now?: string
+          p_output_micros_per_mtok: number
+          p_task_id: string
+          p_turn_id: string
+        }
+        Returns: {
+          estimated_micros: number
+          next_key: string
+          written_off: number
+        }[]
+      }
     }
     Enums: {
       budget_reservation_status: "reserved" | "settled" | "released"
@@ -1954,6 +2199,7 @@ export type Database = {
         | "queued"
         | "running"
         | "waiting_budget"
+        | "waiting_rate_limit"
         | "waiting_approval"
         | "completed"
         | "failed"
@@ -2094,6 +2340,7 @@ export const Constants = {
         "queued",
         "running",
         "waiting_budget",
+        "waiting_rate_limit",
         "waiting_approval",
         "completed",
         "failed",

@@ -12,6 +12,8 @@ export interface StartedTask {
   requireApproval: boolean;
   callbackUrl: string | null;
   mode: "now" | "batch";
+  /** Who goes first when the model's rate limit is short (-100..100). */
+  priority: number;
   /** When the task first started running (ms): the origin of its wall clock. */
   startedAt: number;
   agent: AgentConfig;
@@ -24,7 +26,7 @@ export async function startTask(db: AdminClient, taskId: string, runId: string):
   if (!started) return null;
   const { data, error: readError } = await db
     .from("tasks")
-    .select(`id,prompt,input,require_approval,callback_url,mode,started_at,agents(${AGENT_COLUMNS})`)
+    .select(`id,prompt,input,require_approval,callback_url,mode,priority,started_at,agents(${AGENT_COLUMNS})`)
     .eq("id", taskId)
     .single();
   if (readError) throw new Error(`task read failed: ${readError.message}`);
@@ -37,6 +39,7 @@ export async function startTask(db: AdminClient, taskId: string, runId: string):
     requireApproval: data.require_approval,
     callbackUrl: data.callback_url,
     mode: data.mode,
+    priority: data.priority,
     startedAt: Date.parse(data.started_at ?? new Date().toISOString()),
     agent: toAgentConfig(agentRow),
   };

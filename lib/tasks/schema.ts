@@ -33,6 +33,7 @@ export const TASK_STATUSES = [
   "queued",
   "running",
   "waiting_budget",
+  "waiting_rate_limit",
   "waiting_approval",
   "waiting_dependency",
   "completed",

@@ -87,6 +87,8 @@ export interface TaskWire {
   error: Json | null;
   cost_usd: number;
   cost_micros: number;
+  /** The part of cost_micros that is estimated (calls whose answer was lost; the provider most likely billed them). */
+  estimated_cost_micros: number;
   created_at: string;
   updated_at: string;
   started_at: string | null;
@@ -104,7 +106,7 @@ export interface TaskApprovalRef {
 
 // The task's approvals come embedded (one round trip): PostgREST follows approvals.task_id.
 const WIRE_COLUMNS =
-  "id,status,status_reason,agent_id,prompt,input,priority,mode,require_approval,progress_done,progress_total,result,error,cost_micros,created_at,updated_at,started_at,finished_at," +
+  "id,status,status_reason,agent_id,prompt,input,priority,mode,require_approval,progress_done,progress_total,result,error,cost_micros,estimated_cost_micros,created_at,updated_at,started_at,finished_at," +
   "approvals(id,stage,revision,status,requested_at,decided_at,visible_at)";
 
 interface EmbeddedApproval {
@@ -133,6 +135,7 @@ type WireRow = Pick<
   | "result"
   | "error"
   | "cost_micros"
+  | "estimated_cost_micros"
   | "created_at"
   | "updated_at"
   | "started_at"
@@ -164,6 +167,7 @@ export function toWire(row: WireRow): TaskWire {
     // Display only: money stays integer micro-dollars everywhere else.
     cost_usd: micros / 1_000_000,
     cost_micros: micros,
+    estimated_cost_micros: Number(row.estimated_cost_micros),
     created_at: row.created_at,
     updated_at: row.updated_at,
     started_at: row.started_at,

@@ -1,6 +1,7 @@
 // Runs the offline Claude API double on its own: `tsx local/claude/main.ts --port 4010 [--host 127.0.0.1]
-// [--batch-delay-ms 1000] [--quiet]`. Point the SDK at it with ANTHROPIC_BASE_URL=<printed url>.
+// [--batch-delay-ms 1000] [--rate-limits <json>] [--quiet]`. Point the SDK at it with ANTHROPIC_BASE_URL=<printed url>.
 import { parseArgs } from "node:util";
+import { rateLimitConfigSchema } from "./rate-limits";
 import { startClaudeDouble } from "./server";
 
 const { values } = parseArgs({
@@ -9,6 +10,8 @@ const { values } = parseArgs({
     host: { type: "string" },
     "batch-delay-ms": { type: "string" },
     quiet: { type: "boolean", default: false },
+    // JSON, per model (or "*"): {"claude-sonnet-4-6":{"requests_per_minute":50,"input_tokens_per_minute":30000,"output_tokens_per_minute":8000}}
+    "rate-limits": { type: "string" },
   },
 });
 
@@ -26,6 +29,7 @@ const double = await startClaudeDouble({
   port: num("port", values.port),
   host: values.host,
   batchDelayMs: num("batch-delay-ms", values["batch-delay-ms"]),
+  rateLimits: values["rate-limits"] ? rateLimitConfigSchema.parse(JSON.parse(values["rate-limits"])) : undefined,
   log: values.quiet ? undefined : (line) => console.log(line),
 });
 console.log(`offline Claude double listening on ${double.url} (ANTHROPIC_BASE_URL=${double.url}; control at ${double.url}/_double)`);

@@ -21,6 +21,7 @@ import { CONTEXT_WINDOW, validateRequest, type MessagesRequest } from "./request
 import { SCENARIO_HEADER, ScriptBook, scriptBodySchema, type Step } from "./script";
 import { FaultBook, faultsBodySchema, type FaultAction, type FaultSpec } from "./faults";
 import { countInputTokens, promptBlocks } from "./tokens";
+import { RateLimiter, rateLimitConfigSchema, type RateLimitConfig } from "./rate-limits";
 
 export { scenarioMarker, type Step } from "./script";
 export { OFFLINE_PREFIX } from "./model";
@@ -42,6 +43,8 @@ export interface ClaudeDoubleOptions {
   maxCallLog?: number;
   /** Keep the request body on only this many most recent call records. Default 1,000. */
   maxCallBodies?: number;
+  /** Per-model rate limits enforced like the real API (local/claude/rate-limits.ts); none by default. */
+  rateLimits?: RateLimitConfig;
 }
 
 export interface Usage {
@@ -119,6 +122,8 @@ export interface ClaudeDouble {
   /** Forget a scenario's script, calls and cache entries; with no argument, all state. */
   reset(scenario?: string): void;
   clock: { now(): number; advance(ms: number): void };
+  /** The rate limits in force (configure replaces them and refills every bucket). */
+  rateLimits: RateLimiter;
   /** Outages over time (local/claude/faults.ts): add returns the fault's id. */
   faults: { add(spec: FaultSpec): number; list(): ReturnType<FaultBook["list"]>; clear(): void };
 }
@@ -211,6 +216,7 @@ export async function startClaudeDouble(opts: ClaudeDoubleOptions = {}): Promise
       ? () => opts.minCacheableTokens as number
       : (opts.minCacheableTokens ?? defaultMinCacheableTokens);
   const cache = new PromptCache(clock.now, minTokens);
+  const limiter = new RateLimiter(clock.now, opts.rateLimits);
   const scripts = new ScriptBook();
   const faults = new FaultBook(clock.now);
   const batches = new Map<string, Batch>();
@@ -452,6 +458,13 @@ export async function startClaudeDouble(opts: ClaudeDoubleOptions = {}): Promise
       reset(parsed.data.scenario);
       return sendJson(res, 200, { ok: true });
     }
+    if (route === "/rate-limits" && req.method === "POST") {
+      const parsed = rateLimitConfigSchema.safeParse(parseJson(await readBody(req, 1 << 20)));
+      if (!parsed.success) return bad(parsed.error.issues.map((i) => `${i.path.join(".") || "body"}: ${i.message}`).join("; "));
+      limiter.configure(parsed.data);
+      return sendJson(res, 200, { ok: true });
+    }
+    if (route === "/rate-limits" && req.method === "GET") return sendJson(res, 200, { refused: Object.fromEntries(limiter.refused) });
     if (route === "/faults" && req.method === "POST") {
       const parsed = faultsBodySchema.safeParse(parseJson(await readBody(req, 1 << 20)));
       if (!parsed.success) return bad(parsed.error.issues.map((i) => `${i.path.join(".") || "body"}: ${i.message}`).join("; "));
@@ -483,19 +496,25 @@ export async function startClaudeDouble(opts: ClaudeDoubleOptions = {}): Promise
     }
     const r = v.request;
     const facts = { ...requestFacts(r), scenario: rawScenario, stream: r.stream === true };
+    const gate = limiter.admit(r.model, countInputTokens(r), r.max_tokens);
+    if (!gate.ok) {
+      record({ ...base, ...facts, status: 429, outcome: "rate_limited", error_type: gate.type });
+      return sendApiError(res, requestId, 429, gate.type, gate.message, gate.headers);
+    }
     const out = await runModel(r, rawScenario, "standard", true);
     if (out.kind === "error") {
       record({ ...base, ...facts, status: out.status, outcome: out.outcome, error_type: out.type });
-      return sendApiError(res, requestId, out.status, out.type, out.message, out.headers);
+      return sendApiError(res, requestId, out.status, out.type, out.message, { ...gate.settle(null), ...out.headers });
     }
+    const limitHeaders = gate.settle(out.message.usage);
     record({ ...base, ...facts, status: 200, outcome: out.outcome, stop_reason: out.message.stop_reason, usage: out.message.usage });
-    if (r.stream) return streamMessage(res, requestId, out.message);
-    sendJson(res, 200, out.message, { "request-id": requestId });
+    if (r.stream) return streamMessage(res, requestId, out.message, limitHeaders);
+    sendJson(res, 200, out.message, { "request-id": requestId, ...limitHeaders });
   }
 
   /** Sends a message as the API's server-sent event sequence. */
-  function streamMessage(res: ServerResponse, requestId: string, msg: Message) {
-    res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive", "request-id": requestId });
+  function streamMessage(res: ServerResponse, requestId: string, msg: Message, extraHeaders: Record<string, string> = {}) {
+    res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive", "request-id": requestId, ...extraHeaders });
     const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     const { usage } = msg;
     send("message_start", {
@@ -751,6 +770,7 @@ export async function startClaudeDouble(opts: ClaudeDoubleOptions = {}): Promise
     url,
     port,
     clock,
+    rateLimits: limiter,
     stop: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -68,3 +68,10 @@ export function parseRetryAfter(value: string | null, now: number): number | und
     return undefined;
   }
 }
+
+/** Inngest's retry schedule (pkg/backoff): 15s, 30s, 1m, 2m, 5m, 10m, 20m, 40m, 1h, 2h, plus up to 30 s jitter. */
+const BACKOFF_TABLE = [15e3, 30e3, 60e3, 120e3, 300e3, 600e3, 1200e3, 2400e3, 3600e3, 7200e3];
+
+export function defaultBackoff(attempt: number): number {
+  return BACKOFF_TABLE[Math.min(attempt, BACKOFF_TABLE.length - 1)]! + Math.floor(Math.random() * 30_000);
+}

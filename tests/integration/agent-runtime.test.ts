@@ -127,10 +127,13 @@ describe("agent runtime", () => {
     const { data: ledger } = await sb.admin
       .from("budget_reservations")
       .select("step_id,status,actual_micros")
-      .eq("task_id", taskId);
-    expect(ledger).toHaveLength(1);
-    expect(ledger![0]).toMatchObject({ step_id: "turn-1", status: "settled" });
-    expect(Number(t.cost_micros)).toBe(Number(ledger![0]!.actual_micros));
+      .eq("task_id", taskId)
+      .order("created_at");
+    // The 429 was not billed: its reservation was released while the task waited out retry-after (holding no budget).
+    expect(ledger).toHaveLength(2);
+    expect(ledger![0]).toMatchObject({ step_id: "turn-1", status: "released" });
+    expect(ledger![1]).toMatchObject({ step_id: "turn-1", status: "settled" });
+    expect(Number(t.cost_micros)).toBe(Number(ledger![1]!.actual_micros));
     expect(Number(t.cost_micros)).toBeGreaterThan(0);
   });
 
@@ -180,6 +183,9 @@ describe("agent runtime", () => {
     });
     expect(error).toBeNull();
     expect(pre![0]!.ok).toBe(true);
+    // Settled (a refusal by money in flight would wait for a settle instead of the next window).
+    const settled = await sb.admin.rpc("settle_budget", { p_task_id: other.taskId, p_step_id: "turn-1", p_actual_micros: 999_000 });
+    expect(settled.error).toBeNull();
 
     const scenario = "rt-budget";
     double.script(scenario, [{ text: "Written after midnight." }]);
@@ -190,7 +196,7 @@ describe("agent runtime", () => {
       const { count } = await sb.admin.from("notifications").select("id", { count: "exact", head: true }).eq("agent_id", "night_writer");
       return t.status === "waiting_budget" && count ? t : undefined;
     }, { message: "task never waited for the budget" });
-    expect(waiting.status_reason).toMatch(/daily budget of \$1\.00 reached; resumes at /);
+    expect(waiting.status_reason).toMatch(/^daily budget spent \(\$0\.9990 settled \+ \$0\.0000 in flight of night_writer's \$1\.00 daily budget; the next call needs up to \$0\.\d{4}\); resumes at .* or when the cap is raised$/);
     expect(double.calls({ scenario, kind: "messages" })).toHaveLength(0);
     const { data: notes } = await sb.admin.from("notifications").select("kind,agent_id").eq("agent_id", "night_writer");
     expect(notes).toEqual([{ kind: "budget_exhausted", agent_id: "night_writer" }]);

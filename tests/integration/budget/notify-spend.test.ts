@@ -56,7 +56,8 @@ describe("note_budget_exhausted", () => {
       dedupe_key: `budget_exhausted:${agent}:2026-11-26`,
       task_id: task,
       title: `${agent} agent reached its daily budget`,
-      body: `The ${agent} agent has committed its $2.00 budget for 2026-11-26 (Europe/Berlin). Its work waits until 2026-11-27 00:00 Europe/Berlin.`,
+      // No window row (nothing reserved in this test): $0.00 settled, nothing in flight.
+      body: `The ${agent} agent has spent $0.00 of its $2.00 budget for 2026-11-26 (Europe/Berlin). Its work waits until 2026-11-27 00:00 Europe/Berlin or a higher cap.`,
       payload: {
         agent_id: agent,
         task_id: task,
@@ -110,21 +111,23 @@ describe("spend queries", () => {
     const days = await spendByAgentDay(sb.admin, { agentId: agent });
     expect(days).toEqual([
       {
-        agent_id: agent, window_start: "2026-11-27", settled_micros: 9_000, reserved_micros: 300_000, committed_micros: 309_000,
+        agent_id: agent, window_start: "2026-11-27", settled_micros: 9_000, estimated_micros: 0, reserved_micros: 300_000, committed_micros: 309_000,
         cap_micros: 5_000_000, reservations: 2, settlements: 1,
         input_tokens: 3000, output_tokens: 500, cache_creation_input_tokens: 0, cache_read_input_tokens: 0,
+        timezone: "America/New_York", starts_at: "2026-11-27T05:00:00+00:00", ends_at: "2026-11-28T05:00:00+00:00",
       },
       {
-        agent_id: agent, window_start: "2026-11-26", settled_micros: 167_000, reserved_micros: 0, committed_micros: 167_000,
+        agent_id: agent, window_start: "2026-11-26", settled_micros: 167_000, estimated_micros: 0, reserved_micros: 0, committed_micros: 167_000,
         cap_micros: 5_000_000, reservations: 4, settlements: 3,
         input_tokens: 3500, output_tokens: 700, cache_creation_input_tokens: 3000, cache_read_input_tokens: 3000,
+        timezone: "America/New_York", starts_at: "2026-11-26T05:00:00+00:00", ends_at: "2026-11-27T05:00:00+00:00",
       },
     ]);
     expect(await spendByAgentDay(sb.admin, { agentId: agent, from: "2026-11-26", to: "2026-11-26" })).toHaveLength(1);
     expect((await spendByAgentDay(sb.admin, { from: "2026-11-27" })).map((d) => d.agent_id)).toContain(agent);
 
     expect(await spendByTask(sb.admin, t1)).toEqual({
-      task_id: t1, agent_id: agent, settled_micros: 160_000, reserved_micros: 0, calls: 2,
+      task_id: t1, agent_id: agent, settled_micros: 160_000, estimated_micros: 0, reserved_micros: 0, calls: 2, estimated_calls: 0,
       input_tokens: 1500, output_tokens: 300, cache_creation_input_tokens: 3000, cache_read_input_tokens: 3000,
     });
     expect(await spendByTask(sb.admin, t2)).toMatchObject({ settled_micros: 16_000, reserved_micros: 300_000, calls: 2 });
@@ -135,11 +138,11 @@ describe("spend queries", () => {
 
     expect(await spendByModel(sb.admin, { agentId: agent })).toEqual([
       {
-        model: "claude-sonnet-4-6", settled_micros: 160_000, reserved_micros: 300_000, calls: 2,
+        model: "claude-sonnet-4-6", settled_micros: 160_000, estimated_micros: 0, reserved_micros: 300_000, calls: 2,
         input_tokens: 1500, output_tokens: 300, cache_creation_input_tokens: 3000, cache_read_input_tokens: 3000,
       },
       {
-        model: "claude-haiku-4-5", settled_micros: 16_000, reserved_micros: 0, calls: 2,
+        model: "claude-haiku-4-5", settled_micros: 16_000, estimated_micros: 0, reserved_micros: 0, calls: 2,
         input_tokens: 5000, output_tokens: 900, cache_creation_input_tokens: 0, cache_read_input_tokens: 0,
       },
     ]);

@@ -98,3 +98,28 @@ describe("a 10-minute Claude outage", () => {
     expect(open).toEqual([]);
   });
 });
+
+describe("a run stopped by its time limit", () => {
+  test("a task still waiting for a dead dependency after 72 h is failed by timeouts.finish and lands in the dead-letter queue", async () => {
+    double.faults.clear();
+    double.faults.add({ kind: "outage", duration_ms: 100 * 3_600_000, status: 503 });
+    // Day-long cool-downs, so the wait spans the 72-hour limit in a few probes.
+    const { resetEnvCache } = await import("@/lib/env");
+    Object.assign(process.env, { NIGHTSHIFT_BREAKER_COOLDOWN_S: "86400", NIGHTSHIFT_BREAKER_MAX_COOLDOWN_S: "86400", NIGHTSHIFT_BREAKER_THRESHOLD: "1" });
+    resetEnvCache();
+    try {
+      const { taskId } = await submitTask(sb.admin, { agent: "outreach", prompt: `${scenarioMarker("outage-72h")} Draft it.` }, null, null);
+      const failed = await until(async () => {
+        const { data } = await sb.admin.from("tasks").select("status,status_reason").eq("id", taskId).single();
+        return data!.status === "failed" ? data : undefined;
+      }, { timeoutMs: 60_000, tick: () => clock.advance(3_600_000), message: "the task was not failed by its time limit" });
+      expect(failed!.status_reason).toBe("The run did not finish within its time limit (timeouts.finish) and was stopped.");
+      const { data: dl } = await sb.admin.from("dead_letters").select("failure_kind,summary,status").eq("task_id", taskId).single();
+      expect(dl).toEqual({ failure_kind: "timeout", summary: "The run did not finish within its time limit (timeouts.finish) and was stopped.", status: "pending" });
+    } finally {
+      for (const k of ["NIGHTSHIFT_BREAKER_COOLDOWN_S", "NIGHTSHIFT_BREAKER_MAX_COOLDOWN_S", "NIGHTSHIFT_BREAKER_THRESHOLD"]) delete process.env[k];
+      resetEnvCache();
+      double.faults.clear();
+    }
+  });
+});

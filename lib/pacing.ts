@@ -1,0 +1,164 @@
+// Token-weighted pacing under Claude's per-model rate limits (requests, input tokens and output tokens per minute).
+// The buckets live in Postgres (supabase/migrations/*_pacing.sql), so every instance of the app takes from the same
+// ones; this module names the calls and reads the `anthropic-ratelimit-*` headers that calibrate them.
+//
+// Around one direct model call (batch calls are paced by the Batches API's own limits, not these):
+//   1. takeRateLimit(...)  — not admitted: the task waits (durably) until `waitUntil`, then tries again
+//   2. call the model      — a 429 anyway: noteRateLimited(...) with the bounded retry-after, then wait
+//   3. settleRateLimit(...) with the real usage and the answer's headers
+import type { AdminClient } from "@/lib/db/admin";
+
+/** The longest a 429's retry-after is obeyed in one wait: a provider asking for an hour is asked again sooner, and
+ * the task says meanwhile that it is rate limited (it never sits silently in `running`). */
+export const MAX_RETRY_AFTER_SECONDS = 300;
+/** How many 429s in a row one turn accepts before it fails (each waited for, bounded). */
+export const MAX_RATE_LIMITED_ATTEMPTS = 8;
+
+export class PacingError extends Error {
+  constructor(op: string, error: { message: string }) {
+    super(`${op} failed: ${error.message}`);
+    this.name = "PacingError";
+  }
+}
+
+export interface Admission {
+  ok: boolean;
+  /** When to try again (ISO), when not admitted. */
+  waitUntil: string | null;
+  /** The limit that binds: requests | input_tokens | output_tokens | retry_after. */
+  dimension: string | null;
+  /** What was taken (clamped to a minute's limit for a call larger than that): give back the unused part after. */
+  inputTaken: number;
+  outputTaken: number;
+}
+
+export async function takeRateLimit(
+  db: AdminClient,
+  args: { model: string; ticket: string; priority: number; inputTokens: number; outputTokens: number; taskId?: string; now?: Date },
+): Promise<Admission> {
+  const { data, error } = await db.rpc("take_rate_limit", {
+    p_model: args.model,
+    p_ticket: args.ticket,
+    p_priority: args.priority,
+    p_input_tokens: args.inputTokens,
+    p_output_tokens: args.outputTokens,
+    p_task_id: args.taskId,
+    p_now: args.now?.toISOString(),
+  });
+  if (error) throw new PacingError("take_rate_limit", error);
+  const row = data?.[0];
+  if (!row) throw new PacingError("take_rate_limit", { message: "no row returned" });
+  return {
+    ok: row.ok,
+    waitUntil: row.wait_until ? new Date(row.wait_until).toISOString() : null,
+    dimension: row.dimension ?? null,
+    inputTaken: row.input_taken,
+    outputTaken: row.output_taken,
+  };
+}
+
+/** The rate-limit figures of an answer's `anthropic-ratelimit-*` headers (null where absent). */
+export interface RateLimitHeaders {
+  requestsLimit: number | null;
+  requestsRemaining: number | null;
+  inputLimit: number | null;
+  inputRemaining: number | null;
+  outputLimit: number | null;
+  outputRemaining: number | null;
+  /** retry-after in seconds (429s), unbounded as sent. */
+  retryAfterSeconds: number | null;
+}
+
+export function readRateLimitHeaders(headers: Headers | undefined | null): RateLimitHeaders {
+  const int = (name: string) => {
+    const raw = headers?.get(name);
+    if (raw === null || raw === undefined || raw === "") return null;
+    const n = Number(raw);
+    return Number.isFinite(n) && n >= 0 ? Math.floor(n) : null;
+  };
+  let retryAfterSeconds: number | null = null;
+  const ra = headers?.get("retry-after");
+  if (ra) {
+    const n = Number(ra);
+    if (Number.isFinite(n)) retryAfterSeconds = Math.max(0, n);
+    else if (!Number.isNaN(Date.parse(ra))) retryAfterSeconds = Math.max(0, (Date.parse(ra) - Date.now()) / 1000);
+  }
+  return {
+    requestsLimit: int("anthropic-ratelimit-requests-limit"),
+    requestsRemaining: int("anthropic-ratelimit-requests-remaining"),
+    inputLimit: int("anthropic-ratelimit-input-tokens-limit"),
+    inputRemaining: int("anthropic-ratelimit-input-tokens-remaining"),
+    outputLimit: int("anthropic-ratelimit-output-tokens-limit"),
+    outputRemaining: int("anthropic-ratelimit-output-tokens-remaining"),
+    retryAfterSeconds,
+  };
+}
+
+/** After an answer: give back what the call did not use and calibrate from its headers. */
+export async function settleRateLimit(
+  db: AdminClient,
+  args: { model: string; refundInput: number; refundOutput: number; headers: RateLimitHeaders; now?: Date },
+): Promise<void> {
+  const h = args.headers;
+  const { error } = await db.rpc("settle_rate_limit", {
+    p_model: args.model,
+    p_refund_input: Math.max(0, Math.floor(args.refundInput)),
+    p_refund_output: Math.max(0, Math.floor(args.refundOutput)),
+    p_requests_limit: h.requestsLimit ?? undefined,
+    p_requests_remaining: h.requestsRemaining ?? undefined,
+    p_input_limit: h.inputLimit ?? undefined,
+    p_input_remaining: h.inputRemaining ?? undefined,
+    p_output_limit: h.outputLimit ?? undefined,
+    p_output_remaining: h.outputRemaining ?? undefined,
+    p_now: args.now?.toISOString(),
+  });
+  if (error) throw new PacingError("settle_rate_limit", error);
+}
+
+/** Gives an admitted call's tokens back whole (it was not sent). */
+export async function returnRateLimit(db: AdminClient, args: { model: string; input: number; output: number; now?: Date }): Promise<void> {
+  const { error } = await db.rpc("return_rate_limit", {
+    p_model: args.model,
+    p_input: args.input,
+    p_output: args.output,
+    p_now: args.now?.toISOString(),
+  });
+  if (error) throw new PacingError("return_rate_limit", error);
+}
+
+/** A 429 came back: block the model until the bounded retry-after, correct the buckets from the headers, and mark
+ * the task waiting_rate_limit. Returns when to try again (ISO). */
+export async function noteRateLimited(
+  db: AdminClient,
+  args: { model: string; headers: RateLimitHeaders; taskId?: string; now?: Date },
+): Promise<{ retryAt: string; retryAfterSeconds: number }> {
+  const h = args.headers;
+  const retryAfterSeconds = boundedRetryAfter(h.retryAfterSeconds);
+  const { data, error } = await db.rpc("note_rate_limited", {
+    p_model: args.model,
+    p_retry_after_seconds: retryAfterSeconds,
+    p_task_id: args.taskId,
+    p_requests_limit: h.requestsLimit ?? undefined,
+    p_requests_remaining: h.requestsRemaining ?? undefined,
+    p_input_limit: h.inputLimit ?? undefined,
+    p_input_remaining: h.inputRemaining ?? undefined,
+    p_output_limit: h.outputLimit ?? undefined,
+    p_output_remaining: h.outputRemaining ?? undefined,
+    p_now: args.now?.toISOString(),
+  });
+  if (error) throw new PacingError("note_rate_limited", error);
+  return { retryAt: new Date(data as string).toISOString(), retryAfterSeconds };
+}
+
+/** retry-after as obeyed: at least 1 s, at most MAX_RETRY_AFTER_SECONDS (a missing header means 5 s). */
+export function boundedRetryAfter(seconds: number | null): number {
+  if (seconds === null || !Number.isFinite(seconds)) return 5;
+  return Math.min(Math.max(seconds, 1), MAX_RETRY_AFTER_SECONDS);
+}
+
+/** Back to `running` when a rate-limited task's retry starts. */
+export async function resumeRateLimitedTask(db: AdminClient, taskId: string): Promise<boolean> {
+  const { data, error } = await db.rpc("resume_rate_limited_task", { p_task_id: taskId });
+  if (error) throw new PacingError("resume_rate_limited_task", error);
+  return data === true;
+}

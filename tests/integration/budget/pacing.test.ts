@@ -1,0 +1,145 @@
+// Token-weighted pacing on the real database (issue 13): per-model buckets of requests, input and output tokens per
+// minute, shared by every process; priority first; a 429's retry-after obeyed but bounded; calibration from headers.
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { MAX_RETRY_AFTER_SECONDS, noteRateLimited, readRateLimitHeaders, settleRateLimit, takeRateLimit } from "../../../lib/pacing";
+import { createTestSupabase, type TestSupabase } from "../../support/supabase";
+import { sql } from "../db/sql";
+import { createAgent, createTask } from "./helpers";
+
+const run = promisify(execFile);
+let sb: TestSupabase;
+const T0 = Date.parse("2026-11-29T02:00:00Z");
+const at = (s: number) => new Date(T0 + s * 1000);
+
+beforeAll(async () => {
+  sb = await createTestSupabase();
+});
+afterAll(async () => {
+  await sb?.stop();
+});
+
+async function model(limits: { rpm?: number; itpm?: number; otpm?: number }): Promise<string> {
+  const name = `claude-test-${randomBytes(4).toString("hex")}`;
+  await sql(
+    sb.databaseUrl,
+    `insert into public.rate_limits (model, requests_per_minute, input_tokens_per_minute, output_tokens_per_minute) values ($1, $2, $3, $4)`,
+    [name, limits.rpm ?? null, limits.itpm ?? null, limits.otpm ?? null],
+  );
+  return name;
+}
+
+interface ChildResult { admitted: number; input: number; output: number; waits: string[] }
+async function child(m: string, count: number, now: Date, tag: string, input: number, output: number): Promise<ChildResult> {
+  const { stdout } = await run(
+    process.execPath,
+    // react-server: lib/db/admin.ts is `server-only`, as in the app
+    ["--conditions=react-server", "--import", "tsx", "tests/integration/budget/pacing-child.ts", sb.supabaseUrl, sb.secretKey, m, String(count), now.toISOString(), tag, String(input), String(output)],
+    { timeout: 120_000 },
+  );
+  return JSON.parse(stdout.trim().split("\n").pop()!) as ChildResult;
+}
+
+describe("the shared limiter", () => {
+  test("two processes hammering one model never get more than its tokens per minute", async () => {
+    const m = await model({ rpm: 1_000, itpm: 10_000, otpm: 2_000 });
+    // Both processes at the same instant: the full bucket holds 10,000 input tokens = 14 calls of 700.
+    const [a, b] = await Promise.all([child(m, 20, at(0), "a", 700, 100), child(m, 20, at(0), "b", 700, 100)]);
+    expect(a.input + b.input).toBeLessThanOrEqual(10_000);
+    expect(a.admitted + b.admitted).toBe(14);
+    for (const w of [...a.waits, ...b.waits]) expect(Date.parse(w) - T0).toBeLessThanOrEqual(60_000);
+
+    // 30 s later the bucket has refilled 5,000 more: the same callers again get at most that (plus the 200 left).
+    const [c, d] = await Promise.all([child(m, 20, at(30), "a", 700, 100), child(m, 20, at(30), "b", 700, 100)]);
+    expect(a.input + b.input + c.input + d.input).toBeLessThanOrEqual(10_000 + 5_000);
+    expect(c.admitted + d.admitted).toBe(7);
+    // Output tokens are a limit of their own: 2,000/min at 400 each admits 5 at once.
+    const o = await model({ otpm: 2_000 });
+    const out = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => takeRateLimit(sb.admin, { model: o, ticket: `o${i}`, priority: 0, inputTokens: 10, outputTokens: 400, now: at(0) })),
+    );
+    expect(out.filter((r) => r.ok)).toHaveLength(5);
+  }, 180_000);
+
+  test("a model with no known limits is not paced; a call larger than a minute's limit runs when the bucket is full", async () => {
+    const free = `claude-free-${randomBytes(3).toString("hex")}`;
+    for (let i = 0; i < 5; i++) expect((await takeRateLimit(sb.admin, { model: free, ticket: `t${i}`, priority: 0, inputTokens: 1e6, outputTokens: 1e5, now: at(0) })).ok).toBe(true);
+    const m = await model({ itpm: 1_000 });
+    expect(await takeRateLimit(sb.admin, { model: m, ticket: "big", priority: 0, inputTokens: 5_000, outputTokens: 10, now: at(0) })).toMatchObject({ ok: true, inputTaken: 1_000 });
+    expect(await takeRateLimit(sb.admin, { model: m, ticket: "next", priority: 0, inputTokens: 100, outputTokens: 10, now: at(0) })).toMatchObject({ ok: false, dimension: "input_tokens", waitUntil: at(6).toISOString() });
+  });
+
+  test("priority decides who goes first when tokens are short", async () => {
+    const m = await model({ itpm: 6_000 });
+    expect((await takeRateLimit(sb.admin, { model: m, ticket: "fill", priority: 0, inputTokens: 6_000, outputTokens: 0, now: at(0) })).ok).toBe(true);
+    // A low-priority call waits first, then a high-priority one.
+    const low = await takeRateLimit(sb.admin, { model: m, ticket: "low", priority: -5, inputTokens: 1_000, outputTokens: 0, now: at(1) });
+    const high = await takeRateLimit(sb.admin, { model: m, ticket: "high", priority: 10, inputTokens: 1_000, outputTokens: 0, now: at(2) });
+    expect(low.ok || high.ok).toBe(false);
+    // At 10 s there are 1,000 tokens: enough for one. The low one asks first and is still refused: high goes first.
+    expect((await takeRateLimit(sb.admin, { model: m, ticket: "low", priority: -5, inputTokens: 1_000, outputTokens: 0, now: at(10) })).ok).toBe(false);
+    expect((await takeRateLimit(sb.admin, { model: m, ticket: "high", priority: 10, inputTokens: 1_000, outputTokens: 0, now: at(10) })).ok).toBe(true);
+    expect((await takeRateLimit(sb.admin, { model: m, ticket: "low", priority: -5, inputTokens: 1_000, outputTokens: 0, now: at(20) })).ok).toBe(true);
+  });
+
+  test("an answer gives back what it did not use and calibrates the limits from its headers", async () => {
+    const m = await model({ itpm: 10_000, otpm: 4_000 });
+    await takeRateLimit(sb.admin, { model: m, ticket: "x", priority: 0, inputTokens: 2_000, outputTokens: 4_000, now: at(0) });
+    expect((await takeRateLimit(sb.admin, { model: m, ticket: "y", priority: 0, inputTokens: 10, outputTokens: 1_000, now: at(0) })).ok).toBe(false);
+    await settleRateLimit(sb.admin, { model: m, refundInput: 500, refundOutput: 3_500, headers: readRateLimitHeaders(null), now: at(0) });
+    expect((await takeRateLimit(sb.admin, { model: m, ticket: "y", priority: 0, inputTokens: 10, outputTokens: 1_000, now: at(0) })).ok).toBe(true);
+
+    const headers = new Headers({
+      "anthropic-ratelimit-requests-limit": "50",
+      "anthropic-ratelimit-requests-remaining": "49",
+      "anthropic-ratelimit-input-tokens-limit": "30000",
+      "anthropic-ratelimit-input-tokens-remaining": "100",
+      "anthropic-ratelimit-output-tokens-limit": "8000",
+      "anthropic-ratelimit-output-tokens-remaining": "7000",
+    });
+    await settleRateLimit(sb.admin, { model: m, refundInput: 0, refundOutput: 0, headers: readRateLimitHeaders(headers), now: at(0) });
+    const [row] = await sql<Record<string, unknown>>(sb.databaseUrl, `select * from public.rate_limits where model = $1`, [m]);
+    expect(row).toMatchObject({ requests_per_minute: 50, input_tokens_per_minute: 30_000, output_tokens_per_minute: 8_000, source: "headers", input_available: 100 });
+  });
+});
+
+describe("a 429", () => {
+  test("retry-after: 3600 is obeyed for at most the bound, the task says so, and the limiter is corrected", async () => {
+    const m = await model({ itpm: 10_000 });
+    const agent = await createAgent(sb.databaseUrl, { capMicros: 1_000_000, model: m });
+    const task = await createTask(sb.databaseUrl, agent);
+    await sql(sb.databaseUrl, `update public.tasks set status = 'running' where id = $1`, [task]);
+    const headers = readRateLimitHeaders(new Headers({ "retry-after": "3600", "anthropic-ratelimit-input-tokens-limit": "8000", "anthropic-ratelimit-input-tokens-remaining": "0" }));
+    expect(headers.retryAfterSeconds).toBe(3600);
+    const { retryAt, retryAfterSeconds } = await noteRateLimited(sb.admin, { model: m, headers, taskId: task, now: at(0) });
+    expect(retryAfterSeconds).toBe(MAX_RETRY_AFTER_SECONDS);
+    expect(retryAt).toBe(at(MAX_RETRY_AFTER_SECONDS).toISOString());
+    const [t] = await sql<{ status: string; status_reason: string }>(sb.databaseUrl, `select status::text, status_reason from public.tasks where id = $1`, [task]);
+    expect(t).toEqual({ status: "waiting_rate_limit", status_reason: `rate limited by the provider (429) on ${m}; retrying at ${at(MAX_RETRY_AFTER_SECONDS).toISOString().replace(".000", "")}` });
+
+    // Before the bound: nothing goes out for the model, and the waiting call says why and until when.
+    const early = await takeRateLimit(sb.admin, { model: m, ticket: "t", priority: 0, inputTokens: 100, outputTokens: 10, taskId: task, now: at(60) });
+    expect(early).toMatchObject({ ok: false, dimension: "retry_after", waitUntil: retryAt });
+    // At the bound it runs (the provider's figures replaced ours: 8,000/min, refilled from 0 over 300 s), and the task
+    // is running again.
+    expect(await takeRateLimit(sb.admin, { model: m, ticket: "t", priority: 0, inputTokens: 100, outputTokens: 10, taskId: task, now: new Date(retryAt) })).toMatchObject({ ok: true });
+    const [t2] = await sql<{ status: string }>(sb.databaseUrl, `select status::text from public.tasks where id = $1`, [task]);
+    expect(t2!.status).toBe("running");
+    const [row] = await sql<{ input_tokens_per_minute: number; rate_limited: string }>(sb.databaseUrl, `select input_tokens_per_minute, rate_limited::text from public.rate_limits where model = $1`, [m]);
+    expect(row).toEqual({ input_tokens_per_minute: 8_000, rate_limited: "1" });
+  });
+
+  test("a paced call marks its task waiting_rate_limit with the model and the expected time", async () => {
+    const m = await model({ rpm: 60 });
+    const agent = await createAgent(sb.databaseUrl, { capMicros: 1_000_000, model: m });
+    const task = await createTask(sb.databaseUrl, agent);
+    await sql(sb.databaseUrl, `update public.tasks set status = 'running' where id = $1`, [task]);
+    for (let i = 0; i < 60; i++) await takeRateLimit(sb.admin, { model: m, ticket: `f${i}`, priority: 0, inputTokens: 1, outputTokens: 1, now: at(0) });
+    const r = await takeRateLimit(sb.admin, { model: m, ticket: "me", priority: 0, inputTokens: 1, outputTokens: 1, taskId: task, now: at(0) });
+    expect(r).toMatchObject({ ok: false, dimension: "requests", waitUntil: at(1).toISOString() });
+    const [t] = await sql<{ status: string; status_reason: string }>(sb.databaseUrl, `select status::text, status_reason from public.tasks where id = $1`, [task]);
+    expect(t).toEqual({ status: "waiting_rate_limit", status_reason: `waiting for the ${m} rate limit (requests) of 60 requests/min; expected to run at 2026-11-29T02:00:01Z` });
+  });
+});
