@@ -1,6 +1,7 @@
 // GET /api/approvals?status=&task_id=&limit=&cursor= — visible approvals, pending and past, newest request first:
 // `{ approvals, next_cursor }`. An API-only client finds what waits (status=pending) and decides it with
 // POST /api/approvals/:id.
+import { methodNotAllowed } from "@/lib/http/methods";
 import { BadCursorError, listApprovals, ListApprovalsQuery } from "@/lib/approvals";
 import { db } from "@/lib/db/server";
 import { requireApiKey } from "@/lib/http/auth";
@@ -21,3 +22,5 @@ export const GET = withErrors(async (req: Request) => {
     throw e;
   }
 });
+
+export const { POST, PUT, PATCH, DELETE } = methodNotAllowed(["GET"]);

@@ -5,6 +5,7 @@
 // The change and its audit record (who: the API key, when, each field from → to) are written by one Postgres
 // function. 200 { agent, change: { change_id, changes } | null } (null: nothing differed); 400 names the field;
 // 404 unknown agent. Takes effect for the next model call; a raised cap wakes tasks waiting for budget.
+import { methodNotAllowed } from "@/lib/http/methods";
 import { AgentPatch, AgentSettingsError, getAgent, listAgentChanges, updateAgentSettings } from "@/lib/agents/settings";
 import { db } from "@/lib/db/server";
 import { requireApiKey } from "@/lib/http/auth";
@@ -41,3 +42,5 @@ export const PATCH = withErrors(async (req: Request, ctx: Ctx) => {
     throw e;
   }
 });
+
+export const { POST, PUT, DELETE } = methodNotAllowed(["GET", "PATCH"]);

@@ -6,6 +6,7 @@
 // 200 { approval_id, task_id, outcome: "decided" | "repeat", status, notes, decided_by, decided_at, decided_via, edited_text? }
 // 409 { error: { code: "already_decided" | "expired", message, details: { status, notes, decided_at, decided_via } } }
 // 404 unknown or malformed id, or not visible yet. 400 invalid body (naming the field). 401 no/invalid key.
+import { methodNotAllowed } from "@/lib/http/methods";
 import { ApprovalId, approvalWire, decideApproval, DecisionBody, getApproval } from "@/lib/approvals";
 import { db } from "@/lib/db/server";
 import { requireApiKey } from "@/lib/http/auth";
@@ -63,3 +64,5 @@ export const GET = withErrors(async (req: Request, ctx: Ctx) => {
   if (!a) throw notFound(id);
   return Response.json(approvalWire(a));
 });
+
+export const { PUT, PATCH, DELETE } = methodNotAllowed(["GET", "POST"]);

@@ -1,6 +1,7 @@
 // GET /api/artifacts/:id — one artifact: `{ artifact_id, task_id, name, content_type, bytes, sha256, created_at,
 // content }`. With `?format=raw` the content itself, served with its own Content-Type and Content-Length (as a
 // download-safe attachment: nosniff, no inline HTML). 404 unknown or malformed id.
+import { methodNotAllowed } from "@/lib/http/methods";
 import { z } from "zod";
 import { getArtifact } from "@/lib/artifacts";
 import { db } from "@/lib/db/server";
@@ -33,3 +34,5 @@ export const GET = withErrors(async (req: Request, ctx: { params: Promise<{ id: 
   const { id: artifactId, ...rest } = a;
   return Response.json({ artifact_id: artifactId, ...rest });
 });
+
+export const { POST, PUT, PATCH, DELETE } = methodNotAllowed(["GET"]);

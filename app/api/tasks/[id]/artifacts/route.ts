@@ -1,5 +1,6 @@
 // GET /api/tasks/:id/artifacts — the artifacts a task's agent saved (name, content type, size, SHA-256), oldest
 // first, without their content: `{ task_id, artifacts: [{ artifact_id, ..., url }] }`. 404 unknown task.
+import { methodNotAllowed } from "@/lib/http/methods";
 import { listArtifacts } from "@/lib/artifacts";
 import { db } from "@/lib/db/server";
 import { requireApiKey } from "@/lib/http/auth";
@@ -22,3 +23,5 @@ export const GET = withErrors(async (req: Request, ctx: { params: Promise<{ id: 
     artifacts: artifacts.map(({ id: artifactId, ...a }) => ({ artifact_id: artifactId, ...a, url: `/api/artifacts/${artifactId}` })),
   });
 });
+
+export const { POST, PUT, PATCH, DELETE } = methodNotAllowed(["GET"]);
