@@ -99,9 +99,9 @@ alter table public.approvals
   add constraint approvals_edited_only_when_approved
     check (edited_text is null or (status = 'approved' and decided_via in ('console', 'api')));
 
--- Approves a draft with the reviewer's edited text, in one transaction: decide_approval's compare-and-set decides
--- (so every race, deadline and repeat rule is the same as for a plain approve), and only the call that decided
--- writes the text, under the row lock the decision took. outcome as decide_approval's; a repeat is the same
+-- Approves a draft with the reviewer's edited text, in one transaction: decide_approval_announced decides (the same
+-- compare-and-set, so every race, deadline and repeat rule is that of a plain approve, and the wake-up event is
+-- recorded in the outbox), and only the call that decided writes the text, under the row lock the decision took. outcome as decide_approval's; a repeat is the same
 -- approve with the same text, anything else already decided is a conflict.
 create function public.approve_with_edit(
   p_id uuid,
@@ -129,7 +129,7 @@ begin
   end if;
 
   select d.outcome into v_outcome
-    from public.decide_approval(p_id, 'approve', null, p_actor, p_via, p_now) d;
+    from public.decide_approval_announced(p_id, 'approve', null, p_actor, p_via, p_now) d;
 
   if v_outcome = 'decided' then
     update public.approvals a set edited_text = p_text where a.id = p_id returning * into v_row;
