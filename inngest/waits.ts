@@ -5,7 +5,7 @@
 //   budget-wait-<turn>-<n>    step.run: release the slot, mark waiting_budget with the real figures, notify (settled only)
 //   budget-freed-<turn>-<n>   step.waitForEvent(budget/agent.freed for the agent, until the plan's time)
 //   rate-sleep-<turn>-<n>     step.sleepUntil(wait_until): the task is already waiting_rate_limit (set by the database)
-//   slot-wait-<turn>-<n>      step.waitForEvent(agent/slot.released for the task, fallback SLOT_WAIT_FALLBACK)  } one
+//   slot-wait-<turn>-<n>      step.waitForEvent(agent/slot.released for the task, fallback slotWaitFallback)  } one
 //   slot-check-<turn>-<n>     step.run: re-announce a hand-over that came before the wait was registered        } response
 import type { GetStepTools, Inngest } from "inngest";
 import { agentSlotReleased, budgetAgentFreed } from "@/inngest/events";
@@ -68,8 +68,13 @@ export async function waitForRateLimit(step: Step, ctx: { turn: number; wait: nu
   return { clock, waitedMs: Math.max(0, clock - ctx.limited.refused_at) };
 }
 
-/** How long a task waits for a slot's hand-over before it asks again by itself (a lost wake-up, a holder that died). */
-export const SLOT_WAIT_FALLBACK = "10m";
+/**
+ * How long a task waits for a slot's hand-over before it asks again by itself (a lost wake-up, a holder that died):
+ * 10 minutes, doubling with each further wait up to a day, so a long line costs few calls even when nothing wakes it.
+ */
+export function slotWaitFallback(wait: number): string {
+  return `${Math.min(10 * 2 ** Math.min(wait - 1, 8), 24 * 60)}m`;
+}
 
 /**
  * Waits for one of the agent's slots. The task is already in its agent's line (claim_agent_slot put it there,
@@ -83,7 +88,7 @@ export async function waitForSlot(step: Step, ctx: { taskId: string; agentId: st
   await Promise.all([
     step.waitForEvent(`slot-wait-${turn}-${wait}`, {
       event: agentSlotReleased.name,
-      timeout: SLOT_WAIT_FALLBACK,
+      timeout: slotWaitFallback(wait),
       if: `async.data.task_id == '${taskId}'`,
     }),
     step.run(`slot-check-${turn}-${wait}`, () => recheckSlot(db(), { agentId, taskId, eventId: `slot-${taskId}-check-${turn}-${wait}` })),
