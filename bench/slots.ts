@@ -60,10 +60,8 @@ async function main() {
     const { functions } = await import("../inngest/index");
     const { submitTask } = await import("../lib/tasks/submit");
     const { serve } = await import("inngest/node");
-    appServer = createServer(serve({ client: inngest, functions }));
-    await new Promise<void>((r) => appServer!.listen(0, "127.0.0.1", () => r()));
-    const appUrl = `http://127.0.0.1:${(appServer.address() as AddressInfo).port}`;
 
+    let appUrl = "";
     // The counting proxy: every engine -> app call, by task.
     const calls = new Map<string, number>();
     let totalCalls = 0;
@@ -91,7 +89,12 @@ async function main() {
     });
     proxy.keepAliveTimeout = 30_000;
     await new Promise<void>((r) => proxy!.listen(0, "127.0.0.1", () => r()));
-    await engine.sync(`http://127.0.0.1:${(proxy.address() as AddressInfo).port}/api/inngest`);
+    const proxyOrigin = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    // The SDK registers the URL it is served at: the proxy's, so every call passes it.
+    appServer = createServer(serve({ client: inngest, functions, serveOrigin: proxyOrigin, servePath: "/api/inngest" }));
+    await new Promise<void>((r) => appServer!.listen(0, "127.0.0.1", () => r()));
+    appUrl = `http://127.0.0.1:${(appServer.address() as AddressInfo).port}`;
+    await engine.sync(`${proxyOrigin}/api/inngest`);
 
     const db = adminClient(stack.supabaseUrl, stack.secretKey);
     const ins = await db.from("agents").insert({
