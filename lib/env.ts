@@ -19,7 +19,7 @@ const EnvSchema = z
     NIGHTSHIFT_MODEL_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(120_000),
     // Token-weighted pacing under the models' rate limits (lib/pacing.ts). "off" sends every call straight away
     // (a 429 is then retried by the step, as a plain SDK client would): for comparison in bench:night.
-    NIGHTSHIFT_PACING: z.enum(["on", "off"]).default("on"),
+    NIGHTSHIFT_PACING: optionalString.pipe(z.enum(["on", "off"]).optional()).transform((v) => v ?? "on"),
     // Circuit breakers (docs/failures.md): this many consecutive outage failures open a dependency's breaker; the
     // first cool-down lasts COOLDOWN seconds and doubles on every failed probe, up to MAX_COOLDOWN.
     NIGHTSHIFT_BREAKER_THRESHOLD: z.coerce.number().int().min(1).max(1000).default(5),
