@@ -21,14 +21,15 @@
 // with a `recheck` step in place of `publish` that re-sends the wake-up if a decision landed in between; after
 // MAX_ROUNDS such wake-ups it sleeps until the deadline. All step ids are deterministic.
 import { NonRetriableError, type GetStepTools, type Inngest } from "inngest";
-import { approvalDecisionMade } from "@/inngest/events";
+import { inngest } from "@/inngest/client";
+import { approvalDecisionMade, approvalDecisionMadeId } from "@/inngest/events";
 import {
+  approvalEditedText,
   ApprovalError,
   DEFAULT_APPROVAL_TIMEOUT_SECONDS,
   expireApproval,
   publishApproval,
   requestApproval,
-  sendDecisionEvent,
   statusToDecision,
   type ApprovalRow,
   type ApprovalState,
@@ -41,6 +42,26 @@ import type { Json } from "@/lib/db/database.types";
 import { db } from "@/lib/db/server";
 
 type StepTools = GetStepTools<Inngest.Any>;
+
+/**
+ * Re-sends the wake-up for a decision already written, under a new id (the original id would be dropped as a
+ * repeat). Only the rare recheck path uses it: the first wake-up goes through the outbox with the decision itself
+ * (lib/approvals.ts decideApproval). A failure is logged, never thrown: the deadline read honours the decision.
+ */
+async function sendDecisionEvent(a: { approval_id: string; task_id: string; status: DecidedStatus }, idSuffix: string): Promise<boolean> {
+  try {
+    await inngest.send(
+      approvalDecisionMade.create(
+        { approval_id: a.approval_id, task_id: a.task_id, decision: statusToDecision(a.status) },
+        { id: `${approvalDecisionMadeId(a.approval_id)}${idSuffix}` },
+      ),
+    );
+    return true;
+  } catch (err) {
+    console.error(`[approvals] re-sent wake-up for ${a.approval_id} failed (${err instanceof Error ? err.message : String(err)}); the deadline honours the decision`);
+    return false;
+  }
+}
 
 const STAGE_RE = /^[a-z][a-z0-9_]{0,39}$/;
 const MAX_ROUNDS = 5;
@@ -77,6 +98,8 @@ export interface ApprovalOutcome {
   decided_by: string | null;
   decided_via: DecidedVia;
   decided_at: string;
+  /** A person approved with their own edit of the draft (approve_with_edit): read it with approvalEditedText. */
+  edited: boolean;
 }
 
 export function approvalStepIds(stage: string, revision: number) {
@@ -136,7 +159,9 @@ export async function awaitApproval(step: StepTools, o: AwaitApprovalOptions): P
     if (timedOut && at < expiresAt) at = expiresAt;
     const state = await expireApproval(db(), approvalId, at);
     if (!state) throw new Error(`approval ${approvalId} disappeared`);
-    return pick(state);
+    // Only a person's approve can carry an edit; the text itself stays in the database (step outputs stay small).
+    const edited = state.status === "approved" && state.decided_via !== "timeout" && (await approvalEditedText(db(), approvalId)) !== null;
+    return { ...pick(state), edited };
   };
 
   // Decided before this run got here (a re-run of a task whose approval was already decided): no wait.
@@ -194,7 +219,7 @@ function pick(s: ApprovalState) {
   };
 }
 
-function outcome(s: ReturnType<typeof pick>): ApprovalOutcome {
+function outcome(s: ReturnType<typeof pick> & { edited?: boolean }): ApprovalOutcome {
   if (s.status === "pending" || !s.decided_via || !s.decided_at) {
     throw new Error(`approval ${s.approval_id} is still pending after its deadline`);
   }
@@ -206,5 +231,6 @@ function outcome(s: ReturnType<typeof pick>): ApprovalOutcome {
     decided_by: s.decided_by,
     decided_via: s.decided_via,
     decided_at: s.decided_at,
+    edited: s.edited === true,
   };
 }

@@ -5,7 +5,10 @@ import { pipelineAnalyze } from "./functions/pipeline-analyze";
 import { pipelineReport } from "./functions/pipeline-report";
 import { deliverNotifications, sweepUndeliveredNotifications } from "./functions/deliver-notifications";
 import { taskRunCancelledByInngest } from "./functions/task-run-cancelled";
+import { outboxSweeper } from "./functions/outbox-sweeper";
 import { deliverTaskCallback } from "./functions/deliver-task-callback";
+import { taskRequested } from "./functions/task-requested";
+import { dispatchSchedules } from "./functions/dispatch-schedules";
 
 export const functions = [
   runTask,
@@ -15,5 +18,8 @@ export const functions = [
   pipelineReport,
   deliverNotifications,
   sweepUndeliveredNotifications,
+  outboxSweeper,
   deliverTaskCallback,
+  taskRequested,
+  dispatchSchedules,
 ];

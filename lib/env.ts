@@ -25,6 +25,17 @@ const EnvSchema = z
     NIGHTSHIFT_BREAKER_THRESHOLD: z.coerce.number().int().min(1).max(1000).default(5),
     NIGHTSHIFT_BREAKER_COOLDOWN_S: z.coerce.number().int().min(1).max(86_400).default(60),
     NIGHTSHIFT_BREAKER_MAX_COOLDOWN_S: z.coerce.number().int().min(1).max(86_400).default(1800),
+    // The owner's time zone: the console shows schedule times in it; the morning digest is sent at
+    // NIGHTSHIFT_DIGEST_TIME there (an empty night sends a one-line "nothing ran" unless NIGHTSHIFT_DIGEST_EMPTY=false).
+    NIGHTSHIFT_TIMEZONE: optionalString
+      .pipe(z.string().refine(isTimeZoneName, "NIGHTSHIFT_TIMEZONE must be an IANA time zone such as Europe/Berlin").optional())
+      .transform((v) => v ?? "UTC"),
+    NIGHTSHIFT_DIGEST_TIME: optionalString
+      .pipe(z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, "NIGHTSHIFT_DIGEST_TIME must be HH:MM (24 h), e.g. 07:00").optional())
+      .transform((v) => v ?? "07:00"),
+    NIGHTSHIFT_DIGEST_EMPTY: optionalString
+      .pipe(z.enum(["true", "false"], { message: "NIGHTSHIFT_DIGEST_EMPTY must be true or false" }).optional())
+      .transform((v) => v !== "false"),
     // Signs every webhook Nightshift sends (Standard Webhooks, lib/webhooks/); unset → sent unsigned.
     NIGHTSHIFT_WEBHOOK_SECRET: optionalString.pipe(
       z
@@ -43,6 +54,15 @@ const EnvSchema = z
   });
 
 export type Env = z.infer<typeof EnvSchema>;
+
+function isTimeZoneName(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** `whsec_` followed by the base64 of 24 to 64 bytes (the Standard Webhooks secret format). */
 export function isStandardWebhookSecret(value: string): boolean {

@@ -13,3 +13,18 @@ values
    'You are Nightshift''s outreach agent. Draft short, honest, personal messages. Never invent facts.',
    6, 1024, 900, 2, 1000000, array['send_email'], false)
 on conflict (id) do nothing;
+
+-- The side venture's night, as schedules the owner switches on (PATCH /api/schedules/:id {"enabled": true} or the
+-- console's Schedules page); disabled by default, so a fresh install runs nothing on its own.
+insert into public.schedules (name, agent_id, cron, timezone, prompt_template, mode, require_approval, enabled)
+values
+  ('Nightly research', 'research', '0 2 * * *', 'UTC',
+   'Research what changed in our market since yesterday ({{date}}): competitors, pricing, notable posts. Summarise the findings with sources.',
+   'now', false, false),
+  ('Morning content drafts', 'content', '0 5 * * *', 'UTC',
+   'Draft today''s ({{date}}) blog post and two social posts from the latest research findings.',
+   'now', true, false),
+  ('Monday outreach batch', 'outreach', '0 6 * * 1', 'UTC',
+   'Draft this week''s outreach emails ({{date}}) to the prospects in the input, short and personal.',
+   'batch', false, false)
+on conflict (name) do nothing;

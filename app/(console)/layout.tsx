@@ -20,7 +20,10 @@ export default async function ConsoleLayout({ children }: { children: ReactNode 
           <nav aria-label="Console">
             <Link href="/">Tasks</Link>
             <Link href="/review">Review</Link>
+            <Link href="/pipelines">Pipelines</Link>
+            <Link href="/agents">Agents</Link>
             <Link href="/failed">Failed</Link>
+            <Link href="/schedules">Schedules</Link>
             <form action={signOutAction}>
               <input type="hidden" name={CSRF_FIELD} value={formToken(session)} />
               <button type="submit" className="linkbutton">

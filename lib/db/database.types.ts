@@ -16,6 +16,37 @@ export type Database = {
   }
   public: {
     Tables: {
+      agent_changes: {
+        Row: {
+          actor: string
+          agent_id: string
+          changed_at: string
+          changes: NonNullable<Json>
+          id: number
+        }
+        Insert: {
+          actor: string
+          agent_id: string
+          changed_at?: string
+          changes: NonNullable<Json>
+          id?: never
+        }
+        Update: {
+          actor?: string
+          agent_id?: string
+          changed_at?: string
+          changes?: NonNullable<Json>
+          id?: never
+        }
+        Relationships: [
+          {
+            foreignKeyName: "agent_changes_agent_id_fkey"
+            columns: ["agent_id"]
+            referencedRelation: "agents"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
       agent_slots: {
         Row: {
           acquired_at: string
@@ -147,6 +178,7 @@ export type Database = {
           decided_by: string | null
           decided_via: string | null
           draft: Json | null
+          edited_text: string | null
           expires_at: string
           id: string
           notes: string | null
@@ -163,6 +195,7 @@ export type Database = {
           decided_by?: string | null
           decided_via?: string | null
           draft?: Json | null
+          edited_text?: string | null
           expires_at: string
           id?: string
           notes?: string | null
@@ -179,6 +212,7 @@ export type Database = {
           decided_by?: string | null
           decided_via?: string | null
           draft?: Json | null
+          edited_text?: string | null
           expires_at?: string
           id?: string
           notes?: string | null
@@ -632,6 +666,42 @@ export type Database = {
             referencedColumns: ["id"]
           },
         ]
+      }
+      outbox: {
+        Row: {
+          attempts: number
+          available_at: string
+          created_at: string
+          data: NonNullable<Json>
+          event_id: string
+          id: number
+          last_error: string | null
+          name: string
+          sent_at: string | null
+        }
+        Insert: {
+          attempts?: number
+          available_at?: string
+          created_at?: string
+          data: NonNullable<Json>
+          event_id: string
+          id?: never
+          last_error?: string | null
+          name: string
+          sent_at?: string | null
+        }
+        Update: {
+          attempts?: number
+          available_at?: string
+          created_at?: string
+          data?: NonNullable<Json>
+          event_id?: string
+          id?: never
+          last_error?: string | null
+          name?: string
+          sent_at?: string | null
+        }
+        Relationships: []
       }
       pipeline_stages: {
         Row: {
@@ -1371,6 +1441,26 @@ export type Database = {
       }
       api_key_hash: { Args: { p_key_id: string }; Returns: string }
       approval_task_resumes: { Args: { p_task_id: string }; Returns: undefined }
+      approve_with_edit: {
+        Args: {
+          p_actor: string
+          p_id: string
+          p_now?: string
+          p_text: string
+          p_via: string
+        }
+        Returns: {
+          approval_id: string
+          decided_at: string
+          decided_by: string
+          decided_via: string
+          edited_text: string
+          notes: string
+          outcome: string
+          status: string
+          task_id: string
+        }[]
+      }
       begin_notification_delivery: {
         Args: { p_notification_id: string }
         Returns: {
@@ -1445,6 +1535,13 @@ export type Database = {
         }
       }
       cancel_task: {
+        Args: { p_actor: string; p_reason: string; p_task_id: string }
+        Returns: {
+          outcome: string
+          status: Database["public"]["Enums"]["task_status"]
+        }[]
+      }
+      cancel_task_announced: {
         Args: { p_actor: string; p_reason: string; p_task_id: string }
         Returns: {
           outcome: string
@@ -1551,6 +1648,26 @@ export type Database = {
         }[]
       }
       decide_approval: {
+        Args: {
+          p_actor: string
+          p_decision: string
+          p_id: string
+          p_notes: string
+          p_now?: string
+          p_via: string
+        }
+        Returns: {
+          approval_id: string
+          decided_at: string
+          decided_by: string
+          decided_via: string
+          notes: string
+          outcome: string
+          status: string
+          task_id: string
+        }[]
+      }
+      decide_approval_announced: {
         Args: {
           p_actor: string
           p_decision: string
@@ -1735,6 +1852,33 @@ export type Database = {
           isSetofReturn: true
         }
       }
+      outbox_claim: {
+        Args: { p_lease_seconds: number; p_limit: number; p_now?: string }
+        Returns: {
+          attempts: number
+          data: Json
+          event_id: string
+          id: number
+          name: string
+        }[]
+      }
+      outbox_mark_failed: {
+        Args: { p_error: string; p_ids: number[]; p_now?: string }
+        Returns: number
+      }
+      outbox_mark_sent: {
+        Args: { p_ids: number[]; p_now?: string }
+        Returns: number
+      }
+      outbox_prune: {
+        Args: { p_keep_seconds: number; p_now?: string }
+        Returns: number
+      }
+      outbox_record: {
+        Args: { p_data: Json; p_event_id: string; p_name: string }
+        Returns: undefined
+      }
+      outbox_record_many: { Args: { p_events: Json }; Returns: number }
       publish_approval: {
         Args: { p_id: string; p_now?: string }
         Returns: {
@@ -1743,6 +1887,7 @@ export type Database = {
           decided_by: string | null
           decided_via: string | null
           draft: Json | null
+          edited_text: string | null
           expires_at: string
           id: string
           notes: string | null
@@ -1877,6 +2022,21 @@ export type Database = {
           task_id: string
         }[]
       }
+      replay_dead_letter_announced: {
+        Args: {
+          p_actor: string
+          p_agent_id: string
+          p_api_key_id: string
+          p_id: string
+          p_idempotency_key: string
+          p_prompt: string
+        }
+        Returns: {
+          dead_letter_status: string
+          outcome: string
+          task_id: string
+        }[]
+      }
       request_approval: {
         Args: {
           p_auto_action?: string
@@ -1893,6 +2053,7 @@ export type Database = {
           decided_by: string | null
           decided_via: string | null
           draft: Json | null
+          edited_text: string | null
           expires_at: string
           id: string
           notes: string | null
@@ -2076,6 +2237,42 @@ export type Database = {
         Args: { p_run_id: string; p_task_id: string }
         Returns: boolean
       }
+      submit_pipeline: {
+        Args: {
+          p_api_key_id: string
+          p_idempotency_key: string
+          p_report_agent_id: string
+          p_request_hash: string
+          p_topic: string
+        }
+        Returns: {
+          created_at: string
+          outcome: string
+          pipeline_id: string
+          status: string
+        }[]
+      }
+      submit_task: {
+        Args: {
+          p_agent_id: string
+          p_callback_url: string
+          p_idempotency_key: string
+          p_input: Json
+          p_key_hash: string
+          p_key_id: string
+          p_mode: Database["public"]["Enums"]["task_mode"]
+          p_priority: number
+          p_prompt: string
+          p_request_hash: string
+          p_require_approval: boolean
+        }
+        Returns: {
+          created_at: string
+          outcome: string
+          status: Database["public"]["Enums"]["task_status"]
+          task_id: string
+        }[]
+      }
       sweep_notifications: {
         Args: {
           p_limit?: number
@@ -2111,6 +2308,13 @@ export type Database = {
       undo_dead_letter_replay: {
         Args: { p_id: string; p_task_id: string }
         Returns: boolean
+      }
+      update_agent_settings: {
+        Args: { p_actor: string; p_agent_id: string; p_patch: Json }
+        Returns: {
+          agent: Json
+          change_id: number
+        }[]
       }
       write_off_lost_calls: {
         Args: {

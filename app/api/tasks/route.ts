@@ -1,8 +1,11 @@
 // POST /api/tasks queues a task (202) — it never runs an agent. GET /api/tasks lists tasks.
 import { db } from "@/lib/db/server";
-import { requireApiKey } from "@/lib/http/auth";
+import { relayAfterResponse } from "@/inngest/outbox-relay";
+import { presentedApiKey, requireApiKey } from "@/lib/http/auth";
 import { readJsonBody } from "@/lib/http/body";
+import { assertListCursor } from "@/lib/http/cursor";
 import { withErrors } from "@/lib/http/errors";
+import { methodNotAllowed } from "@/lib/http/methods";
 import { parseOr400 } from "@/lib/http/validation";
 import { CreateTaskBody, IdempotencyKey, ListTasksQuery } from "@/lib/tasks/schema";
 import { listTasks } from "@/lib/tasks/service";
@@ -11,12 +14,15 @@ import { submitTask } from "@/lib/tasks/submit";
 
 export const dynamic = "force-dynamic";
 
+// One database round trip: submit_task verifies the key, records the task and its start event together; the
+// event is relayed after the response. A syntactically valid but unknown/revoked key is a 401 from that call.
 export const POST = withErrors(async (req: Request) => {
-  const { apiKeyId } = await requireApiKey(req);
+  const apiKey = presentedApiKey(req);
   const rawKey = req.headers.get("idempotency-key");
   const idempotencyKey = rawKey === null ? null : parseOr400(IdempotencyKey, rawKey, "Idempotency-Key header");
   const body = parseOr400(CreateTaskBody, await readJsonBody(req));
-  const task = await submitTask(db(), body, apiKeyId, idempotencyKey);
+  const task = await submitTask(db(), body, apiKey, idempotencyKey, { relay: "none" });
+  if (task.outcome === "created") relayAfterResponse();
   const statusUrl = `/api/tasks/${task.taskId}`;
   return Response.json(
     { task_id: task.taskId, status: task.status, status_url: statusUrl },
@@ -34,5 +40,8 @@ export const GET = withErrors(async (req: Request) => {
   await requireApiKey(req);
   const params = Object.fromEntries(new URL(req.url).searchParams);
   const q = parseOr400(ListTasksQuery, params, "query");
+  if (q.cursor) assertListCursor(q.cursor);
   return Response.json(await listTasks(db(), q));
 });
+
+export const { PUT, PATCH, DELETE } = methodNotAllowed(["GET", "POST"]);

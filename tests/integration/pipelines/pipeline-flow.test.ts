@@ -332,7 +332,9 @@ describe("pipeline research -> analyze -> report", () => {
 
   test("a stage that fails for good fails the pipeline; research is not re-run and the report never starts", async () => {
     const scenario = "pipe-analyze-down";
-    double.script(scenario, [{ text: "Findings: fine." }, { error: { status: 500 }, repeat: 20 }]);
+    // A refused request (400) fails for good at once; a 5xx would now be an outage that the run waits out behind
+    // the Claude breaker instead of failing (docs/failures.md).
+    double.script(scenario, [{ text: "Findings: fine." }, { error: { status: 400 }, repeat: 20 }]);
     const id = await start(scenario);
     const p = await ended(id, () => clock.advance(120_000));
     expect(p.status).toBe("failed");
@@ -344,7 +346,7 @@ describe("pipeline research -> analyze -> report", () => {
       ["report", "pending"],
     ]);
     expect(callsOf(scenario, "research")).toHaveLength(1);
-    expect(callsOf(scenario, "analyze").length).toBeGreaterThan(1); // retried inside its own run, then gave up
+    expect(callsOf(scenario, "analyze")).toHaveLength(1); // a refused request is not retried
     expect(callsOf(scenario, "report")).toHaveLength(0);
     expect(await stageRuns("pipeline-report", id)).toHaveLength(0);
     await until(async () => {
@@ -407,9 +409,16 @@ describe("the pipelines API", () => {
   });
 
   test("GET while queued shows three pending stages; an unknown or malformed id is 404", async () => {
-    // Recorded but not announced (no event), so it stays queued.
-    const { insertPipeline } = await import("@/lib/pipelines");
-    const p = await insertPipeline(sb.admin, { topic: "never announced" }, null, null);
+    // Recorded but not announced (create_pipeline alone records no outbox event), so it stays queued.
+    const { data, error } = await sb.admin.rpc("create_pipeline", {
+      p_topic: "never announced",
+      p_report_agent_id: "research",
+      p_api_key_id: null as never,
+      p_idempotency_key: null as never,
+      p_request_hash: "never-announced",
+    });
+    expect(error).toBeNull();
+    const p = { pipelineId: data![0]!.pipeline_id };
     const view = (await (await get(p.pipelineId)).json()) as { status: string; report: unknown; stages: { stage: string; status: string; task_id: unknown; output: unknown }[] };
     expect(view.status).toBe("queued");
     expect(view.report).toBeNull();

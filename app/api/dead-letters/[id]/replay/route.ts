@@ -1,7 +1,9 @@
 // POST /api/dead-letters/:id/replay — runs the failed task again as a new linked task. Optional JSON body
 // `{ prompt?, agent? }`; honours Idempotency-Key (a repeat returns the same task). 202 with the new task; 409 when
 // the entry was already replayed or discarded (the answer says which); 404 for an unknown id.
+import { methodNotAllowed } from "@/lib/http/methods";
 import { replayDeadLetter, ReplayBody } from "@/lib/dead-letters";
+import { relayAfterResponse } from "@/inngest/outbox-relay";
 import { db } from "@/lib/db/server";
 import { requireApiKey } from "@/lib/http/auth";
 import { readJsonBody } from "@/lib/http/body";
@@ -19,7 +21,8 @@ export const POST = withErrors(async (req: Request, ctx: { params: Promise<{ id:
   const idempotencyKey = rawKey === null ? null : parseOr400(IdempotencyKey, rawKey, "Idempotency-Key header");
   const hasBody = (req.headers.get("content-length") ?? "0") !== "0" || req.headers.has("content-type");
   const body = hasBody ? parseOr400(ReplayBody, await readJsonBody(req)) : {};
-  const r = await replayDeadLetter(db(), id, body, { apiKeyId, idempotencyKey, actor: `api:${apiKeyId}` });
+  const r = await replayDeadLetter(db(), id, body, { apiKeyId, idempotencyKey, actor: `api:${apiKeyId}` }, { relay: "none" });
+  if (r.outcome === "replayed") relayAfterResponse();
   const statusUrl = `/api/tasks/${r.taskId}`;
   return Response.json(
     { dead_letter_id: id, task_id: r.taskId, status: "replayed", status_url: statusUrl },
@@ -29,3 +32,5 @@ export const POST = withErrors(async (req: Request, ctx: { params: Promise<{ id:
     },
   );
 });
+
+export const { GET, PUT, PATCH, DELETE } = methodNotAllowed(["POST"]);
