@@ -47,6 +47,43 @@ export type Database = {
           },
         ]
       }
+      agent_slot_waiters: {
+        Row: {
+          agent_id: string
+          priority: number
+          queued_at: string
+          since: string
+          task_id: string
+        }
+        Insert: {
+          agent_id: string
+          priority: number
+          queued_at: string
+          since?: string
+          task_id: string
+        }
+        Update: {
+          agent_id?: string
+          priority?: number
+          queued_at?: string
+          since?: string
+          task_id?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "agent_slot_waiters_agent_id_fkey"
+            columns: ["agent_id"]
+            referencedRelation: "agents"
+            referencedColumns: ["id"]
+          },
+          {
+            foreignKeyName: "agent_slot_waiters_task_id_fkey"
+            columns: ["task_id"]
+            referencedRelation: "tasks"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
       agent_slots: {
         Row: {
           acquired_at: string
@@ -441,6 +478,51 @@ export type Database = {
             referencedColumns: ["id"]
           },
         ]
+      }
+      console_login_limits: {
+        Row: {
+          attempts: number
+          client: string
+          failures: number
+          updated_at: string
+          window_started_at: string
+        }
+        Insert: {
+          attempts?: number
+          client: string
+          failures?: number
+          updated_at: string
+          window_started_at: string
+        }
+        Update: {
+          attempts?: number
+          client?: string
+          failures?: number
+          updated_at?: string
+          window_started_at?: string
+        }
+        Relationships: []
+      }
+      console_sessions: {
+        Row: {
+          created_at: string
+          ended_at: string | null
+          expires_at: string
+          sid: string
+        }
+        Insert: {
+          created_at?: string
+          ended_at?: string | null
+          expires_at: string
+          sid: string
+        }
+        Update: {
+          created_at?: string
+          ended_at?: string | null
+          expires_at?: string
+          sid?: string
+        }
+        Relationships: []
       }
       dead_letters: {
         Row: {
@@ -1527,6 +1609,15 @@ export type Database = {
           ok: boolean
         }[]
       }
+      agent_slot_handoff: {
+        Args: {
+          p_agent_id: string
+          p_caller?: string
+          p_lease_seconds: number
+          p_now?: string
+        }
+        Returns: number
+      }
       api_key_hash: { Args: { p_key_id: string }; Returns: string }
       approval_task_resumes: { Args: { p_task_id: string }; Returns: undefined }
       approve_with_edit: {
@@ -1636,6 +1727,19 @@ export type Database = {
           status: Database["public"]["Enums"]["task_status"]
         }[]
       }
+      claim_agent_slot: {
+        Args: {
+          p_agent_id: string
+          p_lease_seconds: number
+          p_now?: string
+          p_task_id: string
+        }
+        Returns: {
+          holders: number
+          max_concurrency: number
+          ok: boolean
+        }[]
+      }
       claim_notification_delivery: {
         Args: {
           p_channel: string
@@ -1699,6 +1803,23 @@ export type Database = {
           outcome: string
           result: Json
         }[]
+      }
+      console_login_begin: {
+        Args: { p_client: string; p_now?: string; p_window_seconds: number }
+        Returns: {
+          attempts: number
+          global_failures: number
+          retry_after_seconds: number
+        }[]
+      }
+      console_login_finish: {
+        Args: {
+          p_client: string
+          p_now?: string
+          p_ok: boolean
+          p_window_seconds: number
+        }
+        Returns: undefined
       }
       create_pipeline: {
         Args: {
@@ -2022,6 +2143,15 @@ export type Database = {
           isSetofReturn: false
         }
       }
+      recheck_agent_slot: {
+        Args: {
+          p_agent_id: string
+          p_event_id: string
+          p_now?: string
+          p_task_id: string
+        }
+        Returns: boolean
+      }
       record_notification: {
         Args: {
           p_agent_id?: string
@@ -2087,6 +2217,13 @@ export type Database = {
         }
       }
       release_agent_slot: { Args: { p_task_id: string }; Returns: boolean }
+      release_agent_slot_fair: {
+        Args: { p_now?: string; p_task_id: string }
+        Returns: {
+          handed: number
+          held: boolean
+        }[]
+      }
       release_budget: {
         Args: { p_now?: string; p_step_id: string; p_task_id: string }
         Returns: boolean
