@@ -16,6 +16,37 @@ export type Database = {
   }
   public: {
     Tables: {
+      agent_changes: {
+        Row: {
+          actor: string
+          agent_id: string
+          changed_at: string
+          changes: NonNullable<Json>
+          id: number
+        }
+        Insert: {
+          actor: string
+          agent_id: string
+          changed_at?: string
+          changes: NonNullable<Json>
+          id?: never
+        }
+        Update: {
+          actor?: string
+          agent_id?: string
+          changed_at?: string
+          changes?: NonNullable<Json>
+          id?: never
+        }
+        Relationships: [
+          {
+            foreignKeyName: "agent_changes_agent_id_fkey"
+            columns: ["agent_id"]
+            referencedRelation: "agents"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
       agent_slots: {
         Row: {
           acquired_at: string
@@ -147,6 +178,7 @@ export type Database = {
           decided_by: string | null
           decided_via: string | null
           draft: Json | null
+          edited_text: string | null
           expires_at: string
           id: string
           notes: string | null
@@ -163,6 +195,7 @@ export type Database = {
           decided_by?: string | null
           decided_via?: string | null
           draft?: Json | null
+          edited_text?: string | null
           expires_at: string
           id?: string
           notes?: string | null
@@ -179,6 +212,7 @@ export type Database = {
           decided_by?: string | null
           decided_via?: string | null
           draft?: Json | null
+          edited_text?: string | null
           expires_at?: string
           id?: string
           notes?: string | null
@@ -673,11 +707,13 @@ export type Database = {
         Row: {
           agent_id: string
           attempts: number
+          degraded: Json | null
           error: Json | null
           finished_at: string | null
           output: Json | null
           pipeline_id: string
           position: number
+          replays: number
           run_id: string | null
           stage: string
           started_at: string | null
@@ -688,11 +724,13 @@ export type Database = {
         Insert: {
           agent_id: string
           attempts?: number
+          degraded?: Json | null
           error?: Json | null
           finished_at?: string | null
           output?: Json | null
           pipeline_id: string
           position: number
+          replays?: number
           run_id?: string | null
           stage: string
           started_at?: string | null
@@ -703,11 +741,13 @@ export type Database = {
         Update: {
           agent_id?: string
           attempts?: number
+          degraded?: Json | null
           error?: Json | null
           finished_at?: string | null
           output?: Json | null
           pipeline_id?: string
           position?: number
+          replays?: number
           run_id?: string | null
           stage?: string
           started_at?: string | null
@@ -740,6 +780,7 @@ export type Database = {
         Row: {
           api_key_id: string | null
           created_at: string
+          degraded: Json | null
           finished_at: string | null
           id: string
           idempotency_key: string | null
@@ -755,6 +796,7 @@ export type Database = {
         Insert: {
           api_key_id?: string | null
           created_at?: string
+          degraded?: Json | null
           finished_at?: string | null
           id?: string
           idempotency_key?: string | null
@@ -770,6 +812,7 @@ export type Database = {
         Update: {
           api_key_id?: string | null
           created_at?: string
+          degraded?: Json | null
           finished_at?: string | null
           id?: string
           idempotency_key?: string | null
@@ -889,6 +932,49 @@ export type Database = {
           updated_at?: string
         }
         Relationships: []
+      }
+      research_cache: {
+        Row: {
+          cached_at: string
+          pipeline_id: string | null
+          sources: NonNullable<Json>
+          task_id: string | null
+          text: string
+          topic: string
+          topic_key: string
+        }
+        Insert: {
+          cached_at?: string
+          pipeline_id?: string | null
+          sources?: NonNullable<Json>
+          task_id?: string | null
+          text: string
+          topic: string
+          topic_key: string
+        }
+        Update: {
+          cached_at?: string
+          pipeline_id?: string | null
+          sources?: NonNullable<Json>
+          task_id?: string | null
+          text?: string
+          topic?: string
+          topic_key?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "research_cache_pipeline_id_fkey"
+            columns: ["pipeline_id"]
+            referencedRelation: "pipelines"
+            referencedColumns: ["id"]
+          },
+          {
+            foreignKeyName: "research_cache_task_id_fkey"
+            columns: ["task_id"]
+            referencedRelation: "tasks"
+            referencedColumns: ["id"]
+          },
+        ]
       }
       schedule_firings: {
         Row: {
@@ -1219,6 +1305,42 @@ export type Database = {
           },
         ]
       }
+      web_page_cache: {
+        Row: {
+          bytes: number
+          content_type: string | null
+          fetched_at: string
+          final_url: string
+          status: number
+          text: string
+          title: string | null
+          truncated: boolean
+          url: string
+        }
+        Insert: {
+          bytes?: number
+          content_type?: string | null
+          fetched_at?: string
+          final_url: string
+          status: number
+          text: string
+          title?: string | null
+          truncated?: boolean
+          url: string
+        }
+        Update: {
+          bytes?: number
+          content_type?: string | null
+          fetched_at?: string
+          final_url?: string
+          status?: number
+          text?: string
+          title?: string | null
+          truncated?: boolean
+          url?: string
+        }
+        Relationships: []
+      }
       webhook_deliveries: {
         Row: {
           attempts: number
@@ -1407,6 +1529,26 @@ export type Database = {
       }
       api_key_hash: { Args: { p_key_id: string }; Returns: string }
       approval_task_resumes: { Args: { p_task_id: string }; Returns: undefined }
+      approve_with_edit: {
+        Args: {
+          p_actor: string
+          p_id: string
+          p_now?: string
+          p_text: string
+          p_via: string
+        }
+        Returns: {
+          approval_id: string
+          decided_at: string
+          decided_by: string
+          decided_via: string
+          edited_text: string
+          notes: string
+          outcome: string
+          status: string
+          task_id: string
+        }[]
+      }
       begin_notification_delivery: {
         Args: { p_notification_id: string }
         Returns: {
@@ -1833,6 +1975,7 @@ export type Database = {
           decided_by: string | null
           decided_via: string | null
           draft: Json | null
+          edited_text: string | null
           expires_at: string
           id: string
           notes: string | null
@@ -1952,6 +2095,10 @@ export type Database = {
         Args: { p_now?: string; p_task_id: string }
         Returns: number
       }
+      reopen_pipeline_from_stage: {
+        Args: { p_pipeline_id: string; p_stage: string }
+        Returns: boolean
+      }
       replay_dead_letter: {
         Args: {
           p_actor: string
@@ -1964,6 +2111,9 @@ export type Database = {
         Returns: {
           dead_letter_status: string
           outcome: string
+          pipeline_id: string
+          replays: number
+          stage: string
           task_id: string
         }[]
       }
@@ -1979,6 +2129,8 @@ export type Database = {
         Returns: {
           dead_letter_status: string
           outcome: string
+          pipeline_id: string
+          stage: string
           task_id: string
         }[]
       }
@@ -1998,6 +2150,7 @@ export type Database = {
           decided_by: string | null
           decided_via: string | null
           draft: Json | null
+          edited_text: string | null
           expires_at: string
           id: string
           notes: string | null
@@ -2252,6 +2405,13 @@ export type Database = {
       undo_dead_letter_replay: {
         Args: { p_id: string; p_task_id: string }
         Returns: boolean
+      }
+      update_agent_settings: {
+        Args: { p_actor: string; p_agent_id: string; p_patch: Json }
+        Returns: {
+          agent: Json
+          change_id: number
+        }[]
       }
       write_off_lost_calls: {
         Args: {
