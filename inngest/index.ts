@@ -8,6 +8,7 @@ import { taskRunCancelledByInngest } from "./functions/task-run-cancelled";
 import { deliverTaskCallback } from "./functions/deliver-task-callback";
 import { taskRequested } from "./functions/task-requested";
 import { dispatchSchedules } from "./functions/dispatch-schedules";
+import { morningDigest } from "./functions/morning-digest";
 
 export const functions = [
   runTask,
@@ -20,4 +21,5 @@ export const functions = [
   deliverTaskCallback,
   taskRequested,
   dispatchSchedules,
+  morningDigest,
 ];
