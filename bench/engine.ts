@@ -1,6 +1,7 @@
 // npm run bench:engine — the local Inngest engine under load, through the real SDK serve() handler over HTTP.
 // A 50-step function with 2 KB step outputs: per-step orchestration overhead (one run), steps/s with 10 runs
-// at once, and the engine's peak RSS. The engine runs in its own process so its memory is measured alone.
+// at once, and the engine's peak RSS. The engine runs in its own process so its memory is measured alone. Both
+// execution modes side by side: classic (one step per request) and checkpointing (many steps per request).
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -12,6 +13,7 @@ import { Inngest } from "inngest";
 import { serve } from "inngest/node";
 import { runSql, startPostgres } from "../local/db/embedded-postgres";
 import { freePort } from "../local/ports";
+import type { EngineMode } from "../local/engine";
 import { cpuMs } from "./lib/procs";
 
 const STEPS = 50;
@@ -25,10 +27,9 @@ function peakRssMb(pid: number): number {
 }
 
 
-async function startEngineProcess(databaseUrl: string, port: number): Promise<ChildProcess> {
-  const proc = spawn(process.execPath, ["--import", "tsx", "local/engine/main.ts", "--database-url", databaseUrl, "--port", String(port)], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+async function startEngineProcess(databaseUrl: string, port: number, mode: EngineMode): Promise<ChildProcess> {
+  const args = ["--import", "tsx", "local/engine/main.ts", "--database-url", databaseUrl, "--port", String(port), "--mode", mode];
+  const proc = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
   await new Promise<void>((resolve, reject) => {
     let out = "";
     proc.stdout!.on("data", (b: Buffer) => {
@@ -41,16 +42,27 @@ async function startEngineProcess(databaseUrl: string, port: number): Promise<Ch
   return proc;
 }
 
-async function main(): Promise<void> {
-  const dataDir = await mkdtemp(join(tmpdir(), "nightshift-bench-engine-"));
-  const pg = await startPostgres({ dataDir, port: await freePort(), persistent: false });
-  let engine: ChildProcess | undefined;
-  try {
-    await runSql(pg.url(), "CREATE DATABASE bench_engine");
-    const enginePort = await freePort();
-    engine = await startEngineProcess(pg.url("bench_engine"), enginePort);
-    const engineUrl = `http://127.0.0.1:${enginePort}`;
+interface Figures {
+  mode: EngineMode;
+  singleWall: number;
+  singleCalls: number;
+  perStep: number;
+  enginePerStep: number;
+  concWall: number;
+  stepsPerSec: number;
+  cpu: { engine: number; app: number; pg: number };
+  rss: number;
+}
 
+/** The same workload against a fresh engine process (and database) in one execution mode. */
+async function benchMode(pgUrl: (db?: string) => string, mode: EngineMode): Promise<Figures> {
+  const dbName = `bench_engine_${mode}`;
+  await runSql(pgUrl(), `CREATE DATABASE ${dbName}`);
+  const enginePort = await freePort();
+  const engine = await startEngineProcess(pgUrl(dbName), enginePort, mode);
+  const engineUrl = `http://127.0.0.1:${enginePort}`;
+  const server = createServer();
+  try {
     const inngest = new Inngest({
       id: "bench",
       isDev: true,
@@ -66,11 +78,12 @@ async function main(): Promise<void> {
       }
       return n;
     });
-    // Time spent inside the SDK handler, so the engine's own share can be told apart.
+    // Time spent inside the SDK handler, so the engine's own share can be told apart. With checkpointing the
+    // handler's time includes waiting for the engine's checkpoint answers, so "engine + HTTP" is a lower bound.
     let sdkMs = 0;
     let calls = 0;
     const handler = serve({ client: inngest, functions: [fn] });
-    const server = createServer((req, res) => {
+    server.on("request", (req, res) => {
       const t0 = performance.now();
       res.once("finish", () => {
         sdkMs += performance.now() - t0;
@@ -96,7 +109,7 @@ async function main(): Promise<void> {
         const res = await fetch(`${engineUrl}/v0/runs?function_id=bench-fifty&status=completed&limit=1000`);
         const done = new Set(((await res.json()) as { data: { event_id: string }[] }).data.map((r) => r.event_id));
         if (eventIds.every((id) => done.has(id))) return;
-        await new Promise((r) => setTimeout(r, eventIds.length > 1 ? 20 : 5));
+        await new Promise((r) => setTimeout(r, eventIds.length > 1 ? 20 : 2));
       }
     };
     const measure = async (n: number) => {
@@ -113,44 +126,69 @@ async function main(): Promise<void> {
     for (let i = 0; i < 5; i++) singles.push(await measure(1));
     singles.sort((a, b) => a.wall - b.wall);
     const single = singles[2]!; // median of 5
-    const perStep = single.wall / STEPS;
-    const enginePerStep = (single.wall - single.sdk) / STEPS;
 
     const concurrent = [];
     const cpu0 = { engine: cpuMs({ pid: engine.pid! }), app: process.cpuUsage(), pg: cpuMs({ comm: "postgres" }) };
     for (let i = 0; i < 3; i++) concurrent.push(await measure(CONCURRENT));
     const appCpu = process.cpuUsage(cpu0.app);
-    const cpuUse = {
-      engine: cpuMs({ pid: engine.pid! }) - cpu0.engine,
-      app: (appCpu.user + appCpu.system) / 1000,
-      pg: cpuMs({ comm: "postgres" }) - cpu0.pg,
-    };
     const totalSteps = 3 * CONCURRENT * STEPS;
+    const cpu = {
+      engine: (cpuMs({ pid: engine.pid! }) - cpu0.engine) / totalSteps,
+      app: (appCpu.user + appCpu.system) / 1000 / totalSteps,
+      pg: (cpuMs({ comm: "postgres" }) - cpu0.pg) / totalSteps,
+    };
     concurrent.sort((a, b) => a.wall - b.wall);
     const conc = concurrent[1]!; // median of 3
-    const stepsPerSec = (CONCURRENT * STEPS) / (conc.wall / 1000);
-    const rss = peakRssMb(engine.pid!);
+    return {
+      mode,
+      singleWall: single.wall,
+      singleCalls: single.calls,
+      perStep: single.wall / STEPS,
+      enginePerStep: Math.max(0, single.wall - single.sdk) / STEPS,
+      concWall: conc.wall,
+      stepsPerSec: (CONCURRENT * STEPS) / (conc.wall / 1000),
+      cpu,
+      rss: peakRssMb(engine.pid!),
+    };
+  } finally {
+    server.closeAllConnections();
+    server.close();
+    const exited = new Promise((r) => engine.once("exit", r));
+    engine.kill("SIGTERM");
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+  }
+}
+
+async function main(): Promise<void> {
+  const dataDir = await mkdtemp(join(tmpdir(), "nightshift-bench-engine-"));
+  const pg = await startPostgres({ dataDir, port: await freePort(), persistent: false });
+  try {
+    const modes: EngineMode[] = ["classic", "checkpoint"];
+    const results: Figures[] = [];
+    for (const mode of modes) results.push(await benchMode((db) => pg.url(db), mode));
+    const [classic, cp] = results as [Figures, Figures];
 
     const cpu = cpus()[0]?.model ?? "unknown cpu";
+    const row = (label: string, f: (x: Figures) => string, goal = "") =>
+      console.log(`${label.padEnd(40)}${f(classic).padStart(14)}${f(cp).padStart(16)}   ${goal}`);
     console.log(`\nLocal Inngest engine benchmark — ${new Date().toISOString()}`);
     console.log(`machine: ${cpus().length} cores (${cpu}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, node ${process.version}`);
     console.log(`workload: ${STEPS}-step function, ${OUTPUT_BYTES} B per step output, real SDK serve() over HTTP, Postgres ${pg.port}`);
     console.log("");
-    console.log(`single run (median of 5):   ${single.wall.toFixed(0)} ms wall for ${STEPS} steps (${single.calls} SDK calls)`);
-    console.log(`  wall time per step:       ${perStep.toFixed(2)} ms   (goal ≤ 10 ms)`);
-    console.log(`  of which engine + HTTP:   ${enginePerStep.toFixed(2)} ms per step (wall minus time inside the SDK handler)`);
-    console.log(`${CONCURRENT} concurrent runs (median of 3): ${conc.wall.toFixed(0)} ms for ${CONCURRENT * STEPS} steps`);
-    console.log(`  throughput:               ${stepsPerSec.toFixed(0)} steps/s   (goal ≥ 500)`);
-    console.log(
-      `  CPU per step (concurrent phase): engine ${(cpuUse.engine / totalSteps).toFixed(2)} ms, ` +
-        `app/SDK + bench poller ${(cpuUse.app / totalSteps).toFixed(2)} ms, Postgres ${(cpuUse.pg / totalSteps).toFixed(2)} ms`,
-    );
-    console.log(`engine peak RSS (VmHWM, engine process alone): ${rss.toFixed(0)} MB   (goal < 300 MB)`);
-    server.closeAllConnections();
-    server.close();
+    console.log(`${"".padEnd(40)}${"classic".padStart(14)}${"checkpoint".padStart(16)}`);
+    row("single run, wall (median of 5)", (x) => `${x.singleWall.toFixed(0)} ms`);
+    row("  SDK calls for the run", (x) => `${x.singleCalls}`);
+    row("  wall time per step", (x) => `${x.perStep.toFixed(2)} ms`, "goal (checkpoint) ≤ 2.5 ms");
+    row("  outside the SDK handler, per step", (x) => `${x.enginePerStep.toFixed(2)} ms`);
+    row(`${CONCURRENT} concurrent runs, wall (median of 3)`, (x) => `${x.concWall.toFixed(0)} ms`);
+    row("  throughput", (x) => `${x.stepsPerSec.toFixed(0)} steps/s`, "goal (checkpoint) ≥ 1,000 and ≥ 4× classic");
+    row("  CPU per step: engine", (x) => `${x.cpu.engine.toFixed(2)} ms`);
+    row("  CPU per step: app/SDK + bench poller", (x) => `${x.cpu.app.toFixed(2)} ms`);
+    row("  CPU per step: Postgres", (x) => `${x.cpu.pg.toFixed(2)} ms`);
+    row("engine peak RSS (VmHWM)", (x) => `${x.rss.toFixed(0)} MB`, "goal < 300 MB");
+    console.log("");
+    console.log(`checkpoint vs classic: ${(classic.perStep / cp.perStep).toFixed(1)}× faster per step, ${(cp.stepsPerSec / classic.stepsPerSec).toFixed(1)}× the throughput`);
   } finally {
-    engine?.kill("SIGTERM");
-    await new Promise((r) => setTimeout(r, 300));
     await pg.stop().catch(() => {});
     await rm(dataDir, { recursive: true, force: true });
   }

@@ -134,7 +134,7 @@ async function ensureDatabase(server: RunningPostgres, name: string): Promise<vo
  * the next start would fail on the lock file. Stop that server — only if postmaster.pid names a live postgres
  * process serving this very directory — with a fast shutdown, and wait for it to go.
  */
-async function stopLeftoverServer(pgDataDir: string, log: (line: string) => void): Promise<void> {
+export async function stopLeftoverServer(pgDataDir: string, log: (line: string) => void): Promise<void> {
   const pidText = await readFile(join(pgDataDir, "postmaster.pid"), "utf8").catch(() => null);
   const pid = Number(pidText?.split("\n")[0]);
   if (!Number.isInteger(pid) || pid <= 0) return;

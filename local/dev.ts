@@ -13,7 +13,9 @@ import { join, resolve } from "node:path";
 import { createClient } from "@supabase/supabase-js";
 import WebSocket from "ws";
 import { startClaudeDouble } from "./claude/server";
-import { startDataStack } from "./data-stack";
+import { startDataStack, stopLeftoverServer } from "./data-stack";
+import { clearRecords, reapRecorded, recordProcess } from "./dev-processes";
+import { assertPortsFree } from "./ports";
 import { startPostgres } from "./db/embedded-postgres";
 import { startEngine } from "./engine/index";
 
@@ -22,6 +24,12 @@ for (const f of [".env.local", ".env"]) if (existsSync(join(root, f))) process.l
 
 const dataDir = resolve(root, process.env.NIGHTSHIFT_DATA_DIR ?? ".data");
 const appPort = Number(process.env.PORT ?? 3000);
+const ports = {
+  pg: Number(process.env.NIGHTSHIFT_PG_PORT ?? 54322),
+  rest: Number(process.env.NIGHTSHIFT_REST_PORT ?? 54321),
+  claude: Number(process.env.NIGHTSHIFT_CLAUDE_PORT ?? 54330),
+  engine: Number(process.env.NIGHTSHIFT_ENGINE_PORT ?? 8288),
+};
 const log = (part: string) => (line: string) => console.log(`[${part}] ${line}`);
 
 interface Stoppable {
@@ -47,6 +55,7 @@ async function shutdown(code: number): Promise<never> {
     for (const part of running.reverse()) {
       await part.stop().catch((e: unknown) => console.error(`[dev] ${part.name} did not stop cleanly:`, e));
     }
+    await clearRecords(dataDir);
   }
   process.exit(code);
 }
@@ -57,6 +66,21 @@ async function main(): Promise<void> {
   await mkdir(dataDir, { recursive: true });
   const env: Record<string, string> = { NEXT_TELEMETRY_DISABLED: "1" };
 
+  // What an earlier launcher killed hard left behind (next dev, its Postgres) ends first; then every port this
+  // start needs is checked before anything starts, naming the owner of a taken one.
+  await reapRecorded(dataDir, log("dev"));
+  const embeddedData = !(process.env.SUPABASE_URL && process.env.SUPABASE_SECRET_KEY);
+  const localEngine = !(process.env.INNGEST_DEV || process.env.INNGEST_SIGNING_KEY);
+  if (embeddedData) await stopLeftoverServer(join(dataDir, "postgres"), log("db"));
+  else if (localEngine) await stopLeftoverServer(join(dataDir, "engine-postgres"), log("db"));
+  await assertPortsFree([
+    { port: appPort, use: "the app (PORT)" },
+    ...(embeddedData || localEngine ? [{ port: ports.pg, use: "Postgres (NIGHTSHIFT_PG_PORT)" }] : []),
+    ...(embeddedData ? [{ port: ports.rest, use: "the Supabase URL (NIGHTSHIFT_REST_PORT)" }] : []),
+    ...(process.env.ANTHROPIC_API_KEY ? [] : [{ port: ports.claude, use: "the Claude double (NIGHTSHIFT_CLAUDE_PORT)" }]),
+    ...(localEngine ? [{ port: ports.engine, use: "the Inngest engine (NIGHTSHIFT_ENGINE_PORT)" }] : []),
+  ]);
+
   // Data: embedded Postgres + PostgREST unless a Supabase project is configured.
   let databaseUrl: string | undefined;
   if (process.env.SUPABASE_URL && process.env.SUPABASE_SECRET_KEY) {
@@ -64,8 +88,8 @@ async function main(): Promise<void> {
   } else {
     const stack = await startDataStack({
       dataDir,
-      pgPort: Number(process.env.NIGHTSHIFT_PG_PORT ?? 54322),
-      restPort: Number(process.env.NIGHTSHIFT_REST_PORT ?? 54321),
+      pgPort: ports.pg,
+      restPort: ports.rest,
       persistent: true,
       log: log("db"),
     });
@@ -79,7 +103,8 @@ async function main(): Promise<void> {
   if (process.env.ANTHROPIC_API_KEY) {
     console.log("[dev] using the real Claude API (ANTHROPIC_API_KEY is set)");
   } else {
-    const double = await startClaudeDouble({ port: Number(process.env.NIGHTSHIFT_CLAUDE_PORT ?? 54330), log: log("claude") });
+    // Batches are kept in the data directory: a batch task in flight survives a restart.
+    const double = await startClaudeDouble({ port: ports.claude, dataDir: join(dataDir, "claude"), log: log("claude") });
     running.push({ name: "claude double", stop: () => double.stop() });
     env.ANTHROPIC_BASE_URL = double.url;
   }
@@ -93,13 +118,15 @@ async function main(): Promise<void> {
       // Data is hosted, but runs still need a durable store here: an embedded Postgres just for the engine.
       const pg = await startPostgres({
         dataDir: join(dataDir, "engine-postgres"),
-        port: Number(process.env.NIGHTSHIFT_PG_PORT ?? 54322),
+        port: ports.pg,
         persistent: true,
       });
       running.push({ name: "engine postgres", stop: () => pg.stop() });
       databaseUrl = pg.url();
     }
-    engine = await startEngine({ port: Number(process.env.NIGHTSHIFT_ENGINE_PORT ?? 8288), databaseUrl, log: log("engine") });
+    // Due work resumes at once, but a call the app refuses (next dev not listening yet) waits without
+    // counting as an attempt (local/engine/dispatch.ts).
+    engine = await startEngine({ port: ports.engine, databaseUrl, log: log("engine") });
     running.push({ name: "engine", stop: () => engine!.stop() });
     env.INNGEST_DEV = engine.url;
   }
@@ -119,6 +146,7 @@ async function main(): Promise<void> {
     stdio: "inherit",
     detached: true,
   });
+  if (next.pid) await recordProcess(dataDir, "next dev", next.pid, true);
   next.on("exit", (code) => {
     if (!stopping) {
       console.error(`[dev] next dev exited (${code ?? "signal"})`);
@@ -127,10 +155,16 @@ async function main(): Promise<void> {
   });
 
   const appUrl = `http://127.0.0.1:${appPort}`;
-  if (engine) {
-    await waitFor(async () => (await fetch(`${appUrl}/api/inngest`)).ok, 180_000, "next dev to answer /api/inngest");
-    await engine.sync(`${appUrl}/api/inngest`);
-  }
+  // "running" only once our own next dev answers (the port was free, and the child must still be alive).
+  await waitFor(
+    async () => {
+      if (!next || next.exitCode !== null || next.signalCode !== null) throw new Error("next dev exited");
+      return (await fetch(`${appUrl}/api/inngest`)).ok;
+    },
+    180_000,
+    "next dev to answer /api/inngest",
+  );
+  if (engine) await engine.sync(`${appUrl}/api/inngest`);
 
   console.log(`
   Nightshift is running (offline parts: ${[

@@ -6,6 +6,7 @@ import { z } from "zod";
 import { ApprovalId, decideApproval, DecisionBody } from "@/lib/approvals";
 import type { AdminClient } from "@/lib/db/admin";
 import { ApiError } from "@/lib/http/errors";
+import { unstorableText } from "@/lib/http/json-limits";
 import { cancelTask } from "@/lib/tasks/cancel";
 import { CreateTaskBody, IdempotencyKey, MAX_PROMPT_CHARS, TaskId } from "@/lib/tasks/schema";
 import { submitTask } from "@/lib/tasks/submit";
@@ -70,11 +71,30 @@ export function signIn(ctx: RequestContext, limiter: LoginLimiter = loginLimiter
   };
 }
 
-/** Only a local path may follow sign-in (no `//evil.example`, no scheme). */
+/**
+ * Only a same-origin path may follow sign-in. Checked after URL normalisation, the way a browser will read it:
+ * the value is parsed against a fixed origin and must keep that origin, and the normalised path must not start
+ * with `//` or `/\\` (a browser reads `Location: //host/x` as another host). So `/.//evil:1/x`, `/./\\evil`,
+ * `/..//evil`, `/%2e//evil`, `https://evil`, `//evil` and `/\\evil` all end at `/`.
+ */
 export function safeNext(value: FormDataEntryValue | null): string {
-  if (typeof value !== "string" || !/^\/(?![/\\])[\x21-\x7e]*$/.test(value) || value.startsWith("/login")) return "/";
-  return value.slice(0, 500);
+  if (typeof value !== "string" || value.length === 0 || value.length > 500 || !value.startsWith("/")) return "/";
+  let url: URL;
+  try {
+    url = new URL(value, NEXT_BASE);
+  } catch {
+    return "/";
+  }
+  if (url.origin !== NEXT_BASE.origin) return "/";
+  const path = `${url.pathname}${url.search}${url.hash}`;
+  if (!path.startsWith("/") || path.startsWith("//") || path.startsWith("/\\")) return "/";
+  if (url.pathname === "/login" || url.pathname.startsWith("/login/")) return "/";
+  // Printable ASCII only after normalisation (the URL parser percent-encodes everything else).
+  if (!/^[\x21-\x7e]+$/.test(path)) return "/";
+  return path;
 }
+
+const NEXT_BASE = new URL("http://nightshift.invalid/");
 
 export function isHttps(h: HeaderBag): boolean {
   const proto = h.get("x-forwarded-proto")?.split(",")[0]?.trim().toLowerCase();
@@ -98,6 +118,11 @@ export function guardMutation(ctx: RequestContext): Guarded {
   if (!session) return { ok: false, code: "unauthenticated", error: "Your session has expired. Sign in again." };
   const origin = checkSameOrigin(ctx.headers);
   if (!origin.ok) return { ok: false, code: "csrf", error: `Refused: ${origin.reason}.` };
+  // A NUL or lone surrogate cannot be stored: refuse it here, not as a database error.
+  for (const [name, value] of ctx.form.entries()) {
+    const why = typeof value === "string" ? unstorableText(value) : null;
+    if (why) return { ok: false, code: "invalid", error: `The field ${name.slice(0, 40)} ${why}.` };
+  }
   if (!csrfTokenValid(config, session, ctx.form.get(CSRF_FIELD))) {
     return { ok: false, code: "csrf", error: "Refused: the form's security token is missing or wrong. Reload the page and try again." };
   }

@@ -1,7 +1,8 @@
 // Reads a JSON request body under a byte limit: 415 when it is not JSON, 413 when it is too large (checked
 // on the declared length and again while streaming, since a client may lie or send chunked), 400 when it
-// does not parse.
+// does not parse or holds what cannot be stored (lib/http/json-limits.ts).
 import { ApiError } from "./errors";
+import { assertStorable } from "./json-limits";
 
 export const MAX_BODY_BYTES = 256 * 1024;
 
@@ -30,11 +31,15 @@ export async function readJsonBody(req: Request, limit = MAX_BODY_BYTES): Promis
   }
   const text = Buffer.concat(chunks).toString("utf8");
   if (text.trim() === "") throw new ApiError(400, "invalid_json", "Request body is empty; expected a JSON object");
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch {
     throw new ApiError(400, "invalid_json", "Request body is not valid JSON");
   }
+  // NUL, lone surrogates, nesting depth and key count: 400 naming the field, before any schema walks it.
+  assertStorable(value);
+  return value;
 }
 
 function tooLarge(limit: number): ApiError {

@@ -1,8 +1,11 @@
 // zod failures become a 400 that names each bad field.
 import type { z } from "zod";
 import { ApiError } from "./errors";
+import { assertStorable } from "./json-limits";
 
 export function parseOr400<S extends z.ZodType>(schema: S, value: unknown, what = "request body"): z.output<S> {
+  // Query strings and headers too: a NUL or lone surrogate reaching Postgres would be a 500.
+  assertStorable(value, what);
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const details = result.error.issues.map((i) => {

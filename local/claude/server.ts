@@ -21,6 +21,7 @@ import { CONTEXT_WINDOW, validateRequest, type MessagesRequest } from "./request
 import { SCENARIO_HEADER, ScriptBook, scriptBodySchema, type Step } from "./script";
 import { FaultBook, faultsBodySchema, type FaultAction, type FaultSpec } from "./faults";
 import { countInputTokens, promptBlocks } from "./tokens";
+import { BatchStore } from "./batch-store";
 import { RateLimiter, rateLimitConfigSchema, type RateLimitConfig } from "./rate-limits";
 
 export { scenarioMarker, type Step } from "./script";
@@ -33,6 +34,8 @@ export interface ClaudeDoubleOptions {
   host?: string;
   /** One line per API request. */
   log?: (line: string) => void;
+  /** Where batches are kept across restarts (`npm run dev` passes its data directory); in memory when unset. */
+  dataDir?: string;
   /** How long a batch stays `in_progress` on the double's clock (default 1000 ms). */
   batchDelayMs?: number;
   /** Base clock (ms since epoch); `clock.advance()` adds to it. Default `Date.now`. */
@@ -219,7 +222,8 @@ export async function startClaudeDouble(opts: ClaudeDoubleOptions = {}): Promise
   const limiter = new RateLimiter(clock.now, opts.rateLimits);
   const scripts = new ScriptBook();
   const faults = new FaultBook(clock.now);
-  const batches = new Map<string, Batch>();
+  const batchStore = new BatchStore<Batch>(opts.dataDir);
+  const batches = batchStore.map;
   let log: CallRecord[] = [];
   let seq = 0;
   const maxLog = opts.maxCallLog ?? 20_000;
@@ -390,6 +394,7 @@ export async function startClaudeDouble(opts: ClaudeDoubleOptions = {}): Promise
       log = [];
       cache.clear();
       batches.clear();
+      batchStore.save();
       offset = 0;
       return;
     }
@@ -613,6 +618,7 @@ export async function startClaudeDouble(opts: ClaudeDoubleOptions = {}): Promise
       }
     }
     batches.set(batch.id, batch);
+    batchStore.save();
     record({ ...base, status: 200, batch_id: batch.id });
     sendJson(res, 200, batchView(batch, origin), { "request-id": requestId });
   }
@@ -671,6 +677,7 @@ export async function startClaudeDouble(opts: ClaudeDoubleOptions = {}): Promise
       const out = batchView(batch, origin);
       // The cancel answer shows `canceling`; the next retrieve shows the batch ended with its requests canceled.
       if (batch.cancelAt !== null && out.processing_status !== "ended") batch.endsAt = batch.cancelAt;
+      batchStore.save();
       record({ ...base, status: 200, batch_id: batch.id });
       return sendJson(res, 200, out, { "request-id": requestId });
     }
@@ -680,6 +687,7 @@ export async function startClaudeDouble(opts: ClaudeDoubleOptions = {}): Promise
         return sendApiError(res, requestId, 400, "invalid_request_error", `Batch ${batch.id} cannot be deleted while it is ${view.processing_status}; cancel it first.`);
       }
       batches.delete(batch.id);
+      batchStore.save();
       record({ ...base, status: 200, batch_id: batch.id });
       return sendJson(res, 200, { id: batch.id, type: "message_batch_deleted" }, { "request-id": requestId });
     }

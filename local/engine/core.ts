@@ -85,6 +85,8 @@ export interface CallResult {
   text: string;
   header: (name: string) => string | null;
   error?: string;
+  /** The app refused the connection: nothing listens there (yet). Not an attempt; see dispatch.ts. */
+  refused?: boolean;
 }
 
 export abstract class EngineCore {

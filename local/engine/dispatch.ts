@@ -14,14 +14,33 @@ import { Checkpoints } from "./checkpoints";
 const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 256 });
 const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 256 });
 
-function post(url: URL, headers: Record<string, string>, body: string, timeoutMs: number): Promise<{ status: number; headers: IncomingHttpHeaders; text: string }> {
+type Answer = { status: number; headers: IncomingHttpHeaders; text: string };
+
+/**
+ * One POST; when a reused keep-alive socket turns out to be closed by the app (it restarted: ECONNRESET before
+ * any answer), sent once more on a fresh connection, as Node's docs advise (`request.reusedSocket`). That
+ * second try then meets the app, or a refused connection (the app is not listening: not an attempt).
+ */
+async function post(url: URL, headers: Record<string, string>, body: string, timeoutMs: number): Promise<Answer> {
+  try {
+    return await postOnce(url, headers, body, timeoutMs, false);
+  } catch (err) {
+    if ((err as { reused?: boolean; code?: string }).reused && (err as { code?: string }).code === "ECONNRESET") {
+      return postOnce(url, headers, body, timeoutMs, true);
+    }
+    throw err;
+  }
+}
+
+function postOnce(url: URL, headers: Record<string, string>, body: string, timeoutMs: number, fresh: boolean): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const https = url.protocol === "https:";
     const req = (https ? httpsRequest : httpRequest)(
       url,
       {
         method: "POST",
-        agent: https ? httpsAgent : httpAgent,
+        // A fresh connection when retrying after a stale keep-alive socket.
+        agent: fresh ? false : https ? httpsAgent : httpAgent,
         headers: { ...headers, "content-length": String(Buffer.byteLength(body)) },
         timeout: timeoutMs,
       },
@@ -33,13 +52,54 @@ function post(url: URL, headers: Record<string, string>, body: string, timeoutMs
       },
     );
     req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    req.on("error", reject);
+    req.on("error", (err) => reject(Object.assign(err, { reused: req.reusedSocket })));
     req.end(body);
   });
 }
 
 export abstract class Dispatch extends Checkpoints {
   /** Dispatches due calls, respecting the global cap and the functions' concurrency limits. */
+  /**
+   * App origins that refused a connection (not listening yet: `next dev` still starting, a restart): nothing is
+   * dispatched to them until `until` (wall clock), then one call probes. A refused connection never reached the
+   * app, so it is not a failed attempt; the call keeps its attempt number and waits.
+   */
+  private unreachable = new Map<string, { until: number; delay: number; timer?: NodeJS.Timeout }>();
+
+  private originOf(url: string): string {
+    try {
+      return new URL(url).origin;
+    } catch {
+      return url;
+    }
+  }
+
+  private waitingForApp(url: string): boolean {
+    const u = this.unreachable.get(this.originOf(url));
+    return u !== undefined && Date.now() < u.until;
+  }
+
+  private appRefused(url: string): void {
+    const origin = this.originOf(url);
+    const prev = this.unreachable.get(origin);
+    if (prev && Date.now() < prev.until) return; // several calls refused at once: one back-off step
+    const delay = prev ? Math.min(prev.delay * 2, 5_000) : 250;
+    if (!prev) this.log(`the app at ${origin} refuses connections (not listening yet?); calls wait for it and keep their attempts`);
+    const entry: { until: number; delay: number; timer?: NodeJS.Timeout } = { until: Date.now() + delay, delay };
+    entry.timer = setTimeout(() => this.pump(), delay + 5);
+    entry.timer.unref();
+    this.unreachable.set(origin, entry);
+  }
+
+  private appAnswered(url: string): void {
+    const origin = this.originOf(url);
+    const u = this.unreachable.get(origin);
+    if (!u) return;
+    clearTimeout(u.timer);
+    this.unreachable.delete(origin);
+    this.log(`the app at ${origin} answers again`);
+  }
+
   protected pump(): void {
     if (this.stopping) return;
     let i = 0;
@@ -49,6 +109,11 @@ export abstract class Dispatch extends Checkpoints {
       const run = w?.run_id ? this.runs.get(w.run_id) : undefined;
       if (!w || !run) {
         this.ready.splice(i, 1);
+        continue;
+      }
+      const fnUrl = this.functions.get(run.row.function_id)?.url;
+      if (fnUrl && this.unreachable.size && this.waitingForApp(fnUrl)) {
+        i++;
         continue;
       }
       const slots = this.slotsFor(run);
@@ -132,6 +197,13 @@ export abstract class Dispatch extends Checkpoints {
     this.dispatches.set(w.id, requestId);
     try {
       const res = await this.callSdk(fn, w.step ?? "step", body, signature, requestId);
+      if (res.refused) {
+        // Not an attempt: the call goes back to the ready list, held until the app listens.
+        this.appRefused(fn.url);
+        if (this.work.has(w.id)) this.ready.push(w.id);
+        return;
+      }
+      if (this.unreachable.size) this.appAnswered(fn.url);
       await this.withLock(run, () => this.handleResult(run, fn, w, res));
     } finally {
       if (this.dispatches.get(w.id) === requestId) this.dispatches.delete(w.id);
@@ -156,6 +228,7 @@ export abstract class Dispatch extends Checkpoints {
         status: 0,
         text: "",
         header: () => null,
+        refused: code === "ECONNREFUSED",
         error: `request to ${url.origin}${url.pathname} failed: ${(err as Error).message}${code ? ` (${code})` : ""}`,
       };
     }

@@ -219,6 +219,9 @@ export class Store {
     for (;;) {
       const r = await c.query<{ ok: boolean }>("SELECT pg_try_advisory_lock(hashtext('inngest_local.engine')) AS ok");
       if (r.rows[0]?.ok) {
+        // Held for the engine's life: when Postgres stops first (Ctrl-C reaches the whole process group), the
+        // server ends this session with 57P01, emitted as an 'error' event that must not crash the process.
+        c.on("error", () => {});
         this.lockClient = c;
         return;
       }

@@ -19,14 +19,15 @@ export async function serveApp(
   client: Inngest.Any,
   functions: InngestFunction.Any[],
   wrap?: (handler: ReturnType<typeof serve>) => ReturnType<typeof serve>,
+  port = 0,
 ): Promise<ServedApp> {
   const handler = serve({ client, functions });
   const server = createServer(wrap ? wrap(handler) : handler);
   server.keepAliveTimeout = 30_000;
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  const port = (server.address() as AddressInfo).port;
+  await new Promise<void>((r) => server.listen(port, "127.0.0.1", () => r()));
+  const bound = (server.address() as AddressInfo).port;
   return {
-    url: `http://127.0.0.1:${port}/api/inngest`,
+    url: `http://127.0.0.1:${bound}/api/inngest`,
     server,
     close: () =>
       new Promise<void>((r) => {

@@ -1,4 +1,5 @@
 // POST /api/pipelines queues a research -> analyze -> report pipeline (202) — it never runs an agent.
+import { methodNotAllowed } from "@/lib/http/methods";
 import { db } from "@/lib/db/server";
 import { requireApiKey } from "@/lib/http/auth";
 import { readJsonBody } from "@/lib/http/body";
@@ -28,3 +29,5 @@ export const POST = withErrors(async (req: Request) => {
     },
   );
 });
+
+export const { GET, PUT, PATCH, DELETE } = methodNotAllowed(["POST"]);

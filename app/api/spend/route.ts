@@ -1,5 +1,6 @@
 // GET /api/spend — what the agents spent: per agent per local day (against each day's cap) and per model, over a
 // range of days; `task_id` narrows it to one task. Figures are integer micro-dollars, with USD for display.
+import { methodNotAllowed } from "@/lib/http/methods";
 import { z } from "zod";
 import { spendByAgentDay, spendByModel, spendByTask } from "@/lib/budget";
 import { db } from "@/lib/db/server";
@@ -35,3 +36,5 @@ export const GET = withErrors(async (req: Request) => {
     ...(q.task_id ? { task: byTask ? { ...byTask, settled_usd: usd(byTask.settled_micros) } : null } : {}),
   });
 });
+
+export const { POST, PUT, PATCH, DELETE } = methodNotAllowed(["GET"]);

@@ -2,7 +2,9 @@
 import { db } from "@/lib/db/server";
 import { requireApiKey } from "@/lib/http/auth";
 import { readJsonBody } from "@/lib/http/body";
+import { assertListCursor } from "@/lib/http/cursor";
 import { withErrors } from "@/lib/http/errors";
+import { methodNotAllowed } from "@/lib/http/methods";
 import { parseOr400 } from "@/lib/http/validation";
 import { CreateTaskBody, IdempotencyKey, ListTasksQuery } from "@/lib/tasks/schema";
 import { listTasks } from "@/lib/tasks/service";
@@ -34,5 +36,8 @@ export const GET = withErrors(async (req: Request) => {
   await requireApiKey(req);
   const params = Object.fromEntries(new URL(req.url).searchParams);
   const q = parseOr400(ListTasksQuery, params, "query");
+  if (q.cursor) assertListCursor(q.cursor);
   return Response.json(await listTasks(db(), q));
 });
+
+export const { PUT, PATCH, DELETE } = methodNotAllowed(["GET", "POST"]);

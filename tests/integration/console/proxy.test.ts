@@ -58,9 +58,25 @@ describe("pages need a session", () => {
     }
   });
 
-  test("the matcher covers the console pages and leaves the API (API-key auth) and static assets alone", () => {
-    for (const p of ["/", "/review", "/tasks/abc", "/login"]) expect(matches(p)).toBe(true);
-    for (const p of ["/api/tasks", "/api/approvals/1", "/api/inngest", "/_next/static/chunks/a.js"]) expect(matches(p)).toBe(false);
+  test("the matcher covers the console pages and the API, not static assets", () => {
+    for (const p of ["/", "/review", "/tasks/abc", "/login", "/api/tasks", "/api/approvals/1", "/api/inngest"]) expect(matches(p)).toBe(true);
+    for (const p of ["/_next/static/chunks/a.js", "/favicon.ico"]) expect(matches(p)).toBe(false);
+  });
+
+  test("the API passes through untouched by session and origin checks (API-key auth is the routes' job)", () => {
+    const res = proxy(
+      new NextRequest(`${APP}/api/tasks`, { method: "POST", headers: { host: "console.test:3000", origin: "https://other.example" }, body: "{}" }),
+    );
+    expect(res.headers.get("x-middleware-next")).toBe("1");
+    expect(res.headers.get("content-security-policy")).toBe("default-src 'none'; frame-ancestors 'none'");
+  });
+
+  test("a malformed percent-escape is a JSON 400 under /api and a plain 400 elsewhere", async () => {
+    const api = proxy(new NextRequest(`${APP}/api/tasks/%zz`, { headers: { host: "console.test:3000" } }));
+    expect(api.status).toBe(400);
+    expect(((await api.json()) as { error: { code: string } }).error.code).toBe("invalid_path");
+    const page = proxy(new NextRequest(`${APP}/tasks/%E0%A4%A`, { headers: { host: "console.test:3000" } }));
+    expect(page.status).toBe(400);
   });
 });
 

@@ -99,14 +99,15 @@ describe("migrate", () => {
     );
     expect(claims).toMatchObject({ uid: "8a0c2b1e-6f44-4e8c-9a7e-2f6a1d3c5b70", role: "authenticated", email: "a@b.c" });
 
-    // A table a later migration creates is granted to the API roles, like on Supabase: RLS is the gate.
+    // A table a later migration creates is granted to service_role only: 20261129110000_harden_sql.sql takes the
+    // API roles' default grants away, so anon never sees a new table (in PostgREST's root or otherwise).
     await sql(db.url, "create table public.later (id int primary key)");
     const [grants] = await sql<{ anon: boolean; service: boolean }>(
       db.url,
       `select has_table_privilege('anon', 'public.later', 'select') as anon,
               has_table_privilege('service_role', 'public.later', 'insert') as service`,
     );
-    expect(grants).toEqual({ anon: true, service: true });
+    expect(grants).toEqual({ anon: false, service: true });
   });
 
   test("bootstraps several databases of one cluster concurrently (roles are cluster-wide)", async () => {

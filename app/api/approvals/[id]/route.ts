@@ -5,6 +5,7 @@
 // 200 { approval_id, task_id, outcome: "decided" | "repeat", status, notes, decided_by, decided_at, decided_via }
 // 409 { error: { code: "already_decided" | "expired", message, details: { status, notes, decided_at, decided_via } } }
 // 404 unknown or malformed id, or not visible yet. 400 invalid body (naming the field). 401 no/invalid key.
+import { methodNotAllowed } from "@/lib/http/methods";
 import { ApprovalId, decideApproval, DecisionBody, getApproval } from "@/lib/approvals";
 import { db } from "@/lib/db/server";
 import { requireApiKey } from "@/lib/http/auth";
@@ -77,3 +78,5 @@ export const GET = withErrors(async (req: Request, ctx: Ctx) => {
     decided_via: a.decided_via,
   });
 });
+
+export const { PUT, PATCH, DELETE } = methodNotAllowed(["GET", "POST"]);

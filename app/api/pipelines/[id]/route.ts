@@ -1,4 +1,5 @@
 // GET /api/pipelines/:id — the pipeline's status, each stage (status, task, output summary) and, once done, the report.
+import { methodNotAllowed } from "@/lib/http/methods";
 import { db } from "@/lib/db/server";
 import { requireApiKey } from "@/lib/http/auth";
 import { ApiError, withErrors } from "@/lib/http/errors";
@@ -14,3 +15,5 @@ export const GET = withErrors(async (req: Request, ctx: { params: Promise<{ id: 
   if (!pipeline) throw new ApiError(404, "not_found", `No pipeline with id '${id.slice(0, 64)}'`);
   return Response.json(pipeline);
 });
+
+export const { POST, PUT, PATCH, DELETE } = methodNotAllowed(["GET"]);

@@ -1,4 +1,5 @@
 // GET /api/tasks/:id — status, progress, result, error and cost of one task.
+import { methodNotAllowed } from "@/lib/http/methods";
 import { db } from "@/lib/db/server";
 import { requireApiKey } from "@/lib/http/auth";
 import { ApiError, withErrors } from "@/lib/http/errors";
@@ -15,3 +16,5 @@ export const GET = withErrors(async (req: Request, ctx: { params: Promise<{ id: 
   if (!task) throw new ApiError(404, "not_found", `No task with id '${id.slice(0, 64)}'`);
   return Response.json(task);
 });
+
+export const { POST, PUT, PATCH, DELETE } = methodNotAllowed(["GET"]);

@@ -1,5 +1,6 @@
 // POST /api/webhooks/:source — a signed delivery (Standard Webhooks) from another system starts a task. The
 // signature is the authentication (no API key): see lib/webhooks/inbound.ts for every check and its status.
+import { methodNotAllowed } from "@/lib/http/methods";
 import { db } from "@/lib/db/server";
 import { withErrors } from "@/lib/http/errors";
 import { noteRefusal, receiveWebhook, WebhookRefusal } from "@/lib/webhooks/inbound";
@@ -20,3 +21,5 @@ export const POST = withErrors(async (req: Request, ctx: { params: Promise<{ sou
     throw err;
   }
 });
+
+export const { GET, PUT, PATCH, DELETE } = methodNotAllowed(["POST"]);

@@ -1,5 +1,6 @@
 // POST /api/dead-letters/:id/discard — closes a dead letter without running it again. Optional JSON body
 // `{ note? }`. 200; 409 when it was already replayed or discarded (the answer says which); 404 for an unknown id.
+import { methodNotAllowed } from "@/lib/http/methods";
 import { discardDeadLetter, DiscardBody } from "@/lib/dead-letters";
 import { db } from "@/lib/db/server";
 import { requireApiKey } from "@/lib/http/auth";
@@ -17,3 +18,5 @@ export const POST = withErrors(async (req: Request, ctx: { params: Promise<{ id:
   await discardDeadLetter(db(), id, body.note ?? null, `api:${apiKeyId}`);
   return Response.json({ dead_letter_id: id, status: "discarded", note: body.note ?? null });
 });
+
+export const { GET, PUT, PATCH, DELETE } = methodNotAllowed(["POST"]);

@@ -1,6 +1,7 @@
 // POST /api/dead-letters/:id/replay — runs the failed task again as a new linked task. Optional JSON body
 // `{ prompt?, agent? }`; honours Idempotency-Key (a repeat returns the same task). 202 with the new task; 409 when
 // the entry was already replayed or discarded (the answer says which); 404 for an unknown id.
+import { methodNotAllowed } from "@/lib/http/methods";
 import { replayDeadLetter, ReplayBody } from "@/lib/dead-letters";
 import { db } from "@/lib/db/server";
 import { requireApiKey } from "@/lib/http/auth";
@@ -29,3 +30,5 @@ export const POST = withErrors(async (req: Request, ctx: { params: Promise<{ id:
     },
   );
 });
+
+export const { GET, PUT, PATCH, DELETE } = methodNotAllowed(["POST"]);

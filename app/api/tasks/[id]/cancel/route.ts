@@ -1,5 +1,6 @@
 // POST /api/tasks/:id/cancel — stops a task that has not ended: 200 with its new status, 409 when it had already
 // ended (the answer says how), 404 for an unknown id. Optional JSON body `{ reason?: string }`.
+import { methodNotAllowed } from "@/lib/http/methods";
 import { z } from "zod";
 import { db } from "@/lib/db/server";
 import { requireApiKey } from "@/lib/http/auth";
@@ -26,3 +27,5 @@ export const POST = withErrors(async (req: Request, ctx: { params: Promise<{ id:
   }
   return Response.json({ task_id: id, status: r.status });
 });
+
+export const { GET, PUT, PATCH, DELETE } = methodNotAllowed(["POST"]);
