@@ -2,6 +2,7 @@
 // as JSON, assembled now (a preview before the digest time; what was sent after it).
 import { z } from "zod";
 import { db } from "@/lib/db/server";
+import { methodNotAllowed } from "@/lib/http/methods";
 import { assembleDigest, digestConfig, localDate } from "@/lib/digest";
 import { env } from "@/lib/env";
 import { requireApiKey } from "@/lib/http/auth";
@@ -25,3 +26,5 @@ export const GET = withErrors(async (req: Request) => {
   const date = q.date ?? localDate(new Date(), cfg.timezone);
   return Response.json(await assembleDigest(db(), cfg, date));
 });
+
+export const { POST, PUT, PATCH, DELETE } = methodNotAllowed(["GET"]);

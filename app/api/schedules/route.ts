@@ -1,6 +1,7 @@
 // GET /api/schedules lists schedules; POST creates one (201). Cron and time zone are validated by croner (400
 // naming `cron` or `timezone`).
 import { db } from "@/lib/db/server";
+import { methodNotAllowed } from "@/lib/http/methods";
 import { requireApiKey } from "@/lib/http/auth";
 import { readJsonBody } from "@/lib/http/body";
 import { withErrors } from "@/lib/http/errors";
@@ -21,3 +22,5 @@ export const POST = withErrors(async (req: Request) => {
   const schedule = await createSchedule(db(), body);
   return Response.json(schedule, { status: 201, headers: { Location: `/api/schedules/${schedule.id}` } });
 });
+
+export const { PUT, PATCH, DELETE } = methodNotAllowed(["GET", "POST"]);
