@@ -21,14 +21,14 @@
 // with a `recheck` step in place of `publish` that re-sends the wake-up if a decision landed in between; after
 // MAX_ROUNDS such wake-ups it sleeps until the deadline. All step ids are deterministic.
 import { NonRetriableError, type GetStepTools, type Inngest } from "inngest";
-import { approvalDecisionMade } from "@/inngest/events";
+import { inngest } from "@/inngest/client";
+import { approvalDecisionMade, approvalDecisionMadeId } from "@/inngest/events";
 import {
   ApprovalError,
   DEFAULT_APPROVAL_TIMEOUT_SECONDS,
   expireApproval,
   publishApproval,
   requestApproval,
-  sendDecisionEvent,
   statusToDecision,
   type ApprovalRow,
   type ApprovalState,
@@ -41,6 +41,26 @@ import type { Json } from "@/lib/db/database.types";
 import { db } from "@/lib/db/server";
 
 type StepTools = GetStepTools<Inngest.Any>;
+
+/**
+ * Re-sends the wake-up for a decision already written, under a new id (the original id would be dropped as a
+ * repeat). Only the rare recheck path uses it: the first wake-up goes through the outbox with the decision itself
+ * (lib/approvals.ts decideApproval). A failure is logged, never thrown: the deadline read honours the decision.
+ */
+async function sendDecisionEvent(a: { approval_id: string; task_id: string; status: DecidedStatus }, idSuffix: string): Promise<boolean> {
+  try {
+    await inngest.send(
+      approvalDecisionMade.create(
+        { approval_id: a.approval_id, task_id: a.task_id, decision: statusToDecision(a.status) },
+        { id: `${approvalDecisionMadeId(a.approval_id)}${idSuffix}` },
+      ),
+    );
+    return true;
+  } catch (err) {
+    console.error(`[approvals] re-sent wake-up for ${a.approval_id} failed (${err instanceof Error ? err.message : String(err)}); the deadline honours the decision`);
+    return false;
+  }
+}
 
 const STAGE_RE = /^[a-z][a-z0-9_]{0,39}$/;
 const MAX_ROUNDS = 5;

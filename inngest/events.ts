@@ -2,9 +2,19 @@
 // send these. Names follow `<domain>/<object>.<past-verb>`.
 import { eventType } from "inngest";
 import { z } from "zod";
+import { EVENT } from "@/lib/events";
+
+// The names and ids live in lib/events.ts, because lib/ records these events in the outbox without importing this file.
+export {
+  approvalDecisionMadeId,
+  pipelineRunRequestedId,
+  taskRunCancelledId,
+  taskRunFinishedId,
+  taskRunRequestedId,
+} from "@/lib/events";
 
 /** A task row exists and should run. Sent with id `task-run-<task_id>`, so a duplicate is dropped for 24 h. */
-export const taskRunRequested = eventType("task/run.requested", {
+export const taskRunRequested = eventType(EVENT.taskRunRequested, {
   schema: z.object({
     task_id: z.uuid(),
     agent: z.string().min(1),
@@ -12,7 +22,7 @@ export const taskRunRequested = eventType("task/run.requested", {
 });
 
 /** A task reached a terminal status. Sent once per task (id `task-finished-<task_id>`). */
-export const taskRunFinished = eventType("task/run.finished", {
+export const taskRunFinished = eventType(EVENT.taskRunFinished, {
   schema: z.object({
     task_id: z.uuid(),
     agent: z.string(),
@@ -22,7 +32,7 @@ export const taskRunFinished = eventType("task/run.finished", {
 });
 
 /** A task was cancelled (the database already says so); stops its run. Id `task-cancelled-<task_id>`. */
-export const taskRunCancelled = eventType("task/run.cancelled", {
+export const taskRunCancelled = eventType(EVENT.taskRunCancelled, {
   schema: z.object({ task_id: z.uuid(), reason: z.string().max(500) }),
 });
 
@@ -34,16 +44,13 @@ export const budgetAgentFreed = eventType("budget/agent.freed", {
   schema: z.object({ agent_id: z.string().min(1), reason: z.string().max(100) }),
 });
 
-export const taskRunRequestedId = (taskId: string) => `task-run-${taskId}`;
-export const taskRunCancelledId = (taskId: string) => `task-cancelled-${taskId}`;
-export const taskRunFinishedId = (taskId: string) => `task-finished-${taskId}`;
 
 /**
  * A reviewer decided an approval (lib/approvals.ts). Only a wake-up: it is sent AFTER the decision is written to
  * the database, and the waiting function reads the decision from there (inngest/approval.ts). Sent with id
  * `approval-decision-<approval_id>`. Not sent when the deadline's auto action applies.
  */
-export const approvalDecisionMade = eventType("approval/decision.made", {
+export const approvalDecisionMade = eventType(EVENT.approvalDecisionMade, {
   schema: z.object({
     approval_id: z.uuid(),
     task_id: z.uuid(),
@@ -51,7 +58,6 @@ export const approvalDecisionMade = eventType("approval/decision.made", {
   }),
 });
 
-export const approvalDecisionMadeId = (approvalId: string) => `approval-decision-${approvalId}`;
 
 // Pipelines (lib/pipelines.ts): research -> analyze -> report, each stage its own function started by the previous
 // stage's event. Events carry ids only; every stage's output lives in the database (pipeline_stages.output). Each
@@ -59,7 +65,7 @@ export const approvalDecisionMadeId = (approvalId: string) => `approval-decision
 // claimed or finished in the database and does nothing.
 
 /** A pipeline was recorded and should start with research. Id `pipeline-run-<pipeline_id>`. */
-export const pipelineRunRequested = eventType("pipeline/run.requested", {
+export const pipelineRunRequested = eventType(EVENT.pipelineRunRequested, {
   schema: z.object({ pipeline_id: z.uuid() }),
 });
 
@@ -78,7 +84,6 @@ export const pipelineReportReady = eventType("pipeline/report.ready", {
   schema: z.object({ pipeline_id: z.uuid(), report_task_id: z.uuid().nullable() }),
 });
 
-export const pipelineRunRequestedId = (pipelineId: string) => `pipeline-run-${pipelineId}`;
 export const pipelineResearchCompletedId = (pipelineId: string) => `pipeline-${pipelineId}-research-completed`;
 export const pipelineAnalysisCompletedId = (pipelineId: string) => `pipeline-${pipelineId}-analysis-completed`;
 export const pipelineReportReadyId = (pipelineId: string) => `pipeline-${pipelineId}-report-ready`;
@@ -89,7 +94,7 @@ export const pipelineReportReadyId = (pipelineId: string) => `pipeline-${pipelin
  * is dropped for 24 h; the sweeper re-sends undelivered ones with a `-sweep-<t>` suffix (the per-channel ledger
  * makes a second delivery round safe).
  */
-export const notificationCreated = eventType("notification/created", {
+export const notificationCreated = eventType(EVENT.notificationCreated, {
   schema: z.object({
     notification_id: z.uuid(),
     kind: z.string().min(1),

@@ -5,6 +5,7 @@ import { pipelineAnalyze } from "./functions/pipeline-analyze";
 import { pipelineReport } from "./functions/pipeline-report";
 import { deliverNotifications, sweepUndeliveredNotifications } from "./functions/deliver-notifications";
 import { taskRunCancelledByInngest } from "./functions/task-run-cancelled";
+import { outboxSweeper } from "./functions/outbox-sweeper";
 import { deliverTaskCallback } from "./functions/deliver-task-callback";
 import { taskRequested } from "./functions/task-requested";
 import { dispatchSchedules } from "./functions/dispatch-schedules";
@@ -18,6 +19,7 @@ export const functions = [
   pipelineReport,
   deliverNotifications,
   sweepUndeliveredNotifications,
+  outboxSweeper,
   deliverTaskCallback,
   taskRequested,
   dispatchSchedules,

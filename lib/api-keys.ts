@@ -26,30 +26,25 @@ export async function createApiKey(db: AdminClient, name: string): Promise<{ id:
   return { id, key };
 }
 
-// Verified keys are remembered briefly so a busy client does not pay a database round trip per request; a
-// revocation therefore takes effect within VERIFIED_TTL_MS. Only successes are cached, keyed by the key's hash.
-const VERIFIED_TTL_MS = 30_000;
-const VERIFIED_MAX = 1_000;
-const verified = new Map<string, { id: string; until: number }>();
-
-/** Returns the key id when `presented` is a live key, or null. */
-export async function verifyApiKey(db: AdminClient, presented: string): Promise<string | null> {
-  const m = KEY_RE.exec(presented);
-  if (!m) return null;
-  const presentedHash = hashApiKey(presented);
-  const hit = verified.get(presentedHash);
-  if (hit && hit.until > Date.now()) return hit.id;
-  const id = await verifyWithDatabase(db, m[1]!, presentedHash);
-  if (id) {
-    if (verified.size >= VERIFIED_MAX) verified.clear();
-    verified.set(presentedHash, { id, until: Date.now() + VERIFIED_TTL_MS });
-  }
-  return id;
+/** A key as presented: its id (the lookup handle) and the SHA-256 of the whole key. Null when malformed. */
+export interface PresentedKey {
+  id: string;
+  hash: string;
 }
 
-/** Forgets cached verifications (tests that revoke a key and expect the next request to fail at once). */
-export function forgetVerifiedKeys(): void {
-  verified.clear();
+export function parseApiKey(presented: string): PresentedKey | null {
+  const m = KEY_RE.exec(presented);
+  return m ? { id: m[1]!, hash: hashApiKey(presented) } : null;
+}
+
+// No process-local cache: a revoked or deleted key must stop working at once (issue 11), and POST /api/tasks
+// verifies the key inside the same database call that records the task (submit_task), so it costs nothing extra.
+
+/** Returns the key id when `presented` is a live key, or null. One database call. */
+export async function verifyApiKey(db: AdminClient, presented: string): Promise<string | null> {
+  const key = parseApiKey(presented);
+  if (!key) return null;
+  return verifyWithDatabase(db, key.id, key.hash);
 }
 
 async function verifyWithDatabase(db: AdminClient, id: string, presentedHash: string): Promise<string | null> {

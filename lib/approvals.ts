@@ -1,16 +1,15 @@
 // Approvals (mission pattern 6): typed wrappers around the approval functions in Postgres, and `decideApproval`,
 // the one way a reviewer's decision is made — by the API route and by the console alike.
 //
-// The order that makes a decision impossible to lose: (1) the decision is written by a compare-and-set in
-// Postgres (decide_approval); (2) only then is `approval/decision.made` sent, with a stable id. The event is
-// just a wake-up — the waiting function reads the decision from the database on wake-up and on timeout
-// (inngest/approval.ts). So if the event is lost (all send attempts fail, or the engine drops it), the run
-// still resumes with this decision, only later: at the deadline, where the database read honours it.
+// The order that makes a decision impossible to lose: the decision is written by a compare-and-set in Postgres
+// (decide_approval) and, in the same transaction, the wake-up `approval/decision.made` (stable id) is recorded in
+// the outbox (decide_approval_announced); the outbox relay sends it. The event is just a wake-up — the waiting
+// function reads the decision from the database on wake-up and on timeout (inngest/approval.ts). So even if the
+// event were lost, the run still resumes with this decision, only later: at the deadline.
 import { z } from "zod";
-import { inngest } from "@/inngest/client";
-import { approvalDecisionMade, approvalDecisionMadeId } from "@/inngest/events";
 import type { AdminClient } from "@/lib/db/admin";
 import type { Json, Tables } from "@/lib/db/database.types";
+import { kickOutboxRelay } from "@/lib/outbox";
 
 export const DECISIONS = ["approve", "approve_with_changes", "reject"] as const;
 export type Decision = (typeof DECISIONS)[number];
@@ -57,8 +56,8 @@ export interface ApprovalState {
 }
 
 export type DecideResult =
-  /** 200: this call decided, or repeated the decision already made. `event_sent`: the wake-up went out. */
-  | { outcome: "decided" | "repeat"; approval: ApprovalState & { status: DecidedStatus }; event_sent: boolean }
+  /** 200: this call decided, or repeated the decision already made; its wake-up event is recorded in the outbox. */
+  | { outcome: "decided" | "repeat"; approval: ApprovalState & { status: DecidedStatus } }
   /** 409: a different decision was made first, or the deadline's auto action applied. */
   | { outcome: "conflict" | "expired"; approval: ApprovalState & { status: DecidedStatus } }
   /** 404: no such approval, or not visible yet (its function has not started waiting). */
@@ -163,41 +162,10 @@ export async function listTaskApprovals(db: AdminClient, taskId: string): Promis
 
 // ------------------------------------------------------------------ deciding
 
-const SEND_ATTEMPTS = 3;
-
 /**
- * Sends the wake-up for a decision already written. Retried a few times; a failure is logged and reported, never
- * thrown: the decision is durable either way, and without the event the run resumes at the deadline instead.
- */
-export async function sendDecisionEvent(
-  a: { approval_id: string; task_id: string; status: DecidedStatus },
-  idSuffix = "",
-): Promise<boolean> {
-  const event = approvalDecisionMade.create(
-    { approval_id: a.approval_id, task_id: a.task_id, decision: statusToDecision(a.status) },
-    { id: `${approvalDecisionMadeId(a.approval_id)}${idSuffix}` },
-  );
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await inngest.send(event);
-      return true;
-    } catch (err) {
-      if (attempt >= SEND_ATTEMPTS) {
-        console.error(
-          `[approvals] decision on ${a.approval_id} is recorded, but its wake-up event could not be sent ` +
-            `(${err instanceof Error ? err.message : String(err)}); the run will pick it up at the deadline`,
-        );
-        return false;
-      }
-      await new Promise((r) => setTimeout(r, 100 * 4 ** (attempt - 1)));
-    }
-  }
-}
-
-/**
- * Decides an approval: the compare-and-set in Postgres first, then the wake-up event. `actor` is recorded as
- * decided_by (e.g. `api:<key id>`, `console:operator`). A repeat re-sends the event with the same id — deduplicated
- * if the first one arrived, and a second chance if it did not.
+ * Decides an approval: the compare-and-set and the wake-up event's outbox record, in one transaction. `actor` is
+ * recorded as decided_by (e.g. `api:<key id>`, `console:operator`). `relay: "none"` when the caller relays itself
+ * after its response; by default a relay pass starts in the background.
  */
 export async function decideApproval(
   db: AdminClient,
@@ -205,10 +173,10 @@ export async function decideApproval(
   body: DecisionBody,
   actor: string,
   via: Exclude<DecidedVia, "timeout">,
-  opts: { now?: Date } = {},
+  opts: { now?: Date; relay?: "background" | "none" } = {},
 ): Promise<DecideResult> {
   if (!ApprovalId.safeParse(id).success) return { outcome: "not_found" };
-  const { data, error } = await db.rpc("decide_approval", {
+  const { data, error } = await db.rpc("decide_approval_announced", {
     p_id: id,
     p_decision: body.decision,
     p_notes: body.notes ?? null,
@@ -216,7 +184,7 @@ export async function decideApproval(
     p_via: via,
     p_now: (opts.now ?? new Date()).toISOString(),
   } as never);
-  if (error) fail("decide_approval", error);
+  if (error) fail("decide_approval_announced", error);
   const row = (data as { outcome: string; approval_id: string; task_id: string | null; status: string | null; notes: string | null; decided_by: string | null; decided_at: string | null; decided_via: string | null }[] | null)?.[0];
   if (!row || row.outcome === "not_found") return { outcome: "not_found" };
   const approval = {
@@ -231,7 +199,8 @@ export async function decideApproval(
   switch (row.outcome) {
     case "decided":
     case "repeat":
-      return { outcome: row.outcome, approval, event_sent: await sendDecisionEvent(approval) };
+      if (opts.relay !== "none") void kickOutboxRelay();
+      return { outcome: row.outcome, approval };
     case "conflict":
     case "expired":
       return { outcome: row.outcome, approval };

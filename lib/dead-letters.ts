@@ -3,12 +3,12 @@
 // last steps of its timeline. The owner reviews them in the morning (console /failed, GET /api/dead-letters) and
 // replays (a new linked task, idempotent per Idempotency-Key, decided in replay_dead_letter) or discards them.
 import { z } from "zod";
-import { inngest } from "@/inngest/client";
-import { taskRunRequested, taskRunRequestedId } from "@/inngest/events";
 import type { AdminClient } from "@/lib/db/admin";
 import type { Json } from "@/lib/db/database.types";
 import { classifyFailure, FAILURE_KINDS, failureReason } from "@/lib/failures";
+import { databaseUnavailable, isDatabaseUnreachable } from "@/lib/db/errors";
 import { ApiError } from "@/lib/http/errors";
+import { kickOutboxRelay } from "@/lib/outbox";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Filing
@@ -233,17 +233,19 @@ export interface Replayed {
 /**
  * Replays a dead letter as a new task linked both ways (tasks.replay_of, dead_letters.replayed_task_id), then starts
  * it like any new task (task/run.requested), so budgets, concurrency and approvals apply exactly as to new work.
- * Throws ApiError 404 (unknown), 409 (already replayed or discarded, saying which), 400 (unknown agent), 503 (queue
- * unavailable: the replay is taken back, retry with the same Idempotency-Key).
+ * Throws ApiError 404 (unknown), 409 (already replayed or discarded, saying which), 400 (unknown agent), 503 (the
+ * database is unreachable: nothing was recorded, retry with the same Idempotency-Key). The new task's start event
+ * is recorded with it (replay_dead_letter_announced) and sent by the outbox relay (docs/outbox.md).
  */
 export async function replayDeadLetter(
   db: AdminClient,
   id: string,
   body: ReplayBody,
   who: { apiKeyId: string | null; idempotencyKey: string | null; actor: string },
+  opts: { relay?: "background" | "none" } = {},
 ): Promise<Replayed> {
   if (!DeadLetterId.safeParse(id).success) throw new ApiError(404, "not_found", `No dead letter with id '${id.slice(0, 64)}'`);
-  const { data, error } = await db.rpc("replay_dead_letter", {
+  const res = await db.rpc("replay_dead_letter_announced", {
     p_id: id,
     p_prompt: body.prompt ?? (null as unknown as string),
     p_agent_id: body.agent ?? (null as unknown as string),
@@ -251,13 +253,15 @@ export async function replayDeadLetter(
     p_idempotency_key: who.idempotencyKey ?? (null as unknown as string),
     p_actor: who.actor,
   });
+  const { data, error } = res;
   if (error) {
+    if (isDatabaseUnreachable(res)) throw databaseUnavailable();
     if (error.code === "NSA01") {
       throw new ApiError(400, "invalid_request", `Invalid request body: agent: unknown or disabled agent '${body.agent}'`, [
         { field: "agent", message: `unknown or disabled agent '${body.agent}'` },
       ]);
     }
-    throw new Error(`replay_dead_letter failed: ${error.message}`);
+    throw new Error(`replay_dead_letter_announced failed: ${error.message}`);
   }
   const row = data?.[0];
   if (!row || row.outcome === "not_found") throw new ApiError(404, "not_found", `No dead letter with id '${id}'`);
@@ -268,14 +272,7 @@ export async function replayDeadLetter(
   const taskId = row.task_id!;
   if (row.outcome === "same") return { taskId, outcome: "same" };
 
-  const { data: t } = await db.from("tasks").select("agent_id").eq("id", taskId).single();
-  try {
-    await inngest.send(taskRunRequested.create({ task_id: taskId, agent: t?.agent_id ?? body.agent ?? "" }, { id: taskRunRequestedId(taskId) }));
-  } catch (err) {
-    console.error(`[dead-letters] could not start replay task ${taskId}:`, err instanceof Error ? err.message : err);
-    await db.rpc("undo_dead_letter_replay", { p_id: id, p_task_id: taskId });
-    throw new ApiError(503, "queue_unavailable", "The task queue is unavailable; retry the replay with the same Idempotency-Key", undefined, { "Retry-After": "5" });
-  }
+  if (opts.relay !== "none") void kickOutboxRelay();
   return { taskId, outcome: "replayed" };
 }
 

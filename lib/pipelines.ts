@@ -6,12 +6,12 @@
 import { createHash } from "node:crypto";
 import canonicalize from "canonicalize";
 import { z } from "zod";
-import { inngest } from "@/inngest/client";
-import { pipelineRunRequested, pipelineRunRequestedId } from "@/inngest/events";
 import type { AdminClient } from "@/lib/db/admin";
 import type { Json } from "@/lib/db/database.types";
 import { ApiError } from "@/lib/http/errors";
+import { databaseUnavailable, isDatabaseUnreachable } from "@/lib/db/errors";
 import { notify } from "@/lib/notifications";
+import { kickOutboxRelay } from "@/lib/outbox";
 import { insertTask } from "@/lib/tasks/service";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -63,64 +63,45 @@ function requestHash(body: CreatePipelineBody): string {
     .digest("hex");
 }
 
-/** Records a pipeline and its three pending stages (idempotent per API key + Idempotency-Key), without announcing it. */
-export async function insertPipeline(
-  db: AdminClient,
-  body: CreatePipelineBody,
-  apiKeyId: string | null,
-  idempotencyKey: string | null,
-): Promise<CreatedPipeline> {
-  const { data, error } = await db.rpc("create_pipeline", {
-    p_topic: body.topic,
-    p_report_agent_id: body.report_agent ?? PIPELINE_AGENT,
-    p_api_key_id: apiKeyId ?? (null as unknown as string),
-    p_idempotency_key: idempotencyKey ?? (null as unknown as string),
-    p_request_hash: requestHash(body),
-  });
-  if (error) {
-    if (error.code === "NSA01") {
-      const agent = body.report_agent ?? PIPELINE_AGENT;
-      throw new ApiError(400, "invalid_request", `Invalid request body: report_agent: unknown or disabled agent '${agent}'`, [
-        { field: "report_agent", message: `unknown or disabled agent '${agent}'` },
-      ]);
-    }
-    throw new Error(`create_pipeline failed: ${error.message}`);
-  }
-  const row = Array.isArray(data) ? data[0] : data;
-  if (!row) throw new Error("create_pipeline returned no row");
-  if (row.outcome === "conflict") {
-    throw new ApiError(409, "idempotency_conflict", "This Idempotency-Key was already used with a different request body", {
-      pipeline_id: row.pipeline_id,
-    });
-  }
-  return { pipelineId: row.pipeline_id, outcome: row.outcome as CreatedPipeline["outcome"], status: row.status as PipelineStatus };
-}
-
 /**
- * Queues a pipeline: record it, then announce it with `pipeline/run.requested` (stable id, so it starts once). If
- * the announcement fails, the row is removed and the client told to retry, as for tasks.
+ * Queues a pipeline: records it, its three pending stages and its start event `pipeline/run.requested` (id
+ * pipeline-run-<id>) in one transaction (submit_pipeline; idempotent per API key + Idempotency-Key). The outbox
+ * relay sends the event (docs/outbox.md). `relay: "none"` when the caller relays itself after its response.
  */
 export async function submitPipeline(
   db: AdminClient,
   body: CreatePipelineBody,
   apiKeyId: string | null,
   idempotencyKey: string | null,
+  opts: { relay?: "background" | "none" } = {},
 ): Promise<CreatedPipeline> {
-  const p = await insertPipeline(db, body, apiKeyId, idempotencyKey);
-  if (p.outcome === "replayed") return p;
-  try {
-    await inngest.send(pipelineRunRequested.create({ pipeline_id: p.pipelineId }, { id: pipelineRunRequestedId(p.pipelineId) }));
-  } catch (err) {
-    console.error(`[pipelines] could not queue pipeline ${p.pipelineId}:`, err instanceof Error ? err.message : err);
-    await db.from("pipelines").delete().eq("id", p.pipelineId).eq("status", "queued").then(
-      () => {},
-      () => {},
-    );
-    throw new ApiError(503, "queue_unavailable", "The pipeline queue is unavailable; retry with the same Idempotency-Key", undefined, {
-      "Retry-After": "5",
+  const res = await db.rpc("submit_pipeline", {
+    p_topic: body.topic,
+    p_report_agent_id: body.report_agent ?? PIPELINE_AGENT,
+    p_api_key_id: apiKeyId ?? (null as unknown as string),
+    p_idempotency_key: idempotencyKey ?? (null as unknown as string),
+    p_request_hash: requestHash(body),
+  });
+  const { data, error } = res;
+  if (error) {
+    if (isDatabaseUnreachable(res)) throw databaseUnavailable();
+    if (error.code === "NSA01") {
+      const agent = body.report_agent ?? PIPELINE_AGENT;
+      throw new ApiError(400, "invalid_request", `Invalid request body: report_agent: unknown or disabled agent '${agent}'`, [
+        { field: "report_agent", message: `unknown or disabled agent '${agent}'` },
+      ]);
+    }
+    throw new Error(`submit_pipeline failed: ${error.message}`);
+  }
+  const row = Array.isArray(data) ? data[0] : data;
+  if (!row) throw new Error("submit_pipeline returned no row");
+  if (row.outcome === "conflict") {
+    throw new ApiError(409, "idempotency_conflict", "This Idempotency-Key was already used with a different request body", {
+      pipeline_id: row.pipeline_id,
     });
   }
-  return p;
+  if (row.outcome === "created" && opts.relay !== "none") void kickOutboxRelay();
+  return { pipelineId: row.pipeline_id, outcome: row.outcome as CreatedPipeline["outcome"], status: row.status as PipelineStatus };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

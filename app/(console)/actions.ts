@@ -4,6 +4,7 @@
 import { refresh } from "next/cache";
 import { cookies } from "next/headers";
 import { redirect } from "next/navigation";
+import { relayAfterResponse } from "@/inngest/outbox-relay";
 import { db } from "@/lib/db/server";
 import { cancelFromConsole, decide, guardMutation, queueWork, type DecideFormResult } from "@/lib/console/operations";
 import { requestContext } from "@/lib/console/server";
@@ -17,6 +18,8 @@ export interface FormState {
 
 export async function queueWorkAction(_prev: FormState, form: FormData): Promise<FormState> {
   const result = await queueWork(await requestContext(form), db());
+  // Send what the operation recorded in the outbox once the page has its answer (docs/outbox.md).
+  if (result.ok) relayAfterResponse();
   if (!result.ok) {
     if (result.code === "unauthenticated") redirect("/login");
     return { error: result.error };
@@ -29,12 +32,14 @@ export type DecisionState = { result?: DecideFormResult };
 
 export async function decideAction(_prev: DecisionState, form: FormData): Promise<DecisionState> {
   const result = await decide(await requestContext(form), db());
+  if (result.ok) relayAfterResponse();
   if (!result.ok && result.code === "unauthenticated") redirect("/login");
   return { result };
 }
 
 export async function cancelTaskAction(form: FormData): Promise<void> {
   const result = await cancelFromConsole(await requestContext(form), db());
+  if (result.ok) relayAfterResponse();
   if (!result.ok && result.code === "unauthenticated") redirect("/login");
   // The task page shows the outcome (its status); a refused or stale request changes nothing.
   refresh();

@@ -633,6 +633,42 @@ export type Database = {
           },
         ]
       }
+      outbox: {
+        Row: {
+          attempts: number
+          available_at: string
+          created_at: string
+          data: NonNullable<Json>
+          event_id: string
+          id: number
+          last_error: string | null
+          name: string
+          sent_at: string | null
+        }
+        Insert: {
+          attempts?: number
+          available_at?: string
+          created_at?: string
+          data: NonNullable<Json>
+          event_id: string
+          id?: never
+          last_error?: string | null
+          name: string
+          sent_at?: string | null
+        }
+        Update: {
+          attempts?: number
+          available_at?: string
+          created_at?: string
+          data?: NonNullable<Json>
+          event_id?: string
+          id?: never
+          last_error?: string | null
+          name?: string
+          sent_at?: string | null
+        }
+        Relationships: []
+      }
       pipeline_stages: {
         Row: {
           agent_id: string
@@ -1451,6 +1487,13 @@ export type Database = {
           status: Database["public"]["Enums"]["task_status"]
         }[]
       }
+      cancel_task_announced: {
+        Args: { p_actor: string; p_reason: string; p_task_id: string }
+        Returns: {
+          outcome: string
+          status: Database["public"]["Enums"]["task_status"]
+        }[]
+      }
       claim_notification_delivery: {
         Args: {
           p_channel: string
@@ -1551,6 +1594,26 @@ export type Database = {
         }[]
       }
       decide_approval: {
+        Args: {
+          p_actor: string
+          p_decision: string
+          p_id: string
+          p_notes: string
+          p_now?: string
+          p_via: string
+        }
+        Returns: {
+          approval_id: string
+          decided_at: string
+          decided_by: string
+          decided_via: string
+          notes: string
+          outcome: string
+          status: string
+          task_id: string
+        }[]
+      }
+      decide_approval_announced: {
         Args: {
           p_actor: string
           p_decision: string
@@ -1735,6 +1798,33 @@ export type Database = {
           isSetofReturn: true
         }
       }
+      outbox_claim: {
+        Args: { p_lease_seconds: number; p_limit: number; p_now?: string }
+        Returns: {
+          attempts: number
+          data: Json
+          event_id: string
+          id: number
+          name: string
+        }[]
+      }
+      outbox_mark_failed: {
+        Args: { p_error: string; p_ids: number[]; p_now?: string }
+        Returns: number
+      }
+      outbox_mark_sent: {
+        Args: { p_ids: number[]; p_now?: string }
+        Returns: number
+      }
+      outbox_prune: {
+        Args: { p_keep_seconds: number; p_now?: string }
+        Returns: number
+      }
+      outbox_record: {
+        Args: { p_data: Json; p_event_id: string; p_name: string }
+        Returns: undefined
+      }
+      outbox_record_many: { Args: { p_events: Json }; Returns: number }
       publish_approval: {
         Args: { p_id: string; p_now?: string }
         Returns: {
@@ -1863,6 +1953,21 @@ export type Database = {
         Returns: number
       }
       replay_dead_letter: {
+        Args: {
+          p_actor: string
+          p_agent_id: string
+          p_api_key_id: string
+          p_id: string
+          p_idempotency_key: string
+          p_prompt: string
+        }
+        Returns: {
+          dead_letter_status: string
+          outcome: string
+          task_id: string
+        }[]
+      }
+      replay_dead_letter_announced: {
         Args: {
           p_actor: string
           p_agent_id: string
@@ -2075,6 +2180,42 @@ export type Database = {
       start_task: {
         Args: { p_run_id: string; p_task_id: string }
         Returns: boolean
+      }
+      submit_pipeline: {
+        Args: {
+          p_api_key_id: string
+          p_idempotency_key: string
+          p_report_agent_id: string
+          p_request_hash: string
+          p_topic: string
+        }
+        Returns: {
+          created_at: string
+          outcome: string
+          pipeline_id: string
+          status: string
+        }[]
+      }
+      submit_task: {
+        Args: {
+          p_agent_id: string
+          p_callback_url: string
+          p_idempotency_key: string
+          p_input: Json
+          p_key_hash: string
+          p_key_id: string
+          p_mode: Database["public"]["Enums"]["task_mode"]
+          p_priority: number
+          p_prompt: string
+          p_request_hash: string
+          p_require_approval: boolean
+        }
+        Returns: {
+          created_at: string
+          outcome: string
+          status: Database["public"]["Enums"]["task_status"]
+          task_id: string
+        }[]
       }
       sweep_notifications: {
         Args: {

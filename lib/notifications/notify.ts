@@ -2,21 +2,21 @@
 //
 //   1. record_notification inserts the row, or finds the one an earlier call with the same key inserted (the first
 //      writer's content wins);
-//   2. the event `notification/created` is sent with id notification-<sha256(dedupe key)>, so Inngest drops a repeat
-//      for 24 hours as well;
+//   2. the event `notification/created` is recorded in the outbox (lib/outbox.ts) with id
+//      notification-<sha256(dedupe key)>, so it is recorded once and Inngest drops a repeat for 24 hours as well;
+//      the outbox relay sends it;
 //   3. inngest/functions/deliver-notifications.ts delivers it in its own run — a channel that fails, or all of them,
 //      can never fail the task that called notify().
 //
-// notify() returns as soon as the event is handed over (or failed to be). It throws only for invalid arguments (a
-// bug in the caller) and when the database itself cannot be reached — the one case where nothing was recorded. An
-// event that could not be sent is not an error: the row stays unconcluded and the sweeper (every 15 minutes)
-// announces it again.
+// notify() returns as soon as the event is recorded. It throws only for invalid arguments (a bug in the caller) and
+// when the database itself cannot be reached. If the process dies between recording the notification and its
+// event, the row stays unconcluded and the sweeper (every 15 minutes) announces it again.
 import { createHash } from "node:crypto";
 import { z } from "zod";
-import { inngest } from "@/inngest/client";
-import { notificationCreated } from "@/inngest/events";
 import type { AdminClient } from "@/lib/db/admin";
 import type { Json } from "@/lib/db/database.types";
+import { EVENT } from "@/lib/events";
+import { kickOutboxRelay, recordEvents } from "@/lib/outbox";
 import type { NotificationKind } from "./format";
 import { describeError } from "./redact";
 import { enabledChannels, loadNotifyConfig } from "./config";
@@ -46,7 +46,7 @@ export interface NotifyResult {
   notificationId: string;
   /** False when the dedupe key was notified before (nothing new was recorded). */
   created: boolean;
-  /** True when the delivery event was handed to Inngest (or was a repeat it drops). */
+  /** True when the delivery event is recorded in the outbox (or was recorded before). */
   announced: boolean;
   /** Why it was not announced, when it was not (redacted). */
   announceError?: string;
@@ -66,9 +66,6 @@ const Input = z.object({
     .nullish(),
   payload: z.record(z.string(), z.json()).optional(),
 });
-
-/** The most notify() waits for the event API. */
-const SEND_TIMEOUT_MS = 5_000;
 
 const clip = (s: string, max: number) => ([...s].length <= max ? s : `${[...s].slice(0, max - 1).join("")}…`);
 
@@ -104,7 +101,7 @@ export async function notify(db: AdminClient, input: NotifyInput, opts: { now?: 
     await finishNotification(db, row.id, NO_CHANNEL);
     return { notificationId: row.id, created: row.created, announced: false };
   }
-  const sent = await sendEvent(row.id, n.kind, notificationEventId(n.dedupeKey));
+  const sent = await sendEvent(db, row.id, n.kind, notificationEventId(n.dedupeKey));
   return { notificationId: row.id, created: row.created, ...sent };
 }
 
@@ -122,33 +119,24 @@ export async function announce(db: AdminClient, ref: string | { id: string } | {
       : ref;
   const row = await findNotification(db, key);
   if (!row) return false;
-  return (await sendEvent(row.id, row.kind, notificationEventId(row.dedupe_key))).announced;
+  return (await sendEvent(db, row.id, row.kind, notificationEventId(row.dedupe_key))).announced;
 }
 
+/** Records the delivery event in the outbox and starts a relay pass. Never throws: a failure is the sweeper's. */
 async function sendEvent(
+  db: AdminClient,
   notificationId: string,
   kind: string,
   id: string,
 ): Promise<{ announced: boolean; announceError?: string }> {
-  const sending = inngest.send(notificationCreated.create({ notification_id: notificationId, kind }, { id }));
-  sending.catch(() => {}); // observed by the race below; this only keeps a late rejection from going unhandled
-  let timer: NodeJS.Timeout | undefined;
   try {
-    // The SDK retries a failed send with backoff; an event API that hangs must not hold up the caller (a task's
-    // step). Past the bound the send may still land — harmless: the id dedupes, and the sweeper covers a loss.
-    await Promise.race([
-      sending,
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`the event API did not answer within ${SEND_TIMEOUT_MS} ms`)), SEND_TIMEOUT_MS);
-      }),
-    ]);
+    await recordEvents(db, [{ name: EVENT.notificationCreated, data: { notification_id: notificationId, kind }, id }]);
+    void kickOutboxRelay();
     return { announced: true };
   } catch (err) {
     const message = describeError(err);
-    console.warn(`[notifications] ${notificationId} is recorded but its delivery event was not sent (${message}); the sweeper will announce it`);
+    console.warn(`[notifications] ${notificationId} is recorded but its delivery event was not (${message}); the sweeper will announce it`);
     return { announced: false, announceError: message };
-  } finally {
-    clearTimeout(timer);
   }
 }
 
@@ -180,14 +168,14 @@ export async function sweepNotifications(db: AdminClient, o: SweepOptions = {}):
   const kinds = new Map<string, string>();
   const { data } = await db.from("notifications").select("id,kind").in("id", rows.map((r) => r.notification_id));
   for (const r of data ?? []) kinds.set(r.id, r.kind);
-  const events = rows.map((r) =>
-    notificationCreated.create(
-      { notification_id: r.notification_id, kind: kinds.get(r.notification_id) ?? "unknown" },
-      { id: `${notificationEventId(r.dedupe_key)}-sweep-${Math.floor(Date.parse(r.next_attempt_at) / 1000)}` },
-    ),
-  );
+  const events = rows.map((r) => ({
+    name: EVENT.notificationCreated,
+    data: { notification_id: r.notification_id, kind: kinds.get(r.notification_id) ?? "unknown" },
+    id: `${notificationEventId(r.dedupe_key)}-sweep-${Math.floor(Date.parse(r.next_attempt_at) / 1000)}`,
+  }));
   try {
-    await inngest.send(events);
+    await recordEvents(db, events);
+    void kickOutboxRelay();
     return { claimed: rows.length, announced: rows.length };
   } catch (err) {
     // They were pushed back by retrySeconds: the next sweep tries again.

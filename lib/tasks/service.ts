@@ -62,11 +62,6 @@ export async function insertTask(
   return { taskId: row.task_id, outcome: row.outcome as CreatedTask["outcome"], status: row.status };
 }
 
-/** Removes a task that was never announced (its event could not be sent), so nothing is left half-written. */
-export async function deleteUnannouncedTask(db: AdminClient, taskId: string): Promise<void> {
-  await db.from("tasks").delete().eq("id", taskId).eq("status", "queued");
-}
-
 export interface TaskWire {
   task_id: string;
   status: TaskStatus;

@@ -1,32 +1,68 @@
-// Queues a task: record it, then announce it with `task/run.requested` (event id = the task's, so Inngest
-// runs it once). If the announcement fails the row is removed and the client told to retry, so nothing is
-// left recorded but never run.
-import { inngest } from "@/inngest/client";
-import { taskRunRequested, taskRunRequestedId } from "@/inngest/events";
+// submitTask: THE way to queue a task — from the API, the console, schedules, webhooks, replays and app events.
+// One Postgres call (submit_task) verifies the API key (when there is one), records the task with create_task's
+// idempotency, and records its start event `task/run.requested` (id task-run-<task id>) in the outbox, all in one
+// transaction. The relay sends the event afterwards (docs/outbox.md); a failing event API never removes the
+// task, so an idempotent replay can never answer for a task that later disappears.
+import type { PresentedKey } from "@/lib/api-keys";
 import type { AdminClient } from "@/lib/db/admin";
+import type { Json } from "@/lib/db/database.types";
+import { databaseUnavailable, isDatabaseUnreachable } from "@/lib/db/errors";
+import { unauthorized } from "@/lib/http/auth";
 import { ApiError } from "@/lib/http/errors";
+import { kickOutboxRelay } from "@/lib/outbox";
 import type { CreateTaskBody } from "./schema";
-import { deleteUnannouncedTask, insertTask, type CreatedTask } from "./service";
+import { requestHash, type CreatedTask } from "./service";
+
+export interface SubmitOptions {
+  /**
+   * "background" (default): start a relay pass in this process right away. "none": the caller relays itself —
+   * a route handler does it after its response (relayAfterResponse), to keep the hot path at one round trip.
+   */
+  relay?: "background" | "none";
+}
 
 export async function submitTask(
   db: AdminClient,
   body: CreateTaskBody,
-  /** The key the request came with; null for tasks from the console, cron or app events. */
-  apiKeyId: string | null,
+  /**
+   * The API key the request presented (verified inside the same call), or the id of a key the caller verified
+   * already (it must still be live), or null for the console, cron, webhooks and app events.
+   */
+  apiKey: PresentedKey | string | null,
   idempotencyKey: string | null,
+  opts: SubmitOptions = {},
 ): Promise<CreatedTask> {
-  const task = await insertTask(db, body, apiKeyId, idempotencyKey);
-  if (task.outcome === "replayed") return task;
-  try {
-    await inngest.send(
-      taskRunRequested.create({ task_id: task.taskId, agent: body.agent }, { id: taskRunRequestedId(task.taskId) }),
-    );
-  } catch (err) {
-    console.error(`[tasks] could not queue task ${task.taskId}:`, err instanceof Error ? err.message : err);
-    await deleteUnannouncedTask(db, task.taskId).catch(() => {});
-    throw new ApiError(503, "queue_unavailable", "The task queue is unavailable; retry with the same Idempotency-Key", undefined, {
-      "Retry-After": "5",
+  const res = await db.rpc("submit_task", {
+    p_key_id: (typeof apiKey === "string" ? apiKey : apiKey?.id) ?? (null as unknown as string),
+    p_key_hash: (typeof apiKey === "string" ? null : apiKey?.hash) ?? (null as unknown as string),
+    p_agent_id: body.agent,
+    p_prompt: body.prompt,
+    p_input: (body.input ?? null) as Json,
+    p_priority: body.priority ?? 0,
+    p_mode: body.mode ?? "now",
+    p_require_approval: body.require_approval ?? false,
+    p_callback_url: body.callback_url ?? (null as unknown as string),
+    p_idempotency_key: idempotencyKey ?? (null as unknown as string),
+    p_request_hash: requestHash(body),
+  });
+  const { data, error } = res;
+  if (error) {
+    if (isDatabaseUnreachable(res)) throw databaseUnavailable();
+    if (error.code === "NSA01") {
+      throw new ApiError(400, "invalid_request", `Invalid request body: agent: unknown or disabled agent '${body.agent}'`, [
+        { field: "agent", message: `unknown or disabled agent '${body.agent}'` },
+      ]);
+    }
+    throw new Error(`submit_task failed: ${error.message}`);
+  }
+  const row = Array.isArray(data) ? data[0] : data;
+  if (!row) throw new Error("submit_task returned no row");
+  if (row.outcome === "unauthorized") throw unauthorized();
+  if (row.outcome === "conflict") {
+    throw new ApiError(409, "idempotency_conflict", "This Idempotency-Key was already used with a different request body", {
+      task_id: row.task_id,
     });
   }
-  return task;
+  if (row.outcome === "created" && opts.relay !== "none") void kickOutboxRelay();
+  return { taskId: row.task_id, outcome: row.outcome as CreatedTask["outcome"], status: row.status };
 }

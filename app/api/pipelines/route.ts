@@ -1,4 +1,5 @@
 // POST /api/pipelines queues a research -> analyze -> report pipeline (202) — it never runs an agent.
+import { relayAfterResponse } from "@/inngest/outbox-relay";
 import { methodNotAllowed } from "@/lib/http/methods";
 import { db } from "@/lib/db/server";
 import { requireApiKey } from "@/lib/http/auth";
@@ -16,7 +17,8 @@ export const POST = withErrors(async (req: Request) => {
   const rawKey = req.headers.get("idempotency-key");
   const idempotencyKey = rawKey === null ? null : parseOr400(IdempotencyKey, rawKey, "Idempotency-Key header");
   const body = parseOr400(CreatePipelineBody, await readJsonBody(req));
-  const p = await submitPipeline(db(), body, apiKeyId, idempotencyKey);
+  const p = await submitPipeline(db(), body, apiKeyId, idempotencyKey, { relay: "none" });
+  if (p.outcome === "created") relayAfterResponse();
   const statusUrl = `/api/pipelines/${p.pipelineId}`;
   return Response.json(
     { pipeline_id: p.pipelineId, status: p.status, status_url: statusUrl },

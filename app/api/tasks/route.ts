@@ -1,6 +1,7 @@
 // POST /api/tasks queues a task (202) — it never runs an agent. GET /api/tasks lists tasks.
 import { db } from "@/lib/db/server";
-import { requireApiKey } from "@/lib/http/auth";
+import { relayAfterResponse } from "@/inngest/outbox-relay";
+import { presentedApiKey, requireApiKey } from "@/lib/http/auth";
 import { readJsonBody } from "@/lib/http/body";
 import { assertListCursor } from "@/lib/http/cursor";
 import { withErrors } from "@/lib/http/errors";
@@ -13,12 +14,15 @@ import { submitTask } from "@/lib/tasks/submit";
 
 export const dynamic = "force-dynamic";
 
+// One database round trip: submit_task verifies the key, records the task and its start event together; the
+// event is relayed after the response. A syntactically valid but unknown/revoked key is a 401 from that call.
 export const POST = withErrors(async (req: Request) => {
-  const { apiKeyId } = await requireApiKey(req);
+  const apiKey = presentedApiKey(req);
   const rawKey = req.headers.get("idempotency-key");
   const idempotencyKey = rawKey === null ? null : parseOr400(IdempotencyKey, rawKey, "Idempotency-Key header");
   const body = parseOr400(CreateTaskBody, await readJsonBody(req));
-  const task = await submitTask(db(), body, apiKeyId, idempotencyKey);
+  const task = await submitTask(db(), body, apiKey, idempotencyKey, { relay: "none" });
+  if (task.outcome === "created") relayAfterResponse();
   const statusUrl = `/api/tasks/${task.taskId}`;
   return Response.json(
     { task_id: task.taskId, status: task.status, status_url: statusUrl },

@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createTestSupabase, type TestSupabase } from "../../support/supabase";
 import { startEventCapture, type EventCapture } from "../../support/event-capture";
+import { until } from "../../support/engine-harness";
 
 let sb: TestSupabase;
 let events: EventCapture;
@@ -62,6 +63,8 @@ describe("POST /api/tasks", () => {
     expect(body.status).toBe("queued");
     expect(body.status_url).toBe(`/api/tasks/${body.task_id}`);
     expect(res.headers.get("location")).toBe(`http://localhost:3000/api/tasks/${body.task_id}`);
+    // The event is recorded with the task and relayed after the response.
+    await until(() => events.events.length > before, { message: "the start event was never relayed" });
     const sent = events.events.slice(before);
     expect(sent).toHaveLength(1);
     expect(sent[0]).toMatchObject({
@@ -173,7 +176,11 @@ describe("POST /api/tasks", () => {
     }
     expect(ids.size).toBe(1);
     expect(await countTasks()).toBe(before + 1);
-    expect(events.events.length).toBe(eventsBefore + 1);
+    const [taskId] = [...ids];
+    const { data: rows } = await sb.admin.from("outbox").select("event_id").eq("event_id", `task-run-${taskId}`);
+    expect(rows).toHaveLength(1);
+    await until(() => events.events.length > eventsBefore, { message: "the start event was never relayed" });
+    expect(events.events.filter((e) => e.id === `task-run-${taskId}`)).toHaveLength(1);
   });
 
   test("the same Idempotency-Key with a different body is a 409 and creates nothing", async () => {
@@ -188,19 +195,62 @@ describe("POST /api/tasks", () => {
     expect(await countTasks()).toBe(before);
   });
 
-  test("when the queue is down the request fails with 503 and leaves no task behind", async () => {
+  test("when the event API is down the task is still accepted, kept, and started once it is back", async () => {
+    const { relayOutbox } = await import("@/inngest/outbox-relay");
     const before = await countTasks();
     events.failing = true;
+    let taskId: string;
     try {
       const res = await post({ agent: "research", prompt: "x" }, { "idempotency-key": "while-down" });
-      expect(res.status).toBe(503);
-      expect(await countTasks()).toBe(before);
+      expect(res.status).toBe(202);
+      taskId = ((await res.json()) as { task_id: string }).task_id;
+      expect(await countTasks()).toBe(before + 1);
+      // The relay after the response failed: the event stays recorded, with the error, for a later pass.
+      await until(
+        async () => (await sb.admin.from("outbox").select("last_error,sent_at").eq("event_id", `task-run-${taskId}`).single()).data?.last_error,
+        { message: "the relay never tried" },
+      );
+      // A replay meanwhile answers for the same task, which still exists.
+      const replay = await post({ agent: "research", prompt: "x" }, { "idempotency-key": "while-down" });
+      expect(replay.status).toBe(202);
+      expect(((await replay.json()) as { task_id: string }).task_id).toBe(taskId);
     } finally {
       events.failing = false;
     }
-    // The client's retry with the same key then succeeds.
-    const retry = await post({ agent: "research", prompt: "x" }, { "idempotency-key": "while-down" });
-    expect(retry.status).toBe(202);
+    // The event API is back: a relay pass (the sweeper's, here called directly, past the backoff) sends it.
+    await sb.admin.from("outbox").update({ available_at: new Date(0).toISOString() }).eq("event_id", `task-run-${taskId}`);
+    await relayOutbox({ db: sb.admin });
+    expect(events.events.filter((e) => e.id === `task-run-${taskId}`)).toHaveLength(1);
+    const { data: task } = await sb.admin.from("tasks").select("status").eq("id", taskId).single();
+    expect(task?.status).toBe("queued");
+  });
+
+  test("503 only when the database is unreachable", async () => {
+    const { submitTask } = await import("@/lib/tasks/submit");
+    const { createAdminClient } = await import("@/lib/db/admin");
+    const { errorJson } = await import("@/lib/http/errors");
+    const unreachable = createAdminClient({ url: "http://127.0.0.1:9", secretKey: sb.secretKey });
+    const err = await submitTask(unreachable, { agent: "research", prompt: "x" }, null, "db-down").catch((e: unknown) => e);
+    const res = errorJson(err as never);
+    expect(res.status).toBe(503);
+    expect(res.headers.get("retry-after")).toBe("5");
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("database_unavailable");
+  });
+
+  test("a deleted key is refused at once (401, not 500), as is a key revoked after it was used", async () => {
+    const { createApiKey } = await import("@/lib/api-keys");
+    const k = await createApiKey(sb.admin, "short-lived");
+    expect((await post({ agent: "research", prompt: "x" }, { authorization: `Bearer ${k.key}` })).status).toBe(202);
+    await sb.admin.from("api_keys").update({ revoked_at: new Date().toISOString() }).eq("id", k.id);
+    expect((await post({ agent: "research", prompt: "x" }, { authorization: `Bearer ${k.key}` })).status).toBe(401);
+    expect((await getTask("00000000-0000-4000-8000-000000000000", k.key)).status).toBe(401);
+    const gone = await createApiKey(sb.admin, "deleted");
+    expect((await getTask("00000000-0000-4000-8000-000000000000", gone.key)).status).toBe(404);
+    expect((await sb.admin.from("api_keys").delete().eq("id", gone.id)).error).toBeNull();
+    const res = await post({ agent: "research", prompt: "x" }, { authorization: `Bearer ${gone.key}` });
+    expect(res.status).toBe(401);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("unauthorized");
+    expect((await getTask("00000000-0000-4000-8000-000000000000", gone.key)).status).toBe(401);
   });
 });
 

@@ -53,8 +53,9 @@ describe("the early event", () => {
       "console",
     );
     expect(early.outcome).toBe("decided");
-    // The wake-up went out — before any wait existed.
-    expect(early.outcome === "decided" && early.event_sent).toBe(true);
+    // The wake-up is recorded (and relayed) — before any wait existed.
+    const { data: wake } = await s.sb.admin.from("outbox").select("event_id").eq("event_id", `approval-decision-${pending.id}`);
+    expect(wake).toHaveLength(1);
 
     hold!.open();
     const waiting = await runReaches(s.t.engine, runId, "waiting");

@@ -52,7 +52,6 @@ test(`a decision sent the instant the approval is visible is honoured, ${ITERATI
     } else {
       const r = await s.approvals.decideApproval(s.sb.admin, approval.id, body, "console:race-test", "console");
       expect(r.outcome).toBe("decided");
-      expect(r.outcome === "decided" && r.event_sent).toBe(true);
     }
 
     // Wait in memory (the served function runs in this process), so this test's polling does not load the

@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createTestSupabase, type TestSupabase } from "../../support/supabase";
 import { startEventCapture, type EventCapture } from "../../support/event-capture";
+import { until } from "../../support/engine-harness";
 import { CSRF_FIELD } from "@/lib/console/csrf";
 import type { queueWork as QueueWork } from "@/lib/console/operations";
 import { configureConsole, form, sameOriginHeaders, sessionCookie, withToken } from "./helpers";
@@ -22,6 +23,7 @@ beforeAll(async () => {
     INNGEST_DEV: events.url,
   });
   configureConsole();
+  await import("@/inngest/outbox-relay"); // registers the relay, as the app does when it loads
   ({ queueWork } = await import("@/lib/console/operations"));
 });
 
@@ -57,6 +59,8 @@ describe("queue work from the console", () => {
       idempotency_key: "console-a",
       status: "queued",
     });
+    // Recorded with the task; the outbox relay (loaded with the app's functions) sends it in the background.
+    await until(() => events.events.length > before, { message: "the start event was never relayed" });
     expect(events.events.slice(before)).toEqual([
       expect.objectContaining({ name: "task/run.requested", id: `task-run-${res.taskId}`, data: { task_id: res.taskId, agent: "research" } }),
     ]);

@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createTestSupabase, type TestSupabase } from "../../support/supabase";
 import { startEventCapture, type EventCapture } from "../../support/event-capture";
+import { until } from "../../support/engine-harness";
 import type * as Ops from "@/lib/console/operations";
 import type * as Approvals from "@/lib/approvals";
 import { configureConsole, form, sameOriginHeaders, sessionCookie, withToken } from "./helpers";
@@ -22,6 +23,7 @@ beforeAll(async () => {
     INNGEST_DEV: events.url,
   });
   configureConsole();
+  await import("@/inngest/outbox-relay"); // registers the relay, as the app does when it loads
   ops = await import("@/lib/console/operations");
   approvals = await import("@/lib/approvals");
 });
@@ -57,6 +59,7 @@ describe("deciding from the review page", () => {
     expect(res).toEqual({ ok: true, outcome: "decided", status: "approved", taskId });
     const { data } = await sb.admin.from("approvals").select("status,decided_by,decided_via").eq("id", approvalId).single();
     expect(data).toEqual({ status: "approved", decided_by: ops.CONSOLE_ACTOR, decided_via: "console" });
+    await until(() => events.events.length > before, { message: "the wake-up was never relayed" });
     expect(events.events.slice(before).map((e) => e.name)).toEqual(["approval/decision.made"]);
     expect(await ops.decide(ctx({ approval_id: approvalId, decision: "approve" }), sb.admin)).toMatchObject({ ok: true, outcome: "repeat" });
   });

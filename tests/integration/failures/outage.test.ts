@@ -55,6 +55,14 @@ describe("a 10-minute Claude outage", () => {
       ids.push((await submitTask(sb.admin, { agent: "research", prompt: `${scenarioMarker(`outage-${i}`)} Summarize item ${i}.` }, null, null)).taskId);
     }
 
+    // The start events are relayed from the outbox, so the runs start a moment after the submissions: the clock
+    // stands still until the first calls have opened the breaker, as it would have in the night it stands for.
+    await until(
+      async () =>
+        (await sb.admin.from("breakers").select("state").eq("dependency", "claude:claude-sonnet-4-6").maybeSingle()).data?.state === "open",
+      { timeoutMs: 60_000, message: "the breaker never opened" },
+    );
+
     const statuses = async () => {
       const { data } = await sb.admin.from("tasks").select("id,status,status_reason").in("id", ids);
       return data!;

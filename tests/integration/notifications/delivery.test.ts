@@ -142,9 +142,7 @@ describe("notify → deliver-notifications", () => {
     const again = await notify({ kind: "approval_requested", dedupeKey: "approval_requested:t1", title: "ignored [t1]", body: "ignored" });
     expect(first).toMatchObject({ created: true, announced: true });
     expect(again).toMatchObject({ notificationId: first.notificationId, created: false });
-    // The repeat's event carried the same id: the engine dropped it, so there is one run.
-    expect(await runsFor(first.notificationId)).toHaveLength(1);
-
+    // The repeat's event carried the same id: the outbox recorded it once (and the engine would drop it), so one run.
     const { n, runs } = await concluded(first.notificationId);
     expect(runs).toHaveLength(1);
     expect(n.delivered_at).not.toBeNull();
@@ -328,25 +326,48 @@ describe("notify → deliver-notifications", () => {
     expect(about(telegram, "[t7]")).toHaveLength(0);
   });
 
-  test("an event that could not be sent does not throw; the sweeper announces the notification later", async () => {
+  test("an event API that is down loses nothing: the event stays in the outbox and is delivered when the relay next runs", async () => {
     const { inngest } = await import("@/inngest/client");
-    const send = vi.spyOn(inngest, "send").mockRejectedValueOnce(new Error("event API unreachable"));
-    const r = await notify({ kind: "report_ready", dedupeKey: "report_ready:t8", title: "Report [t8]", body: "Ready." });
-    send.mockRestore();
-    expect(r).toMatchObject({ created: true, announced: false, announceError: "event API unreachable" });
-    expect(await runsFor(r.notificationId)).toHaveLength(0);
+    const { relayOutbox } = await import("@/inngest/outbox-relay");
+    const send = vi.spyOn(inngest, "send").mockRejectedValue(new Error("event API unreachable"));
+    let id: string;
+    try {
+      const r = await notify({ kind: "report_ready", dedupeKey: "report_ready:t8", title: "Report [t8]", body: "Ready." });
+      expect(r).toMatchObject({ created: true, announced: true });
+      id = r.notificationId;
+      const { notificationEventId } = await import("@/lib/notifications");
+      const eventId = notificationEventId("report_ready:t8");
+      await until(async () => (await sb.admin.from("outbox").select("last_error").eq("event_id", eventId).single()).data?.last_error, {
+        message: "the relay never tried",
+      });
+      expect(await runsFor(id)).toHaveLength(0);
+      // Back up; the backoff has passed: the next relay pass (the sweeper's every minute) delivers it.
+      send.mockRestore();
+      await sb.admin.from("outbox").update({ available_at: new Date(0).toISOString() }).eq("event_id", eventId);
+      await relayOutbox({ db: sb.admin });
+    } finally {
+      send.mockRestore();
+    }
+    const { n } = await concluded(id);
+    expect(n.delivered_at).not.toBeNull();
+    expect(about(slack, "[t8]")).toHaveLength(1);
+    expect(about(telegram, "[t8]")).toHaveLength(1);
+    expect(about(resend, "[t8]")).toHaveLength(1);
+  });
 
+  test("a notification recorded without its event (the process died in between) is announced by the sweeper", async () => {
+    const { recordNotification } = await import("@/lib/notifications/store");
+    const row = await recordNotification(sb.admin, { kind: "report_ready", dedupeKey: "report_ready:t9", title: "Report [t9]", body: "Ready." });
+    expect(await runsFor(row.id)).toHaveLength(0);
     // Too young to sweep: nothing happens.
     expect(await sweep(sb.admin)).toEqual({ claimed: 0, announced: 0 });
     // 16 minutes later it is swept (with a new event id: the original one would be dropped for 24 h).
     const later = new Date(Date.now() + 16 * 60_000);
     expect(await sweep(sb.admin, { now: later })).toEqual({ claimed: 1, announced: 1 });
     expect(await sweep(sb.admin, { now: later })).toEqual({ claimed: 0, announced: 0 }); // pushed back
-    const { n } = await concluded(r.notificationId);
+    const { n } = await concluded(row.id);
     expect(n.delivered_at).not.toBeNull();
-    expect(about(slack, "[t8]")).toHaveLength(1);
-    expect(about(telegram, "[t8]")).toHaveLength(1);
-    expect(about(resend, "[t8]")).toHaveLength(1);
+    expect(about(slack, "[t9]")).toHaveLength(1);
   });
 
   test("announce() delivers a notification recorded elsewhere: the budget notice, linked to the dashboard", async () => {

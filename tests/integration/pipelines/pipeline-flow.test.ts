@@ -409,9 +409,16 @@ describe("the pipelines API", () => {
   });
 
   test("GET while queued shows three pending stages; an unknown or malformed id is 404", async () => {
-    // Recorded but not announced (no event), so it stays queued.
-    const { insertPipeline } = await import("@/lib/pipelines");
-    const p = await insertPipeline(sb.admin, { topic: "never announced" }, null, null);
+    // Recorded but not announced (create_pipeline alone records no outbox event), so it stays queued.
+    const { data, error } = await sb.admin.rpc("create_pipeline", {
+      p_topic: "never announced",
+      p_report_agent_id: "research",
+      p_api_key_id: null as never,
+      p_idempotency_key: null as never,
+      p_request_hash: "never-announced",
+    });
+    expect(error).toBeNull();
+    const p = { pipelineId: data![0]!.pipeline_id };
     const view = (await (await get(p.pipelineId)).json()) as { status: string; report: unknown; stages: { stage: string; status: string; task_id: unknown; output: unknown }[] };
     expect(view.status).toBe("queued");
     expect(view.report).toBeNull();

@@ -7,6 +7,7 @@
 // 404 unknown or malformed id, or not visible yet. 400 invalid body (naming the field). 401 no/invalid key.
 import { methodNotAllowed } from "@/lib/http/methods";
 import { ApprovalId, decideApproval, DecisionBody, getApproval } from "@/lib/approvals";
+import { relayAfterResponse } from "@/inngest/outbox-relay";
 import { db } from "@/lib/db/server";
 import { requireApiKey } from "@/lib/http/auth";
 import { readJsonBody } from "@/lib/http/body";
@@ -27,12 +28,13 @@ export const POST = withErrors(async (req: Request, ctx: Ctx) => {
   // A malformed id cannot name an approval: the same 404 as an unknown one, before reading the body.
   if (!ApprovalId.safeParse(id).success) throw notFound(id);
   const body = parseOr400(DecisionBody, await readJsonBody(req));
-  const result = await decideApproval(db(), id, body, `api:${apiKeyId}`, "api");
+  const result = await decideApproval(db(), id, body, `api:${apiKeyId}`, "api", { relay: "none" });
   switch (result.outcome) {
     case "not_found":
       throw notFound(id);
     case "decided":
     case "repeat":
+      relayAfterResponse();
       return Response.json({ ...result.approval, outcome: result.outcome });
     case "conflict":
     case "expired": {

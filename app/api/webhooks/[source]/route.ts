@@ -1,5 +1,6 @@
 // POST /api/webhooks/:source — a signed delivery (Standard Webhooks) from another system starts a task. The
 // signature is the authentication (no API key): see lib/webhooks/inbound.ts for every check and its status.
+import { relayAfterResponse } from "@/inngest/outbox-relay";
 import { methodNotAllowed } from "@/lib/http/methods";
 import { db } from "@/lib/db/server";
 import { withErrors } from "@/lib/http/errors";
@@ -11,6 +12,8 @@ export const POST = withErrors(async (req: Request, ctx: { params: Promise<{ sou
   const { source } = await ctx.params;
   try {
     const task = await receiveWebhook(db(), source, req);
+    // The task's start event is in the outbox: send it once the sender has its answer (docs/outbox.md).
+    if (task.outcome === "created") relayAfterResponse();
     const statusUrl = `/api/tasks/${task.taskId}`;
     return Response.json(
       { task_id: task.taskId, status: task.status, status_url: statusUrl, duplicate: task.outcome === "replayed" },

@@ -3,6 +3,7 @@
 // the entry was already replayed or discarded (the answer says which); 404 for an unknown id.
 import { methodNotAllowed } from "@/lib/http/methods";
 import { replayDeadLetter, ReplayBody } from "@/lib/dead-letters";
+import { relayAfterResponse } from "@/inngest/outbox-relay";
 import { db } from "@/lib/db/server";
 import { requireApiKey } from "@/lib/http/auth";
 import { readJsonBody } from "@/lib/http/body";
@@ -20,7 +21,8 @@ export const POST = withErrors(async (req: Request, ctx: { params: Promise<{ id:
   const idempotencyKey = rawKey === null ? null : parseOr400(IdempotencyKey, rawKey, "Idempotency-Key header");
   const hasBody = (req.headers.get("content-length") ?? "0") !== "0" || req.headers.has("content-type");
   const body = hasBody ? parseOr400(ReplayBody, await readJsonBody(req)) : {};
-  const r = await replayDeadLetter(db(), id, body, { apiKeyId, idempotencyKey, actor: `api:${apiKeyId}` });
+  const r = await replayDeadLetter(db(), id, body, { apiKeyId, idempotencyKey, actor: `api:${apiKeyId}` }, { relay: "none" });
+  if (r.outcome === "replayed") relayAfterResponse();
   const statusUrl = `/api/tasks/${r.taskId}`;
   return Response.json(
     { dead_letter_id: id, task_id: r.taskId, status: "replayed", status_url: statusUrl },

@@ -1,0 +1,127 @@
+// The outbox relay (docs/outbox.md): sends the events that lib/ recorded in the outbox, in batches, with
+// `inngest.send`, and marks them sent. It lives in inngest/ because it uses the Inngest client; lib/ reaches it only
+// through the registration at the bottom (lib/outbox.ts kickOutboxRelay).
+//
+// Three things run it: a route right after its response (`relayAfterResponse`, Next's after(), which Vercel keeps
+// alive), lib's background kick, and the sweeper cron (functions/outbox-sweeper.ts) for anything left behind.
+// Claims are FOR UPDATE SKIP LOCKED with a lease, so concurrent relays never send the same row; a relay that dies
+// mid-send leaves its rows to be retried after the lease, and the stable event id makes that resend harmless.
+import { after } from "next/server";
+import { inngest } from "@/inngest/client";
+import type { AdminClient } from "@/lib/db/admin";
+import type { Json } from "@/lib/db/database.types";
+import { db as serverDb } from "@/lib/db/server";
+import { registerOutboxRelay, type RelayResult } from "@/lib/outbox";
+
+export const RELAY_BATCH = 100;
+/** How long a claimed row is held by one relay before another may take it (a relay that died mid-send). */
+export const RELAY_LEASE_SECONDS = 30;
+/** The most one send may take; past it the rows are released (marked failed) for a later pass. */
+const SEND_TIMEOUT_MS = 10_000;
+
+export interface OutgoingEvent {
+  name: string;
+  data: Json;
+  id: string;
+}
+
+export interface RelayOptions {
+  db?: AdminClient;
+  /** How events leave: inngest.send by default. Tests inject a failing one. */
+  send?: (events: OutgoingEvent[]) => Promise<unknown>;
+  limit?: number;
+  /** Claim-send-mark rounds in one pass at most (each of up to `limit` events). */
+  maxRounds?: number;
+}
+
+async function defaultSend(events: OutgoingEvent[]): Promise<unknown> {
+  let timer: NodeJS.Timeout | undefined;
+  const sending = inngest.send(events as never);
+  sending.catch(() => {}); // observed by the race below
+  try {
+    return await Promise.race([
+      sending,
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`the event API did not answer within ${SEND_TIMEOUT_MS} ms`)), SEND_TIMEOUT_MS);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** One relay pass: claim pending events, send them in one batch, mark them sent; repeat while full batches come. */
+export async function relayOutbox(o: RelayOptions = {}): Promise<RelayResult> {
+  const db = o.db ?? serverDb();
+  const send = o.send ?? defaultSend;
+  const limit = o.limit ?? RELAY_BATCH;
+  const total: RelayResult = { sent: 0, failed: 0 };
+  for (let round = 0; round < (o.maxRounds ?? 10); round++) {
+    const { data: rows, error } = await db.rpc("outbox_claim", { p_limit: limit, p_lease_seconds: RELAY_LEASE_SECONDS });
+    if (error) throw new Error(`outbox_claim failed: ${error.message}`);
+    if (!rows || rows.length === 0) break;
+    const ids = rows.map((r) => r.id);
+    try {
+      await send(rows.map((r) => ({ name: r.name, data: r.data, id: r.event_id })));
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      console.warn(`[outbox] ${rows.length} event(s) not sent (${message}); they stay recorded and are retried`);
+      await db.rpc("outbox_mark_failed", { p_ids: ids, p_error: message });
+      total.failed += rows.length;
+      break; // the event API is down: leave the rest for the next pass
+    }
+    const { error: markError } = await db.rpc("outbox_mark_sent", { p_ids: ids });
+    // Sent but not marked: the lease runs out and they are sent again under the same ids, which Inngest drops.
+    if (markError) throw new Error(`outbox_mark_sent failed: ${markError.message}`);
+    total.sent += rows.length;
+    if (rows.length < limit) break;
+  }
+  return total;
+}
+
+// One pass at a time per process: callers that arrive while a pass runs join it, and it runs once more after,
+// so what they recorded is covered; a burst of requests thus becomes a few batched sends.
+let running: Promise<RelayResult> | null = null;
+let rerun = false;
+
+export function relayPending(): Promise<RelayResult> {
+  if (running) {
+    rerun = true;
+    return running;
+  }
+  running = (async () => {
+    const total: RelayResult = { sent: 0, failed: 0 };
+    try {
+      do {
+        rerun = false;
+        const r = await relayOutbox();
+        total.sent += r.sent;
+        total.failed += r.failed;
+        if (r.failed > 0) break;
+      } while (rerun);
+    } finally {
+      running = null;
+    }
+    return total;
+  })();
+  return running;
+}
+
+/**
+ * For route handlers: relay after the response is sent (Next's after(); Vercel keeps the function alive for it).
+ * Outside a request scope (a route handler called directly, e.g. by a test) it relays in the background instead.
+ */
+export function relayAfterResponse(): void {
+  const pass = () =>
+    relayPending().then(
+      () => {},
+      (err) => console.warn(`[outbox] relay pass failed: ${err instanceof Error ? err.message : String(err)}; the sweeper will retry`),
+    );
+  try {
+    after(pass);
+  } catch {
+    void pass();
+  }
+}
+
+registerOutboxRelay(relayPending);

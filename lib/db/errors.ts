@@ -1,0 +1,19 @@
+// Telling "the database is unreachable" apart from every other database error, so a route answers 503 (retry
+// later, nothing was recorded) only in that case and a 500 for real bugs.
+import { ApiError } from "@/lib/http/errors";
+
+/**
+ * True when the call never reached Postgres: supabase-js could not connect (status 0), the gateway failed
+ * (502/503/504), or PostgREST could not reach Postgres (PGRST000-PGRST003: connection and pool errors).
+ */
+export function isDatabaseUnreachable(res: { status?: number; error: { code?: string } | null }): boolean {
+  if (!res.error) return false;
+  if (res.status === 0 || res.status === 502 || res.status === 503 || res.status === 504) return true;
+  return /^PGRST00[0-3]$/.test(res.error.code ?? "");
+}
+
+export function databaseUnavailable(): ApiError {
+  return new ApiError(503, "database_unavailable", "The database is unreachable; retry with the same Idempotency-Key", undefined, {
+    "Retry-After": "5",
+  });
+}

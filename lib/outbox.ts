@@ -1,0 +1,60 @@
+// The submission outbox, lib's side (docs/outbox.md). Record, then announce: work and the event that starts it are
+// written in one Postgres transaction, and a relay (inngest/outbox-relay.ts) sends the pending events later. So
+// `lib/` never imports the Inngest client, and nothing recorded is lost when the process dies or the event API is
+// down: the relay runs right after the response (Next's `after()`) and a sweeper cron picks up anything left.
+//
+// How to record work that must start something:
+//   - Best: in SQL, inside the function that records the work — `perform public.outbox_record(name, data, id)`
+//     (see submit_task in supabase/migrations/20261129100000_outbox.sql). One round trip, one transaction.
+//   - Otherwise `recordEvents(db, [...])` after the write, when losing the event in between is covered some
+//     other way (e.g. notifications, which a sweeper re-announces).
+// Then call `kickOutboxRelay()` (or, in a route handler, `relayAfterResponse()` from inngest/outbox-relay.ts).
+import type { AdminClient } from "@/lib/db/admin";
+import type { Json } from "@/lib/db/database.types";
+import type { EventName } from "@/lib/events";
+
+export interface OutboxEvent {
+  name: EventName;
+  data: { [key: string]: Json };
+  /** Stable event id: Inngest drops a repeat for 24 h, and the outbox records an id once. */
+  id: string;
+}
+
+/** Records events in the outbox (a repeated id is recorded once). Returns how many were new. */
+export async function recordEvents(db: AdminClient, events: OutboxEvent[]): Promise<number> {
+  if (events.length === 0) return 0;
+  const { data, error } = await db.rpc("outbox_record_many", { p_events: events as unknown as Json });
+  if (error) throw new Error(`outbox_record_many failed: ${error.message}`);
+  return data ?? 0;
+}
+
+export interface RelayResult {
+  sent: number;
+  failed: number;
+}
+
+/** A relay pass: sends what is pending. Implemented in inngest/outbox-relay.ts, which registers itself here. */
+export type OutboxRelay = () => Promise<RelayResult>;
+
+// On globalThis, not in a module variable: Next may load this module more than once in one process (one copy per
+// bundle layer), and the relay registered by any of them should serve all.
+const REGISTRY = Symbol.for("nightshift.outbox.relay");
+type Registry = { [REGISTRY]?: OutboxRelay };
+
+/** Called by inngest/outbox-relay.ts when it loads. Dependency inversion: lib/ never imports inngest/. */
+export function registerOutboxRelay(relay: OutboxRelay): void {
+  (globalThis as Registry)[REGISTRY] = relay;
+}
+
+/**
+ * Starts a relay pass in the background, if a relay is registered in this process, and returns its promise (which
+ * never rejects). Only an accelerator: whatever it does not send, the sweeper cron does.
+ */
+export function kickOutboxRelay(): Promise<RelayResult> {
+  const relay = (globalThis as Registry)[REGISTRY];
+  if (!relay) return Promise.resolve({ sent: 0, failed: 0 });
+  return relay().catch((err) => {
+    console.warn(`[outbox] relay pass failed: ${err instanceof Error ? err.message : String(err)}; the sweeper will retry`);
+    return { sent: 0, failed: 0 };
+  });
+}
