@@ -87,7 +87,8 @@ export async function receiveWebhook(db: AdminClient, sourceName: string, req: R
     }
     throw err;
   }
-  const task = await submitTask(db, body, null, `webhook:${source.name}:${webhookId}`);
+  // The route relays the start event after its response (docs/outbox.md).
+  const task = await submitTask(db, body, null, `webhook:${source.name}:${webhookId}`, { relay: "none" });
   return { ...task, webhookId };
 }
 
