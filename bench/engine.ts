@@ -28,17 +28,21 @@ function peakRssMb(pid: number): number {
 
 
 async function startEngineProcess(databaseUrl: string, port: number, mode: EngineMode): Promise<ChildProcess> {
-  const args = ["--import", "tsx", "local/engine/main.ts", "--database-url", databaseUrl, "--port", String(port), "--mode", mode];
-  const proc = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
-  await new Promise<void>((resolve, reject) => {
-    let out = "";
-    proc.stdout!.on("data", (b: Buffer) => {
-      out += b.toString();
-      if (out.includes('"ready":true')) resolve();
-      if (out.length > 1e6) out = out.slice(-1000);
-    });
-    proc.once("exit", (c) => reject(new Error(`engine exited (${c})`)));
-  });
+  // BENCH_ENGINE_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the engine process.
+  const nodeArgs = process.env["BENCH_ENGINE_NODE_ARGS"]?.split(" ").filter(Boolean) ?? [];
+  const args = [...nodeArgs, "--import", "tsx", "local/engine/main.ts", "--database-url", databaseUrl, "--port", String(port), "--mode", mode];
+  // stdout ignored: the engine logs one line per step, and a pipe the (busy) bench reads late blocks the engine's
+  // synchronous writes, which then dominate its CPU profile. Readiness comes from /health instead.
+  const proc = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "inherit"] });
+  let exited = false;
+  proc.once("exit", () => (exited = true));
+  for (const deadline = Date.now() + 60_000; ; ) {
+    if (exited) throw new Error("engine exited before it was ready");
+    const ok = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false);
+    if (ok) break;
+    if (Date.now() > deadline) throw new Error("engine not ready within 60 s");
+    await new Promise((r) => setTimeout(r, 100));
+  }
   return proc;
 }
 
@@ -163,10 +167,12 @@ async function main(): Promise<void> {
   const dataDir = await mkdtemp(join(tmpdir(), "nightshift-bench-engine-"));
   const pg = await startPostgres({ dataDir, port: await freePort(), persistent: false });
   try {
-    const modes: EngineMode[] = ["classic", "checkpoint"];
+    // BENCH_MODES=checkpoint runs one mode only (e.g. while profiling); the report compares both.
+    const modes = (process.env["BENCH_MODES"]?.split(",") ?? ["classic", "checkpoint"]) as EngineMode[];
     const results: Figures[] = [];
     for (const mode of modes) results.push(await benchMode((db) => pg.url(db), mode));
-    const [classic, cp] = results as [Figures, Figures];
+    const classic = results[0]!;
+    const cp = results.at(-1)!;
 
     const cpu = cpus()[0]?.model ?? "unknown cpu";
     const row = (label: string, f: (x: Figures) => string, goal = "") =>

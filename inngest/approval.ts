@@ -24,6 +24,7 @@ import { NonRetriableError, type GetStepTools, type Inngest } from "inngest";
 import { inngest } from "@/inngest/client";
 import { approvalDecisionMade, approvalDecisionMadeId } from "@/inngest/events";
 import {
+  approvalEditedText,
   ApprovalError,
   DEFAULT_APPROVAL_TIMEOUT_SECONDS,
   expireApproval,
@@ -97,6 +98,8 @@ export interface ApprovalOutcome {
   decided_by: string | null;
   decided_via: DecidedVia;
   decided_at: string;
+  /** A person approved with their own edit of the draft (approve_with_edit): read it with approvalEditedText. */
+  edited: boolean;
 }
 
 export function approvalStepIds(stage: string, revision: number) {
@@ -156,7 +159,9 @@ export async function awaitApproval(step: StepTools, o: AwaitApprovalOptions): P
     if (timedOut && at < expiresAt) at = expiresAt;
     const state = await expireApproval(db(), approvalId, at);
     if (!state) throw new Error(`approval ${approvalId} disappeared`);
-    return pick(state);
+    // Only a person's approve can carry an edit; the text itself stays in the database (step outputs stay small).
+    const edited = state.status === "approved" && state.decided_via !== "timeout" && (await approvalEditedText(db(), approvalId)) !== null;
+    return { ...pick(state), edited };
   };
 
   // Decided before this run got here (a re-run of a task whose approval was already decided): no wait.
@@ -214,7 +219,7 @@ function pick(s: ApprovalState) {
   };
 }
 
-function outcome(s: ReturnType<typeof pick>): ApprovalOutcome {
+function outcome(s: ReturnType<typeof pick> & { edited?: boolean }): ApprovalOutcome {
   if (s.status === "pending" || !s.decided_via || !s.decided_at) {
     throw new Error(`approval ${s.approval_id} is still pending after its deadline`);
   }
@@ -226,5 +231,6 @@ function outcome(s: ReturnType<typeof pick>): ApprovalOutcome {
     decided_by: s.decided_by,
     decided_via: s.decided_via,
     decided_at: s.decided_at,
+    edited: s.edited === true,
   };
 }

@@ -20,6 +20,8 @@ export type DecidedVia = "console" | "api" | "timeout";
 export type AutoAction = "reject" | "approve";
 
 export const MAX_NOTES_CHARS = 20_000;
+/** The longest edited draft a reviewer can publish in place of the agent's (the column's check). */
+export const MAX_EDITED_CHARS = 200_000;
 export const DEFAULT_APPROVAL_TIMEOUT_SECONDS = 24 * 60 * 60;
 
 /** `POST /api/approvals/:id` and the console's forms: one shape for every decision. */
@@ -32,8 +34,17 @@ export const DecisionBody = z
       .trim()
       .max(MAX_NOTES_CHARS, `notes must be at most ${MAX_NOTES_CHARS} characters`)
       .optional(),
+    /** Approve with the reviewer's own version of the draft: this text is published as the task's result. */
+    edited_text: z
+      .string({ error: "edited_text must be a string" })
+      .max(MAX_EDITED_CHARS, `edited_text must be at most ${MAX_EDITED_CHARS} characters`)
+      .refine((t) => t.trim().length > 0, "edited_text must not be empty")
+      .optional(),
   })
   .superRefine((b, ctx) => {
+    if (b.edited_text !== undefined && b.decision !== "approve") {
+      ctx.addIssue({ code: "custom", path: ["edited_text"], message: "edited_text goes with decision approve (the edited draft is published as is)" });
+    }
     if (b.decision === "approve_with_changes" && !b.notes) {
       ctx.addIssue({ code: "custom", path: ["notes"], message: "notes are required for approve_with_changes: say what to change" });
     }
@@ -53,6 +64,8 @@ export interface ApprovalState {
   decided_by: string | null;
   decided_at: string | null;
   decided_via: DecidedVia | null;
+  /** The reviewer's edited draft, published instead of the agent's text (approve with an edit). */
+  edited_text?: string | null;
 }
 
 export type DecideResult =
@@ -176,16 +189,22 @@ export async function decideApproval(
   opts: { now?: Date; relay?: "background" | "none" } = {},
 ): Promise<DecideResult> {
   if (!ApprovalId.safeParse(id).success) return { outcome: "not_found" };
-  const { data, error } = await db.rpc("decide_approval_announced", {
-    p_id: id,
-    p_decision: body.decision,
-    p_notes: body.notes ?? null,
-    p_actor: actor,
-    p_via: via,
-    p_now: (opts.now ?? new Date()).toISOString(),
-  } as never);
-  if (error) fail("decide_approval_announced", error);
-  const row = (data as { outcome: string; approval_id: string; task_id: string | null; status: string | null; notes: string | null; decided_by: string | null; decided_at: string | null; decided_via: string | null }[] | null)?.[0];
+  const now = (opts.now ?? new Date()).toISOString();
+  // An edited approve goes through approve_with_edit, which decides (and records the wake-up) through
+  // decide_approval_announced — the same compare-and-set — and stores the text in the same transaction.
+  const { data, error } =
+    body.edited_text !== undefined
+      ? await db.rpc("approve_with_edit", { p_id: id, p_text: body.edited_text, p_actor: actor, p_via: via, p_now: now })
+      : await db.rpc("decide_approval_announced", {
+          p_id: id,
+          p_decision: body.decision,
+          p_notes: body.notes ?? null,
+          p_actor: actor,
+          p_via: via,
+          p_now: now,
+        } as never);
+  if (error) fail(body.edited_text !== undefined ? "approve_with_edit" : "decide_approval_announced", error);
+  const row = (data as { outcome: string; approval_id: string; task_id: string | null; status: string | null; notes: string | null; decided_by: string | null; decided_at: string | null; decided_via: string | null; edited_text?: string | null }[] | null)?.[0];
   if (!row || row.outcome === "not_found") return { outcome: "not_found" };
   const approval = {
     approval_id: row.approval_id,
@@ -195,6 +214,7 @@ export async function decideApproval(
     decided_by: row.decided_by,
     decided_at: row.decided_at,
     decided_via: row.decided_via as DecidedVia,
+    ...(row.edited_text !== undefined ? { edited_text: row.edited_text } : {}),
   };
   switch (row.outcome) {
     case "decided":
@@ -207,4 +227,87 @@ export async function decideApproval(
     default:
       throw new ApprovalError("unknown", `decide_approval returned an unknown outcome '${row.outcome}'`);
   }
+}
+
+// ------------------------------------------------------------------ reads for the API
+
+/** The wire shape of an approval (GET /api/approvals, GET /api/approvals/:id). */
+export function approvalWire(a: ApprovalRow) {
+  return {
+    approval_id: a.id,
+    task_id: a.task_id,
+    stage: a.stage,
+    revision: a.revision,
+    status: a.status,
+    draft: a.draft,
+    notes: a.notes,
+    edited_text: a.edited_text,
+    auto_action: a.auto_action,
+    requested_at: a.requested_at,
+    visible_at: a.visible_at,
+    expires_at: a.expires_at,
+    decided_at: a.decided_at,
+    decided_by: a.decided_by,
+    decided_via: a.decided_via,
+  };
+}
+export type ApprovalWire = ReturnType<typeof approvalWire>;
+
+export const APPROVAL_STATUSES = ["pending", "approved", "approved_with_changes", "rejected", "expired"] as const;
+
+export const ListApprovalsQuery = z.strictObject({
+  status: z.enum(APPROVAL_STATUSES, { error: `status must be one of ${APPROVAL_STATUSES.join(", ")}` }).optional(),
+  task_id: z.uuid({ error: "task_id must be a task id (UUID)" }).optional(),
+  limit: z.coerce.number().int().min(1).max(100).default(50),
+  cursor: z.string().max(200).optional(),
+});
+export type ListApprovalsQuery = z.infer<typeof ListApprovalsQuery>;
+
+/** Cursor over (requested_at desc, id desc): stable while new approvals arrive. Null: not a cursor we issued. */
+function decodeApprovalCursor(cursor: string): { r: string; i: string } | null {
+  try {
+    const v = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as { r?: unknown; i?: unknown };
+    if (typeof v.r === "string" && !Number.isNaN(Date.parse(v.r)) && typeof v.i === "string" && ApprovalId.safeParse(v.i).success) {
+      return { r: v.r, i: v.i };
+    }
+  } catch {
+    /* fall through */
+  }
+  return null;
+}
+
+export class BadCursorError extends Error {}
+
+/** Visible approvals, newest request first; pending or past, optionally of one task. */
+export async function listApprovals(db: AdminClient, q: ListApprovalsQuery): Promise<{ approvals: ApprovalWire[]; next_cursor: string | null }> {
+  let query = db
+    .from("approvals")
+    .select("*")
+    .not("visible_at", "is", null)
+    .order("requested_at", { ascending: false })
+    .order("id", { ascending: false })
+    .limit(q.limit + 1);
+  if (q.status) query = query.eq("status", q.status);
+  if (q.task_id) query = query.eq("task_id", q.task_id);
+  if (q.cursor) {
+    const c = decodeApprovalCursor(q.cursor);
+    if (!c) throw new BadCursorError("not a cursor returned by this API");
+    query = query.or(`requested_at.lt."${c.r}",and(requested_at.eq."${c.r}",id.lt.${c.i})`);
+  }
+  const { data, error } = await query;
+  if (error) fail("approval list", error);
+  const page = data.slice(0, q.limit);
+  const last = page[page.length - 1];
+  return {
+    approvals: page.map(approvalWire),
+    next_cursor:
+      data.length > q.limit && last ? Buffer.from(JSON.stringify({ r: last.requested_at, i: last.id })).toString("base64url") : null,
+  };
+}
+
+/** The reviewer's edited draft of a decided approval, if any (read by the run when it resumes). */
+export async function approvalEditedText(db: AdminClient, id: string): Promise<string | null> {
+  const { data, error } = await db.from("approvals").select("edited_text").eq("id", id).maybeSingle();
+  if (error) fail("approval read", error);
+  return data?.edited_text ?? null;
 }

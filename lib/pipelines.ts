@@ -331,18 +331,30 @@ export interface PipelineWire {
 
 const SUMMARY_CHARS = 500;
 
+const PIPELINE_COLUMNS =
+  "id,status,status_reason,topic,report_agent_id,report_task_id,created_at,updated_at,started_at,finished_at," +
+  "pipeline_stages(stage,position,status,agent_id,task_id,attempts,started_at,finished_at,output,error,tasks(status))";
+
 export async function getPipeline(db: AdminClient, pipelineId: string): Promise<PipelineWire | null> {
+  const { data, error } = await db.from("pipelines").select(PIPELINE_COLUMNS).eq("id", pipelineId).maybeSingle();
+  if (error) throw new Error(`pipeline lookup failed: ${error.message}`);
+  return data ? toPipelineWire(data) : null;
+}
+
+/** The newest pipelines with their stages (one query), for the console. */
+export async function listPipelines(db: AdminClient, limit = 20): Promise<PipelineWire[]> {
   const { data, error } = await db
     .from("pipelines")
-    .select(
-      "id,status,status_reason,topic,report_agent_id,report_task_id,created_at,updated_at,started_at,finished_at," +
-        "pipeline_stages(stage,position,status,agent_id,task_id,attempts,started_at,finished_at,output,error,tasks(status))",
-    )
-    .eq("id", pipelineId)
-    .maybeSingle();
-  if (error) throw new Error(`pipeline lookup failed: ${error.message}`);
-  if (!data) return null;
-  const row = data as unknown as {
+    .select(PIPELINE_COLUMNS)
+    .order("created_at", { ascending: false })
+    .order("id", { ascending: false })
+    .limit(limit);
+  if (error) throw new Error(`pipeline list failed: ${error.message}`);
+  return (data ?? []).map(toPipelineWire);
+}
+
+function toPipelineWire(data: unknown): PipelineWire {
+  const row = data as {
     id: string;
     status: PipelineStatus;
     status_reason: string | null;

@@ -97,6 +97,8 @@ async function main(): Promise<void> {
     env.SUPABASE_URL = stack.supabaseUrl;
     env.SUPABASE_SECRET_KEY = stack.secretKey;
     databaseUrl = stack.databaseUrl;
+    // `npm run apikey` finds the local API here, whatever port this run chose (NIGHTSHIFT_REST_PORT).
+    await writeFile(join(dataDir, "local-supabase.json"), JSON.stringify({ url: stack.supabaseUrl }), { mode: 0o600 });
   }
 
   // Claude: the offline double unless a real key is configured.

@@ -6,7 +6,15 @@ import { cookies } from "next/headers";
 import { redirect } from "next/navigation";
 import { relayAfterResponse } from "@/inngest/outbox-relay";
 import { db } from "@/lib/db/server";
-import { cancelFromConsole, decide, guardMutation, queueWork, type DecideFormResult } from "@/lib/console/operations";
+import {
+  cancelFromConsole,
+  decide,
+  guardMutation,
+  queueWork,
+  updateAgentFromConsole,
+  type AgentFormResult,
+  type DecideFormResult,
+} from "@/lib/console/operations";
 import { requestContext } from "@/lib/console/server";
 import { SESSION_COOKIE } from "@/lib/console/session";
 
@@ -34,6 +42,15 @@ export async function decideAction(_prev: DecisionState, form: FormData): Promis
   const result = await decide(await requestContext(form), db());
   if (result.ok) relayAfterResponse();
   if (!result.ok && result.code === "unauthenticated") redirect("/login");
+  return { result };
+}
+
+export type AgentFormState = { result?: AgentFormResult };
+
+export async function updateAgentAction(_prev: AgentFormState, form: FormData): Promise<AgentFormState> {
+  const result = await updateAgentFromConsole(await requestContext(form), db());
+  if (!result.ok && result.code === "unauthenticated") redirect("/login");
+  if (result.ok) refresh();
   return { result };
 }
 

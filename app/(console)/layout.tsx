@@ -20,6 +20,8 @@ export default async function ConsoleLayout({ children }: { children: ReactNode 
           <nav aria-label="Console">
             <Link href="/">Tasks</Link>
             <Link href="/review">Review</Link>
+            <Link href="/pipelines">Pipelines</Link>
+            <Link href="/agents">Agents</Link>
             <Link href="/failed">Failed</Link>
             <Link href="/schedules">Schedules</Link>
             <form action={signOutAction}>

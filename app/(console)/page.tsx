@@ -2,7 +2,7 @@
 // its daily cap, and a form to queue new work.
 import Link from "next/link";
 import { CSRF_FIELD } from "@/lib/console/csrf";
-import { percent, statusLabel, usd, when } from "@/lib/console/format";
+import { percent, progressText, statusLabel, usd, when } from "@/lib/console/format";
 import { newFormKey } from "@/lib/console/operations";
 import { agentSpendToday, dashboardTasks, enabledAgents, parseFilters, type DashboardFilters } from "@/lib/console/queries";
 import { formToken, requireSession } from "@/lib/console/server";
@@ -106,12 +106,13 @@ export default async function Dashboard({ searchParams }: { searchParams: Promis
                 <th>Task</th>
                 <th>Status</th>
                 <th>Agent</th>
-                <th>Progress</th>
+                <th title="model turns used of the agent's turn limit">Turns</th>
                 <th className="num">Cost</th>
               </tr>
             </thead>
             <tbody>
               {page.tasks.map((t) => {
+                const ended = TERMINAL_STATUSES.includes(t.status);
                 const p = percent(t.progress.done, t.progress.total);
                 return (
                   <tr key={t.task_id} data-task-id={t.task_id}>
@@ -123,20 +124,18 @@ export default async function Dashboard({ searchParams }: { searchParams: Promis
                       <span className={`badge ${t.status}`}>{statusLabel(t.status)}</span>
                     </td>
                     <td data-label="Agent">{t.agent}</td>
-                    <td data-label="Progress">
+                    <td data-label="Turns">
                       <div
                         className="bar"
                         role="progressbar"
-                        aria-label="progress"
+                        aria-label="model turns used of the limit"
                         aria-valuemin={0}
                         aria-valuemax={t.progress.total}
                         aria-valuenow={t.progress.done}
                       >
                         <span style={{ width: `${p}%` }} />
                       </div>
-                      <span className="muted">
-                        {t.progress.done}/{t.progress.total}
-                      </span>
+                      <span className="muted">{progressText(t.progress, ended)}</span>
                     </td>
                     <td className="num" data-label="Cost">
                       {usd(t.cost_micros)}

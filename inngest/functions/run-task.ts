@@ -19,6 +19,7 @@ import { abandonBatchTurn, awaitBatchTurn, cancelOpenBatches, checkBatchTurn, su
 import { releaseSlot } from "@/lib/agents/slots";
 import { loadToolConfig, runToolCall } from "@/lib/agents/tools";
 import { runModelTurn, textOf, type Message, type TurnOutcome } from "@/lib/agents/turn";
+import { approvalEditedText } from "@/lib/approvals";
 import { releaseOpenReservations } from "@/lib/budget";
 import { MAX_RATE_LIMITED_ATTEMPTS } from "@/lib/pacing";
 import { notify } from "@/lib/notifications";
@@ -192,7 +193,7 @@ export const runTask = inngest.createFunction(
         text: answer,
         turns: turn,
         ...(status === "stopped" ? { partial: true } : {}),
-        ...(extra.approval ? { approval: { decision: extra.approval.decision, notes: extra.approval.notes, decided_via: extra.approval.decided_via } } : {}),
+        ...(extra.approval ? { approval: { decision: extra.approval.decision, notes: extra.approval.notes, decided_via: extra.approval.decided_via, ...(extra.approval.edited ? { edited: true } : {}) } } : {}),
       };
       // One step ends the task, gives its slot back and tells the operator (notify dedupes, so a retry is safe).
       const { costMicros } = await step.run("finish", async () => {
@@ -264,6 +265,8 @@ export const runTask = inngest.createFunction(
         }
         if (revisionStopped) return end("stopped", { reason: `${revisionStopped} while revising`, approval });
       }
+      // Edit, then approve: the reviewer's text is what the task publishes.
+      if (approval.edited) answer = (await step.run("approval-draft-1-edited", () => approvalEditedText(db(), approval.approval_id))) ?? answer;
       return end("completed", { approval });
     }
     return end("completed");

@@ -1,8 +1,28 @@
 // Display helpers. Money is integer micro-dollars everywhere; it becomes dollars only here, on the way to the page.
+
+/**
+ * Money, one rule everywhere in the console: below $1 four decimals (a hundredth of a cent: model calls cost
+ * fractions of a cent), from $1 on two, always with the sign before the $ and thousands separated. So a column
+ * of task costs reads $0.0300, $0.0085, $1.25 — never $0.03 beside $0.0085.
+ */
 export function usd(micros: number): string {
-  const dollars = micros / 1_000_000;
-  if (micros !== 0 && Math.abs(dollars) < 0.01) return `$${dollars.toFixed(4)}`;
-  return `$${dollars.toFixed(2)}`;
+  const n = Number.isFinite(micros) ? micros : 0;
+  const dollars = Math.abs(n) / 1_000_000;
+  const digits = dollars < 1 ? 4 : 2;
+  const text = dollars.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  return `${n < 0 ? "−" : ""}$${text}`;
+}
+
+/** Dollars (as typed in a form) to integer micro-dollars, exactly (no float rounding); null if not an amount. */
+export function parseUsd(text: string): number | null {
+  const m = /^\s*\$?\s*(\d{1,9})(?:\.(\d{0,6}))?\s*$/.exec(text);
+  if (!m) return null;
+  return Number(m[1]) * 1_000_000 + Number((m[2] ?? "").padEnd(6, "0"));
+}
+
+/** What progress counts, said once: model turns finished out of the agent's turn limit. */
+export function progressText(p: { done: number; total: number }, finished: boolean): string {
+  return finished ? `${p.done} turn${p.done === 1 ? "" : "s"} (limit ${p.total})` : `${p.done} of ${p.total} turns`;
 }
 
 export function percent(part: number, whole: number): number {
@@ -48,4 +68,22 @@ export function jsonText(value: unknown): string {
     return (value as { text: string }).text;
   }
   return JSON.stringify(value, null, 2);
+}
+
+export function bytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
+
+/** A stored error as one readable sentence: its message when it has one (the JSON stays one click away). */
+export function errorText(value: unknown): string {
+  if (value === null || value === undefined) return "";
+  if (typeof value === "string") return value;
+  if (typeof value === "object") {
+    const v = value as { message?: unknown; name?: unknown; reason?: unknown };
+    const msg = typeof v.message === "string" ? v.message : typeof v.reason === "string" ? v.reason : null;
+    if (msg) return typeof v.name === "string" && v.name !== "Error" ? `${v.name}: ${msg}` : msg;
+  }
+  return JSON.stringify(value);
 }

@@ -3,6 +3,7 @@
 // wrappers around these, and the integration tests call them directly with forged headers, cookies and forms.
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
+import { AgentId, AgentPatch, AgentSettingsError, listAgentChanges, updateAgentSettings } from "@/lib/agents/settings";
 import { ApprovalId, decideApproval, DecisionBody } from "@/lib/approvals";
 import type { AdminClient } from "@/lib/db/admin";
 import { ApiError } from "@/lib/http/errors";
@@ -12,6 +13,7 @@ import { CreateTaskBody, IdempotencyKey, MAX_PROMPT_CHARS, TaskId } from "@/lib/
 import { submitTask } from "@/lib/tasks/submit";
 import { consoleConfig, ConsoleConfigError, type ConsoleConfig } from "./config";
 import { checkSameOrigin, CSRF_FIELD, csrfTokenValid, type HeaderBag } from "./csrf";
+import { parseUsd } from "./format";
 import { clientAddress, loginLimiter, type LoginLimiter } from "./rate-limit";
 import { newSession, passwordMatches, signSession, verifySession, type Session } from "./session";
 
@@ -185,7 +187,7 @@ export async function queueWork(ctx: RequestContext, db: AdminClient): Promise<Q
 // ------------------------------------------------------------------------------------------------ decisions
 
 export type DecideFormResult =
-  | { ok: true; outcome: "decided" | "repeat"; status: string; taskId: string }
+  | { ok: true; outcome: "decided" | "repeat"; status: string; taskId: string; edited?: boolean }
   | (Refusal & { outcome?: "conflict" | "expired" | "not_found"; status?: string; taskId?: string });
 
 /** The actor recorded as decided_by for decisions made in the console (one operator, one password). */
@@ -204,10 +206,17 @@ export async function decide(ctx: RequestContext, db: AdminClient): Promise<Deci
     return { ok: false, code: "invalid", error: "Unknown approval.", outcome: "not_found" };
   }
   const notes = ctx.form.get("notes");
-  const body = DecisionBody.safeParse({
-    decision: ctx.form.get("decision"),
-    ...(typeof notes === "string" && notes.trim() ? { notes } : {}),
-  });
+  const decision = ctx.form.get("decision");
+  // "Edit, then approve": the reviewer's text from the edit box is what the task publishes.
+  const edited = decision === "approve_edited" ? ctx.form.get("edited_text") : null;
+  if (decision === "approve_edited" && (typeof edited !== "string" || !edited.trim())) {
+    return { ok: false, code: "invalid", error: "The edited draft is empty. Write the text to publish, or choose another decision." };
+  }
+  const body = DecisionBody.safeParse(
+    decision === "approve_edited"
+      ? { decision: "approve", edited_text: (edited as string).replace(/\r\n/g, "\n") }
+      : { decision, ...(typeof notes === "string" && notes.trim() ? { notes } : {}) },
+  );
   if (!body.success) {
     const issue = body.error.issues[0]!;
     const message =
@@ -220,7 +229,13 @@ export async function decide(ctx: RequestContext, db: AdminClient): Promise<Deci
   switch (result.outcome) {
     case "decided":
     case "repeat":
-      return { ok: true, outcome: result.outcome, status: result.approval.status, taskId: result.approval.task_id };
+      return {
+        ok: true,
+        outcome: result.outcome,
+        status: result.approval.status,
+        taskId: result.approval.task_id,
+        ...(result.approval.edited_text ? { edited: true } : {}),
+      };
     case "conflict":
       return {
         ok: false,
@@ -260,4 +275,60 @@ export async function cancelFromConsole(ctx: RequestContext, db: AdminClient): P
     return { ok: false, code: "conflict", taskId: id, error: `The task had already ended (${r.status}).` };
   }
   return { ok: true, taskId: id };
+}
+
+// ------------------------------------------------------------------------------------------------ agent settings
+
+export type AgentFormResult = { ok: true; agentId: string; changed: string[] } | (Refusal & { field?: string });
+
+/**
+ * The Agents page's edit form: the same zod schema and the same audited Postgres function as PATCH /api/agents/:id.
+ * The form sends every field; only the ones that differ are changed and audited. The budget is typed in dollars
+ * and converted to micro-dollars exactly (parseUsd), the approval timeout in minutes.
+ */
+export async function updateAgentFromConsole(ctx: RequestContext, db: AdminClient): Promise<AgentFormResult> {
+  const guard = guardMutation(ctx);
+  if (!guard.ok) return guard;
+  const f = (k: string) => {
+    const v = ctx.form.get(k);
+    return typeof v === "string" ? v.trim() : "";
+  };
+  const id = f("agent_id");
+  if (!AgentId.safeParse(id).success) return { ok: false, code: "invalid", error: "Unknown agent." };
+  const budget = parseUsd(f("daily_budget_usd"));
+  if (budget === null) return { ok: false, code: "invalid", field: "daily_budget_usd", error: "Daily budget: write an amount in dollars, like 2.50." };
+  const num = (k: string) => (f(k) === "" ? Number.NaN : Number(f(k)));
+  const minutes = num("approval_timeout_minutes");
+  const parsed = AgentPatch.safeParse({
+    daily_budget_micros: budget,
+    max_turns: num("max_turns"),
+    max_tokens: num("max_tokens"),
+    wall_clock_seconds: num("wall_clock_seconds"),
+    concurrency: num("concurrency"),
+    model: f("model"),
+    requires_approval: f("requires_approval") === "yes",
+    approval_timeout_seconds: Number.isFinite(minutes) ? Math.round(minutes * 60) : minutes,
+    approval_auto_action: f("approval_auto_action"),
+    budget_timezone: f("budget_timezone"),
+    enabled: f("enabled") === "yes",
+  });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const field = String(issue.path[0] ?? "");
+    const message = field === "approval_timeout_seconds" ? "Approval timeout must be between 1 and 10080 minutes (7 days)." : issue.message;
+    return { ok: false, code: "invalid", field, error: message.charAt(0).toUpperCase() + message.slice(1) + "." };
+  }
+  try {
+    const r = await updateAgentSettings(db, id, parsed.data, CONSOLE_ACTOR);
+    if (r.outcome === "not_found") return { ok: false, code: "not_found", error: "This agent no longer exists." };
+    if (r.change_id === null) return { ok: true, agentId: id, changed: [] };
+    const [change] = await listAgentChanges(db, id, 1);
+    // In the form's order (jsonb keeps its own key order).
+    const order = Object.keys(parsed.data);
+    const changed = change && change.id === r.change_id ? Object.keys(change.changes).sort((a, b) => order.indexOf(a) - order.indexOf(b)) : [];
+    return { ok: true, agentId: id, changed };
+  } catch (e) {
+    if (e instanceof AgentSettingsError) return { ok: false, code: "invalid", error: `Not saved: ${e.message}` };
+    throw e;
+  }
 }

@@ -16,6 +16,37 @@ export type Database = {
   }
   public: {
     Tables: {
+      agent_changes: {
+        Row: {
+          actor: string
+          agent_id: string
+          changed_at: string
+          changes: NonNullable<Json>
+          id: number
+        }
+        Insert: {
+          actor: string
+          agent_id: string
+          changed_at?: string
+          changes: NonNullable<Json>
+          id?: never
+        }
+        Update: {
+          actor?: string
+          agent_id?: string
+          changed_at?: string
+          changes?: NonNullable<Json>
+          id?: never
+        }
+        Relationships: [
+          {
+            foreignKeyName: "agent_changes_agent_id_fkey"
+            columns: ["agent_id"]
+            referencedRelation: "agents"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
       agent_slots: {
         Row: {
           acquired_at: string
@@ -147,6 +178,7 @@ export type Database = {
           decided_by: string | null
           decided_via: string | null
           draft: Json | null
+          edited_text: string | null
           expires_at: string
           id: string
           notes: string | null
@@ -163,6 +195,7 @@ export type Database = {
           decided_by?: string | null
           decided_via?: string | null
           draft?: Json | null
+          edited_text?: string | null
           expires_at: string
           id?: string
           notes?: string | null
@@ -179,6 +212,7 @@ export type Database = {
           decided_by?: string | null
           decided_via?: string | null
           draft?: Json | null
+          edited_text?: string | null
           expires_at?: string
           id?: string
           notes?: string | null
@@ -1407,6 +1441,26 @@ export type Database = {
       }
       api_key_hash: { Args: { p_key_id: string }; Returns: string }
       approval_task_resumes: { Args: { p_task_id: string }; Returns: undefined }
+      approve_with_edit: {
+        Args: {
+          p_actor: string
+          p_id: string
+          p_now?: string
+          p_text: string
+          p_via: string
+        }
+        Returns: {
+          approval_id: string
+          decided_at: string
+          decided_by: string
+          decided_via: string
+          edited_text: string
+          notes: string
+          outcome: string
+          status: string
+          task_id: string
+        }[]
+      }
       begin_notification_delivery: {
         Args: { p_notification_id: string }
         Returns: {
@@ -1833,6 +1887,7 @@ export type Database = {
           decided_by: string | null
           decided_via: string | null
           draft: Json | null
+          edited_text: string | null
           expires_at: string
           id: string
           notes: string | null
@@ -1998,6 +2053,7 @@ export type Database = {
           decided_by: string | null
           decided_via: string | null
           draft: Json | null
+          edited_text: string | null
           expires_at: string
           id: string
           notes: string | null
@@ -2252,6 +2308,13 @@ export type Database = {
       undo_dead_letter_replay: {
         Args: { p_id: string; p_task_id: string }
         Returns: boolean
+      }
+      update_agent_settings: {
+        Args: { p_actor: string; p_agent_id: string; p_patch: Json }
+        Returns: {
+          agent: Json
+          change_id: number
+        }[]
       }
       write_off_lost_calls: {
         Args: {

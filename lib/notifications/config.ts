@@ -60,6 +60,17 @@ const stripSlash = (u: string) => u.replace(/\/+$/, "");
 const httpUrl = z.url({ protocol: /^https?$/ });
 const emailList = z.array(z.email()).min(1).max(10);
 
+/**
+ * On Vercel without NIGHTSHIFT_PUBLIC_URL: the production domain in production (VERCEL_PROJECT_PRODUCTION_URL), else
+ * this deployment's branch or own URL (VERCEL_BRANCH_URL, VERCEL_URL). Vercel gives them without a scheme.
+ */
+function vercelUrl(get: (name: string) => string | undefined): string | undefined {
+  const host =
+    (get("VERCEL_ENV") === "production" ? get("VERCEL_PROJECT_PRODUCTION_URL") : undefined) ?? get("VERCEL_BRANCH_URL") ?? get("VERCEL_URL");
+  if (!host) return undefined;
+  return /^https?:\/\//.test(host) ? host : `https://${host}`;
+}
+
 /** Every channel's state, including what is only partly configured. Never throws. */
 export function loadNotifyConfig(vars: Record<string, string | number | undefined> = process.env): NotifyConfig {
   const get = (name: string) => trimmed(vars[name]);
@@ -67,7 +78,7 @@ export function loadNotifyConfig(vars: Record<string, string | number | undefine
   const secrets: string[] = [];
 
   let publicUrl = DEFAULT_PUBLIC_URL;
-  const pub = get("NIGHTSHIFT_PUBLIC_URL");
+  const pub = get("NIGHTSHIFT_PUBLIC_URL") ?? vercelUrl(get);
   if (pub) {
     // A bad public URL must not silence the notification: the default stands in, and the message still goes out.
     if (httpUrl.safeParse(pub).success) publicUrl = stripSlash(pub);

@@ -72,7 +72,12 @@ export interface TaskWire {
   priority: number;
   mode: "now" | "batch";
   require_approval: boolean;
+  /** done: model turns finished; total: the agent's turn limit (max_turns when the task was created). */
   progress: { done: number; total: number };
+  /** The task's approvals (visible ones, oldest first): decide a pending one with POST /api/approvals/:id. */
+  approvals: TaskApprovalRef[];
+  /** The approval waiting for a decision now, if any. */
+  pending_approval_id: string | null;
   result: Json | null;
   error: Json | null;
   cost_usd: number;
@@ -85,8 +90,29 @@ export interface TaskWire {
   finished_at: string | null;
 }
 
+export interface TaskApprovalRef {
+  approval_id: string;
+  stage: string;
+  revision: number;
+  status: string;
+  requested_at: string;
+  decided_at: string | null;
+}
+
+// The task's approvals come embedded (one round trip): PostgREST follows approvals.task_id.
 const WIRE_COLUMNS =
-  "id,status,status_reason,agent_id,prompt,input,priority,mode,require_approval,progress_done,progress_total,result,error,cost_micros,estimated_cost_micros,created_at,updated_at,started_at,finished_at";
+  "id,status,status_reason,agent_id,prompt,input,priority,mode,require_approval,progress_done,progress_total,result,error,cost_micros,estimated_cost_micros,created_at,updated_at,started_at,finished_at," +
+  "approvals(id,stage,revision,status,requested_at,decided_at,visible_at)";
+
+interface EmbeddedApproval {
+  id: string;
+  stage: string;
+  revision: number;
+  status: string;
+  requested_at: string;
+  decided_at: string | null;
+  visible_at: string | null;
+}
 
 type WireRow = Pick<
   TaskRow,
@@ -109,10 +135,15 @@ type WireRow = Pick<
   | "updated_at"
   | "started_at"
   | "finished_at"
->;
+> & { approvals?: EmbeddedApproval[] | null };
 
 export function toWire(row: WireRow): TaskWire {
   const micros = Number(row.cost_micros);
+  // An approval becomes visible (and decidable) once its run waits for it; an invisible one is not shown.
+  const approvals = (row.approvals ?? [])
+    .filter((a) => a.visible_at !== null)
+    .sort((a, b) => a.requested_at.localeCompare(b.requested_at) || a.revision - b.revision)
+    .map((a) => ({ approval_id: a.id, stage: a.stage, revision: a.revision, status: a.status, requested_at: a.requested_at, decided_at: a.decided_at }));
   return {
     task_id: row.id,
     status: row.status,
@@ -124,6 +155,8 @@ export function toWire(row: WireRow): TaskWire {
     mode: row.mode,
     require_approval: row.require_approval,
     progress: { done: row.progress_done, total: row.progress_total },
+    approvals,
+    pending_approval_id: approvals.find((a) => a.status === "pending")?.approval_id ?? null,
     result: row.result,
     error: row.error,
     // Display only: money stays integer micro-dollars everywhere else.
@@ -140,7 +173,7 @@ export function toWire(row: WireRow): TaskWire {
 export async function getTask(db: AdminClient, taskId: string): Promise<TaskWire | null> {
   const { data, error } = await db.from("tasks").select(WIRE_COLUMNS).eq("id", taskId).maybeSingle();
   if (error) throw new Error(`task lookup failed: ${error.message}`);
-  return data ? toWire(data as WireRow) : null;
+  return data ? toWire(data as unknown as WireRow) : null;
 }
 
 // Cursor pagination on (created_at desc, id desc): stable while new tasks keep arriving.
@@ -189,7 +222,7 @@ export async function listTasks(
   }
   const { data, error } = await query;
   if (error) throw new Error(`task list failed: ${error.message}`);
-  const rows = (data as WireRow[]).map(toWire);
+  const rows = (data as unknown as WireRow[]).map(toWire);
   const page = rows.slice(0, q.limit);
   const last = page[page.length - 1];
   return { tasks: page, next_cursor: rows.length > q.limit && last ? encodeCursor(last) : null };

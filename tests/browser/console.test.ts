@@ -98,14 +98,15 @@ test("the dashboard lists a task submitted over the API with its status, progres
   expect(await row.getByRole("link").textContent()).toContain("Summarize durable execution");
   // The page refreshes itself while a task is moving.
   await expect.poll(() => row.locator(".badge").textContent(), { timeout: 60_000, interval: 500 }).toBe("completed");
-  expect(await row.locator("td[data-label=Progress] .muted").textContent()).toBe("2/2");
+  // Progress counts model turns against the agent's turn limit (research: 10), the same while running and after.
+  expect(await row.locator("td[data-label=Turns] .muted").textContent()).toBe("2 turns (limit 10)");
   expect(await row.locator("td[data-label=Agent]").textContent()).toBe("research");
-  expect(await row.locator("td[data-label=Cost]").textContent()).toMatch(/^\$0\.\d+$/);
+  expect(await row.locator("td[data-label=Cost]").textContent()).toMatch(/^\$0\.\d{4}$/);
   expect(Number(await row.getByRole("progressbar").getAttribute("aria-valuenow"))).toBe(2);
 
   // Spend today for the agent, against its cap, from the budget ledger.
   const bar = page.locator('[data-agent="research"] [role=progressbar]');
-  await reloadUntil(page, async () => (await page.locator('[data-agent="research"] b').textContent())?.startsWith("$0.00 ") === false);
+  await reloadUntil(page, async () => (await page.locator('[data-agent="research"] b').textContent())?.startsWith("$0.0000 ") === false);
   expect(await page.locator('[data-agent="research"] b').textContent()).toMatch(/of \$2\.00$/);
   expect(Number(await bar.getAttribute("aria-valuenow"))).toBeGreaterThanOrEqual(0);
 
@@ -136,7 +137,7 @@ test("queue work from the form; the task page shows the step timeline and the re
   await notice.getByRole("link").click();
   await page.waitForURL(`${stack.appUrl}/tasks/${id}`);
   await expect.poll(() => page.locator("h1 .badge").textContent(), { timeout: 60_000, interval: 500 }).toBe("completed");
-  expect(await page.getByTestId("result").textContent()).toBe("Queued from the console and done.");
+  expect((await page.getByTestId("result").textContent())?.trim()).toBe("Queued from the console and done.");
   const steps = page.locator("tr[data-step-id]");
   const ids = await steps.evaluateAll((trs) => trs.map((t) => t.getAttribute("data-step-id")));
   expect(ids).toContain("turn-1");

@@ -65,7 +65,7 @@ describe("the review page", () => {
     expect(ids.indexOf(older.approvalId)).toBeLessThan(ids.indexOf(newer.approvalId));
 
     const card = (id: string) => page.locator(`article[data-approval-id="${id}"]`);
-    expect(await card(older.approvalId).getByTestId("draft").textContent()).toBe("Older draft about sleep");
+    expect((await card(older.approvalId).getByTestId("draft").textContent())?.trim()).toBe("Older draft about sleep");
     // 24 h from 3 h ago: 20 h 59 min (or 21 h 0 min at a minute boundary) left.
     expect(await card(older.approvalId).getByTestId("time-left").textContent()).toMatch(/^(20 h 59|21 h 0) min left, then auto-reject/);
     expect(await card(newer.approvalId).getByTestId("time-left").textContent()).toMatch(/^(23 h 59|24 h 0) min left, then auto-reject/);

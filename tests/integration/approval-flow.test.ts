@@ -102,6 +102,24 @@ test("a content draft waits for approval; approve completes it and publishes it 
   new Webhook(process.env.NIGHTSHIFT_WEBHOOK_SECRET!).verify(hook.body, hook.headers as Record<string, string>);
 });
 
+test("edit, then approve: the reviewer's text is the result and what the callback publishes; a different edit is a conflict", async () => {
+  const scenario = "flow-edit";
+  const { taskId, approval } = await draft(scenario, "Ten tips for sleepng well.");
+  const edited = "# Ten tips for sleeping well\n\nFixed by a human.";
+  const r = await decideApproval(sb.admin, approval.id, { decision: "approve", edited_text: edited }, "test", "api");
+  expect(r).toMatchObject({ outcome: "decided", approval: { status: "approved", edited_text: edited } });
+  // A repeat with the same text is a repeat; another text (or none) cannot change what was decided.
+  expect((await decideApproval(sb.admin, approval.id, { decision: "approve", edited_text: edited }, "test", "api")).outcome).toBe("repeat");
+  expect((await decideApproval(sb.admin, approval.id, { decision: "approve", edited_text: "Other." }, "test", "api")).outcome).toBe("conflict");
+  const t = await ended(taskId);
+  expect(t.status).toBe("completed");
+  expect(t.result).toMatchObject({ text: edited, approval: { decision: "approve", edited: true } });
+  await until(() => published(taskId).length === 1);
+  expect(published(taskId)[0]!.json).toMatchObject({ status: "completed", result: { text: edited } });
+  // The model was asked once: the edit is published as is, not revised.
+  expect(double.calls({ scenario, kind: "messages" })).toHaveLength(1);
+});
+
 test("approve with changes sends the notes back; the agent revises, then the task completes", async () => {
   const scenario = "flow-changes";
   const { taskId, approval } = await draft(scenario, "First draft.");

@@ -2,11 +2,14 @@
 // Anthropic SDK against the offline double's Message Batches API, and — for the loop — a small Inngest function
 // that composes submit / poll / check exactly as run-task does, served by the real SDK over HTTP and run by the
 // local engine on a manual clock. The double's clock moves with the engine's, so a batch "takes" five minutes.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Inngest } from "inngest";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { scenarioMarker, startClaudeDouble, type ClaudeDouble } from "../../local/claude/server";
 import { ManualClock } from "../../local/engine";
-import { quietLogger, runFor, runReaches, serveApp, startTestEngine, type ServedApp, type TestEngine } from "../support/engine-harness";
+import { quietLogger, runFor, runReaches, serveApp, startTestEngine, until, type ServedApp, type TestEngine } from "../support/engine-harness";
 import { createTestSupabase, type TestSupabase } from "../support/supabase";
 import type { AgentConfig } from "@/lib/agents/catalog";
 import type * as BatchTurn from "@/lib/agents/batch-turn";
@@ -20,6 +23,8 @@ const USAGE = { input_tokens: 2_000, output_tokens: 1_000, cache_creation_input_
 
 let sb: TestSupabase;
 let double: ClaudeDouble;
+/** The double's data directory: batches survive its restart, as under `npm run dev`. */
+let doubleDir: string;
 let te: TestEngine;
 let clock: ManualClock;
 let app: ServedApp;
@@ -36,7 +41,8 @@ let crashAfterSubmit = 0;
 
 beforeAll(async () => {
   sb = await createTestSupabase();
-  double = await startClaudeDouble({ batchDelayMs: BATCH_DELAY_MS });
+  doubleDir = await mkdtemp(join(tmpdir(), "nightshift-batch-double-"));
+  double = await startClaudeDouble({ batchDelayMs: BATCH_DELAY_MS, dataDir: doubleDir });
   clock = new ManualClock(Date.now());
   te = await startTestEngine({ clock });
   Object.assign(process.env, {
@@ -105,6 +111,7 @@ afterAll(async () => {
   await te?.close();
   await double?.stop();
   await sb?.stop();
+  if (doubleDir) await rm(doubleDir, { recursive: true, force: true });
 });
 
 /** Moves both clocks: the engine's (sleeps, retry backoff) and the double's (batch processing). */
@@ -173,6 +180,24 @@ const checkSteps = (run: { history: { step_name: string | null }[] }) =>
   new Set(run.history.map((h) => h.step_name).filter((n): n is string => !!n && /^turn-1-check-\d+$/.test(n)));
 
 describe("batch-mode turns through the engine", () => {
+  // First, while the double's clock has not been moved: a restarted double starts from the real clock again.
+  test("a batch task in flight survives a restart of the double (npm run dev restarting): answered, one batch", async () => {
+    const scenario = "bm-restart";
+    double.script(scenario, [{ text: "Survived a restart.", usage: USAGE }]);
+    const taskId = await newTask(scenario);
+    const { ids } = await inngest.send({ name: "test/batch-turn.requested", data: { task_id: taskId, prompt: `${scenarioMarker(scenario)} Write the note.` } });
+    const runId = await runFor(te.engine, ids[0]!, "batch-mode-test-batch-turn-loop");
+    await until(() => creations(scenario).length === 1, { message: "the batch was not created" });
+    const port = Number(new URL(double.url).port);
+    await double.stop();
+    double = await startClaudeDouble({ port, batchDelayMs: BATCH_DELAY_MS, dataDir: doubleDir });
+    const run = await runReaches(te.engine, runId, "completed", { timeoutMs: 45_000, tick });
+    const output = run.output as { text: string; batch: { submissions: number } };
+    expect(output.text).toContain("Survived a restart.");
+    expect(output.batch.submissions).toBe(1);
+    expect(await reservations(taskId)).toEqual([expect.objectContaining({ step_id: "turn-1", status: "settled" })]);
+  });
+
   test("submit, poll while in progress, answer at the batch price, settle once", async () => {
     const scenario = "bm-happy";
     double.script(scenario, [{ text: "Written in a batch.", usage: USAGE }]);

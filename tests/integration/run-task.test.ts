@@ -69,8 +69,9 @@ describe("run-task", () => {
     const row = await taskRow(taskId);
     expect(row.status).toBe("completed");
     expect(row.result).toEqual({ text: "Durable execution keeps every step.", turns: 2 });
+    // Progress counts model turns against the agent's turn limit (research: max_turns 10), also once completed.
     expect(row.progress_done).toBe(2);
-    expect(row.progress_total).toBe(2);
+    expect(row.progress_total).toBe(10);
     expect(Number(row.cost_micros)).toBeGreaterThan(0);
     expect(row.started_at).not.toBeNull();
     expect(row.finished_at).not.toBeNull();

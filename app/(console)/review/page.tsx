@@ -7,6 +7,7 @@ import { countDeadLettersSince } from "@/lib/console/failures";
 import { morningSummary, OVERNIGHT_HOURS, reviewQueue } from "@/lib/console/queries";
 import { formToken, requireSession } from "@/lib/console/server";
 import { db } from "@/lib/db/server";
+import { Markdown } from "../_components/markdown";
 import { DecisionForm } from "./decision-form";
 
 export const dynamic = "force-dynamic";
@@ -71,8 +72,8 @@ export default async function ReviewPage() {
               · requested {when(a.requestedAt)}
             </p>
             {a.prompt ? <p className="muted">Asked: {a.prompt.length > 200 ? `${a.prompt.slice(0, 200)}…` : a.prompt}</p> : null}
-            <pre data-testid="draft">{jsonText(a.draft) || "(empty draft)"}</pre>
-            <DecisionForm approvalId={a.id} csrf={csrf} />
+            {jsonText(a.draft) ? <Markdown text={jsonText(a.draft)} testId="draft" /> : <p className="muted">(empty draft)</p>}
+            <DecisionForm approvalId={a.id} csrf={csrf} draftText={jsonText(a.draft)} />
           </article>
         ))}
       </section>

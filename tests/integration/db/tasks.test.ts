@@ -162,14 +162,14 @@ describe("tasks through supabase-js (secret key)", () => {
     expect(steps).toEqual([{ step_id: "turn-1", status: "completed", cost_micros: 1_234 }]);
   });
 
-  test("record_task_step: concurrent completions of one new step count it once", async () => {
+  test("record_task_step: concurrent completions of one new step count it once; only model turns are progress", async () => {
     const { task_id } = await createTask();
     const results = await Promise.all(
       Array.from({ length: 12 }, () =>
         sb.admin.rpc("record_task_step", {
           p_task_id: task_id,
-          p_step_id: "tool-2-web_fetch",
-          p_kind: "tool",
+          p_step_id: "turn-2",
+          p_kind: "model",
           p_status: "completed",
           p_detail: null as never,
           p_input_tokens: 0,
@@ -181,6 +181,20 @@ describe("tasks through supabase-js (secret key)", () => {
     for (const r of results) expect(r.error).toBeNull();
     const { data: task } = await sb.admin.from("tasks").select("progress_done, cost_micros").eq("id", task_id).single();
     expect(task).toEqual({ progress_done: 1, cost_micros: 0 });
+    // A tool call is on the timeline but is not a turn.
+    const tool = await sb.admin.rpc("record_task_step", {
+      p_task_id: task_id,
+      p_step_id: "tool-2-web_fetch",
+      p_kind: "tool",
+      p_status: "completed",
+      p_detail: null as never,
+      p_input_tokens: 0,
+      p_output_tokens: 0,
+      p_cost_micros: 0,
+    });
+    expect(tool.error).toBeNull();
+    const { data: after } = await sb.admin.from("tasks").select("progress_done").eq("id", task_id).single();
+    expect(after).toEqual({ progress_done: 1 });
   });
 
   test("finish_task transitions once: of concurrent finishers exactly one wins", async () => {

@@ -81,6 +81,13 @@ describe("configuration", () => {
     expect(c.problems).toEqual({});
     expect(c.publicUrl).toBe("http://127.0.0.1:3000");
   });
+  test("on Vercel without NIGHTSHIFT_PUBLIC_URL, links use the production domain, else the deployment's URL", () => {
+    const vercel = { VERCEL_URL: "ns-abc123.vercel.app", VERCEL_BRANCH_URL: "ns-git-main.vercel.app", VERCEL_PROJECT_PRODUCTION_URL: "ns.example.com" };
+    expect(loadNotifyConfig({ ...vercel, VERCEL_ENV: "production" }).publicUrl).toBe("https://ns.example.com");
+    expect(loadNotifyConfig({ ...vercel, VERCEL_ENV: "preview" }).publicUrl).toBe("https://ns-git-main.vercel.app");
+    expect(loadNotifyConfig({ VERCEL_URL: "ns-abc123.vercel.app" }).publicUrl).toBe("https://ns-abc123.vercel.app");
+    expect(loadNotifyConfig({ ...vercel, VERCEL_ENV: "production", NIGHTSHIFT_PUBLIC_URL: "https://mine.example" }).publicUrl).toBe("https://mine.example");
+  });
   test("each channel is enabled only when fully configured; half-configured ones are problems, never throws", () => {
     const c = loadNotifyConfig({
       SLACK_WEBHOOK_URL: "https://hooks.slack.com/services/T/B/secret",

@@ -1,7 +1,10 @@
-// `/tasks/[id]`: the step timeline (durations, tokens, cost), the result, the error and the approval history.
+// `/tasks/[id]`: the steps as bars over time and as a table (durations, tokens, cost), the result rendered as
+// sanitised markdown, the artifacts the agent saved, the error and the approval history.
 import Link from "next/link";
 import { notFound } from "next/navigation";
-import { duration, jsonText, percent, statusLabel, timeLeft, usd, when } from "@/lib/console/format";
+import { listArtifacts } from "@/lib/artifacts";
+import { bytes, duration, errorText as friendlyError, jsonText, percent, progressText, statusLabel, timeLeft, usd, when } from "@/lib/console/format";
+import { buildTimeline } from "@/lib/console/timeline";
 import { CSRF_FIELD } from "@/lib/console/csrf";
 import { approvalHistory, taskDetail } from "@/lib/console/queries";
 import { formToken, requireSession } from "@/lib/console/server";
@@ -9,6 +12,8 @@ import { db } from "@/lib/db/server";
 import { TERMINAL_STATUSES } from "@/lib/tasks/schema";
 import { cancelTaskAction } from "../../actions";
 import { AutoRefresh } from "../../auto-refresh";
+import { Markdown } from "../../_components/markdown";
+import { Timeline } from "../../_components/timeline";
 import { Deliveries } from "./deliveries";
 
 export const dynamic = "force-dynamic";
@@ -20,9 +25,11 @@ export default async function TaskPage({ params }: { params: Promise<{ id: strin
   const [detail, approvals] = await Promise.all([taskDetail(session, db(), id), approvalHistory(session, db(), id)]);
   if (!detail) notFound();
   const { task, steps } = detail;
+  const artifacts = await listArtifacts(db(), task.task_id);
   const done = TERMINAL_STATUSES.includes(task.status);
   const resultText = jsonText(task.result);
-  const errorText = jsonText(task.error);
+  const errorText = friendlyError(task.error);
+  const timeline = buildTimeline(task, steps, approvals.filter((a) => a.visible_at), Date.now());
 
   return (
     <main>
@@ -35,7 +42,7 @@ export default async function TaskPage({ params }: { params: Promise<{ id: strin
       </h1>
       {task.status_reason ? <p className="muted">{task.status_reason}</p> : null}
       {done ? null : (
-        <form action={cancelTaskAction}>
+        <form action={cancelTaskAction} className="cancel-form">
           <input type="hidden" name={CSRF_FIELD} value={formToken(session)} />
           <input type="hidden" name="task_id" value={task.task_id} />
           <button type="submit" className="danger">
@@ -47,12 +54,9 @@ export default async function TaskPage({ params }: { params: Promise<{ id: strin
         <div className="stat">
           Agent <b>{task.agent}</b>
         </div>
-        <div className="stat">
-          Progress{" "}
-          <b>
-            {task.progress.done}/{task.progress.total}
-          </b>
-          <div className="bar" role="progressbar" aria-label="progress" aria-valuemin={0} aria-valuemax={task.progress.total} aria-valuenow={task.progress.done}>
+        <div className="stat" data-testid="progress">
+          Progress <b>{progressText(task.progress, done)}</b>
+          <div className="bar" role="progressbar" aria-label="model turns used of the limit" aria-valuemin={0} aria-valuemax={task.progress.total} aria-valuenow={task.progress.done}>
             <span style={{ width: `${percent(task.progress.done, task.progress.total)}%` }} />
           </div>
         </div>
@@ -71,16 +75,54 @@ export default async function TaskPage({ params }: { params: Promise<{ id: strin
       {errorText ? (
         <section aria-labelledby="error">
           <h2 id="error">Error</h2>
-          <pre className="notice error">{errorText}</pre>
+          <p className="notice error" data-testid="error">
+            {errorText}
+          </p>
+          <details className="raw">
+            <summary>Details</summary>
+            <pre>{jsonText(task.error)}</pre>
+          </details>
         </section>
       ) : null}
 
       {resultText ? (
         <section aria-labelledby="result">
           <h2 id="result">Result</h2>
-          <pre data-testid="result">{resultText}</pre>
+          <Markdown text={resultText} testId="result" />
         </section>
       ) : null}
+
+      <section aria-labelledby="artifacts">
+        <h2 id="artifacts">Artifacts ({artifacts.length})</h2>
+        {artifacts.length === 0 ? (
+          <p className="muted">The agent saved no artifacts.</p>
+        ) : (
+          <table className="cards" aria-label="Artifacts">
+            <thead>
+              <tr>
+                <th>Name</th>
+                <th>Type</th>
+                <th className="num">Size</th>
+                <th>Saved</th>
+              </tr>
+            </thead>
+            <tbody>
+              {artifacts.map((a) => (
+                <tr key={a.id} data-artifact-id={a.id}>
+                  <td>
+                    <Link href={`/artifacts/${a.id}`}>{a.name}</Link>
+                  </td>
+                  <td data-label="Type">{a.content_type}</td>
+                  <td className="num" data-label="Size">
+                    {bytes(a.bytes)}
+                  </td>
+                  <td data-label="Saved">{when(a.created_at)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </section>
 
       {approvals.length ? (
         <section aria-labelledby="approvals">
@@ -103,7 +145,13 @@ export default async function TaskPage({ params }: { params: Promise<{ id: strin
                     {a.draft ? (
                       <details>
                         <summary className="muted">draft</summary>
-                        <pre>{jsonText(a.draft)}</pre>
+                        <Markdown text={jsonText(a.draft)} />
+                      </details>
+                    ) : null}
+                    {a.edited_text ? (
+                      <details>
+                        <summary className="muted">published edit</summary>
+                        <Markdown text={a.edited_text} />
                       </details>
                     ) : null}
                   </td>
@@ -134,6 +182,9 @@ export default async function TaskPage({ params }: { params: Promise<{ id: strin
         {steps.length === 0 ? (
           <p className="muted">No steps yet.</p>
         ) : (
+          <Timeline bars={timeline.bars} spanMs={timeline.spanMs} />
+        )}
+        {steps.length === 0 ? null : (
           <table className="cards" aria-label="Steps">
             <thead>
               <tr>

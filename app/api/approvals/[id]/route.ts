@@ -1,12 +1,13 @@
 // POST /api/approvals/:id — decide an approval (API-key auth). GET — its state.
 //
-// Body: { "decision": "approve" | "approve_with_changes" | "reject", "notes"?: string }
+// Body: { "decision": "approve" | "approve_with_changes" | "reject", "notes"?: string, "edited_text"?: string }
 //   notes: what to change (required, non-empty, for approve_with_changes) or the feedback (reject).
-// 200 { approval_id, task_id, outcome: "decided" | "repeat", status, notes, decided_by, decided_at, decided_via }
+//   edited_text (approve only): the reviewer's own version of the draft; the task publishes it as its result.
+// 200 { approval_id, task_id, outcome: "decided" | "repeat", status, notes, decided_by, decided_at, decided_via, edited_text? }
 // 409 { error: { code: "already_decided" | "expired", message, details: { status, notes, decided_at, decided_via } } }
 // 404 unknown or malformed id, or not visible yet. 400 invalid body (naming the field). 401 no/invalid key.
 import { methodNotAllowed } from "@/lib/http/methods";
-import { ApprovalId, decideApproval, DecisionBody, getApproval } from "@/lib/approvals";
+import { ApprovalId, approvalWire, decideApproval, DecisionBody, getApproval } from "@/lib/approvals";
 import { relayAfterResponse } from "@/inngest/outbox-relay";
 import { db } from "@/lib/db/server";
 import { requireApiKey } from "@/lib/http/auth";
@@ -63,22 +64,7 @@ export const GET = withErrors(async (req: Request, ctx: Ctx) => {
   const { id } = await ctx.params;
   const a = await getApproval(db(), id);
   if (!a) throw notFound(id);
-  return Response.json({
-    approval_id: a.id,
-    task_id: a.task_id,
-    stage: a.stage,
-    revision: a.revision,
-    status: a.status,
-    draft: a.draft,
-    notes: a.notes,
-    auto_action: a.auto_action,
-    requested_at: a.requested_at,
-    visible_at: a.visible_at,
-    expires_at: a.expires_at,
-    decided_at: a.decided_at,
-    decided_by: a.decided_by,
-    decided_via: a.decided_via,
-  });
+  return Response.json(approvalWire(a));
 });
 
 export const { PUT, PATCH, DELETE } = methodNotAllowed(["GET", "POST"]);
