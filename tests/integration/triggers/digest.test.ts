@@ -45,6 +45,7 @@ beforeAll(async () => {
   digest = await import("@/lib/digest");
   const { inngest } = await import("@/inngest/client");
   const { deliverNotifications } = await import("@/inngest/functions/deliver-notifications");
+  await import("@/inngest/outbox-relay"); // registers the relay that sends notify()'s recorded event
   app = await serveApp(inngest, [deliverNotifications]);
   await te.engine.sync(app.url);
 
