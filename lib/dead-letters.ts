@@ -225,8 +225,11 @@ export async function listDeadLetters(
 // Actions
 
 export interface Replayed {
-  taskId: string;
-  /** "replayed": a new task now; "same": this Idempotency-Key replayed the entry before (the same task). */
+  /** The new task; null when a pipeline was replayed from its stage (the stage creates its task when it runs). */
+  taskId: string | null;
+  /** A failed pipeline stage replays its pipeline from that stage, reusing the finished stages' outputs. */
+  pipeline: { id: string; stage: string } | null;
+  /** "replayed": now; "same": this Idempotency-Key replayed the entry before (the same task or pipeline). */
   outcome: "replayed" | "same";
 }
 
@@ -269,11 +272,14 @@ export async function replayDeadLetter(
     throw new ApiError(409, "already_replayed", `This dead letter was already replayed as task ${row.task_id}`, { status: "replayed", replayed_by: row.task_id });
   }
   if (row.outcome === "discarded") throw new ApiError(409, "already_discarded", "This dead letter was discarded", { status: "discarded" });
-  const taskId = row.task_id!;
-  if (row.outcome === "same") return { taskId, outcome: "same" };
-
+  if (row.outcome === "pipeline_not_failed") {
+    throw new ApiError(409, "pipeline_not_failed", "The pipeline of this stage is no longer failed (it was replayed or finished another way)", { pipeline_id: row.pipeline_id });
+  }
+  const pipeline = row.pipeline_id && row.stage ? { id: row.pipeline_id, stage: row.stage } : null;
+  if (row.outcome === "same") return { taskId: row.task_id, pipeline, outcome: "same" };
+  // Recorded with its start event (a task's, or the reopened stage's) in one transaction; the relay sends it.
   if (opts.relay !== "none") void kickOutboxRelay();
-  return { taskId, outcome: "replayed" };
+  return { taskId: row.task_id, pipeline, outcome: "replayed" };
 }
 
 export async function discardDeadLetter(db: AdminClient, id: string, note: string | null, actor: string): Promise<void> {

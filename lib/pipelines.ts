@@ -137,16 +137,18 @@ export interface StageTask {
 export async function createStageTask(db: AdminClient, pipelineId: string, stage: Stage, runId: string): Promise<StageTask> {
   const { data: p, error } = await db
     .from("pipelines")
-    .select("id,topic,api_key_id,pipeline_stages(stage,agent_id,output)")
+    .select("id,topic,api_key_id,pipeline_stages(stage,agent_id,output,replays)")
     .eq("id", pipelineId)
     .single();
   if (error) throw new Error(`pipeline ${pipelineId} read failed: ${error.message}`);
-  const stages = p.pipeline_stages as { stage: Stage; agent_id: string; output: Json | null }[];
+  const stages = p.pipeline_stages as { stage: Stage; agent_id: string; output: Json | null; replays: number }[];
   const mine = stages.find((s) => s.stage === stage);
   if (!mine) throw new Error(`pipeline ${pipelineId} has no ${stage} stage`);
   const outputOf = (s: Stage) => stageText(stages.find((x) => x.stage === s)?.output ?? null);
   const prompt = stagePrompt(stage, p.topic, { research: outputOf("research"), analyze: outputOf("analyze") });
-  const task = await insertTask(db, { agent: mine.agent_id, prompt }, p.api_key_id, `pipeline-${pipelineId}-${stage}`);
+  // A stage reopened by a dead-letter replay gets a new task (its own key), not the failed one.
+  const key = `pipeline-${pipelineId}-${stage}${mine.replays > 0 ? `-replay-${mine.replays}` : ""}`;
+  const task = await insertTask(db, { agent: mine.agent_id, prompt }, p.api_key_id, key);
   const { data: taskId, error: setError } = await db.rpc("set_pipeline_stage_task", {
     p_pipeline_id: pipelineId,
     p_stage: stage,
@@ -312,6 +314,8 @@ export interface PipelineStageWire {
   /** A summary of the stored output: its start, its size, and whether it is partial. The full text is the task's. */
   output: { summary: string; chars: number; truncated: boolean; partial: boolean; cost_micros: number } | null;
   error: Json | null;
+  /** Built from cached research: { reason, cached_at } (docs/failures.md). */
+  degraded: Json | null;
 }
 
 export interface PipelineWire {
@@ -323,6 +327,8 @@ export interface PipelineWire {
   stages: PipelineStageWire[];
   /** The report itself once the pipeline completed (the report task's text, bounded like every stage output). */
   report: { task_id: string | null; text: string } | null;
+  /** The report was built from cached research: { reason, cached_at }. */
+  degraded: Json | null;
   created_at: string;
   updated_at: string;
   started_at: string | null;
@@ -332,8 +338,8 @@ export interface PipelineWire {
 const SUMMARY_CHARS = 500;
 
 const PIPELINE_COLUMNS =
-  "id,status,status_reason,topic,report_agent_id,report_task_id,created_at,updated_at,started_at,finished_at," +
-  "pipeline_stages(stage,position,status,agent_id,task_id,attempts,started_at,finished_at,output,error,tasks(status))";
+  "id,status,status_reason,topic,report_agent_id,report_task_id,created_at,updated_at,started_at,finished_at,degraded," +
+  "pipeline_stages(stage,position,status,agent_id,task_id,attempts,started_at,finished_at,output,error,degraded,tasks(status))";
 
 export async function getPipeline(db: AdminClient, pipelineId: string): Promise<PipelineWire | null> {
   const { data, error } = await db.from("pipelines").select(PIPELINE_COLUMNS).eq("id", pipelineId).maybeSingle();
@@ -365,6 +371,7 @@ function toPipelineWire(data: unknown): PipelineWire {
     updated_at: string;
     started_at: string | null;
     finished_at: string | null;
+    degraded: Json | null;
     pipeline_stages: {
       stage: Stage;
       position: number;
@@ -376,6 +383,7 @@ function toPipelineWire(data: unknown): PipelineWire {
       finished_at: string | null;
       output: (StageOutput & Record<string, unknown>) | null;
       error: Json | null;
+      degraded: Json | null;
       tasks: { status: string } | null;
     }[];
   };
@@ -406,8 +414,10 @@ function toPipelineWire(data: unknown): PipelineWire {
           }
         : null,
       error: s.error,
+      degraded: s.degraded,
     })),
     report: row.status === "completed" && report?.output ? { task_id: row.report_task_id, text: report.output.text } : null,
+    degraded: row.degraded,
     created_at: row.created_at,
     updated_at: row.updated_at,
     started_at: row.started_at,

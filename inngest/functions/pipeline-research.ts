@@ -16,6 +16,7 @@
 import { inngest } from "@/inngest/client";
 import { pipelineResearchCompleted, pipelineResearchCompletedId, pipelineRunRequested } from "@/inngest/events";
 import { runTask } from "@/inngest/functions/run-task";
+import { runResearchStage } from "@/inngest/research-stage";
 import { db } from "@/lib/db/server";
 import { claimStage, createStageTask, failStage, STAGE_CONCURRENCY, storeStageOutput, type Stage } from "@/lib/pipelines";
 
@@ -70,7 +71,7 @@ export const pipelineResearch = inngest.createFunction(
   },
   async ({ event, step, runId }) => {
     const pipelineId = event.data.pipeline_id;
-    const result = await runStage(step, runId, pipelineId, "research");
+    const result = await runResearchStage(step, runId, pipelineId); // runStage plus cached research (research-stage.ts)
     if (result.status === "completed") {
       await step.sendEvent(
         "emit-research-completed",

@@ -41,7 +41,7 @@ export async function replayFromConsole(ctx: RequestContext, db: AdminClient): P
   const f = parsed.data;
   try {
     const r = await replayDeadLetter(db, f.dead_letter_id, { prompt: f.prompt, agent: f.agent }, { apiKeyId: null, idempotencyKey: f.idempotency_key, actor: CONSOLE_ACTOR });
-    return { ok: true, message: "Replayed", taskIds: [r.taskId] };
+    return { ok: true, message: r.pipeline ? `Replayed the pipeline from its ${r.pipeline.stage} stage` : "Replayed", taskIds: r.taskId ? [r.taskId] : [] };
   } catch (e) {
     return refusal(e);
   }
@@ -70,17 +70,20 @@ export async function replaySelectedFromConsole(ctx: RequestContext, db: AdminCl
   if (ids.length === 0) return { ok: false, code: "invalid", error: "Select at least one entry to replay." };
   if (!key || !IdempotencyKey.safeParse(key).success) return { ok: false, code: "invalid", error: "The form is stale. Reload the page." };
   const taskIds: string[] = [];
+  let replayedCount = 0;
   let skipped = 0;
   for (const id of ids) {
     try {
       // One key per entry: submitting the same selection twice replays each entry once.
-      taskIds.push((await replayDeadLetter(db, id, {}, { apiKeyId: null, idempotencyKey: `${key}:${id}`.slice(0, 255), actor: CONSOLE_ACTOR })).taskId);
+      const r = await replayDeadLetter(db, id, {}, { apiKeyId: null, idempotencyKey: `${key}:${id}`.slice(0, 255), actor: CONSOLE_ACTOR });
+      replayedCount++;
+      if (r.taskId) taskIds.push(r.taskId);
     } catch (e) {
       if (e instanceof ApiError && e.status === 409) skipped++;
       else return refusal(e);
     }
   }
-  return { ok: true, message: `Replayed ${taskIds.length}${skipped ? `, skipped ${skipped} already handled` : ""}`, taskIds };
+  return { ok: true, message: `Replayed ${replayedCount}${skipped ? `, skipped ${skipped} already handled` : ""}`, taskIds };
 }
 
 /** New dead letters since `since` (the morning summary's window). */

@@ -707,11 +707,13 @@ export type Database = {
         Row: {
           agent_id: string
           attempts: number
+          degraded: Json | null
           error: Json | null
           finished_at: string | null
           output: Json | null
           pipeline_id: string
           position: number
+          replays: number
           run_id: string | null
           stage: string
           started_at: string | null
@@ -722,11 +724,13 @@ export type Database = {
         Insert: {
           agent_id: string
           attempts?: number
+          degraded?: Json | null
           error?: Json | null
           finished_at?: string | null
           output?: Json | null
           pipeline_id: string
           position: number
+          replays?: number
           run_id?: string | null
           stage: string
           started_at?: string | null
@@ -737,11 +741,13 @@ export type Database = {
         Update: {
           agent_id?: string
           attempts?: number
+          degraded?: Json | null
           error?: Json | null
           finished_at?: string | null
           output?: Json | null
           pipeline_id?: string
           position?: number
+          replays?: number
           run_id?: string | null
           stage?: string
           started_at?: string | null
@@ -774,6 +780,7 @@ export type Database = {
         Row: {
           api_key_id: string | null
           created_at: string
+          degraded: Json | null
           finished_at: string | null
           id: string
           idempotency_key: string | null
@@ -789,6 +796,7 @@ export type Database = {
         Insert: {
           api_key_id?: string | null
           created_at?: string
+          degraded?: Json | null
           finished_at?: string | null
           id?: string
           idempotency_key?: string | null
@@ -804,6 +812,7 @@ export type Database = {
         Update: {
           api_key_id?: string | null
           created_at?: string
+          degraded?: Json | null
           finished_at?: string | null
           id?: string
           idempotency_key?: string | null
@@ -923,6 +932,49 @@ export type Database = {
           updated_at?: string
         }
         Relationships: []
+      }
+      research_cache: {
+        Row: {
+          cached_at: string
+          pipeline_id: string | null
+          sources: NonNullable<Json>
+          task_id: string | null
+          text: string
+          topic: string
+          topic_key: string
+        }
+        Insert: {
+          cached_at?: string
+          pipeline_id?: string | null
+          sources?: NonNullable<Json>
+          task_id?: string | null
+          text: string
+          topic: string
+          topic_key: string
+        }
+        Update: {
+          cached_at?: string
+          pipeline_id?: string | null
+          sources?: NonNullable<Json>
+          task_id?: string | null
+          text?: string
+          topic?: string
+          topic_key?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "research_cache_pipeline_id_fkey"
+            columns: ["pipeline_id"]
+            referencedRelation: "pipelines"
+            referencedColumns: ["id"]
+          },
+          {
+            foreignKeyName: "research_cache_task_id_fkey"
+            columns: ["task_id"]
+            referencedRelation: "tasks"
+            referencedColumns: ["id"]
+          },
+        ]
       }
       schedule_firings: {
         Row: {
@@ -1252,6 +1304,42 @@ export type Database = {
             referencedColumns: ["id"]
           },
         ]
+      }
+      web_page_cache: {
+        Row: {
+          bytes: number
+          content_type: string | null
+          fetched_at: string
+          final_url: string
+          status: number
+          text: string
+          title: string | null
+          truncated: boolean
+          url: string
+        }
+        Insert: {
+          bytes?: number
+          content_type?: string | null
+          fetched_at?: string
+          final_url: string
+          status: number
+          text: string
+          title?: string | null
+          truncated?: boolean
+          url: string
+        }
+        Update: {
+          bytes?: number
+          content_type?: string | null
+          fetched_at?: string
+          final_url?: string
+          status?: number
+          text?: string
+          title?: string | null
+          truncated?: boolean
+          url?: string
+        }
+        Relationships: []
       }
       webhook_deliveries: {
         Row: {
@@ -2007,6 +2095,10 @@ export type Database = {
         Args: { p_now?: string; p_task_id: string }
         Returns: number
       }
+      reopen_pipeline_from_stage: {
+        Args: { p_pipeline_id: string; p_stage: string }
+        Returns: boolean
+      }
       replay_dead_letter: {
         Args: {
           p_actor: string
@@ -2019,6 +2111,9 @@ export type Database = {
         Returns: {
           dead_letter_status: string
           outcome: string
+          pipeline_id: string
+          replays: number
+          stage: string
           task_id: string
         }[]
       }
@@ -2034,6 +2129,8 @@ export type Database = {
         Returns: {
           dead_letter_status: string
           outcome: string
+          pipeline_id: string
+          stage: string
           task_id: string
         }[]
       }

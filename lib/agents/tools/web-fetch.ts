@@ -9,6 +9,7 @@ import zlib from "node:zlib";
 import { convert } from "html-to-text";
 import { z } from "zod";
 import type { WebFetchConfig } from "./config";
+import { webFetchWithLastGoodCopy } from "./page-cache";
 import { GuardedFetchError, guardedFetch, parseTarget as guardedParseTarget } from "@/lib/net/guarded-fetch";
 import { parseAllowList } from "./ip";
 import { defineTool, ToolError } from "./types";
@@ -248,5 +249,6 @@ export const webFetchTool = defineTool({
     "addresses are refused. Long documents are cut off and marked `truncated`.",
   input: WebFetchInput,
   sideEffect: false,
-  run: (input, ctx) => webFetch(input.url, ctx.config.webFetch, { signal: ctx.signal, maxChars: input.max_chars }),
+  // With the last good copy of the page when the live fetch fails on an outage (page-cache.ts).
+  run: (input, ctx) => webFetchWithLastGoodCopy(ctx.db, input.url, ctx.config.webFetch, { signal: ctx.signal, maxChars: input.max_chars }),
 });

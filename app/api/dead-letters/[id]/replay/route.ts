@@ -23,9 +23,16 @@ export const POST = withErrors(async (req: Request, ctx: { params: Promise<{ id:
   const body = hasBody ? parseOr400(ReplayBody, await readJsonBody(req)) : {};
   const r = await replayDeadLetter(db(), id, body, { apiKeyId, idempotencyKey, actor: `api:${apiKeyId}` }, { relay: "none" });
   if (r.outcome === "replayed") relayAfterResponse();
-  const statusUrl = `/api/tasks/${r.taskId}`;
+  // A pipeline stage replays its pipeline from that stage: the answer points at the pipeline.
+  const statusUrl = r.pipeline ? `/api/pipelines/${r.pipeline.id}` : `/api/tasks/${r.taskId}`;
   return Response.json(
-    { dead_letter_id: id, task_id: r.taskId, status: "replayed", status_url: statusUrl },
+    {
+      dead_letter_id: id,
+      task_id: r.taskId,
+      ...(r.pipeline ? { pipeline_id: r.pipeline.id, from_stage: r.pipeline.stage } : {}),
+      status: "replayed",
+      status_url: statusUrl,
+    },
     {
       status: 202,
       headers: { Location: new URL(statusUrl, publicOrigin(req)).toString(), ...(r.outcome === "same" ? { "Idempotent-Replayed": "true" } : {}) },
