@@ -121,3 +121,12 @@ export const agentTaskRequestedSchema = z.strictObject({
     .optional(),
 });
 export const agentTaskRequested = eventType("agent/task.requested", { schema: agentTaskRequestedSchema });
+
+/**
+ * A slot of the agent was handed to this task (lib/agents/slots.ts): wakes the task's run, which waits in its agent's
+ * line (inngest/waits.ts waitForSlot). Recorded in the outbox by whoever gave the slot back, in the same transaction;
+ * id `slot-<task_id>-<n>`.
+ */
+export const agentSlotReleased = eventType(EVENT.agentSlotReleased, {
+  schema: z.object({ agent_id: z.string().min(1), task_id: z.uuid() }),
+});

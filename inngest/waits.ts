@@ -5,9 +5,11 @@
 //   budget-wait-<turn>-<n>    step.run: release the slot, mark waiting_budget with the real figures, notify (settled only)
 //   budget-freed-<turn>-<n>   step.waitForEvent(budget/agent.freed for the agent, until the plan's time)
 //   rate-sleep-<turn>-<n>     step.sleepUntil(wait_until): the task is already waiting_rate_limit (set by the database)
+//   slot-wait-<turn>-<n>      step.waitForEvent(agent/slot.released for the task, fallback slotWaitFallback)  } one
+//   slot-check-<turn>-<n>     step.run: re-announce a hand-over that came before the wait was registered        } response
 import type { GetStepTools, Inngest } from "inngest";
-import { budgetAgentFreed } from "@/inngest/events";
-import { releaseSlot } from "@/lib/agents/slots";
+import { agentSlotReleased, budgetAgentFreed } from "@/inngest/events";
+import { recheckSlot, releaseSlot } from "@/lib/agents/slots";
 import type { TurnOutcome } from "@/lib/agents/turn";
 import { noteBudgetExhausted } from "@/lib/budget";
 import { planBudgetWait } from "@/lib/budget-waits";
@@ -64,4 +66,31 @@ export async function waitForRateLimit(step: Step, ctx: { turn: number; wait: nu
   await step.sleepUntil(`rate-sleep-${ctx.turn}-${ctx.wait}`, ctx.limited.wait_until);
   const clock = Date.parse(ctx.limited.wait_until);
   return { clock, waitedMs: Math.max(0, clock - ctx.limited.refused_at) };
+}
+
+/**
+ * How long a task waits for a slot's hand-over before it asks again by itself (a lost wake-up, a holder that died):
+ * 10 minutes, doubling with each further wait up to a day, so a long line costs few calls even when nothing wakes it.
+ */
+export function slotWaitFallback(wait: number): string {
+  return `${Math.min(10 * 2 ** Math.min(wait - 1, 8), 24 * 60)}m`;
+}
+
+/**
+ * Waits for one of the agent's slots. The task is already in its agent's line (claim_agent_slot put it there,
+ * ordered by priority, then age); whoever gives a slot back hands it to the first in line and records
+ * `agent/slot.released` for that task in the outbox. The check step runs once the wait is registered (the engine,
+ * like Inngest, registers a wait before it runs a step planned beside it), so a hand-over that happened before the
+ * wait could hear it is announced again under this wait's own id. Costs two calls: one to plan, one for the check.
+ */
+export async function waitForSlot(step: Step, ctx: { taskId: string; agentId: string; turn: number; wait: number }): Promise<void> {
+  const { taskId, agentId, turn, wait } = ctx;
+  await Promise.all([
+    step.waitForEvent(`slot-wait-${turn}-${wait}`, {
+      event: agentSlotReleased.name,
+      timeout: slotWaitFallback(wait),
+      if: `async.data.task_id == '${taskId}'`,
+    }),
+    step.run(`slot-check-${turn}-${wait}`, () => recheckSlot(db(), { agentId, taskId, eventId: `slot-${taskId}-check-${turn}-${wait}` })),
+  ]);
 }

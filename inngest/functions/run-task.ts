@@ -14,7 +14,7 @@ import { inngest } from "@/inngest/client";
 import { announceEnd } from "@/inngest/announce-end";
 import { awaitApproval, type ApprovalOutcome } from "@/inngest/approval";
 import { budgetAgentFreed, taskRunFinished, taskRunFinishedId, taskRunRequested } from "@/inngest/events";
-import { waitForBudget, waitForRateLimit } from "@/inngest/waits";
+import { waitForBudget, waitForRateLimit, waitForSlot } from "@/inngest/waits";
 import { abandonBatchTurn, awaitBatchTurn, cancelOpenBatches, checkBatchTurn, submitBatchTurn, type BatchSubmitOutcome } from "@/lib/agents/batch-turn";
 import { releaseSlot } from "@/lib/agents/slots";
 import { loadToolConfig, runToolCall } from "@/lib/agents/tools";
@@ -127,9 +127,8 @@ export const runTask = inngest.createFunction(
             wakeAt = Math.max(wakeAt, Date.parse(down.retry_at));
             waitedMs += Math.max(0, Date.parse(down.retry_at) - down.refused_at);
           } else if (out.kind === "busy") {
-            // Backoff from 2 s to 5 min: prompt when slots turn over fast, and few steps (2 per wait) when a queued
-            // night of work waits hours for its turn.
-            await step.sleep(`slot-wait-${turn}-${wait}`, `${Math.min(2 * 2 ** (wait - 1), 300)}s`);
+            // In the agent's line: woken by the hand-over of a slot, not by polling (inngest/waits.ts).
+            await waitForSlot(step, { taskId, agentId: agent.id, turn, wait });
           } else if (out.kind === "rate_limited") {
             // Paced (or a 429): the database marked the task waiting_rate_limit with the model and the time.
             if (out.provider_429 && ++provider429s > MAX_RATE_LIMITED_ATTEMPTS) {

@@ -1,5 +1,9 @@
-// Per-agent concurrency slots (agents.concurrency), decided in Postgres: see acquire_agent_slot.
+// Per-agent concurrency slots (agents.concurrency), decided in Postgres (migration 20261129100100_slot_waiters.sql).
+// A task that finds every slot taken joins its agent's line (priority, then age) and waits for the event
+// `agent/slot.released`, which whoever gives a slot back records for the first in line, with the slot itself: the
+// slot is handed over, never left free while tasks wait. A durable timeout on the wait is the fallback.
 import type { AdminClient } from "@/lib/db/admin";
+import { kickOutboxRelay } from "@/lib/outbox";
 
 export interface SlotClaim {
   ok: boolean;
@@ -7,25 +11,42 @@ export interface SlotClaim {
   limit: number;
 }
 
+/** Takes or renews the task's slot; when none is free (or others are ahead in line), the task joins the line. */
 export async function acquireSlot(
   db: AdminClient,
   args: { agentId: string; taskId: string; leaseSeconds: number; now?: Date },
 ): Promise<SlotClaim> {
-  const { data, error } = await db.rpc("acquire_agent_slot", {
+  const { data, error } = await db.rpc("claim_agent_slot", {
     p_agent_id: args.agentId,
     p_task_id: args.taskId,
     p_lease_seconds: args.leaseSeconds,
     ...(args.now ? { p_now: args.now.toISOString() } : {}),
   });
-  if (error) throw new Error(`acquire_agent_slot failed: ${error.message}`);
+  if (error) throw new Error(`claim_agent_slot failed: ${error.message}`);
   const row = data?.[0];
-  if (!row) throw new Error("acquire_agent_slot returned no row");
+  if (!row) throw new Error("claim_agent_slot returned no row");
+  // A claim may hand free slots to waiters ahead of this task: their wake-ups are in the outbox.
+  if (!row.ok) void kickOutboxRelay();
   return { ok: row.ok, holders: row.holders, limit: row.max_concurrency };
 }
 
-/** Gives the slot back (the task ends or starts waiting); true when it held one. */
+/** Gives the slot back (the task ends or starts waiting) and hands it to the next in line; true when it held one. */
 export async function releaseSlot(db: AdminClient, taskId: string): Promise<boolean> {
-  const { data, error } = await db.rpc("release_agent_slot", { p_task_id: taskId });
-  if (error) throw new Error(`release_agent_slot failed: ${error.message}`);
+  const { data, error } = await db.rpc("release_agent_slot_fair", { p_task_id: taskId });
+  if (error) throw new Error(`release_agent_slot_fair failed: ${error.message}`);
+  const row = data?.[0];
+  // The slot went to the next in line: send its wake-up now (the sweeper would, within a minute).
+  if (row && row.handed > 0) void kickOutboxRelay();
+  return row?.held === true;
+}
+
+/**
+ * For a task whose wait for `agent/slot.released` is registered: when the slot was handed over before the wait could
+ * hear it (or one is free now), records the wake-up again under `eventId` and relays it. True when it did.
+ */
+export async function recheckSlot(db: AdminClient, args: { agentId: string; taskId: string; eventId: string }): Promise<boolean> {
+  const { data, error } = await db.rpc("recheck_agent_slot", { p_agent_id: args.agentId, p_task_id: args.taskId, p_event_id: args.eventId });
+  if (error) throw new Error(`recheck_agent_slot failed: ${error.message}`);
+  if (data === true) await kickOutboxRelay();
   return data === true;
 }

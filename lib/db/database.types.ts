@@ -47,6 +47,43 @@ export type Database = {
           },
         ]
       }
+      agent_slot_waiters: {
+        Row: {
+          agent_id: string
+          priority: number
+          queued_at: string
+          since: string
+          task_id: string
+        }
+        Insert: {
+          agent_id: string
+          priority: number
+          queued_at: string
+          since?: string
+          task_id: string
+        }
+        Update: {
+          agent_id?: string
+          priority?: number
+          queued_at?: string
+          since?: string
+          task_id?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "agent_slot_waiters_agent_id_fkey"
+            columns: ["agent_id"]
+            referencedRelation: "agents"
+            referencedColumns: ["id"]
+          },
+          {
+            foreignKeyName: "agent_slot_waiters_task_id_fkey"
+            columns: ["task_id"]
+            referencedRelation: "tasks"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
       agent_slots: {
         Row: {
           acquired_at: string
@@ -1527,6 +1564,15 @@ export type Database = {
           ok: boolean
         }[]
       }
+      agent_slot_handoff: {
+        Args: {
+          p_agent_id: string
+          p_caller?: string
+          p_lease_seconds: number
+          p_now?: string
+        }
+        Returns: number
+      }
       api_key_hash: { Args: { p_key_id: string }; Returns: string }
       approval_task_resumes: { Args: { p_task_id: string }; Returns: undefined }
       approve_with_edit: {
@@ -1634,6 +1680,19 @@ export type Database = {
         Returns: {
           outcome: string
           status: Database["public"]["Enums"]["task_status"]
+        }[]
+      }
+      claim_agent_slot: {
+        Args: {
+          p_agent_id: string
+          p_lease_seconds: number
+          p_now?: string
+          p_task_id: string
+        }
+        Returns: {
+          holders: number
+          max_concurrency: number
+          ok: boolean
         }[]
       }
       claim_notification_delivery: {
@@ -2022,6 +2081,15 @@ export type Database = {
           isSetofReturn: false
         }
       }
+      recheck_agent_slot: {
+        Args: {
+          p_agent_id: string
+          p_event_id: string
+          p_now?: string
+          p_task_id: string
+        }
+        Returns: boolean
+      }
       record_notification: {
         Args: {
           p_agent_id?: string
@@ -2087,6 +2155,13 @@ export type Database = {
         }
       }
       release_agent_slot: { Args: { p_task_id: string }; Returns: boolean }
+      release_agent_slot_fair: {
+        Args: { p_now?: string; p_task_id: string }
+        Returns: {
+          handed: number
+          held: boolean
+        }[]
+      }
       release_budget: {
         Args: { p_now?: string; p_step_id: string; p_task_id: string }
         Returns: boolean

@@ -65,8 +65,9 @@ async function draft(scenario: string, text: string) {
   const approval = await until(async () => {
     const { data } = await sb.admin.from("approvals").select("id,visible_at,draft").eq("task_id", taskId).not("visible_at", "is", null);
     return data?.[0];
-    // Content runs two at a time (its concurrency slots): the others wait on the engine's clock for a free slot.
-  }, { message: `no visible approval for ${taskId}`, tick: () => clock.advance(15_000) });
+    // Content runs two at a time (its concurrency slots): the others wait in line and are woken as slots are handed
+    // over (a chain of real calls, not the engine's clock: hence the longer deadline on a busy machine).
+  }, { message: `no visible approval for ${taskId}`, tick: () => clock.advance(15_000), timeoutMs: 120_000 });
   return { taskId, approval };
 }
 

@@ -1,0 +1,183 @@
+// npm run bench:slots — a queue of tasks behind an agent with 2 slots (issue 10): how many engine -> app calls each
+// task spends waiting for a slot, and how long a slot stays free while tasks wait.
+//
+// Real parts: the embedded data stack, the offline Claude double, the local engine (in this process), the app's own
+// Inngest functions served by the SDK behind a counting proxy (each call's task id is read from its body). Tasks
+// are submitted with submitTask (the outbox); the relay registered by the app's functions sends their events.
+//
+//   BENCH_TASKS=1000 (default) tasks, one model turn each.
+//   calls spent waiting per task = its run-task calls minus those of a task that never waited (the minimum).
+//   idle slot time = for each slot release (a task's finished_at) while tasks still wait, the time until the next
+//   task's turn is recorded (its slot was handed over, the wake-up relayed, the run called and the turn taken).
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { startClaudeDouble, type ClaudeDouble } from "../local/claude/server";
+import { startDataStack, type DataStack } from "../local/data-stack";
+import { startEngine, type Engine } from "../local/engine";
+import { adminClient } from "./lib/next-app";
+
+const N = Number(process.env["BENCH_TASKS"] ?? 1000);
+const SLOTS = 2;
+const AGENT = "queue2";
+
+function body(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => resolve(Buffer.concat(chunks)));
+    req.on("error", reject);
+  });
+}
+
+const pct = (xs: number[], p: number) => {
+  if (xs.length === 0) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+};
+
+async function main() {
+  const dataDir = await mkdtemp(join(tmpdir(), "nightshift-bench-slots-"));
+  let stack: DataStack | undefined;
+  let double: ClaudeDouble | undefined;
+  let engine: Engine | undefined;
+  let appServer: Server | undefined;
+  let proxy: Server | undefined;
+  try {
+    stack = await startDataStack({ dataDir, persistent: false });
+    double = await startClaudeDouble();
+    engine = await startEngine({ databaseUrl: stack.databaseUrl, port: 0 });
+    Object.assign(process.env, {
+      SUPABASE_URL: stack.supabaseUrl,
+      SUPABASE_SECRET_KEY: stack.secretKey,
+      ANTHROPIC_BASE_URL: double.url,
+      INNGEST_DEV: engine.url,
+      NEXT_TELEMETRY_DISABLED: "1",
+    });
+    const { inngest } = await import("../inngest/client");
+    const { functions } = await import("../inngest/index");
+    const { submitTask } = await import("../lib/tasks/submit");
+    const { serve } = await import("inngest/node");
+
+    let appUrl = "";
+    // The counting proxy: every engine -> app call, by task.
+    const calls = new Map<string, number>();
+    let totalCalls = 0;
+    proxy = createServer(async (req, res) => {
+      const buf = req.method === "POST" ? await body(req) : Buffer.alloc(0);
+      if (req.method === "POST" && (req.url ?? "").includes("run-task")) {
+        try {
+          const j = JSON.parse(buf.toString("utf8")) as { event?: { data?: { task_id?: string } } };
+          const id = j.event?.data?.task_id;
+          if (id) {
+            calls.set(id, (calls.get(id) ?? 0) + 1);
+            totalCalls++;
+          }
+        } catch {}
+      }
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string" && k !== "host" && k !== "content-length") headers[k] = v;
+      const r = await fetch(`${appUrl}${req.url}`, { method: req.method, headers, body: req.method === "POST" || req.method === "PUT" ? new Uint8Array(buf) : undefined });
+      const out = Buffer.from(await r.arrayBuffer());
+      const h: Record<string, string> = {};
+      r.headers.forEach((v, k) => {
+        if (k !== "content-length" && k !== "content-encoding" && k !== "transfer-encoding") h[k] = v;
+      });
+      res.writeHead(r.status, h).end(out);
+    });
+    proxy.keepAliveTimeout = 30_000;
+    await new Promise<void>((r) => proxy!.listen(0, "127.0.0.1", () => r()));
+    const proxyOrigin = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    // The SDK registers the URL it is served at: the proxy's, so every call passes it.
+    appServer = createServer(serve({ client: inngest, functions, serveOrigin: proxyOrigin, servePath: "/api/inngest" }));
+    await new Promise<void>((r) => appServer!.listen(0, "127.0.0.1", () => r()));
+    appUrl = `http://127.0.0.1:${(appServer.address() as AddressInfo).port}`;
+    await engine.sync(`${proxyOrigin}/api/inngest`);
+
+    const db = adminClient(stack.supabaseUrl, stack.secretKey);
+    const ins = await db.from("agents").insert({
+      id: AGENT,
+      display_name: "Queue of two",
+      model: "claude-haiku-4-5",
+      system_prompt: "Answer briefly.",
+      daily_budget_micros: 1_000_000_000,
+      concurrency: SLOTS,
+    });
+    if (ins.error) throw new Error(ins.error.message);
+
+    console.log(`[bench:slots] submitting ${N} tasks to an agent with ${SLOTS} slots`);
+    const started = Date.now();
+    const ids: string[] = [];
+    for (let i = 0; i < N; i += 50) {
+      const batch = await Promise.all(
+        Array.from({ length: Math.min(50, N - i) }, (_, k) => submitTask(db, { agent: AGENT, prompt: `item ${i + k}` }, null, `bench-slots-${i + k}`)),
+      );
+      ids.push(...batch.map((t) => t.taskId));
+    }
+    const submitted = Date.now();
+    console.log(`[bench:slots] submitted in ${((submitted - started) / 1000).toFixed(1)} s; waiting for all to finish`);
+    for (;;) {
+      const { count } = await db.from("tasks").select("id", { count: "exact", head: true }).eq("agent_id", AGENT).is("finished_at", null);
+      if (count === 0) break;
+      if (Date.now() - started > 60 * 60_000) throw new Error(`${count} tasks still unfinished after an hour`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    const done = Date.now();
+
+    // Timeline: when each task's turn was recorded and when it finished.
+    const rows: { id: string; status: string; finished_at: string; turn_at: string | null }[] = [];
+    for (let i = 0; i < ids.length; i += 200) {
+      const part = ids.slice(i, i + 200);
+      const { data: t } = await db.from("tasks").select("id,status,finished_at").in("id", part);
+      const { data: s } = await db.from("task_steps").select("task_id,started_at").in("task_id", part).eq("step_id", "turn-1");
+      const turnAt = new Map((s ?? []).map((x) => [x.task_id, x.started_at]));
+      for (const x of t ?? []) rows.push({ id: x.id, status: x.status, finished_at: x.finished_at!, turn_at: turnAt.get(x.id) ?? null });
+    }
+    const completed = rows.filter((r) => r.status === "completed").length;
+    const starts = rows.map((r) => Date.parse(r.turn_at ?? r.finished_at)).sort((a, b) => a - b);
+    const finishes = rows.map((r) => Date.parse(r.finished_at)).sort((a, b) => a - b);
+    // For each release while tasks still wait (all but the last SLOTS finishes), the next turn after it.
+    const gaps: number[] = [];
+    let j = 0;
+    for (let k = 0; k < finishes.length - SLOTS; k++) {
+      const f = finishes[k]!;
+      while (j < starts.length && starts[j]! < f) j++;
+      if (j < starts.length) gaps.push(starts[j]! - f);
+      j++;
+    }
+    const perTask = ids.map((id) => calls.get(id) ?? 0);
+    const base = Math.min(...perTask);
+    const waiting = perTask.map((c) => c - base);
+    const { count: leftWaiters } = await db.from("agent_slot_waiters").select("task_id", { count: "exact", head: true });
+
+    const wall = (done - submitted) / 1000;
+    console.log("");
+    console.log(`bench:slots — ${new Date().toISOString()} — ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), ${(totalmem() / 2 ** 30).toFixed(1)} GB`);
+    console.log(`tasks ${N}, slots ${SLOTS}: ${completed} completed in ${wall.toFixed(1)} s after submission (${(N / wall).toFixed(1)} tasks/s)`);
+    console.log(`engine -> app calls: ${totalCalls} for run-task (${(totalCalls / N).toFixed(2)} per task); a task that never waited: ${base}`);
+    console.log(
+      `calls spent waiting per task: mean ${(waiting.reduce((a, b) => a + b, 0) / N).toFixed(2)}, p50 ${pct(waiting, 50)}, p99 ${pct(waiting, 99)}, max ${Math.max(...waiting)} (goal: at most 2)`,
+    );
+    console.log(
+      `slot idle after a release while tasks wait: p50 ${pct(gaps, 50)} ms, p99 ${pct(gaps, 99)} ms, max ${Math.max(0, ...gaps)} ms over ${gaps.length} releases (goal: never more than 1 s)`,
+    );
+    console.log(`waiters left in line: ${leftWaiters}`);
+  } finally {
+    proxy?.close();
+    appServer?.close();
+    await engine?.stop().catch(() => {});
+    await double?.stop().catch(() => {});
+    await stack?.stop().catch(() => {});
+    await rm(dataDir, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
