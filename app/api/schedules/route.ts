@@ -1,7 +1,7 @@
 // GET /api/schedules lists schedules; POST creates one (201). Cron and time zone are validated by croner (400
 // naming `cron` or `timezone`).
-import { db } from "@/lib/db/server";
 import { methodNotAllowed } from "@/lib/http/methods";
+import { db } from "@/lib/db/server";
 import { requireApiKey } from "@/lib/http/auth";
 import { readJsonBody } from "@/lib/http/body";
 import { withErrors } from "@/lib/http/errors";

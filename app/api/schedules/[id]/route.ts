@@ -1,7 +1,7 @@
 // GET / PATCH / DELETE /api/schedules/:id. PATCH takes any subset of the fields POST takes; a new cron, time zone
 // or enabling recomputes next_run_at from now.
-import { db } from "@/lib/db/server";
 import { methodNotAllowed } from "@/lib/http/methods";
+import { db } from "@/lib/db/server";
 import { requireApiKey } from "@/lib/http/auth";
 import { readJsonBody } from "@/lib/http/body";
 import { ApiError, withErrors } from "@/lib/http/errors";
