@@ -17,6 +17,9 @@ const EnvSchema = z
     ANTHROPIC_API_KEY: optionalString,
     ANTHROPIC_BASE_URL: optionalString.pipe(z.url().optional()),
     NIGHTSHIFT_MODEL_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(120_000),
+    // Token-weighted pacing under the models' rate limits (lib/pacing.ts). "off" sends every call straight away
+    // (a 429 is then retried by the step, as a plain SDK client would): for comparison in bench:night.
+    NIGHTSHIFT_PACING: optionalString.pipe(z.enum(["on", "off"]).optional()).transform((v) => v ?? "on"),
     // Circuit breakers (docs/failures.md): this many consecutive outage failures open a dependency's breaker; the
     // first cool-down lasts COOLDOWN seconds and doubles on every failed probe, up to MAX_COOLDOWN.
     NIGHTSHIFT_BREAKER_THRESHOLD: z.coerce.number().int().min(1).max(1000).default(5),

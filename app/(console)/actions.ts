@@ -16,6 +16,7 @@ import {
   type DecideFormResult,
 } from "@/lib/console/operations";
 import { requestContext } from "@/lib/console/server";
+import { endSession } from "@/lib/console/session-store";
 import { SESSION_COOKIE } from "@/lib/console/session";
 
 export interface FormState {
@@ -64,7 +65,9 @@ export async function cancelTaskAction(form: FormData): Promise<void> {
 
 export async function signOutAction(form: FormData): Promise<void> {
   const guard = guardMutation(await requestContext(form));
-  // An expired session signs out anyway; a cross-site or token-less request changes nothing.
+  // The session ends server side (every copy of the cookie stops working), then the cookie goes. An expired
+  // session signs out anyway; a cross-site or token-less request changes nothing.
+  if (guard.ok) await endSession(db(), guard.session.sid);
   if (guard.ok || guard.code === "unauthenticated") (await cookies()).delete(SESSION_COOKIE);
   redirect("/login");
 }

@@ -4,6 +4,7 @@
 import { cookies } from "next/headers";
 import { redirect } from "next/navigation";
 import { signIn } from "@/lib/console/operations";
+import { db } from "@/lib/db/server";
 import { requestContext } from "@/lib/console/server";
 import { SESSION_COOKIE, sessionCookieOptions } from "@/lib/console/session";
 
@@ -12,7 +13,7 @@ export interface SignInState {
 }
 
 export async function signInAction(_prev: SignInState, form: FormData): Promise<SignInState> {
-  const result = signIn(await requestContext(form));
+  const result = await signIn(await requestContext(form), { db: db() });
   if (!result.ok) return { error: result.error };
   (await cookies()).set(SESSION_COOKIE, result.cookieValue, sessionCookieOptions(result.session, result.secure));
   redirect(result.next);

@@ -6,6 +6,7 @@ import { acquireBreaker, dependency, recordBreaker } from "@/lib/breakers";
 import { estimateInputTokensUpperBound, releaseBudget, reserveBudget, settleBudget, worstCaseMicros, writeOffLostCalls } from "@/lib/budget";
 import type { AdminClient } from "@/lib/db/admin";
 import type { Json } from "@/lib/db/database.types";
+import { env } from "@/lib/env";
 import { anthropic } from "@/lib/llm/anthropic";
 import { classifyFailure } from "@/lib/failures";
 import { classifyModelError } from "@/lib/llm/errors";
@@ -130,7 +131,10 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
   let reservationKey = lost.nextKey;
 
   // Pacing: the model's shared rate-limit buckets first, so a task waiting for its turn holds no budget.
-  const admission = await takeRateLimit(db, {
+  const pacing = env().NIGHTSHIFT_PACING === "on";
+  const admission = !pacing
+    ? { ok: true, waitUntil: null, dimension: null, inputTaken: 0, outputTaken: 0 }
+    : await takeRateLimit(db, {
     model: agent.model,
     ticket: `${args.taskId}:${args.turnId}`,
     priority: args.priority ?? 0,
@@ -142,7 +146,7 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
   if (!admission.ok) {
     return { kind: "rate_limited", model: agent.model, wait_until: admission.waitUntil!, dimension: admission.dimension, provider_429: false, refused_at: args.now.getTime() };
   }
-  const giveBackTokens = () => returnRateLimit(db, { model: agent.model, input: admission.inputTaken, output: admission.outputTaken });
+  const giveBackTokens = async () => pacing && returnRateLimit(db, { model: agent.model, input: admission.inputTaken, output: admission.outputTaken });
 
   let maxTokens = agent.max_tokens;
   let needed = worstCase(maxTokens);
@@ -189,7 +193,7 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
   } catch (err) {
     const classified = classifyModelError(err);
     const answeredWithError = err instanceof Anthropic.APIError && typeof err.status === "number";
-    if (answeredWithError && err.status === 429) {
+    if (pacing && answeredWithError && err.status === 429) {
       // Rate limited after all: not billed, and not an outage. Wait out retry-after (bounded), visibly, holding no
       // budget; the limiter takes the provider's figures.
       await releaseBudget(db, { taskId: args.taskId, stepId: reservationKey, now: laterOf(args.now) });
@@ -234,7 +238,7 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
   const answered = await settleAnsweredTurn(db, args, { message, reservationKey, started, detail: maxTokens < agent.max_tokens ? { max_tokens: maxTokens } : undefined });
   // The tokens taken beyond what the call used go back; the answer's headers calibrate the model's limits.
   const u = answered.usage;
-  await settleRateLimit(db, {
+  if (pacing) await settleRateLimit(db, {
     model: agent.model,
     refundInput: admission.inputTaken - (u.input_tokens + u.cache_creation_input_tokens),
     refundOutput: admission.outputTaken - u.output_tokens,

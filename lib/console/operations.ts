@@ -14,7 +14,8 @@ import { submitTask } from "@/lib/tasks/submit";
 import { consoleConfig, ConsoleConfigError, type ConsoleConfig } from "./config";
 import { checkSameOrigin, CSRF_FIELD, csrfTokenValid, type HeaderBag } from "./csrf";
 import { parseUsd } from "./format";
-import { clientAddress, loginLimiter, type LoginLimiter } from "./rate-limit";
+import { clientAddress, postgresLoginLimiter, type LoginLimiter } from "./rate-limit";
+import { recordSession } from "./session-store";
 import { newSession, passwordMatches, signSession, verifySession, type Session } from "./session";
 
 export { sessionOf } from "./session";
@@ -35,7 +36,14 @@ export type SignInResult =
   | { ok: true; session: Session; cookieValue: string; secure: boolean; next: string }
   | Refusal;
 
-export function signIn(ctx: RequestContext, limiter: LoginLimiter = loginLimiter()): SignInResult {
+export interface SignInDeps {
+  db: AdminClient;
+  limiter?: LoginLimiter;
+  /** Waits before the password check when the limiter slows sign-in down (tests record it instead). */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export async function signIn(ctx: RequestContext, deps: SignInDeps): Promise<SignInResult> {
   let config: ConsoleConfig;
   try {
     config = consoleConfig();
@@ -47,8 +55,9 @@ export function signIn(ctx: RequestContext, limiter: LoginLimiter = loginLimiter
   if (!origin.ok) return { ok: false, code: "csrf", error: `Sign-in refused: ${origin.reason}.` };
 
   const now = ctx.now ?? Date.now();
+  const limiter = deps.limiter ?? postgresLoginLimiter(deps.db);
   const client = clientAddress(ctx.headers);
-  const verdict = limiter.check(client, now);
+  const verdict = await limiter.begin(client, now);
   if (!verdict.allowed) {
     const minutes = Math.max(1, Math.ceil(verdict.retryAfterMs / 60_000));
     return {
@@ -57,13 +66,15 @@ export function signIn(ctx: RequestContext, limiter: LoginLimiter = loginLimiter
       error: `Too many failed sign-ins. Try again in ${minutes} minute${minutes === 1 ? "" : "s"}.`,
     };
   }
+  if (verdict.delayMs > 0) await (deps.sleep ?? sleep)(verdict.delayMs);
   const password = ctx.form.get("password");
   if (typeof password !== "string" || !passwordMatches(password, config.operatorPassword)) {
-    limiter.fail(client, now);
+    await limiter.finish(client, false, now);
     return { ok: false, code: "invalid", error: "Wrong password." };
   }
-  limiter.succeed(client);
+  await limiter.finish(client, true, now);
   const session = newSession(config, now);
+  await recordSession(deps.db, session);
   return {
     ok: true,
     session,
@@ -72,6 +83,8 @@ export function signIn(ctx: RequestContext, limiter: LoginLimiter = loginLimiter
     next: safeNext(ctx.form.get("next")),
   };
 }
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
  * Only a same-origin path may follow sign-in. Checked after URL normalisation, the way a browser will read it:

@@ -1,76 +1,107 @@
-// Sign-in rate limit: at most 5 failed attempts per client IP in a sliding 15-minute window, plus a backstop of
-// 50 failures per 15 minutes over all clients (X-Forwarded-For is only as trustworthy as the proxy in front:
-// Vercel overwrites it, but a bare `next start` keeps whatever the client sent, so the backstop bounds guessing
-// from rotating fake addresses).
+// The sign-in limiter (issue 11, finding 2), with its state in Postgres (console_login_begin / _finish in
+// 20261129111000_console_auth.sql) so every instance of the app counts together.
 //
-// In memory, per server process: right for one `next start` or `npm run dev`. On serverless (several instances)
-// each instance counts for itself, so the effective limit is per instance — a Postgres table would make it global.
+// - Per client address: after `perClient` attempts in a window without a success, that address is refused until
+//   the window ends (OWASP's account-lockout advice, scoped to the address, not the account).
+// - Never refused because of someone else: the shared bucket of clients whose address is unknown (no trusted
+//   forwarding header) and the failures of all clients together only SLOW sign-in down — a growing delay before
+//   the password is checked, capped — so the right password always gets in.
+// - Which forwarding header names the client is configuration (NIGHTSHIFT_TRUSTED_PROXY): on Vercel (the
+//   default) the platform overwrites X-Forwarded-For, so it is trusted there and only there; behind another proxy
+//   name its header; anything a client can forge is never trusted.
+import { z } from "zod";
+import type { AdminClient } from "@/lib/db/admin";
+
 export interface LoginLimiterOptions {
+  /** Attempts per address per window before that address is refused. */
   perClient: number;
-  global: number;
   windowMs: number;
+  /** Failures over all clients in a window before everyone is slowed down. */
+  globalSlowAfter: number;
+  /** Longest delay added to one attempt. */
+  maxDelayMs: number;
 }
 
-export const DEFAULT_LIMITS: LoginLimiterOptions = { perClient: 5, global: 50, windowMs: 15 * 60_000 };
+export const DEFAULT_LIMITS: LoginLimiterOptions = { perClient: 5, windowMs: 15 * 60_000, globalSlowAfter: 20, maxDelayMs: 5_000 };
 
-export type LimitVerdict = { allowed: true } | { allowed: false; retryAfterMs: number };
+export const UNKNOWN_CLIENT = "unknown";
 
-export class LoginLimiter {
-  private readonly failures = new Map<string, number[]>();
-  private all: number[] = [];
+export type LimitVerdict = { allowed: true; delayMs: number } | { allowed: false; retryAfterMs: number };
 
-  constructor(private readonly opts: LoginLimiterOptions = DEFAULT_LIMITS) {}
-
-  /** May this client try a password now? */
-  check(client: string, now = Date.now()): LimitVerdict {
-    const mine = this.prune(client, now);
-    this.all = this.all.filter((t) => t > now - this.opts.windowMs);
-    if (mine.length >= this.opts.perClient) return { allowed: false, retryAfterMs: mine[0]! + this.opts.windowMs - now };
-    if (this.all.length >= this.opts.global) return { allowed: false, retryAfterMs: this.all[0]! + this.opts.windowMs - now };
-    return { allowed: true };
-  }
-
-  fail(client: string, now = Date.now()): void {
-    const mine = this.prune(client, now);
-    mine.push(now);
-    this.failures.set(client, mine);
-    this.all.push(now);
-    // Bound memory under a flood of distinct fake addresses.
-    if (this.failures.size > 10_000) {
-      for (const [k, v] of this.failures) if (!v.some((t) => t > now - this.opts.windowMs)) this.failures.delete(k);
-    }
-  }
-
-  /** A successful sign-in clears the client's failures. */
-  succeed(client: string): void {
-    this.failures.delete(client);
-  }
-
-  reset(): void {
-    this.failures.clear();
-    this.all = [];
-  }
-
-  private prune(client: string, now: number): number[] {
-    const kept = (this.failures.get(client) ?? []).filter((t) => t > now - this.opts.windowMs);
-    if (kept.length) this.failures.set(client, kept);
-    else this.failures.delete(client);
-    return kept;
-  }
+export interface LoginLimiter {
+  /** Counts an attempt (before the password is checked) and says whether it may go on, and after what delay. */
+  begin(client: string, now?: number): Promise<LimitVerdict>;
+  /** Records the outcome: a success clears the address, a failure counts for it and globally. */
+  finish(client: string, ok: boolean, now?: number): Promise<void>;
 }
 
-// One limiter per server process. On globalThis so that Next's separate module graphs (server actions, pages)
-// in the same process share it.
-const KEY = Symbol.for("nightshift.console.loginLimiter");
-export function loginLimiter(): LoginLimiter {
-  const g = globalThis as unknown as Record<symbol, LoginLimiter | undefined>;
-  return (g[KEY] ??= new LoginLimiter());
+export function postgresLoginLimiter(db: AdminClient, opts: LoginLimiterOptions = DEFAULT_LIMITS): LoginLimiter {
+  const windowSeconds = Math.ceil(opts.windowMs / 1000);
+  return {
+    async begin(client, now = Date.now()) {
+      const { data, error } = await db.rpc("console_login_begin", {
+        p_client: client,
+        p_window_seconds: windowSeconds,
+        p_now: new Date(now).toISOString(),
+      });
+      if (error) throw new Error(`login limiter failed: ${error.message}`);
+      const row = (Array.isArray(data) ? data[0] : data) as { attempts: number; global_failures: number; retry_after_seconds: number };
+      return verdict(client, row, opts);
+    },
+    async finish(client, ok, now = Date.now()) {
+      const { error } = await db.rpc("console_login_finish", {
+        p_client: client,
+        p_ok: ok,
+        p_window_seconds: windowSeconds,
+        p_now: new Date(now).toISOString(),
+      });
+      if (error) throw new Error(`login limiter failed: ${error.message}`);
+    },
+  };
 }
 
-/** The client address for rate limiting: the proxy's X-Real-IP / first X-Forwarded-For entry, else "unknown". */
-export function clientAddress(h: { get(name: string): string | null }): string {
-  const real = h.get("x-real-ip")?.trim();
-  if (real) return real.slice(0, 64);
-  const fwd = h.get("x-forwarded-for")?.split(",")[0]?.trim();
-  return fwd ? fwd.slice(0, 64) : "unknown";
+/** The decision for one attempt, from the counts the database returned. */
+export function verdict(
+  client: string,
+  row: { attempts: number; global_failures: number; retry_after_seconds: number },
+  opts: LoginLimiterOptions = DEFAULT_LIMITS,
+): LimitVerdict {
+  const over = row.attempts - opts.perClient;
+  if (client !== UNKNOWN_CLIENT && over > 0) return { allowed: false, retryAfterMs: row.retry_after_seconds * 1000 };
+  // Unknown clients share one bucket, so their excess attempts slow down instead of refusing.
+  const bucketDelay = client === UNKNOWN_CLIENT && over > 0 ? 250 * 2 ** Math.min(over - 1, 10) : 0;
+  const globalOver = row.global_failures - opts.globalSlowAfter;
+  const globalDelay = globalOver > 0 ? 100 * 2 ** Math.min(globalOver / 5, 10) : 0;
+  return { allowed: true, delayMs: Math.min(opts.maxDelayMs, Math.round(Math.max(bucketDelay, globalDelay))) };
+}
+
+export const TrustedProxy = z.enum(["vercel", "x-forwarded-for", "x-real-ip", "none"]).default("vercel");
+export type TrustedProxy = z.infer<typeof TrustedProxy>;
+
+/** NIGHTSHIFT_TRUSTED_PROXY, validated; an unknown value is a configuration error. */
+export function trustedProxy(env: Record<string, string | undefined> = process.env): TrustedProxy {
+  const parsed = TrustedProxy.safeParse(env.NIGHTSHIFT_TRUSTED_PROXY?.trim() || undefined);
+  if (!parsed.success) throw new Error("NIGHTSHIFT_TRUSTED_PROXY must be vercel, x-forwarded-for, x-real-ip or none");
+  return parsed.data;
+}
+
+/**
+ * The client address for rate limiting, from the one header the configuration trusts:
+ * - vercel: X-Forwarded-For's first entry, but only when running on Vercel (VERCEL=1), whose edge overwrites it;
+ * - x-forwarded-for: the LAST entry (the one the trusted proxy appended; earlier ones are the client's word);
+ * - x-real-ip: that header (a proxy that sets it, e.g. nginx `proxy_set_header X-Real-IP $remote_addr`);
+ * - none: every client is "unknown" (one shared bucket that slows down, never refuses).
+ */
+export function clientAddress(
+  h: { get(name: string): string | null },
+  mode: TrustedProxy = trustedProxy(),
+  env: Record<string, string | undefined> = process.env,
+): string {
+  let raw: string | undefined;
+  if (mode === "vercel" && env.VERCEL === "1") raw = h.get("x-forwarded-for")?.split(",")[0];
+  else if (mode === "x-forwarded-for") raw = h.get("x-forwarded-for")?.split(",").at(-1);
+  else if (mode === "x-real-ip") raw = h.get("x-real-ip") ?? undefined;
+  const address = raw?.trim().toLowerCase() ?? "";
+  // Only something shaped like an address names a client (the key is stored; no free text).
+  return /^[0-9a-f:.]{2,45}$/.test(address) ? `ip:${address}` : UNKNOWN_CLIENT;
 }

@@ -3,13 +3,17 @@
 import "server-only";
 import { cookies, headers } from "next/headers";
 import { redirect } from "next/navigation";
+import { db } from "@/lib/db/server";
 import { consoleConfig } from "./config";
 import { csrfToken } from "./csrf";
 import type { RequestContext } from "./operations";
 import { SESSION_COOKIE, sessionOf, type Session } from "./session";
+import { sessionIsLive } from "./session-store";
 
+/** The session of this request's cookie: signed by us, unexpired, and still live in console_sessions. */
 export async function currentSession(): Promise<Session | null> {
-  return sessionOf((await cookies()).get(SESSION_COOKIE)?.value);
+  const session = sessionOf((await cookies()).get(SESSION_COOKIE)?.value);
+  return session && (await sessionIsLive(db(), session)) ? session : null;
 }
 
 /** Every console page calls this first; without a live session it ends the render with a redirect to /login. */
@@ -24,10 +28,10 @@ export function formToken(session: Session): string {
   return csrfToken(consoleConfig(), session);
 }
 
+/** The request as the operations see it. A cookie whose session was ended server side is passed on as none. */
 export async function requestContext(form: FormData): Promise<RequestContext> {
-  return {
-    headers: await headers(),
-    sessionCookie: (await cookies()).get(SESSION_COOKIE)?.value ?? null,
-    form,
-  };
+  const cookie = (await cookies()).get(SESSION_COOKIE)?.value ?? null;
+  const session = sessionOf(cookie);
+  const live = session !== null && (await sessionIsLive(db(), session));
+  return { headers: await headers(), sessionCookie: live ? cookie : null, form };
 }

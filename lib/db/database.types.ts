@@ -479,6 +479,51 @@ export type Database = {
           },
         ]
       }
+      console_login_limits: {
+        Row: {
+          attempts: number
+          client: string
+          failures: number
+          updated_at: string
+          window_started_at: string
+        }
+        Insert: {
+          attempts?: number
+          client: string
+          failures?: number
+          updated_at: string
+          window_started_at: string
+        }
+        Update: {
+          attempts?: number
+          client?: string
+          failures?: number
+          updated_at?: string
+          window_started_at?: string
+        }
+        Relationships: []
+      }
+      console_sessions: {
+        Row: {
+          created_at: string
+          ended_at: string | null
+          expires_at: string
+          sid: string
+        }
+        Insert: {
+          created_at?: string
+          ended_at?: string | null
+          expires_at: string
+          sid: string
+        }
+        Update: {
+          created_at?: string
+          ended_at?: string | null
+          expires_at?: string
+          sid?: string
+        }
+        Relationships: []
+      }
       dead_letters: {
         Row: {
           agent_id: string
@@ -1758,6 +1803,23 @@ export type Database = {
           outcome: string
           result: Json
         }[]
+      }
+      console_login_begin: {
+        Args: { p_client: string; p_now?: string; p_window_seconds: number }
+        Returns: {
+          attempts: number
+          global_failures: number
+          retry_after_seconds: number
+        }[]
+      }
+      console_login_finish: {
+        Args: {
+          p_client: string
+          p_now?: string
+          p_ok: boolean
+          p_window_seconds: number
+        }
+        Returns: undefined
       }
       create_pipeline: {
         Args: {

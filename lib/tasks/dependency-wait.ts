@@ -7,7 +7,8 @@ export async function markWaitingDependency(db: AdminClient, taskId: string, rea
     .from("tasks")
     .update({ status: "waiting_dependency", status_reason: reason })
     .eq("id", taskId)
-    .in("status", ["running", "queued"]);
+    // A task that waited for money or the rate limit stays in that status until its call is admitted.
+    .in("status", ["running", "queued", "waiting_budget", "waiting_rate_limit", "waiting_dependency"]);
   if (error) throw new Error(`could not mark task ${taskId} waiting_dependency: ${error.message}`);
 }
 

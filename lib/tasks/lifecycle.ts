@@ -52,13 +52,14 @@ export async function resumeTask(db: AdminClient, taskId: string, runId: string)
   return data === true;
 }
 
-/** The task waits for its agent's next budget window; says why in status_reason. */
+/** The task waits for money; says why in status_reason (also refreshed when it was waiting already: a task that
+ * waited is marked running only once its call is admitted). */
 export async function markWaitingBudget(db: AdminClient, taskId: string, reason: string): Promise<void> {
   const { error } = await db
     .from("tasks")
     .update({ status: "waiting_budget", status_reason: reason })
     .eq("id", taskId)
-    .in("status", ["running", "queued"]);
+    .in("status", ["running", "queued", "waiting_budget", "waiting_rate_limit", "waiting_dependency"]);
   if (error) throw new Error(`could not mark task ${taskId} waiting_budget: ${error.message}`);
 }
 

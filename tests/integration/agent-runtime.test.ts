@@ -215,6 +215,42 @@ describe("agent runtime", () => {
     expect(Date.parse(mine![0]!.window_start)).toBe(Date.parse(theirs![0]!.window_start) + 86_400_000);
   });
 
+  test("a task refused for money in flight waits for a settle, and the settlement's wake-up resumes it at once", async () => {
+    const ins = await sb.admin.from("agents").insert({
+      id: "inflight_writer",
+      display_name: "In-flight writer",
+      model: "claude-haiku-4-5",
+      system_prompt: "You write short notes.",
+      max_tokens: 1024,
+      daily_budget_micros: 20_000,
+    });
+    expect(ins.error).toBeNull();
+    // Another call of the agent is in flight and leaves $0.0005: less than this call needs, even at the 256-token floor.
+    const other = await insertTask(sb.admin, { agent: "inflight_writer", prompt: "earlier work" }, null, null);
+    const pre = await sb.admin.rpc("reserve_budget", { p_agent_id: "inflight_writer", p_task_id: other.taskId, p_step_id: "turn-1", p_model: "claude-haiku-4-5", p_amount_micros: 19_500 });
+    expect(pre.data![0]!.ok).toBe(true);
+
+    const scenario = "rt-inflight";
+    double.script(scenario, [{ text: "Written once the money was back." }]);
+    const taskId = await run("inflight_writer", scenario, "Write the note.");
+    const waiting = await until(async () => {
+      const t = await task(taskId);
+      return t.status === "waiting_budget" ? t : undefined;
+    }, { message: "task never waited for money in flight" });
+    expect(waiting.status_reason).toMatch(/^waiting for calls in flight to settle \(\$0\.0000 settled \+ \$0\.0195 in flight of inflight_writer's \$0\.0200 daily budget; the next call needs up to \$0\.\d{4}\)$/);
+    // Not the operator's business: no "budget exhausted" notice for money in flight.
+    const { count } = await sb.admin.from("notifications").select("id", { count: "exact", head: true }).eq("agent_id", "inflight_writer");
+    expect(count).toBe(0);
+
+    // The other call settles far below its worst case; its run would send this wake-up (the clock does not move,
+    // so the 30 s fallback cannot be what resumes the task).
+    await sb.admin.rpc("settle_budget", { p_task_id: other.taskId, p_step_id: "turn-1", p_actual_micros: 1_500 });
+    await te.engine.send({ name: "budget/agent.freed", data: { agent_id: "inflight_writer", reason: "settled" } });
+    const t = await finished(taskId);
+    expect(t.status).toBe("completed");
+    expect(double.calls({ scenario, kind: "messages" })).toHaveLength(1);
+  });
+
   test("a turn whose worst case exceeds the whole daily cap stops the task with the reason", async () => {
     await sb.admin.from("agents").update({ daily_budget_micros: 1_000 }).eq("id", "research");
     try {

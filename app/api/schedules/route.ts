@@ -1,5 +1,6 @@
 // GET /api/schedules lists schedules; POST creates one (201). Cron and time zone are validated by croner (400
 // naming `cron` or `timezone`).
+import { methodNotAllowed } from "@/lib/http/methods";
 import { db } from "@/lib/db/server";
 import { requireApiKey } from "@/lib/http/auth";
 import { readJsonBody } from "@/lib/http/body";
@@ -21,3 +22,5 @@ export const POST = withErrors(async (req: Request) => {
   const schedule = await createSchedule(db(), body);
   return Response.json(schedule, { status: 201, headers: { Location: `/api/schedules/${schedule.id}` } });
 });
+
+export const { PUT, PATCH, DELETE } = methodNotAllowed(["GET", "POST"]);

@@ -135,7 +135,8 @@ describe("a 429", () => {
     const m = await model({ rpm: 60 });
     const agent = await createAgent(sb.databaseUrl, { capMicros: 1_000_000, model: m });
     const task = await createTask(sb.databaseUrl, agent);
-    await sql(sb.databaseUrl, `update public.tasks set status = 'running' where id = $1`, [task]);
+    // It had waited for money: a waiting task is marked running only once admitted, so it is still waiting_budget.
+    await sql(sb.databaseUrl, `update public.tasks set status = 'waiting_budget', status_reason = 'stale' where id = $1`, [task]);
     for (let i = 0; i < 60; i++) await takeRateLimit(sb.admin, { model: m, ticket: `f${i}`, priority: 0, inputTokens: 1, outputTokens: 1, now: at(0) });
     const r = await takeRateLimit(sb.admin, { model: m, ticket: "me", priority: 0, inputTokens: 1, outputTokens: 1, taskId: task, now: at(0) });
     expect(r).toMatchObject({ ok: false, dimension: "requests", waitUntil: at(1).toISOString() });

@@ -1,5 +1,6 @@
 // GET / PATCH / DELETE /api/schedules/:id. PATCH takes any subset of the fields POST takes; a new cron, time zone
 // or enabling recomputes next_run_at from now.
+import { methodNotAllowed } from "@/lib/http/methods";
 import { db } from "@/lib/db/server";
 import { requireApiKey } from "@/lib/http/auth";
 import { readJsonBody } from "@/lib/http/body";
@@ -43,3 +44,5 @@ export const DELETE = withErrors(async (req: Request, ctx: Ctx) => {
   if (!(await deleteSchedule(db(), id))) throw notFound(id);
   return new Response(null, { status: 204 });
 });
+
+export const { POST, PUT } = methodNotAllowed(["GET", "PATCH", "DELETE"]);

@@ -1,5 +1,6 @@
 // POST /api/schedules/:id/run — run a schedule now, outside its cron: 202 with the task, like POST /api/tasks
 // (optional Idempotency-Key).
+import { methodNotAllowed } from "@/lib/http/methods";
 import { db } from "@/lib/db/server";
 import { requireApiKey } from "@/lib/http/auth";
 import { ApiError, withErrors } from "@/lib/http/errors";
@@ -22,3 +23,5 @@ export const POST = withErrors(async (req: Request, ctx: { params: Promise<{ id:
     { status: 202, headers: task.outcome === "replayed" ? { "Idempotent-Replayed": "true" } : {} },
   );
 });
+
+export const { GET, PUT, PATCH, DELETE } = methodNotAllowed(["POST"]);
