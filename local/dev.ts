@@ -148,13 +148,15 @@ async function main(): Promise<void> {
     stdio: "inherit",
     detached: true,
   });
-  if (next.pid) await recordProcess(dataDir, "next dev", next.pid, true);
   next.on("exit", (code) => {
     if (!stopping) {
       console.error(`[dev] next dev exited (${code ?? "signal"})`);
       void shutdown(code ?? 1);
     }
   });
+
+  // Recorded so that, if this launcher is killed with -9, the next start ends it (local/dev-processes.ts).
+  if (next.pid) await recordProcess(dataDir, "next dev", next.pid, true);
 
   const appUrl = `http://127.0.0.1:${appPort}`;
   // "running" only once our own next dev answers (the port was free, and the child must still be alive).

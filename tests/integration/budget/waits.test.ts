@@ -215,3 +215,25 @@ describe("wait plans", () => {
     expect(planBudgetWait("research", { ...base, refusal: "settled", next_window_at: "2026-11-30T00:00:00.000Z" }).until).toBe("2026-11-30T00:00:00.000Z");
   });
 });
+
+describe("a raised cap", () => {
+  test("records budget/agent.freed in the outbox when the agent has tasks waiting for money, once per raise", async () => {
+    const agent = await createAgent(sb.databaseUrl, { capMicros: 10_000 });
+    const waiting = await createTask(sb.databaseUrl, agent);
+    const events = () => sql<{ name: string; data: { agent_id: string; reason: string } }>(
+      sb.databaseUrl, `select name, data from public.outbox where name = 'budget/agent.freed' and data ->> 'agent_id' = $1`, [agent]);
+    // No task waits: nothing to wake.
+    await setCap(sb.databaseUrl, agent, 20_000);
+    expect(await events()).toEqual([]);
+    await sql(sb.databaseUrl, `update public.tasks set status = 'waiting_budget' where id = $1`, [waiting]);
+    // Lowered: nothing. Raised (by SQL, as PATCH /api/agents and the console do through their function): one wake-up.
+    await setCap(sb.databaseUrl, agent, 15_000);
+    expect(await events()).toEqual([]);
+    await setCap(sb.databaseUrl, agent, 30_000);
+    await setCap(sb.databaseUrl, agent, 40_000);
+    expect(await events()).toEqual([
+      { name: "budget/agent.freed", data: { agent_id: agent, reason: "cap_raised" } },
+      { name: "budget/agent.freed", data: { agent_id: agent, reason: "cap_raised" } },
+    ]);
+  });
+});
