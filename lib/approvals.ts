@@ -7,6 +7,7 @@
 // function reads the decision from the database on wake-up and on timeout (inngest/approval.ts). So even if the
 // event were lost, the run still resumes with this decision, only later: at the deadline.
 import { z } from "zod";
+import { encodeKeyset, olderThan, parseKeyset } from "@/lib/db/keyset";
 import type { AdminClient } from "@/lib/db/admin";
 import type { Json, Tables } from "@/lib/db/database.types";
 import { kickOutboxRelay } from "@/lib/outbox";
@@ -263,19 +264,6 @@ export const ListApprovalsQuery = z.strictObject({
 });
 export type ListApprovalsQuery = z.infer<typeof ListApprovalsQuery>;
 
-/** Cursor over (requested_at desc, id desc): stable while new approvals arrive. Null: not a cursor we issued. */
-function decodeApprovalCursor(cursor: string): { r: string; i: string } | null {
-  try {
-    const v = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as { r?: unknown; i?: unknown };
-    if (typeof v.r === "string" && !Number.isNaN(Date.parse(v.r)) && typeof v.i === "string" && ApprovalId.safeParse(v.i).success) {
-      return { r: v.r, i: v.i };
-    }
-  } catch {
-    /* fall through */
-  }
-  return null;
-}
-
 export class BadCursorError extends Error {}
 
 /** Visible approvals, newest request first; pending or past, optionally of one task. */
@@ -290,9 +278,9 @@ export async function listApprovals(db: AdminClient, q: ListApprovalsQuery): Pro
   if (q.status) query = query.eq("status", q.status);
   if (q.task_id) query = query.eq("task_id", q.task_id);
   if (q.cursor) {
-    const c = decodeApprovalCursor(q.cursor);
-    if (!c) throw new BadCursorError("not a cursor returned by this API");
-    query = query.or(`requested_at.lt."${c.r}",and(requested_at.eq."${c.r}",id.lt.${c.i})`);
+    // Cursor over (requested_at desc, id desc), decoded strictly (lib/db/keyset.ts).
+    if (!parseKeyset(q.cursor)) throw new BadCursorError("not a cursor returned by this API");
+    query = query.or(olderThan("requested_at", q.cursor));
   }
   const { data, error } = await query;
   if (error) fail("approval list", error);
@@ -301,7 +289,7 @@ export async function listApprovals(db: AdminClient, q: ListApprovalsQuery): Pro
   return {
     approvals: page.map(approvalWire),
     next_cursor:
-      data.length > q.limit && last ? Buffer.from(JSON.stringify({ r: last.requested_at, i: last.id })).toString("base64url") : null,
+      data.length > q.limit && last ? encodeKeyset(last.requested_at, last.id) : null,
   };
 }
 

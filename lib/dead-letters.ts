@@ -3,6 +3,7 @@
 // last steps of its timeline. The owner reviews them in the morning (console /failed, GET /api/dead-letters) and
 // replays (a new linked task, idempotent per Idempotency-Key, decided in replay_dead_letter) or discards them.
 import { z } from "zod";
+import { encodeKeyset, olderThan } from "@/lib/db/keyset";
 import type { AdminClient } from "@/lib/db/admin";
 import type { Json } from "@/lib/db/database.types";
 import { classifyFailure, FAILURE_KINDS, failureReason } from "@/lib/failures";
@@ -175,23 +176,6 @@ export async function getDeadLetter(db: AdminClient, id: string): Promise<DeadLe
   return data ? toWire(data as unknown as Row) : null;
 }
 
-interface Cursor {
-  c: string;
-  i: string;
-}
-
-function decodeCursor(cursor: string): Cursor {
-  try {
-    const v = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as Cursor;
-    if (typeof v.c === "string" && !Number.isNaN(Date.parse(v.c)) && /^[0-9a-f-]{36}$/i.test(v.i ?? "")) return v;
-  } catch {
-    /* fall through */
-  }
-  throw new ApiError(400, "invalid_request", "Invalid query: cursor: not a cursor returned by this API", [
-    { field: "cursor", message: "not a cursor returned by this API" },
-  ]);
-}
-
 /** Newest first, cursor-paginated on (created_at desc, id desc). */
 export async function listDeadLetters(
   db: AdminClient,
@@ -207,8 +191,7 @@ export async function listDeadLetters(
   if (q.agent) query = query.eq("agent_id", q.agent);
   if (q.since) query = query.gte("created_at", q.since);
   if (q.cursor) {
-    const { c, i } = decodeCursor(q.cursor);
-    query = query.or(`created_at.lt."${c}",and(created_at.eq."${c}",id.lt.${i})`);
+    query = query.or(olderThan("created_at", q.cursor));
   }
   const { data, error } = await query;
   if (error) throw new Error(`dead letter list failed: ${error.message}`);
@@ -217,7 +200,7 @@ export async function listDeadLetters(
   const last = page[page.length - 1];
   return {
     dead_letters: page,
-    next_cursor: rows.length > q.limit && last ? Buffer.from(JSON.stringify({ c: last.created_at, i: last.id })).toString("base64url") : null,
+    next_cursor: rows.length > q.limit && last ? encodeKeyset(last.created_at, last.id) : null,
   };
 }
 

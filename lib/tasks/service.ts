@@ -5,6 +5,7 @@ import canonicalize from "canonicalize";
 import type { AdminClient } from "@/lib/db/admin";
 import type { Database, Json } from "@/lib/db/database.types";
 import { ApiError } from "@/lib/http/errors";
+import { encodeKeyset, olderThan } from "@/lib/db/keyset";
 import type { CreateTaskBody, TaskStatus } from "./schema";
 
 type TaskRow = Database["public"]["Tables"]["tasks"]["Row"];
@@ -176,31 +177,9 @@ export async function getTask(db: AdminClient, taskId: string): Promise<TaskWire
   return data ? toWire(data as unknown as WireRow) : null;
 }
 
-// Cursor pagination on (created_at desc, id desc): stable while new tasks keep arriving.
-interface Cursor {
-  c: string;
-  i: string;
-}
-
+// Cursor pagination on (created_at desc, id desc): stable while new tasks keep arriving (lib/db/keyset.ts).
 export function encodeCursor(row: { created_at: string; task_id: string }): string {
-  return Buffer.from(JSON.stringify({ c: row.created_at, i: row.task_id } satisfies Cursor)).toString("base64url");
-}
-
-function decodeCursor(cursor: string): Cursor {
-  try {
-    const v = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as Cursor;
-    if (
-      typeof v.c === "string" &&
-      !Number.isNaN(Date.parse(v.c)) &&
-      /^[0-9a-f-]{36}$/i.test(v.i ?? "")
-    )
-      return v;
-  } catch {
-    /* fall through */
-  }
-  throw new ApiError(400, "invalid_request", "Invalid query: cursor: not a cursor returned by this API", [
-    { field: "cursor", message: "not a cursor returned by this API" },
-  ]);
+  return encodeKeyset(row.created_at, row.task_id);
 }
 
 export async function listTasks(
@@ -216,9 +195,7 @@ export async function listTasks(
   if (q.status) query = query.eq("status", q.status);
   if (q.agent) query = query.eq("agent_id", q.agent);
   if (q.cursor) {
-    const { c, i } = decodeCursor(q.cursor);
-    // Values are quoted: a timestamp holds "." and ":" which the or-syntax would otherwise split on.
-    query = query.or(`created_at.lt."${c}",and(created_at.eq."${c}",id.lt.${i})`);
+    query = query.or(olderThan("created_at", q.cursor));
   }
   const { data, error } = await query;
   if (error) throw new Error(`task list failed: ${error.message}`);
