@@ -9,6 +9,7 @@ import { outboxSweeper } from "./functions/outbox-sweeper";
 import { deliverTaskCallback } from "./functions/deliver-task-callback";
 import { taskRequested } from "./functions/task-requested";
 import { dispatchSchedules } from "./functions/dispatch-schedules";
+import { morningDigest } from "./functions/morning-digest";
 
 export const functions = [
   runTask,
@@ -22,4 +23,5 @@ export const functions = [
   deliverTaskCallback,
   taskRequested,
   dispatchSchedules,
+  morningDigest,
 ];

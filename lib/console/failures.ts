@@ -92,3 +92,10 @@ export async function countDeadLettersSince(db: AdminClient, since: string): Pro
   if (error) throw new Error(`dead letter count failed: ${error.message}`);
   return count ?? 0;
 }
+
+/** Pipelines built from cached research since `since` (the morning summary's window). */
+export async function countDegradedSince(db: AdminClient, since: string): Promise<number> {
+  const { count, error } = await db.from("pipelines").select("id", { count: "exact", head: true }).not("degraded", "is", null).gte("updated_at", since);
+  if (error) throw new Error(`degraded pipeline count failed: ${error.message}`);
+  return count ?? 0;
+}

@@ -1,12 +1,13 @@
 // Schedules as data: CRUD for the API and the console, and what the every-minute dispatcher does. The dispatcher
 // reads the due schedules and plans each firing with croner (lib/schedules/cron.ts); fire_schedule then decides in
 // Postgres — compare-and-set on next_run_at, the task created with the idempotency key
-// `schedule:<id>:<scheduled_for>` and the firing recorded, in one transaction — so overlapping dispatchers and
-// retried firings make exactly one task per firing. After downtime the latest missed firing runs once and the
-// ones before it are recorded as skipped.
+// `schedule:<id>:<scheduled_for>`, its start event put in the outbox and the firing recorded, in one transaction —
+// so overlapping dispatchers and retried firings make exactly one task per firing. After downtime the latest
+// missed firing runs once and the ones before it are recorded as skipped.
 import type { AdminClient } from "@/lib/db/admin";
 import type { Database, Json } from "@/lib/db/database.types";
 import { ApiError } from "@/lib/http/errors";
+import { kickOutboxRelay } from "@/lib/outbox";
 import { requestHash } from "@/lib/tasks/service";
 import { submitTask } from "@/lib/tasks/submit";
 import type { CreatedTask } from "@/lib/tasks/service";
@@ -142,7 +143,14 @@ function promptFor(row: Pick<Row, "prompt_template" | "timezone">, scheduledFor:
 }
 
 /** Runs a schedule now (outside its cron): a task like its firings, with the caller's idempotency key if any. */
-export async function runScheduleNow(db: AdminClient, id: string, apiKeyId: string | null, idempotencyKey: string | null, now = new Date()): Promise<CreatedTask | null> {
+export async function runScheduleNow(
+  db: AdminClient,
+  id: string,
+  apiKeyId: string | null,
+  idempotencyKey: string | null,
+  opts: { now?: Date; relay?: "background" | "none" } = {},
+): Promise<CreatedTask | null> {
+  const now = opts.now ?? new Date();
   const { data: row, error } = await db.from("schedules").select("*").eq("id", id).maybeSingle();
   if (error) throw new Error(`schedule read failed: ${error.message}`);
   if (!row) return null;
@@ -157,6 +165,7 @@ export async function runScheduleNow(db: AdminClient, id: string, apiKeyId: stri
     },
     apiKeyId,
     idempotencyKey ?? `schedule:${id}:manual:${crypto.randomUUID()}`,
+    { relay: opts.relay },
   );
   await db.from("schedules").update({ last_task_id: task.taskId, last_run_at: now.toISOString() }).eq("id", id);
   return task;
@@ -212,7 +221,7 @@ export interface FireResult {
   agent: string | null;
 }
 
-/** Fires one planned firing (fire_schedule decides). The caller then starts the task's run. */
+/** Fires one planned firing (fire_schedule decides; its start event is in the outbox). */
 export async function fireSchedule(db: AdminClient, f: DueFiring): Promise<FireResult> {
   const { data: row, error: readErr } = await db.from("schedules").select("*").eq("id", f.schedule_id).maybeSingle();
   if (readErr) throw new Error(`schedule read failed: ${readErr.message}`);
@@ -239,6 +248,7 @@ export async function fireSchedule(db: AdminClient, f: DueFiring): Promise<FireR
   if (error) throw new Error(`fire_schedule failed: ${error.message}`);
   const r = (Array.isArray(data) ? data[0] : data) as { outcome: FireResult["outcome"]; task_id: string | null; agent_id: string | null } | undefined;
   if (!r) throw new Error("fire_schedule returned no row");
+  if (r.outcome === "created") void kickOutboxRelay(); // the sweeper sends it otherwise
   if (r.outcome === "created" && f.skipped > 0) {
     console.warn(`[schedules] schedule ${f.schedule_id}: ran the firing of ${f.scheduled_for} once and skipped ${f.skipped} missed since ${f.skipped_from}`);
   }

@@ -13,6 +13,7 @@ import type { Database, Json } from "@/lib/db/database.types";
 import { isStandardWebhookSecret } from "@/lib/env";
 import { readRawBody } from "@/lib/http/body";
 import { ApiError } from "@/lib/http/errors";
+import { assertStorable } from "@/lib/http/json-limits";
 import type { CreateTaskBody } from "@/lib/tasks/schema";
 import { MAX_PROMPT_CHARS } from "@/lib/tasks/schema";
 import { submitTask } from "@/lib/tasks/submit";
@@ -69,6 +70,12 @@ export async function receiveWebhook(db: AdminClient, sourceName: string, req: R
   } catch {
     throw new WebhookRefusal("invalid_json", source.name, 400, "invalid_json", "The webhook body is not valid JSON");
   }
+  try {
+    assertStorable(payload); // NUL, lone surrogates, depth, key count: what Postgres cannot store
+  } catch (err) {
+    if (err instanceof ApiError) throw new WebhookRefusal("invalid_json", source.name, 400, err.code, err.message, err.details);
+    throw err;
+  }
 
   let body: CreateTaskBody;
   try {
@@ -80,7 +87,8 @@ export async function receiveWebhook(db: AdminClient, sourceName: string, req: R
     }
     throw err;
   }
-  const task = await submitTask(db, body, null, `webhook:${source.name}:${webhookId}`);
+  // The route relays the start event after its response (docs/outbox.md).
+  const task = await submitTask(db, body, null, `webhook:${source.name}:${webhookId}`, { relay: "none" });
   return { ...task, webhookId };
 }
 

@@ -101,7 +101,14 @@ describe("the Failed page", () => {
     await page.goto(`${stack.appUrl}/failed?status=replayed`);
     expect(await card(a.deadLetterId).textContent()).toContain(`Replayed as task ${replayed.id.slice(0, 8)}`);
 
+    // A report built from cached research carries a visible mark, and the morning summary counts it.
+    const [pl] = await sql<{ pipeline_id: string }>(stack.sb.databaseUrl, "select pipeline_id from public.create_pipeline('Owls at night', 'research', null, null, repeat('c', 64))");
+    await sql(stack.sb.databaseUrl, `update public.pipelines set degraded = '{"reason":"claude:claude-sonnet-4-6 is down","cached_at":"2030-01-02T03:04:05+00:00"}' where id = $1`, [pl!.pipeline_id]);
+    await page.goto(`${stack.appUrl}/pipelines`);
+    expect(await page.locator(`article[data-pipeline-id="${pl!.pipeline_id}"] [data-degraded]`).textContent()).toBe("degraded: cached research of 2030-01-02");
+
     await page.goto(`${stack.appUrl}/review`);
     expect(Number(await page.locator('[data-stat="dead-letters"] b').textContent())).toBeGreaterThanOrEqual(4);
+    expect(Number(await page.locator('[data-stat="degraded"] b').textContent())).toBe(1);
   });
 });

@@ -29,6 +29,11 @@ export default async function PipelinesPage() {
         <article key={p.pipeline_id} className="panel" data-pipeline-id={p.pipeline_id} aria-label={`Pipeline ${p.topic.slice(0, 60)}`}>
           <h2 className="panel-title">
             {p.topic.length > 120 ? `${p.topic.slice(0, 120)}…` : p.topic} <span className={`badge ${STAGE_BADGE[p.status] ?? p.status}`}>{statusLabel(p.status)}</span>
+            {p.degraded ? (
+              <span className="badge degraded" data-degraded title={`Built from cached research: ${(p.degraded as { reason?: string }).reason ?? ""}`}>
+                degraded: cached research of {String((p.degraded as { cached_at?: string }).cached_at ?? "").slice(0, 10)}
+              </span>
+            ) : null}
           </h2>
           <p className="muted">
             started {when(p.started_at ?? p.created_at)}

@@ -3,7 +3,7 @@
 import Link from "next/link";
 import { CSRF_FIELD } from "@/lib/console/csrf";
 import { jsonText, timeLeft, usd, when } from "@/lib/console/format";
-import { countDeadLettersSince } from "@/lib/console/failures";
+import { countDeadLettersSince, countDegradedSince } from "@/lib/console/failures";
 import { morningSummary, OVERNIGHT_HOURS, reviewQueue } from "@/lib/console/queries";
 import { formToken, requireSession } from "@/lib/console/server";
 import { db } from "@/lib/db/server";
@@ -17,7 +17,7 @@ export default async function ReviewPage() {
   const session = await requireSession();
   const client = db();
   const [summary, pending] = await Promise.all([morningSummary(session, client), reviewQueue(session, client)]);
-  const deadLetters = await countDeadLettersSince(client, summary.since);
+  const [deadLetters, degraded] = await Promise.all([countDeadLettersSince(client, summary.since), countDegradedSince(client, summary.since)]);
   const csrf = { name: CSRF_FIELD, value: formToken(session) };
   const now = Date.now();
 
@@ -44,6 +44,10 @@ export default async function ReviewPage() {
           <Link className="stat" href="/failed" data-stat="dead-letters">
             New dead letters <b>{deadLetters}</b>
             <span className="muted">to replay or discard</span>
+          </Link>
+          <Link className="stat" href="/pipelines" data-stat="degraded">
+            Degraded reports <b>{degraded}</b>
+            <span className="muted">built from cached research</span>
           </Link>
           <div className="stat" data-stat="spent">
             Spent <b>{usd(summary.spentMicros)}</b>

@@ -26,7 +26,7 @@ export default async function SchedulesPage() {
       <h1>Schedules</h1>
       <p className="muted">
         Times in {tz}. A schedule fires one task per firing; after downtime it runs a missed firing once. Manage them with{" "}
-        <code>/api/schedules</code>.
+        <code>/api/schedules</code>. The morning digest: <Link href="/digest">preview today's</Link>.
       </p>
       {schedules.length === 0 ? (
         <p className="muted">No schedules yet.</p>

@@ -65,7 +65,7 @@ const allEnded = (ids: string[], tick = () => clock.advance(15_000)) =>
   until(async () => {
     const t = await tasks(ids);
     return t.length === ids.length && t.every((x) => ENDED.includes(x.status)) ? t : undefined;
-  }, { timeoutMs: 120_000, tick, message: "the tasks did not all end" });
+  }, { timeoutMs: 60_000 + TASKS * 5_000, tick, message: "the tasks did not all end" });
 
 function call(method: "GET" | "POST", path: string, opts: { body?: unknown; headers?: Record<string, string> } = {}): Request {
   const headers: Record<string, string> = { authorization: `Bearer ${apiKey}`, ...opts.headers };
@@ -101,7 +101,7 @@ describe("a 30 % storm of 529s", () => {
     expect(sum(turns!.map((t) => t.cost_micros))).toBe(sum(done.map((t) => t.cost_micros)));
     const { count } = await sb.admin.from("dead_letters").select("id", { count: "exact", head: true });
     expect(count).toBe(0);
-  });
+  }, 60_000 + TASKS * 5_000);
 });
 
 describe("a task that fails for good", () => {

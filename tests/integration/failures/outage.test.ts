@@ -78,7 +78,7 @@ describe("a 10-minute Claude outage", () => {
     const done = await until(async () => {
       const s = await statuses();
       return s.every((t) => ["completed", "failed", "stopped", "rejected", "cancelled"].includes(t.status)) ? s : undefined;
-    }, { timeoutMs: 120_000, tick: () => clock.advance(10_000), message: "the tasks did not all end" });
+    }, { timeoutMs: 60_000 + TASKS * 5_000, tick: () => clock.advance(10_000), message: "the tasks did not all end" });
     expect(done.filter((t) => t.status !== "completed")).toEqual([]);
     expect(clock.now() - outageStart).toBeGreaterThan(OUTAGE_MS);
 
@@ -104,7 +104,7 @@ describe("a 10-minute Claude outage", () => {
     // No reservation is left open, and every answered call was paid once.
     const { data: open } = await sb.admin.from("budget_reservations").select("id").eq("status", "reserved");
     expect(open).toEqual([]);
-  });
+  }, 60_000 + TASKS * 5_000);
 });
 
 describe("a run stopped by its time limit", () => {

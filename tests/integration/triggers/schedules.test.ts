@@ -163,7 +163,9 @@ test("the every-minute cron function fires a due schedule and starts its task's 
   const id = await schedule("engine", "* * * * *", "UTC", new Date(Date.now() - 30_000).toISOString());
   const fired = await until(async () => (await firings(id))[0], { tick: () => clock.advance(60_000), message: "the cron function did not fire" });
   expect(fired.task_id).toBeTruthy();
-  // Its start event reached the engine (run-task is not served here, so the event is only recorded).
+  // Its start event was recorded in the outbox by the same transaction.
+  const { data: ev } = await sb.admin.from("outbox").select("name,data").eq("event_id", `task-run-${fired.task_id}`).single();
+  expect(ev).toMatchObject({ name: "task/run.requested", data: { task_id: fired.task_id, agent: "research" } });
   await until(async () => (await te.engine.listRuns({ function_id: "nightshift-dispatch-schedules" })).some((r) => r.status === "completed"), {
     tick: () => clock.advance(1000),
     message: "the dispatcher run did not complete",

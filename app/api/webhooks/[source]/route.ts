@@ -1,7 +1,7 @@
 // POST /api/webhooks/:source — a signed delivery (Standard Webhooks) from another system starts a task. The
 // signature is the authentication (no API key): see lib/webhooks/inbound.ts for every check and its status.
-import { relayAfterResponse } from "@/inngest/outbox-relay";
 import { methodNotAllowed } from "@/lib/http/methods";
+import { relayAfterResponse } from "@/inngest/outbox-relay";
 import { db } from "@/lib/db/server";
 import { withErrors } from "@/lib/http/errors";
 import { noteRefusal, receiveWebhook, WebhookRefusal } from "@/lib/webhooks/inbound";

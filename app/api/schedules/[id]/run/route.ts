@@ -1,7 +1,8 @@
 // POST /api/schedules/:id/run — run a schedule now, outside its cron: 202 with the task, like POST /api/tasks
 // (optional Idempotency-Key).
-import { methodNotAllowed } from "@/lib/http/methods";
+import { relayAfterResponse } from "@/inngest/outbox-relay";
 import { db } from "@/lib/db/server";
+import { methodNotAllowed } from "@/lib/http/methods";
 import { requireApiKey } from "@/lib/http/auth";
 import { ApiError, withErrors } from "@/lib/http/errors";
 import { parseOr400 } from "@/lib/http/validation";
@@ -16,8 +17,9 @@ export const POST = withErrors(async (req: Request, ctx: { params: Promise<{ id:
   const { id } = await ctx.params;
   const rawKey = req.headers.get("idempotency-key");
   const key = rawKey === null ? null : parseOr400(IdempotencyKey, rawKey, "Idempotency-Key header");
-  const task = ScheduleId.safeParse(id).success ? await runScheduleNow(db(), id, apiKeyId, key) : null;
+  const task = ScheduleId.safeParse(id).success ? await runScheduleNow(db(), id, apiKeyId, key, { relay: "none" }) : null;
   if (!task) throw new ApiError(404, "not_found", `No schedule with id '${id.slice(0, 64)}'`);
+  if (task.outcome === "created") relayAfterResponse();
   return Response.json(
     { task_id: task.taskId, status: task.status, status_url: `/api/tasks/${task.taskId}` },
     { status: 202, headers: task.outcome === "replayed" ? { "Idempotent-Replayed": "true" } : {} },
