@@ -318,6 +318,8 @@ export async function startClaudeDouble(opts: ClaudeDoubleOptions = {}): Promise
       speed: null,
       ...(step?.usage ?? {}),
     };
+    // As the API: an answer never has more output than max_tokens, whatever a script asked for.
+    usage.output_tokens = Math.min(usage.output_tokens, req.max_tokens);
     const outcome = !step
       ? "default"
       : step.malformed_tool_input
