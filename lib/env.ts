@@ -10,21 +10,25 @@ const optionalString = z
   .optional()
   .transform((s) => (s ? s : undefined));
 
+/** An integer setting; empty (as `.env.example` leaves it) means its default. */
+const intSetting = (min: number, max: number, fallback: number) =>
+  z.preprocess((v) => (typeof v === "string" && v.trim() === "" ? undefined : v), z.coerce.number().int().min(min).max(max).default(fallback));
+
 const EnvSchema = z
   .object({
     SUPABASE_URL: z.url({ message: "SUPABASE_URL must be the project's URL, e.g. https://xyz.supabase.co" }),
     SUPABASE_SECRET_KEY: z.string().min(20, "SUPABASE_SECRET_KEY (service role / secret key) is required"),
     ANTHROPIC_API_KEY: optionalString,
     ANTHROPIC_BASE_URL: optionalString.pipe(z.url().optional()),
-    NIGHTSHIFT_MODEL_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(120_000),
+    NIGHTSHIFT_MODEL_TIMEOUT_MS: intSetting(1000, 600_000, 120_000),
     // Token-weighted pacing under the models' rate limits (lib/pacing.ts). "off" sends every call straight away
     // (a 429 is then retried by the step, as a plain SDK client would): for comparison in bench:night.
     NIGHTSHIFT_PACING: optionalString.pipe(z.enum(["on", "off"]).optional()).transform((v) => v ?? "on"),
     // Circuit breakers (docs/failures.md): this many consecutive outage failures open a dependency's breaker; the
     // first cool-down lasts COOLDOWN seconds and doubles on every failed probe, up to MAX_COOLDOWN.
-    NIGHTSHIFT_BREAKER_THRESHOLD: z.coerce.number().int().min(1).max(1000).default(5),
-    NIGHTSHIFT_BREAKER_COOLDOWN_S: z.coerce.number().int().min(1).max(86_400).default(60),
-    NIGHTSHIFT_BREAKER_MAX_COOLDOWN_S: z.coerce.number().int().min(1).max(86_400).default(1800),
+    NIGHTSHIFT_BREAKER_THRESHOLD: intSetting(1, 1000, 5),
+    NIGHTSHIFT_BREAKER_COOLDOWN_S: intSetting(1, 86_400, 60),
+    NIGHTSHIFT_BREAKER_MAX_COOLDOWN_S: intSetting(1, 86_400, 1800),
     // The owner's time zone: the console shows schedule times in it; the morning digest is sent at
     // NIGHTSHIFT_DIGEST_TIME there (an empty night sends a one-line "nothing ran" unless NIGHTSHIFT_DIGEST_EMPTY=false).
     NIGHTSHIFT_TIMEZONE: optionalString
