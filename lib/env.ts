@@ -35,7 +35,7 @@ const EnvSchema = z
       .pipe(z.string().refine(isTimeZoneName, "NIGHTSHIFT_TIMEZONE must be an IANA time zone such as Europe/Berlin").optional())
       .transform((v) => v ?? "UTC"),
     NIGHTSHIFT_DIGEST_TIME: optionalString
-      .pipe(z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, "NIGHTSHIFT_DIGEST_TIME must be HH:MM (24 h), e.g. 07:00").optional())
+      .pipe(z.string().regex(/^(([01]\d|2[0-3]):[0-5]\d|off)$/, "NIGHTSHIFT_DIGEST_TIME must be HH:MM (24 h), e.g. 07:00, or off").optional())
       .transform((v) => v ?? "07:00"),
     NIGHTSHIFT_DIGEST_EMPTY: optionalString
       .pipe(z.enum(["true", "false"], { message: "NIGHTSHIFT_DIGEST_EMPTY must be true or false" }).optional())

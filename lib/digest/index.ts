@@ -17,6 +17,8 @@ export interface DigestConfig {
   time: string;
   /** Send a one-line "nothing ran" after an empty night. */
   sendEmpty: boolean;
+  /** False when NIGHTSHIFT_DIGEST_TIME=off: nothing is sent (the preview and GET /api/digest still work). */
+  enabled?: boolean;
 }
 
 export interface Digest {
@@ -186,6 +188,7 @@ export interface DigestSendResult {
  * records `digest:<date>` once (unique in Postgres) and only that first call announces it.
  */
 export async function sendDigestIfDue(db: AdminClient, cfg: DigestConfig, publicUrl: string, now = new Date()): Promise<DigestSendResult> {
+  if (cfg.enabled === false) return { date: null, sent: false, reason: "turned off (NIGHTSHIFT_DIGEST_TIME=off)", notification_id: null };
   const date = dueDigestDate(cfg, now);
   if (!date) return { date: null, sent: false, reason: "not yet time", notification_id: null };
   const dedupeKey = `digest:${date}`;
@@ -208,5 +211,7 @@ export async function sendDigestIfDue(db: AdminClient, cfg: DigestConfig, public
 
 /** The digest settings from the app's configuration. */
 export function digestConfig(e: { NIGHTSHIFT_TIMEZONE: string; NIGHTSHIFT_DIGEST_TIME: string; NIGHTSHIFT_DIGEST_EMPTY: boolean }): DigestConfig {
-  return { timezone: e.NIGHTSHIFT_TIMEZONE, time: e.NIGHTSHIFT_DIGEST_TIME, sendEmpty: e.NIGHTSHIFT_DIGEST_EMPTY };
+  const off = e.NIGHTSHIFT_DIGEST_TIME === "off";
+  // Turned off, the preview still covers the night as if it were sent at the default 07:00.
+  return { timezone: e.NIGHTSHIFT_TIMEZONE, time: off ? "07:00" : e.NIGHTSHIFT_DIGEST_TIME, sendEmpty: e.NIGHTSHIFT_DIGEST_EMPTY, enabled: !off };
 }

@@ -104,3 +104,13 @@ test("an empty night sends one line, or nothing when configured off", async () =
   const off = await digest.sendDigestIfDue(sb.admin, { ...CFG, sendEmpty: false }, PUBLIC_URL, new Date("2031-01-10T07:00:00Z"));
   expect(off).toMatchObject({ sent: false, reason: "empty night (NIGHTSHIFT_DIGEST_EMPTY=false)" });
 });
+
+test("NIGHTSHIFT_DIGEST_TIME=off sends nothing, and the preview still covers the night", async () => {
+  const cfg = digest.digestConfig({ NIGHTSHIFT_TIMEZONE: "Europe/Berlin", NIGHTSHIFT_DIGEST_TIME: "off", NIGHTSHIFT_DIGEST_EMPTY: true });
+  expect(cfg).toMatchObject({ enabled: false, time: "07:00" });
+  const r = await digest.sendDigestIfDue(sb.admin, cfg, PUBLIC_URL, new Date("2032-03-03T09:00:00Z"));
+  expect(r).toMatchObject({ sent: false, notification_id: null, reason: "turned off (NIGHTSHIFT_DIGEST_TIME=off)" });
+  const { count } = await sb.admin.from("notifications").select("id", { count: "exact", head: true }).eq("dedupe_key", "digest:2032-03-03");
+  expect(count).toBe(0);
+  expect((await digest.assembleDigest(sb.admin, cfg, "2032-03-03", new Date("2032-03-03T09:00:00Z"))).date).toBe("2032-03-03");
+});
