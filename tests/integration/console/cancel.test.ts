@@ -40,6 +40,11 @@ test("the cancel form ends the task once, announces task/run.cancelled, and a se
   expect(await ops.cancelFromConsole(ctx, sb.admin)).toEqual({ ok: true, taskId });
   const { data } = await sb.admin.from("tasks").select("status,status_reason").eq("id", taskId).single();
   expect(data).toEqual({ status: "cancelled", status_reason: "cancelled from the console" });
+  // The cancellation and its event were recorded together (the outbox); the action's relay then sends it.
+  const { data: rows } = await sb.admin.from("outbox").select("event_id").eq("event_id", `task-cancelled-${taskId}`);
+  expect(rows).toHaveLength(1);
+  const { relayOutbox } = await import("@/inngest/outbox-relay");
+  await relayOutbox({ db: sb.admin });
   expect(events.events.filter((e) => e.name === "task/run.cancelled").map((e) => [e.id, e.data])).toEqual([
     [`task-cancelled-${taskId}`, { task_id: taskId, reason: "cancelled from the console" }],
   ]);
