@@ -38,7 +38,9 @@ test("a task submitted over HTTP is queued, runs in the background and completes
   await waitUntil(async () => (await status(task_id)).status === "completed", 60_000, "the task to complete", stack.output().split("\n"));
   const done = await status(task_id);
   expect(done.result?.text).toBe("Checkpoints make long work safe. Done.");
-  expect(done.progress).toEqual({ done: 2, total: 2 });
+  // Progress counts model turns against the agent's max_turns, the same while running and after (research: 10).
+  const { data: agent } = await stack.sb.admin.from("agents").select("max_turns").eq("id", "research").single();
+  expect(done.progress).toEqual({ done: 2, total: agent!.max_turns });
   expect(done.cost_usd).toBeGreaterThan(0);
   expect(stack.double.calls({ scenario, kind: "messages" })).toHaveLength(2);
 });
