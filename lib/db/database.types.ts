@@ -2539,10 +2539,6 @@ export type Database = {
           wait_until: string
         }[]
       }
-      undo_dead_letter_replay: {
-        Args: { p_id: string; p_task_id: string }
-        Returns: boolean
-      }
       update_agent_settings: {
         Args: { p_actor: string; p_agent_id: string; p_patch: Json }
         Returns: {
