@@ -2,10 +2,10 @@
 // `{ approvals, next_cursor }`. An API-only client finds what waits (status=pending) and decides it with
 // POST /api/approvals/:id.
 import { methodNotAllowed } from "@/lib/http/methods";
-import { BadCursorError, listApprovals, ListApprovalsQuery } from "@/lib/approvals";
+import { listApprovals, ListApprovalsQuery } from "@/lib/approvals";
 import { db } from "@/lib/db/server";
 import { requireApiKey } from "@/lib/http/auth";
-import { ApiError, withErrors } from "@/lib/http/errors";
+import { withErrors } from "@/lib/http/errors";
 import { parseOr400 } from "@/lib/http/validation";
 
 export const dynamic = "force-dynamic";
@@ -13,14 +13,7 @@ export const dynamic = "force-dynamic";
 export const GET = withErrors(async (req: Request) => {
   await requireApiKey(req);
   const q = parseOr400(ListApprovalsQuery, Object.fromEntries(new URL(req.url).searchParams), "query");
-  try {
-    return Response.json(await listApprovals(db(), q));
-  } catch (e) {
-    if (e instanceof BadCursorError) {
-      throw new ApiError(400, "invalid_request", `Invalid query: cursor: ${e.message}`, [{ field: "cursor", message: e.message }]);
-    }
-    throw e;
-  }
+  return Response.json(await listApprovals(db(), q));
 });
 
 export const { POST, PUT, PATCH, DELETE } = methodNotAllowed(["GET"]);
