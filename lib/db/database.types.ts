@@ -1903,6 +1903,10 @@ export type Database = {
           task_id: string
         }[]
       }
+      expected_output_tokens: {
+        Args: { p_agent_id: string; p_max_tokens: number; p_model: string }
+        Returns: number
+      }
       expire_approval: {
         Args: { p_id: string; p_now?: string }
         Returns: {
