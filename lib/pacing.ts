@@ -61,7 +61,8 @@ export async function takeRateLimit(
 }
 
 /** The output a call of this agent and model is expected to produce: the mean of the agent's last 50 real calls of
- * the model, within [1, maxTokens]; maxTokens without history. Admission takes this, the answer corrects it. */
+ * the model (of every agent's when the agent is new to it; a quarter of maxTokens without any history), within
+ * [1, maxTokens]. Admission takes this, the answer corrects it. */
 export async function expectedOutputTokens(db: AdminClient, args: { agentId: string; model: string; maxTokens: number }): Promise<number> {
   const { data, error } = await db.rpc("expected_output_tokens", { p_agent_id: args.agentId, p_model: args.model, p_max_tokens: args.maxTokens });
   if (error) throw new PacingError("expected_output_tokens", error);

@@ -3,7 +3,7 @@
 // timeline. Inngest functions wrap each call of this in its own step, so a finished turn is never paid twice.
 import Anthropic from "@anthropic-ai/sdk";
 import { acquireBreaker, dependency, recordBreaker } from "@/lib/breakers";
-import { estimateInputTokensUpperBound, releaseBudget, reserveBudget, settleBudget, worstCaseMicros, writeOffLostCalls } from "@/lib/budget";
+import { estimateInputTokensUpperBound, noteBatchSaving, releaseBudget, reserveBudget, settleBudget, worstCaseMicros, writeOffLostCalls } from "@/lib/budget";
 import type { AdminClient } from "@/lib/db/admin";
 import type { Json } from "@/lib/db/database.types";
 import { env } from "@/lib/env";
@@ -286,6 +286,11 @@ export async function settleAnsweredTurn(
   // settled_at is when it settled: the wall clock now, never before the run's clock.
   const settledAt = new Date(Math.max(Date.now(), args.now.getTime()));
   const settlement = await settleBudget(db, { taskId: args.taskId, stepId: call.reservationKey, actualMicros: cost, usage, now: settledAt });
+  if (call.batch) {
+    // What the batch discount saved on this call (shown per task and per night).
+    const fullPrice = costMicros(agent.model, usage) + searches * WEB_SEARCH_MICROS_PER_USE;
+    await noteBatchSaving(db, { taskId: args.taskId, stepId: call.reservationKey, savingMicros: Math.max(0, fullPrice - cost) });
+  }
   const finished = Date.now();
   await recordStep(db, {
     taskId: args.taskId,

@@ -126,6 +126,7 @@ export type Database = {
           concurrency: number
           created_at: string
           daily_budget_micros: number
+          default_mode: Database["public"]["Enums"]["task_mode"]
           description: string
           display_name: string
           enabled: boolean
@@ -146,6 +147,7 @@ export type Database = {
           concurrency?: number
           created_at?: string
           daily_budget_micros: number
+          default_mode?: Database["public"]["Enums"]["task_mode"]
           description?: string
           display_name: string
           enabled?: boolean
@@ -166,6 +168,7 @@ export type Database = {
           concurrency?: number
           created_at?: string
           daily_budget_micros?: number
+          default_mode?: Database["public"]["Enums"]["task_mode"]
           description?: string
           display_name?: string
           enabled?: boolean
@@ -361,6 +364,7 @@ export type Database = {
         Row: {
           actual_micros: number | null
           agent_id: string
+          batch_saving_micros: number
           cache_creation_input_tokens: number
           cache_read_input_tokens: number
           created_at: string
@@ -381,6 +385,7 @@ export type Database = {
         Insert: {
           actual_micros?: number | null
           agent_id: string
+          batch_saving_micros?: number
           cache_creation_input_tokens?: number
           cache_read_input_tokens?: number
           created_at?: string
@@ -401,6 +406,7 @@ export type Database = {
         Update: {
           actual_micros?: number | null
           agent_id?: string
+          batch_saving_micros?: number
           cache_creation_input_tokens?: number
           cache_read_input_tokens?: number
           created_at?: string
@@ -1288,9 +1294,11 @@ export type Database = {
         Row: {
           agent_id: string
           api_key_id: string | null
+          batch_saving_micros: number
           callback_url: string | null
           cost_micros: number
           created_at: string
+          deadline: string | null
           error: Json | null
           estimated_cost_micros: number
           finished_at: string | null
@@ -1315,9 +1323,11 @@ export type Database = {
         Insert: {
           agent_id: string
           api_key_id?: string | null
+          batch_saving_micros?: number
           callback_url?: string | null
           cost_micros?: number
           created_at?: string
+          deadline?: string | null
           error?: Json | null
           estimated_cost_micros?: number
           finished_at?: string | null
@@ -1342,9 +1352,11 @@ export type Database = {
         Update: {
           agent_id?: string
           api_key_id?: string | null
+          batch_saving_micros?: number
           callback_url?: string | null
           cost_micros?: number
           created_at?: string
+          deadline?: string | null
           error?: Json | null
           estimated_cost_micros?: number
           finished_at?: string | null
@@ -2003,6 +2015,10 @@ export type Database = {
           task_id: string
         }[]
       }
+      note_batch_saving: {
+        Args: { p_saving_micros: number; p_step_id: string; p_task_id: string }
+        Returns: number
+      }
       note_budget_exhausted: {
         Args: {
           p_agent_id: string
@@ -2411,6 +2427,8 @@ export type Database = {
         Args: { p_agent_id?: string; p_from?: string; p_to?: string }
         Returns: {
           agent_id: string
+          batch_calls: number
+          batch_saving_micros: number
           cache_creation_input_tokens: number
           cache_read_input_tokens: number
           cap_micros: number
@@ -2451,6 +2469,8 @@ export type Database = {
         Args: { p_task_id: string }
         Returns: {
           agent_id: string
+          batch_calls: number
+          batch_saving_micros: number
           cache_creation_input_tokens: number
           cache_read_input_tokens: number
           calls: number
@@ -2494,6 +2514,7 @@ export type Database = {
         Args: {
           p_agent_id: string
           p_callback_url: string
+          p_deadline?: string
           p_idempotency_key: string
           p_input: Json
           p_key_hash: string
@@ -2569,7 +2590,7 @@ export type Database = {
     }
     Enums: {
       budget_reservation_status: "reserved" | "settled" | "released"
-      task_mode: "now" | "batch"
+      task_mode: "now" | "batch" | "auto"
       task_status:
         | "queued"
         | "running"
@@ -2710,7 +2731,7 @@ export const Constants = {
   public: {
     Enums: {
       budget_reservation_status: ["reserved", "settled", "released"],
-      task_mode: ["now", "batch"],
+      task_mode: ["now", "batch", "auto"],
       task_status: [
         "queued",
         "running",

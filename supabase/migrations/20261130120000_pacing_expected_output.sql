@@ -8,8 +8,9 @@
 -- (the bucket may go below zero, and later calls wait until it has refilled). Input tokens are counted before the
 -- call (count_tokens), as the API estimates them at request time.
 --
---   expected_output_tokens   the expectation: the mean output of the agent's last 50 real calls of the model,
---                            within [1, max_tokens]; max_tokens without history (the first calls are paced safely)
+--   expected_output_tokens   the expectation: the mean output of the agent's last 50 real calls of the model
+--                            (of every agent's, for an agent new to the model; a quarter of max_tokens without any
+--                            history), within [1, max_tokens]
 --   settle_rate_limit        now takes signed corrections (a negative refund is a charge)
 
 -- The history read by expected_output_tokens (and write_off_lost_calls): the latest real settlements of an agent and
@@ -19,13 +20,28 @@ create index budget_reservations_history on public.budget_reservations (agent_id
 
 create function public.expected_output_tokens(p_agent_id text, p_model text, p_max_tokens integer)
 returns integer
-language sql stable set search_path = '' as $$
-  select greatest(1, least(greatest(coalesce(p_max_tokens, 1), 1),
-                           coalesce(ceil(avg(h.output_tokens))::integer, greatest(coalesce(p_max_tokens, 1), 1))))
+language plpgsql stable set search_path = '' as $$
+declare
+  v_max integer := greatest(coalesce(p_max_tokens, 1), 1);
+  v_mean numeric;
+begin
+  select avg(h.output_tokens) into v_mean
     from (select r.output_tokens from public.budget_reservations r
            where r.agent_id = p_agent_id and r.model = p_model and r.status = 'settled' and not r.estimated
            order by r.settled_at desc limit 50) h;
-$$;
+  if v_mean is null then
+    -- A new agent on the model: what the model's calls of every agent produced lately.
+    select avg(h.output_tokens) into v_mean
+      from (select r.output_tokens from public.budget_reservations r
+             where r.model = p_model and r.status = 'settled' and not r.estimated
+             order by r.settled_at desc limit 50) h;
+  end if;
+  -- No history at all: a quarter of max_tokens (the answer corrects it; a bucket is never more than a minute in debt).
+  return greatest(1, least(v_max, coalesce(ceil(v_mean)::integer, ceil(v_max / 4.0)::integer)));
+end $$;
+
+create index budget_reservations_model_history on public.budget_reservations (model, settled_at desc)
+  where status = 'settled' and not estimated;
 
 -- After an answer: correct the buckets by what the call really used against what was taken (positive: give back;
 -- negative: charge the excess), then calibrate from the answer's headers. The provider's remaining figures cap

@@ -89,8 +89,8 @@ describe("the shared limiter", () => {
   test("the expected output is learned per agent and model from real answers", async () => {
     const m = await model({ otpm: 10_000 });
     const agent = await createAgent(sb.databaseUrl, { capMicros: 10_000_000, model: m });
-    // No history: max_tokens (the first calls are paced safely).
-    expect(await expectedOutputTokens(sb.admin, { agentId: agent, model: m, maxTokens: 2_048 })).toBe(2_048);
+    // No history at all: a quarter of max_tokens.
+    expect(await expectedOutputTokens(sb.admin, { agentId: agent, model: m, maxTokens: 2_048 })).toBe(512);
     const task = await createTask(sb.databaseUrl, agent);
     for (const [i, out] of [120, 120, 600, 121].entries()) {
       await sql(
@@ -109,7 +109,9 @@ describe("the shared limiter", () => {
     );
     expect(await expectedOutputTokens(sb.admin, { agentId: agent, model: m, maxTokens: 2_048 })).toBe(241); // ceil(961 / 4)
     expect(await expectedOutputTokens(sb.admin, { agentId: agent, model: m, maxTokens: 200 })).toBe(200);
-    expect(await expectedOutputTokens(sb.admin, { agentId: "someone-else", model: m, maxTokens: 512 })).toBe(512);
+    // An agent new to the model starts from every agent's calls of it.
+    expect(await expectedOutputTokens(sb.admin, { agentId: "someone-else", model: m, maxTokens: 512 })).toBe(241);
+    expect(await expectedOutputTokens(sb.admin, { agentId: agent, model: `${m}-other`, maxTokens: 1_000 })).toBe(250);
   });
 
   test("a model with no known limits is not paced; a call larger than a minute's limit runs when the bucket is full", async () => {
