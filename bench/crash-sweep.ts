@@ -114,16 +114,16 @@ async function main() {
   const openTasks = async () =>
     Number((await sql.query(`select count(*) c from public.tasks where status::text <> all($1::text[])`, [TERMINAL])).rows[0].c);
   let kills = 0;
-  let openAtKills = 0;
+  const openAtKills = new Set<string>(); // distinct reservations open when the app was killed
   while (kills < KILLS && (await openTasks()) > 0 && Date.now() - started < TIMEOUT_MS) {
     await new Promise((r) => setTimeout(r, 500 + rnd() * 2500));
-    const open = Number((await sql.query(`select count(*) c from public.budget_reservations where status = 'reserved'`)).rows[0].c);
-    if (open === 0) continue;
+    const open = (await sql.query(`select id from public.budget_reservations where status = 'reserved'`)).rows.map((r) => r.id as string);
+    if (open.length === 0) continue;
     const victim = app as ChildProcess | null;
     victim?.kill("SIGKILL");
     await new Promise((r) => victim?.once("exit", r));
     kills += 1;
-    openAtKills += open;
+    for (const id of open) openAtKills.add(id);
     await new Promise((r) => setTimeout(r, 200));
     await startApp();
   }
@@ -156,7 +156,7 @@ async function main() {
   const pct = (x: number) => `${((100 * x) / Math.max(1, billed)).toFixed(2)} %`;
   console.log(`bench:crash-sweep — ${TASKS} research tasks, ${kills} kills (seed ${SEED}), ${cpus().length} CPUs, ${elapsed.toFixed(1)} s`);
   console.log(`tasks ended                         ${JSON.stringify(statuses)}`);
-  console.log(`open reservations at the kills     ${openAtKills}`);
+  console.log(`open reservations at the kills     ${openAtKills.size} (distinct; each a call reserved and not settled)`);
   console.log(`lost calls written off (estimated) ${lost}`);
   console.log(`provider billed (double, priced)   ${billed} µ$`);
   console.log(`ledger (settled + estimated)       ${ledger} µ$  of which estimated ${estimated} µ$`);
