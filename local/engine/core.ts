@@ -169,6 +169,13 @@ export abstract class EngineCore {
       run.rediscover = true;
       return;
     }
+    if (run.row.disable_immediate && run.pending.size === 0) {
+      // Parallelism has ended (nothing planned, waiting or in flight): the SDK may run steps inline again, so
+      // checkpointing resumes instead of a plan-then-run round trip per step for the rest of the run. Inngest
+      // does the same for request version 2 (executor's maybeResetForceStepPlan, inngest/inngest#3717).
+      run.row.disable_immediate = false;
+      tx.ch.runUpdates.push({ id: run.row.id, disable_immediate: false });
+    }
     const w = workRow("call", run.row.id, "step", this.clock.now() + delay, {}, attempt);
     run.discovery = w.id;
     this.addWork(tx, w, run);
