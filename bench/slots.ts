@@ -12,7 +12,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { cpus, tmpdir, totalmem } from "node:os";
+import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { startClaudeDouble, type ClaudeDouble } from "../local/claude/server";
 import { startDataStack, type DataStack } from "../local/data-stack";
@@ -147,6 +147,30 @@ async function main() {
       if (j < starts.length) gaps.push(starts[j]! - f);
       j++;
     }
+    // Where a hand-over's time goes: recorded in the outbox (the release's transaction) -> sent by the relay
+    // (marked sent once the engine accepted it) -> the woken task's turn recorded (resume call, claim, model call).
+    const turnAtById = new Map(rows.map((r) => [r.id, r.turn_at ? Date.parse(r.turn_at) : null]));
+    const relayMs: number[] = [];
+    const resumeMs: number[] = [];
+    for (let from = 0; ; from += 1000) {
+      const { data: ob, error: obErr } = await db
+        .from("outbox")
+        .select("event_id,data,created_at,sent_at")
+        .eq("name", "agent/slot.released")
+        .order("id")
+        .range(from, from + 999);
+      if (obErr) throw new Error(obErr.message);
+      for (const o of ob ?? []) {
+        const taskId = (o.data as { task_id?: string }).task_id;
+        if (!o.sent_at || !taskId) continue;
+        const created = Date.parse(o.created_at);
+        const sent = Date.parse(o.sent_at);
+        relayMs.push(sent - created);
+        const turnAt = turnAtById.get(taskId);
+        if (turnAt && turnAt >= sent) resumeMs.push(turnAt - sent);
+      }
+      if ((ob ?? []).length < 1000) break;
+    }
     const perTask = ids.map((id) => calls.get(id) ?? 0);
     const base = Math.min(...perTask);
     const waiting = perTask.map((c) => c - base);
@@ -163,7 +187,11 @@ async function main() {
     console.log(
       `slot idle after a release while tasks wait: p50 ${pct(gaps, 50)} ms, p99 ${pct(gaps, 99)} ms, max ${Math.max(0, ...gaps)} ms over ${gaps.length} releases (goal: never more than 1 s)`,
     );
-    console.log(`waiters left in line: ${leftWaiters}`);
+    console.log(
+      `  of which hand-over recorded -> relayed to the engine: p50 ${pct(relayMs, 50)} ms, p99 ${pct(relayMs, 99)} ms, max ${Math.max(0, ...relayMs)} ms (${relayMs.length} wake-ups)`,
+    );
+    console.log(`  of which relayed -> woken task's turn recorded: p50 ${pct(resumeMs, 50)} ms, p99 ${pct(resumeMs, 99)} ms, max ${Math.max(0, ...resumeMs)} ms`);
+    console.log(`waiters left in line: ${leftWaiters}; load average ${loadavg().map((x) => x.toFixed(2)).join(" ")}`);
   } finally {
     proxy?.close();
     appServer?.close();
