@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { scenarioMarker, startClaudeDouble, type ClaudeDouble } from "../../../local/claude/server";
 import { ManualClock } from "../../../local/engine";
-import { runReaches, serveApp, startTestEngine, until, type ServedApp, type TestEngine } from "../../support/engine-harness";
+import { quietTick, runReaches, serveApp, startTestEngine, until, type ServedApp, type TestEngine } from "../../support/engine-harness";
 import { createTestSupabase, type TestSupabase } from "../../support/supabase";
 
 const RUN_TASK = "nightshift-run-task";
@@ -72,12 +72,12 @@ test("a run the engine gives up on after the app kept dying is one dead letter, 
   }, { timeoutMs: 60_000, message: "the task never reached its rate-limited sleep" });
   dying = true;
 
-  // The engine's retries back off on its manual clock; moving it only hastens them (the app answers none).
+  // The engine's retries back off on its manual clock, moved only while no call is under way.
   const [run] = await until(async () => {
     const runs = await te.engine.listRuns({ function_id: RUN_TASK });
     return runs.length ? runs : undefined;
   });
-  const failedRun = await runReaches(te.engine, run!.run_id, ["failed", "completed"], { timeoutMs: 60_000, tick: () => clock.advance(60_000) });
+  const failedRun = await runReaches(te.engine, run!.run_id, ["failed", "completed"], { timeoutMs: 60_000, tick: quietTick(te.engine, clock, 60_000) });
   expect(failedRun.status).toBe("failed");
   expect(killed).toBeGreaterThanOrEqual(5); // the run's five attempts, each one a dropped connection
 
@@ -85,7 +85,7 @@ test("a run the engine gives up on after the app kept dying is one dead letter, 
   const [handler] = await until(async () => {
     const runs = await failureRuns();
     return runs.length && runs.every((r) => r.status === "completed") ? runs : undefined;
-  }, { timeoutMs: 60_000, tick: () => clock.advance(1_000), message: "the failure handler did not complete" });
+  }, { timeoutMs: 60_000, tick: quietTick(te.engine, clock, 1_000), message: "the failure handler did not complete" });
   const { data: task } = await sb.admin.from("tasks").select("status,status_reason,cost_micros").eq("id", taskId).single();
   expect(task!.status).toBe("failed");
   expect(task!.status_reason).toMatch(/^The app running the task stopped answering the engine/);
@@ -111,7 +111,7 @@ test("a run the engine gives up on after the app kept dying is one dead letter, 
   await until(async () => {
     const runs = await failureRuns();
     return runs.length === 2 && runs.every((r) => r.status === "completed");
-  }, { timeoutMs: 60_000, tick: () => clock.advance(1_000), message: "the second failure handler did not complete" });
+  }, { timeoutMs: 60_000, tick: quietTick(te.engine, clock, 1_000), message: "the second failure handler did not complete" });
   expect(await entries()).toEqual([dl]);
   const { data: after } = await sb.admin.from("tasks").select("status,status_reason").eq("id", taskId).single();
   expect(after).toEqual({ status: "failed", status_reason: task!.status_reason });
