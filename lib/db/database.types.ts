@@ -795,6 +795,7 @@ export type Database = {
           output: Json | null
           pipeline_id: string
           position: number
+          prompt_override: string | null
           replays: number
           run_id: string | null
           stage: string
@@ -812,6 +813,7 @@ export type Database = {
           output?: Json | null
           pipeline_id: string
           position: number
+          prompt_override?: string | null
           replays?: number
           run_id?: string | null
           stage: string
@@ -829,6 +831,7 @@ export type Database = {
           output?: Json | null
           pipeline_id?: string
           position?: number
+          prompt_override?: string | null
           replays?: number
           run_id?: string | null
           stage?: string
