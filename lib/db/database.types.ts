@@ -828,6 +828,7 @@ export type Database = {
           output: Json | null
           pipeline_id: string
           position: number
+          prompt_override: string | null
           replays: number
           run_id: string | null
           stage: string
@@ -845,6 +846,7 @@ export type Database = {
           output?: Json | null
           pipeline_id: string
           position: number
+          prompt_override?: string | null
           replays?: number
           run_id?: string | null
           stage: string
@@ -862,6 +864,7 @@ export type Database = {
           output?: Json | null
           pipeline_id?: string
           position?: number
+          prompt_override?: string | null
           replays?: number
           run_id?: string | null
           stage?: string

@@ -98,6 +98,8 @@ export abstract class EngineCore {
   protected waitReady = new Map<string, Promise<void>>();
   protected ready: string[] = [];
   protected inflight = 0;
+  /** Run-locked operations and commits not finished yet (resumes, event fan-out): work about to become ready. */
+  protected busy = 0;
   protected inflightCalls = new Set<Promise<void>>();
   protected slotUse = new Map<string, number>();
   protected queue: DueQueue;
@@ -141,9 +143,15 @@ export abstract class EngineCore {
   }
 
   protected withLock(run: RunMem, fn: () => Promise<void>): Promise<void> {
-    const p = run.lock.then(fn).catch((err) => {
-      this.log(`engine error (run ${run.row.id}): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    });
+    this.busy++;
+    const p = run.lock
+      .then(fn)
+      .catch((err) => {
+        this.log(`engine error (run ${run.row.id}): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      })
+      .finally(() => {
+        this.busy--;
+      });
     run.lock = p;
     return p;
   }
@@ -278,6 +286,15 @@ export abstract class EngineCore {
   }
 
   protected async commit(tx: Tx): Promise<void> {
+    this.busy++;
+    try {
+      await this.commitNow(tx);
+    } finally {
+      this.busy--;
+    }
+  }
+
+  private async commitNow(tx: Tx): Promise<void> {
     if (tx.waitFor.length) await Promise.all(tx.waitFor);
     for (let i = 0; ; i++) {
       try {
