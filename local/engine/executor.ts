@@ -129,6 +129,15 @@ export class Executor extends Pruning {
     return { ok: true, errors: [], functions: defs.map((d) => d.id) };
   }
 
+  /**
+   * Nothing dispatching, nothing ready to dispatch, nothing being committed: every run is asleep, waiting or done.
+   * What a test checks before it moves a manual clock, so that time never jumps while work admitted earlier is
+   * still under way (timers that fire on the move make work ready again).
+   */
+  idle(): boolean {
+    return this.inflight === 0 && this.ready.length === 0 && this.busy === 0 && !this.pumpScheduled;
+  }
+
   /** Test/diagnostic view of what is in memory. */
   stats(): { runs: number; work: number; ready: number; inflight: number } {
     return { runs: this.runs.size, work: this.work.size, ready: this.ready.length, inflight: this.inflight };

@@ -56,6 +56,8 @@ export interface Engine {
   getRun(runId: string): Promise<RunDetail | undefined>;
   /** Stops listening and scheduling; calls in flight are given a moment to finish and persist. */
   stop(): Promise<void>;
+  /** True when no call is in flight, ready or being committed (see Executor.idle). For tests on a manual clock. */
+  idle(): boolean;
   /** Environment for an app that should use this engine. */
   appEnv(): Record<string, string>;
 }
@@ -113,6 +115,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
       }
     },
     send: (events) => executor.ingest(Array.isArray(events) ? events : [events]),
+    idle: () => executor.idle(),
     listRuns: async (filter = {}) => (await store.listRuns(filter)).map(runView),
     async getRun(runId) {
       const run = await store.getRun(runId);

@@ -104,6 +104,41 @@ begin
   return query select v_task.task_id, v_task.outcome, v_task.status, v_task.created_at;
 end $$;
 
+-- The same with a next hop (a peer deployment): the deadline is passed on.
+drop function public.submit_task_with_hop(text, text, text, text, jsonb, smallint, public.task_mode, boolean, text, text,
+  text, text);
+create function public.submit_task_with_hop(
+  p_key_id text,
+  p_key_hash text,
+  p_agent_id text,
+  p_prompt text,
+  p_input jsonb,
+  p_priority smallint,
+  p_mode public.task_mode,
+  p_require_approval boolean,
+  p_callback_url text,
+  p_idempotency_key text,
+  p_request_hash text,
+  p_next_hop text,
+  p_deadline timestamptz default null
+) returns table (task_id uuid, outcome text, status public.task_status, created_at timestamptz)
+language plpgsql set search_path = '' as $$
+#variable_conflict use_column
+declare
+  v_t record;
+begin
+  perform 1 from public.peers p where p.name = p_next_hop and p.enabled for key share;
+  if not found then
+    raise exception 'unknown or disabled peer %', p_next_hop using errcode = 'NSW01';
+  end if;
+  select * into v_t from public.submit_task(p_key_id, p_key_hash, p_agent_id, p_prompt, p_input, p_priority, p_mode,
+    p_require_approval, p_callback_url, p_idempotency_key, p_request_hash, p_deadline);
+  if v_t.outcome = 'created' then
+    update public.tasks t set next_hop = p_next_hop where t.id = v_t.task_id;
+  end if;
+  return query select v_t.task_id, v_t.outcome, v_t.status, v_t.created_at;
+end $$;
+
 -- Records what a batch call's discount saved (full price − batch price), on the call's settled reservation, and the
 -- task's total recomputed from its calls (so a repeated note changes nothing).
 create function public.note_batch_saving(p_task_id uuid, p_step_id text, p_saving_micros bigint)
