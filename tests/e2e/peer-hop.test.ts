@@ -1,22 +1,26 @@
 // Agent to agent across two deployments: two Nightshift app instances (each `next start` + its own engine, database
 // and offline model). A research task on A names B as its next hop; when it completes, A delivers its result to
 // B's inbound webhook route as a signed Standard Webhooks request, which starts a content task on B. Replays of the
-// same delivery make no second task on B; a tampered body and a delivery replayed 6 minutes later are refused.
+// same delivery make no second task on B; a tampered body and a delivery replayed 6 minutes later are refused. B's
+// console (a real Chromium) shows the refusals on its Webhooks page and disables the source there.
 import { randomBytes } from "node:crypto";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { scenarioMarker } from "../../local/claude/server";
 import { startAppStack, waitUntil, type AppStack } from "../support/app-stack";
+import { startBrowser, type BrowserHarness } from "../support/browser";
+import { OPERATOR_PASSWORD, SESSION_SECRET, signIn } from "../browser/console-stack";
 
 const SHARED = `whsec_${randomBytes(32).toString("base64")}`;
 let a: AppStack;
 let b: AppStack;
+let browser: BrowserHarness;
 
 beforeAll(async () => {
   [a, b] = await Promise.all([
     // A signs hops to B with the variable its peer row names; loopback is allowed for this test only.
     startAppStack({ env: { PEER_B_SECRET: SHARED, NIGHTSHIFT_FETCH_ALLOW: "127.0.0.1" } }),
-    startAppStack({ env: { PEER_A_SECRET: SHARED } }),
+    startAppStack({ env: { PEER_A_SECRET: SHARED, NIGHTSHIFT_OPERATOR_PASSWORD: OPERATOR_PASSWORD, NIGHTSHIFT_SESSION_SECRET: SESSION_SECRET } }),
   ]);
   const peer = await a.sb.admin.from("peers").insert({ name: "b", base_url: b.appUrl, source: "from-a", secret_env_name: "PEER_B_SECRET" });
   expect(peer.error).toBeNull();
@@ -30,6 +34,7 @@ beforeAll(async () => {
   expect(source.error).toBeNull();
 });
 afterAll(async () => {
+  await browser?.close();
   await Promise.all([a?.stop(), b?.stop()]);
 });
 
@@ -117,4 +122,39 @@ test("a completed research task on A starts a content task on B; replays make no
     ["bad_signature", 1],
     ["stale_timestamp", 1],
   ]);
+});
+
+test("B's console shows the source's refusal counters and disables it (audited as the operator)", async () => {
+  // Its own refusals, so this test stands alone: one delivery with a bad signature.
+  const at = new Date();
+  const forged = await fetch(`${b.appUrl}/api/webhooks/from-a`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      "webhook-id": "msg_console_check",
+      "webhook-timestamp": String(Math.floor(at.getTime() / 1000)),
+      "webhook-signature": new Webhook(`whsec_${randomBytes(32).toString("base64")}`).sign("msg_console_check", at, "{}"),
+    },
+    body: "{}",
+  });
+  expect(forged.status).toBe(401);
+  const { data: counted } = await b.sb.admin.from("webhook_refusals").select("count").eq("source", "from-a").eq("reason", "bad_signature").single();
+
+  browser = await startBrowser();
+  const { page } = await browser.newPage();
+  await signIn(page, b.appUrl);
+  await page.getByRole("link", { name: "Webhooks" }).click();
+  await page.waitForURL(`${b.appUrl}/webhooks`);
+  const row = page.locator('tr[data-source="from-a"]');
+  await expect(row.getAttribute("data-source")).resolves.toBe("from-a");
+  const refused = row.locator("td[data-label=Refused]");
+  await expect(refused.textContent()).resolves.toContain(`${Number(counted!.count)} bad signature`);
+  await expect(row.textContent()).resolves.toContain("1 of 1 set");
+
+  await row.getByRole("button", { name: "Disable" }).click();
+  await waitUntil(async () => (await b.sb.admin.from("webhook_sources").select("enabled").eq("name", "from-a").single()).data?.enabled === false, 30_000, "the source to be disabled");
+  const { data: change } = await b.sb.admin.from("webhook_source_changes").select("actor,changes").eq("source", "from-a").order("id", { ascending: false }).limit(1).single();
+  expect(change).toMatchObject({ actor: "console:operator", changes: { enabled: { from: true, to: false } } });
+  await page.reload();
+  await expect(page.locator('tr[data-source="from-a"]').getByRole("button", { name: "Enable" }).isVisible()).resolves.toBe(true);
 });
