@@ -7,6 +7,7 @@ import { deliverNotifications, sweepUndeliveredNotifications } from "./functions
 import { taskRunCancelledByInngest } from "./functions/task-run-cancelled";
 import { outboxSweeper } from "./functions/outbox-sweeper";
 import { deliverTaskCallback } from "./functions/deliver-task-callback";
+import { deliverTaskHop } from "./functions/deliver-task-hop";
 import { taskRequested } from "./functions/task-requested";
 import { dispatchSchedules } from "./functions/dispatch-schedules";
 import { morningDigest } from "./functions/morning-digest";
@@ -21,6 +22,7 @@ export const functions = [
   sweepUndeliveredNotifications,
   outboxSweeper,
   deliverTaskCallback,
+  deliverTaskHop,
   taskRequested,
   dispatchSchedules,
   morningDigest,

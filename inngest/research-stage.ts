@@ -49,7 +49,9 @@ export async function runResearchStage(step: Step, runId: string, pipelineId: st
   }
 
   const plan = await step.run("research-plan", async () => {
-    const blocked = await researchBlocked(db(), PIPELINE_AGENT);
+    // The stage's own agent: a dead-letter replay may have given the stage another one.
+    const { data: row } = await db().from("pipeline_stages").select("agent_id").eq("pipeline_id", pipelineId).eq("stage", stage).maybeSingle();
+    const blocked = await researchBlocked(db(), row?.agent_id ?? PIPELINE_AGENT);
     if (!blocked) return { degraded: false as const };
     const used = await completeFromCache(pipelineId, runId, blocked);
     return used.ok ? { degraded: true as const, reason: blocked } : { degraded: false as const };

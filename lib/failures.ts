@@ -27,6 +27,9 @@ export interface Failure {
   detail: { name: string; message: string };
 }
 
+/** What the engine says when its call to the app's serve route failed (local/engine: dispatch.ts, ops.ts). */
+const APP_UNREACHABLE = /^request to https?:\/\/\S+ failed: |^HTTP \d{3} from the app\b|the app's response \(HTTP|the SDK reported no progress/;
+
 const clip = (s: string, n: number) => (s.length <= n ? s : `${s.slice(0, n - 1)}…`);
 
 /** The error's name and message, with anything that may quote a response body removed. */
@@ -63,6 +66,11 @@ export function classifyFailure(err: unknown, who = "Claude"): Failure {
   const f = (kind: FailureKind, summary: string, outage = false): Failure => ({ kind, summary, outage, detail, ...(status ? { status } : {}) });
 
   if (/circuit_open|circuit breaker/i.test(message)) return f("provider_down", `${who} is down: its circuit breaker is open, so the call was not made.`, false);
+  // The engine could not get an answer from the app itself (it crashed, was killed, or answered garbage) and gave up
+  // on the run: our side, not the provider's — checked before the status, since "HTTP 502 from the app" is no Claude 502.
+  if (APP_UNREACHABLE.test(message)) {
+    return { kind: "our_bug", summary: "The app running the task stopped answering the engine (it crashed or was unreachable), and the engine gave up on the run.", outage: false, detail };
+  }
   if (/wall clock|max_turns|daily budget|budget of|exceeds .* whole daily budget/i.test(message)) {
     return f("limit_hit", `A limit stopped the task: ${clip(message.replace(/^.*?:\s*(?=wall|max_turns|one call|daily)/i, ""), 200)}.`);
   }

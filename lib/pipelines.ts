@@ -137,15 +137,16 @@ export interface StageTask {
 export async function createStageTask(db: AdminClient, pipelineId: string, stage: Stage, runId: string): Promise<StageTask> {
   const { data: p, error } = await db
     .from("pipelines")
-    .select("id,topic,api_key_id,pipeline_stages(stage,agent_id,output,replays)")
+    .select("id,topic,api_key_id,pipeline_stages(stage,agent_id,output,replays,prompt_override)")
     .eq("id", pipelineId)
     .single();
   if (error) throw new Error(`pipeline ${pipelineId} read failed: ${error.message}`);
-  const stages = p.pipeline_stages as { stage: Stage; agent_id: string; output: Json | null; replays: number }[];
+  const stages = p.pipeline_stages as { stage: Stage; agent_id: string; output: Json | null; replays: number; prompt_override: string | null }[];
   const mine = stages.find((s) => s.stage === stage);
   if (!mine) throw new Error(`pipeline ${pipelineId} has no ${stage} stage`);
   const outputOf = (s: Stage) => stageText(stages.find((x) => x.stage === s)?.output ?? null);
-  const prompt = stagePrompt(stage, p.topic, { research: outputOf("research"), analyze: outputOf("analyze") });
+  // A dead-letter replay of this stage with an edited prompt runs that prompt instead of the built one.
+  const prompt = mine.prompt_override ?? stagePrompt(stage, p.topic, { research: outputOf("research"), analyze: outputOf("analyze") });
   // A stage reopened by a dead-letter replay gets a new task (its own key), not the failed one.
   const key = `pipeline-${pipelineId}-${stage}${mine.replays > 0 ? `-replay-${mine.replays}` : ""}`;
   const task = await insertTask(db, { agent: mine.agent_id, prompt }, p.api_key_id, key);

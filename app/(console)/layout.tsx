@@ -24,6 +24,7 @@ export default async function ConsoleLayout({ children }: { children: ReactNode 
             <Link href="/agents">Agents</Link>
             <Link href="/failed">Failed</Link>
             <Link href="/schedules">Schedules</Link>
+            <Link href="/webhooks">Webhooks</Link>
             <form action={signOutAction}>
               <input type="hidden" name={CSRF_FIELD} value={formToken(session)} />
               <button type="submit" className="linkbutton">

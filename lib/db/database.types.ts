@@ -785,6 +785,39 @@ export type Database = {
         }
         Relationships: []
       }
+      peers: {
+        Row: {
+          base_url: string
+          created_at: string
+          description: string
+          enabled: boolean
+          name: string
+          secret_env_name: string
+          source: string
+          updated_at: string
+        }
+        Insert: {
+          base_url: string
+          created_at?: string
+          description?: string
+          enabled?: boolean
+          name: string
+          secret_env_name: string
+          source: string
+          updated_at?: string
+        }
+        Update: {
+          base_url?: string
+          created_at?: string
+          description?: string
+          enabled?: boolean
+          name?: string
+          secret_env_name?: string
+          source?: string
+          updated_at?: string
+        }
+        Relationships: []
+      }
       pipeline_stages: {
         Row: {
           agent_id: string
@@ -795,6 +828,7 @@ export type Database = {
           output: Json | null
           pipeline_id: string
           position: number
+          prompt_override: string | null
           replays: number
           run_id: string | null
           stage: string
@@ -812,6 +846,7 @@ export type Database = {
           output?: Json | null
           pipeline_id: string
           position: number
+          prompt_override?: string | null
           replays?: number
           run_id?: string | null
           stage: string
@@ -829,6 +864,7 @@ export type Database = {
           output?: Json | null
           pipeline_id?: string
           position?: number
+          prompt_override?: string | null
           replays?: number
           run_id?: string | null
           stage?: string
@@ -1298,6 +1334,7 @@ export type Database = {
           idempotency_key: string | null
           input: Json | null
           mode: Database["public"]["Enums"]["task_mode"]
+          next_hop: string | null
           priority: number
           progress_done: number
           progress_total: number
@@ -1325,6 +1362,7 @@ export type Database = {
           idempotency_key?: string | null
           input?: Json | null
           mode?: Database["public"]["Enums"]["task_mode"]
+          next_hop?: string | null
           priority?: number
           progress_done?: number
           progress_total?: number
@@ -1352,6 +1390,7 @@ export type Database = {
           idempotency_key?: string | null
           input?: Json | null
           mode?: Database["public"]["Enums"]["task_mode"]
+          next_hop?: string | null
           priority?: number
           progress_done?: number
           progress_total?: number
@@ -1378,6 +1417,12 @@ export type Database = {
             columns: ["api_key_id"]
             referencedRelation: "api_keys"
             referencedColumns: ["id"]
+          },
+          {
+            foreignKeyName: "tasks_next_hop_fkey"
+            columns: ["next_hop"]
+            referencedRelation: "peers"
+            referencedColumns: ["name"]
           },
           {
             foreignKeyName: "tasks_replay_of_fkey"
@@ -1435,6 +1480,7 @@ export type Database = {
           last_status_code: number | null
           message_id: string
           payload: string
+          secret_env_name: string | null
           status: string
           task_id: string | null
           updated_at: string
@@ -1451,6 +1497,7 @@ export type Database = {
           last_status_code?: number | null
           message_id: string
           payload: string
+          secret_env_name?: string | null
           status?: string
           task_id?: string | null
           updated_at?: string
@@ -1467,6 +1514,7 @@ export type Database = {
           last_status_code?: number | null
           message_id?: string
           payload?: string
+          secret_env_name?: string | null
           status?: string
           task_id?: string | null
           updated_at?: string
@@ -1535,6 +1583,33 @@ export type Database = {
           count?: number
           last_at?: string
           reason?: string
+          source?: string
+        }
+        Relationships: []
+      }
+      webhook_source_changes: {
+        Row: {
+          action: string
+          actor: string
+          changed_at: string
+          changes: NonNullable<Json>
+          id: number
+          source: string
+        }
+        Insert: {
+          action: string
+          actor: string
+          changed_at?: string
+          changes: NonNullable<Json>
+          id?: never
+          source: string
+        }
+        Update: {
+          action?: string
+          actor?: string
+          changed_at?: string
+          changes?: NonNullable<Json>
+          id?: never
           source?: string
         }
         Relationships: []
@@ -2029,6 +2104,32 @@ export type Database = {
         Args: { p_reason: string; p_source: string }
         Returns: undefined
       }
+      open_task_hop: {
+        Args: { p_task_id: string }
+        Returns: {
+          attempts: number
+          created_at: string
+          event_type: string
+          finished_at: string | null
+          id: string
+          kind: string
+          last_error: string | null
+          last_status_code: number | null
+          message_id: string
+          payload: string
+          secret_env_name: string | null
+          status: string
+          task_id: string | null
+          updated_at: string
+          url: string
+        }[]
+        SetofOptions: {
+          from: "*"
+          to: "webhook_deliveries"
+          isOneToOne: false
+          isSetofReturn: true
+        }
+      }
       open_webhook_delivery: {
         Args: {
           p_event_type: string
@@ -2049,6 +2150,7 @@ export type Database = {
           last_status_code: number | null
           message_id: string
           payload: string
+          secret_env_name: string | null
           status: string
           task_id: string | null
           updated_at: string
@@ -2204,6 +2306,7 @@ export type Database = {
           last_status_code: number | null
           message_id: string
           payload: string
+          secret_env_name: string | null
           status: string
           task_id: string | null
           updated_at: string
@@ -2357,6 +2460,18 @@ export type Database = {
           sha256: string
         }[]
       }
+      save_webhook_source: {
+        Args: {
+          p_actor: string
+          p_create: boolean
+          p_fields: Json
+          p_name: string
+        }
+        Returns: {
+          change_id: number
+          source: Json
+        }[]
+      }
       set_pipeline_stage_task: {
         Args: {
           p_pipeline_id: string
@@ -2507,6 +2622,28 @@ export type Database = {
           task_id: string
         }[]
       }
+      submit_task_with_hop: {
+        Args: {
+          p_agent_id: string
+          p_callback_url: string
+          p_idempotency_key: string
+          p_input: Json
+          p_key_hash: string
+          p_key_id: string
+          p_mode: Database["public"]["Enums"]["task_mode"]
+          p_next_hop: string
+          p_priority: number
+          p_prompt: string
+          p_request_hash: string
+          p_require_approval: boolean
+        }
+        Returns: {
+          created_at: string
+          outcome: string
+          status: Database["public"]["Enums"]["task_status"]
+          task_id: string
+        }[]
+      }
       sweep_notifications: {
         Args: {
           p_limit?: number
@@ -2545,6 +2682,17 @@ export type Database = {
           agent: Json
           change_id: number
         }[]
+      }
+      wait_notification_delivery: {
+        Args: {
+          p_channel: string
+          p_claim_token?: string
+          p_notification_id: string
+          p_now?: string
+          p_reason: string
+          p_until: string
+        }
+        Returns: boolean
       }
       write_off_lost_calls: {
         Args: {

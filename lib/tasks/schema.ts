@@ -20,6 +20,11 @@ export const CreateTaskBody = z.strictObject({
     .url({ protocol: /^https?$/, message: "callback_url must be an http(s) URL" })
     .max(2048)
     .optional(),
+  /** A configured peer deployment (row of `peers`) that receives the result when the task completes. */
+  next_hop: z
+    .string({ error: "next_hop must be the name of a configured peer" })
+    .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "next_hop must be the name of a configured peer")
+    .optional(),
 });
 export type CreateTaskBody = z.infer<typeof CreateTaskBody>;
 

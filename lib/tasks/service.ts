@@ -73,6 +73,8 @@ export interface TaskWire {
   priority: number;
   mode: "now" | "batch";
   require_approval: boolean;
+  /** The peer deployment that receives the result when the task completes (null: none). */
+  next_hop: string | null;
   /** done: model turns finished; total: the agent's turn limit (max_turns when the task was created). */
   progress: { done: number; total: number };
   /** The task's approvals (visible ones, oldest first): decide a pending one with POST /api/approvals/:id. */
@@ -102,7 +104,7 @@ export interface TaskApprovalRef {
 
 // The task's approvals come embedded (one round trip): PostgREST follows approvals.task_id.
 const WIRE_COLUMNS =
-  "id,status,status_reason,agent_id,prompt,input,priority,mode,require_approval,progress_done,progress_total,result,error,cost_micros,estimated_cost_micros,created_at,updated_at,started_at,finished_at," +
+  "id,status,status_reason,agent_id,prompt,input,priority,mode,require_approval,next_hop,progress_done,progress_total,result,error,cost_micros,estimated_cost_micros,created_at,updated_at,started_at,finished_at," +
   "approvals(id,stage,revision,status,requested_at,decided_at,visible_at)";
 
 interface EmbeddedApproval {
@@ -136,7 +138,7 @@ type WireRow = Pick<
   | "updated_at"
   | "started_at"
   | "finished_at"
-> & { approvals?: EmbeddedApproval[] | null };
+> & { approvals?: EmbeddedApproval[] | null; next_hop?: string | null };
 
 export function toWire(row: WireRow): TaskWire {
   const micros = Number(row.cost_micros);
@@ -155,6 +157,7 @@ export function toWire(row: WireRow): TaskWire {
     priority: row.priority,
     mode: row.mode,
     require_approval: row.require_approval,
+    next_hop: row.next_hop ?? null,
     progress: { done: row.progress_done, total: row.progress_total },
     approvals,
     pending_approval_id: approvals.find((a) => a.status === "pending")?.approval_id ?? null,

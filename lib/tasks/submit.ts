@@ -32,7 +32,7 @@ export async function submitTask(
   idempotencyKey: string | null,
   opts: SubmitOptions = {},
 ): Promise<CreatedTask> {
-  const res = await db.rpc("submit_task", {
+  const args = {
     p_key_id: (typeof apiKey === "string" ? apiKey : apiKey?.id) ?? (null as unknown as string),
     p_key_hash: (typeof apiKey === "string" ? null : apiKey?.hash) ?? (null as unknown as string),
     p_agent_id: body.agent,
@@ -44,10 +44,19 @@ export async function submitTask(
     p_callback_url: body.callback_url ?? (null as unknown as string),
     p_idempotency_key: idempotencyKey ?? (null as unknown as string),
     p_request_hash: requestHash(body),
-  });
+  };
+  // A next hop (a peer deployment) is recorded with the task in the same transaction (docs/webhooks.md).
+  const res = body.next_hop
+    ? await db.rpc("submit_task_with_hop", { ...args, p_next_hop: body.next_hop })
+    : await db.rpc("submit_task", args);
   const { data, error } = res;
   if (error) {
     if (isDatabaseUnreachable(res)) throw databaseUnavailable();
+    if (error.code === "NSW01") {
+      throw new ApiError(400, "invalid_request", `Invalid request body: next_hop: unknown or disabled peer '${body.next_hop}'`, [
+        { field: "next_hop", message: `unknown or disabled peer '${body.next_hop}'` },
+      ]);
+    }
     if (error.code === "NSA01") {
       throw new ApiError(400, "invalid_request", `Invalid request body: agent: unknown or disabled agent '${body.agent}'`, [
         { field: "agent", message: `unknown or disabled agent '${body.agent}'` },

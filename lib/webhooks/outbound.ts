@@ -14,7 +14,7 @@ import { loadToolConfig } from "@/lib/agents/tools";
 import { acquireBreaker, dependency, recordBreaker } from "@/lib/breakers";
 import type { AdminClient } from "@/lib/db/admin";
 import type { Database, Json } from "@/lib/db/database.types";
-import { env } from "@/lib/env";
+import { env, isStandardWebhookSecret } from "@/lib/env";
 import { GuardedFetchError, guardedFetch, type GuardedFetchOptions, type GuardedResponse } from "@/lib/net/guarded-fetch";
 
 export const MAX_ATTEMPTS = 8;
@@ -118,7 +118,15 @@ export async function attemptDelivery(
 
 async function post(d: Delivery, at: Date, net: AttemptOptionsNet): Promise<AttemptResult> {
   const headers: Record<string, string> = { "content-type": "application/json", "user-agent": "Nightshift-Webhooks/1" };
-  const secret = env().NIGHTSHIFT_WEBHOOK_SECRET;
+  // A peer hop is signed with the secret shared with that peer (by variable name); everything else with
+  // NIGHTSHIFT_WEBHOOK_SECRET. A peer hop never goes out unsigned: the peer would refuse it anyway.
+  let secret: string | undefined = env().NIGHTSHIFT_WEBHOOK_SECRET;
+  if (d.secret_env_name) {
+    secret = process.env[d.secret_env_name]?.trim();
+    if (!secret || !isStandardWebhookSecret(secret)) {
+      return { outcome: "final", status_code: null, error: `${d.secret_env_name} is not set to a whsec_ secret: nothing was sent`, retry_after_ms: null };
+    }
+  }
   if (secret) Object.assign(headers, signWebhook(secret, d.message_id, d.payload, at));
   else headers["webhook-id"] = d.message_id;
   let res: GuardedResponse;

@@ -177,6 +177,13 @@ export abstract class EngineCore {
       run.rediscover = true;
       return;
     }
+    if (run.row.disable_immediate && run.pending.size === 0) {
+      // Parallelism has ended (nothing planned, waiting or in flight): the SDK may run steps inline again, so
+      // checkpointing resumes instead of a plan-then-run round trip per step for the rest of the run. Inngest
+      // does the same for request version 2 (executor's maybeResetForceStepPlan, inngest/inngest#3717).
+      run.row.disable_immediate = false;
+      tx.ch.runUpdates.push({ id: run.row.id, disable_immediate: false });
+    }
     const w = workRow("call", run.row.id, "step", this.clock.now() + delay, {}, attempt);
     run.discovery = w.id;
     this.addWork(tx, w, run);
@@ -249,11 +256,38 @@ export abstract class EngineCore {
     if (w.due_at === null) return;
     if (w.kind === "call" && w.due_at <= this.clock.now()) {
       // Hot path: a call due now skips the timer heap (a setTimeout costs a millisecond or more per step).
-      this.ready.push(w.id);
+      this.makeReady(w);
       this.schedulePump();
       return;
     }
     this.queue.push(w.id, w.due_at);
+  }
+
+  /** Scores of the calls in `ready`, which is kept sorted by them (ties in arrival order). */
+  protected readyScore = new Map<string, number>();
+
+  /**
+   * Puts a due call in the ready list, ordered as Inngest's queue orders a function's items (QueueItem.Score): a
+   * first attempt that is due now scores its run's creation time, so older runs finish before newer ones start
+   * (in a burst, a woken run's next call is not queued behind hundreds of new runs); a retry scores its due time.
+   */
+  protected makeReady(w: WorkRow): void {
+    const run = w.run_id ? this.runs.get(w.run_id) : undefined;
+    const score = w.attempt === 0 && run ? Math.min(run.row.created_at, w.due_at ?? run.row.created_at) : (w.due_at ?? 0);
+    this.readyScore.set(w.id, score);
+    const ready = this.ready;
+    let lo = 0;
+    let hi = ready.length;
+    if (hi === 0 || (this.readyScore.get(ready[hi - 1]!) ?? 0) <= score) {
+      ready.push(w.id); // the common case: appended
+      return;
+    }
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((this.readyScore.get(ready[mid]!) ?? 0) <= score) lo = mid + 1;
+      else hi = mid;
+    }
+    ready.splice(lo, 0, w.id);
   }
 
   protected pumpScheduled = false;

@@ -109,6 +109,7 @@ export abstract class Dispatch extends Checkpoints {
       const run = w?.run_id ? this.runs.get(w.run_id) : undefined;
       if (!w || !run) {
         this.ready.splice(i, 1);
+        this.readyScore.delete(id);
         continue;
       }
       const fnUrl = this.functions.get(run.row.function_id)?.url;
@@ -122,6 +123,7 @@ export abstract class Dispatch extends Checkpoints {
         continue;
       }
       this.ready.splice(i, 1);
+      this.readyScore.delete(id);
       for (const s of slots) this.slotUse.set(s.key, (this.slotUse.get(s.key) ?? 0) + 1);
       this.inflight++;
       const p: Promise<void> = this.executeCall(run, w)
@@ -200,7 +202,7 @@ export abstract class Dispatch extends Checkpoints {
       if (res.refused) {
         // Not an attempt: the call goes back to the ready list, held until the app listens.
         this.appRefused(fn.url);
-        if (this.work.has(w.id)) this.ready.push(w.id);
+        if (this.work.has(w.id)) this.makeReady(w);
         return;
       }
       if (this.unreachable.size) this.appAnswered(fn.url);

@@ -11,7 +11,7 @@ export abstract class DueWork extends CronTimers {
       if (!w) continue;
       switch (w.kind) {
         case "call":
-          this.ready.push(id);
+          this.makeReady(w);
           break;
         case "sleep":
           this.onRun(w, (run) => this.resume(run, w, { data: null }, "sleep.done"));

@@ -247,6 +247,17 @@ export class Store {
     const doc: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(changes)) if (Array.isArray(v) && v.length) doc[k] = v;
     if (!Object.keys(doc).length) return;
+    // One update per run: UPDATE ... FROM applies only one of several rows that match the same run, so a
+    // transition that changes a run twice (its status and disable_immediate, say) is merged here, later wins.
+    if (changes.runUpdates && changes.runUpdates.length > 1) {
+      const merged = new Map<string, RunUpdate>();
+      for (const u of changes.runUpdates) {
+        const m: Record<string, unknown> = { ...merged.get(u.id) };
+        for (const [k, v] of Object.entries(u)) if (v !== undefined) m[k] = v;
+        merged.set(u.id, m as unknown as RunUpdate);
+      }
+      doc["runUpdates"] = [...merged.values()];
+    }
     await this.pool.query("SELECT inngest_local.apply($1::jsonb)", [JSON.stringify(doc)]);
   }
 

@@ -166,6 +166,11 @@ export function conformanceSuite(mode: "dev" | "signed", execution: EngineMode):
       expect(run.output).toBe("XYZ");
       for (const k of ["x", "y", "z", "after"]) expect(h.counter.get(`par:${k}`)).toBe(1);
       expect(run.history.filter((x) => x.type === "step.planned").length).toBeGreaterThanOrEqual(3);
+      // Parallelism ended, so the step after it runs inline again (no plan-then-run round trip), and is
+      // checkpointed in checkpointing mode: disable_immediate_execution is cleared, as Inngest does.
+      expect(run.history.filter((x) => x.type === "step.planned").map((x) => x.step_name)).not.toContain("after");
+      const after = run.history.find((x) => x.type === "step.completed" && x.step_name === "after");
+      expect(after?.detail ?? null).toEqual(execution === "checkpoint" ? { checkpointed: true } : null);
     });
 
     it("sleeps (Sleep, sleepUntil) on the engine clock", async () => {

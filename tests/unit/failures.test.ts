@@ -8,6 +8,8 @@ import { classifyModelError } from "@/lib/llm/errors";
 const apiError = (status: number, message: string, headers: Record<string, string> = {}) =>
   Anthropic.APIError.generate(status, { type: "error", error: { type: "x", message } }, undefined, new Headers(headers));
 
+const APP_DIED = "The app running the task stopped answering the engine (it crashed or was unreachable), and the engine gave up on the run.";
+
 describe("classifyFailure", () => {
   test.each([
     [apiError(529, "Overloaded"), "provider_down", true, "Claude was overloaded (529) and did not recover within the retries."],
@@ -21,6 +23,11 @@ describe("classifyFailure", () => {
     [new SyntaxError(`Unexpected token '<', "<html><body>secret page" is not valid JSON`), "answer_corrupted", false, "Claude's answer arrived corrupted (not valid JSON)."],
     [new Error("wall clock (900 s) reached before turn 4"), "limit_hit", false, "A limit stopped the task: wall clock (900 s) reached before turn 4."],
     [new RangeError("Invalid array length"), "our_bug", false, "Nightshift hit an internal error (RangeError); the detail is kept for the developers."],
+    // The engine gave up on a run because the app itself kept dying: our side, not Claude's, and no outage.
+    [new Error("request to http://127.0.0.1:3000/api/inngest failed: socket hang up (ECONNRESET)"), "our_bug", false, APP_DIED],
+    [new Error("HTTP 502 from the app"), "our_bug", false, APP_DIED],
+    // web_fetch's own network error names a host, not a URL: still a provider that could not be reached.
+    [new Error("request to example.com failed: ECONNREFUSED connect ECONNREFUSED"), "provider_down", true, "Claude could not be reached (connection refused or reset)."],
   ])("%s", (err, kind, outage, summary) => {
     const f = classifyFailure(err);
     expect([f.kind, f.outage, f.summary]).toEqual([kind, outage, summary]);

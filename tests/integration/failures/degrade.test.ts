@@ -106,15 +106,26 @@ describe("a pipeline whose research cannot run", () => {
     const { data: dl } = await sb.admin.from("dead_letters").select("id,stage,pipeline_id,failure_kind,status,task_id").eq("pipeline_id", pipelineId).single();
     expect(dl).toMatchObject({ stage: "research", failure_kind: "timeout", status: "pending" });
 
-    // Morning: Claude is back; the entry replays the pipeline from research, which now runs and is cached.
+    // Morning: Claude is back; the entry replays the pipeline from research — with the owner's edited prompt and
+    // another agent, which the stage honours — and research now runs and is cached.
     double.faults.clear();
     clock.advance(2 * 3_600_000);
-    const r = await replayDeadLetter(sb.admin, dl!.id, {}, { apiKeyId: null, idempotencyKey: "replay-pipeline", actor: "test" });
+    const edited = `Research, briefly and with sources: ${topic}. (edited on replay)`;
+    // An unknown agent changes nothing: the entry stays pending and the pipeline failed.
+    await expect(replayDeadLetter(sb.admin, dl!.id, { agent: "no-such-agent" }, { apiKeyId: null, idempotencyKey: null, actor: "test" })).rejects.toMatchObject({ status: 400 });
+    expect((await getPipeline(sb.admin, pipelineId))!.status).toBe("failed");
+    const r = await replayDeadLetter(sb.admin, dl!.id, { prompt: edited, agent: "outreach" }, { apiKeyId: null, idempotencyKey: "replay-pipeline", actor: "test" });
     expect(r).toMatchObject({ taskId: null, pipeline: { id: pipelineId, stage: "research" }, outcome: "replayed" });
     const done = await settled(pipelineId);
     expect(done.status).toBe("completed");
     expect(done.degraded).toBeNull();
     expect(done.stages[0]!.task_id).not.toBe(dl!.task_id);
+    const { data: rerun } = await sb.admin.from("tasks").select("agent_id,prompt,status").eq("id", done.stages[0]!.task_id!).single();
+    expect(rerun).toEqual({ agent_id: "outreach", prompt: edited, status: "completed" });
+    // The later stages build their prompts from the new research as usual, with their own agents.
+    const { data: later } = await sb.admin.from("tasks").select("agent_id,prompt").eq("id", done.stages[1]!.task_id!).single();
+    expect(later!.agent_id).toBe("research");
+    expect(later!.prompt).toContain("Research findings:");
     const { data: cache } = await sb.admin.from("research_cache").select("topic").eq("topic_key", normaliseTopic(topic)).single();
     expect(cache!.topic).toBe(topic);
     await expect(replayDeadLetter(sb.admin, dl!.id, {}, { apiKeyId: null, idempotencyKey: null, actor: "test" })).rejects.toMatchObject({ status: 409 });
