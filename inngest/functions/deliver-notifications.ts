@@ -5,6 +5,10 @@
 //   deliver-<channel>      one step per channel, in parallel: claim → send → record; transient failures retry the
 //                          step, a permanent one (or the last attempt) records the channel failed and ends normally
 //   deliver-<channel>-failed   only if a channel's step failed for good anyway (e.g. the database was down)
+//   breaker-wait-<channel>-<n>, deliver-<channel>-<n+1>
+//                          the channel's circuit breaker is open: sleep until its next probe, then try again (no
+//                          attempt spent); after MAX_BREAKER_WAIT_MS of waiting, deliver-<channel>-gave-up records it
+//                          failed with the reason
 //   finish                 delivered_at when any channel went out, last_error otherwise
 //
 // With no channel configured the round records "no channel configured" and completes.
@@ -17,8 +21,10 @@ import { db } from "@/lib/db/server";
 import { CHANNELS, sweepNotifications, type Channel } from "@/lib/notifications";
 import {
   DELIVERY_RETRIES,
+  MAX_BREAKER_WAIT_MS,
   NO_CHANNEL,
   deliverChannel,
+  giveUpWaiting,
   planDelivery,
   recordChannelFailure,
   type ChannelResult,
@@ -50,11 +56,27 @@ export const deliverNotifications = inngest.createFunction(
     const attempts = { attempt, maxAttempts: maxAttempts ?? DELIVERY_RETRIES + 1 };
     const results = await Promise.all(
       plan.channels.filter(isChannel).map(async (channel): Promise<ChannelResult> => {
-        try {
-          return await step.run(`deliver-${channel}`, () => deliverChannel(db(), id, channel, attempts));
-        } catch (err) {
-          // The step failed for good without recording its outcome; record it so the round can conclude.
-          return await step.run(`deliver-${channel}-failed`, () => recordChannelFailure(db(), id, channel, err));
+        let firstWait = 0; // when the first breaker wait began (ms, from a memoized step's answer)
+        let wakeAt = 0; // the breaker's clock never runs behind a wait the run slept through
+        for (let n = 1; ; n++) {
+          const stepId = n === 1 ? `deliver-${channel}` : `deliver-${channel}-${n}`;
+          let r: ChannelResult;
+          try {
+            r = await step.run(stepId, () => deliverChannel(db(), id, channel, attempts, undefined, new Date(Math.max(Date.now(), wakeAt))));
+          } catch (err) {
+            // The step failed for good without recording its outcome; record it so the round can conclude.
+            return await step.run(`${stepId}-failed`, () => recordChannelFailure(db(), id, channel, err));
+          }
+          if (r.status !== "waiting" || !r.retry_at) return r;
+          // The channel's breaker is open: kept, not failed; tried again after its next probe time.
+          const retryAt = Date.parse(r.retry_at);
+          if (!firstWait) firstWait = r.at ?? retryAt;
+          if (retryAt - firstWait > MAX_BREAKER_WAIT_MS) {
+            const waited = retryAt - firstWait;
+            return await step.run(`deliver-${channel}-gave-up`, () => giveUpWaiting(db(), id, channel, waited));
+          }
+          await step.sleepUntil(`breaker-wait-${channel}-${n}`, r.retry_at);
+          wakeAt = Math.max(wakeAt, retryAt);
         }
       }),
     );

@@ -158,7 +158,8 @@ export const runTask = inngest.createFunction(
         if (out.kind === "submitted") {
           const answered = await awaitBatchTurn(step, out, {
             check: (ticket) => checkBatchTurn(db(), { ...turnArgs(), ticket }),
-            resubmit: (ticket, submission) => submitBatchTurn(db(), { ...turnArgs(), submission, reservationKey: ticket.reservation_key }),
+            resubmit: (ticket, submission, notBefore = 0) =>
+              submitBatchTurn(db(), { ...turnArgs(), now: new Date(Math.max(Date.now(), wakeAt, notBefore)), submission, reservationKey: ticket.reservation_key }),
             abandon: (ticket, reason) => abandonBatchTurn(db(), { taskId, turnId, ticket, reason }),
           });
           waitedMs += answered.batch.wait_ms; // time queued at Anthropic is not the agent's wall clock

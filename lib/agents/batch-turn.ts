@@ -17,7 +17,9 @@
 // the resubmission; a final one (invalid request, canceled by someone else, given up) gives it back.
 import type Anthropic from "@anthropic-ai/sdk";
 import { NonRetriableError } from "inngest";
+import { acquireBreaker, dependency, recordBreaker } from "@/lib/breakers";
 import { releaseBudget, reserveBudget, worstCaseMicros } from "@/lib/budget";
+import { classifyFailure } from "@/lib/failures";
 import type { AdminClient } from "@/lib/db/admin";
 import { env } from "@/lib/env";
 import { anthropic } from "@/lib/llm/anthropic";
@@ -43,6 +45,10 @@ export const MAX_BATCH_SUBMISSIONS = 3;
 export type AnsweredTurn = Extract<TurnOutcome, { kind: "answered" }>;
 type Busy = Extract<TurnOutcome, { kind: "busy" }>;
 type BudgetRefused = Extract<TurnOutcome, { kind: "budget_refused" }>;
+type DependencyDown = Extract<TurnOutcome, { kind: "dependency_down" }>;
+
+/** Who the Batches API's failures are said of (lib/failures.ts). */
+const BATCHES = "Claude's Message Batches API";
 
 /** What the check step needs to find the turn's batch again. Small: it is memoized with every step. */
 export type BatchTicket = {
@@ -57,7 +63,7 @@ export type BatchTicket = {
   submitted_at: number;
 };
 
-export type BatchSubmitOutcome = ({ kind: "submitted" } & BatchTicket) | Busy | BudgetRefused;
+export type BatchSubmitOutcome = ({ kind: "submitted" } & BatchTicket) | Busy | BudgetRefused | DependencyDown;
 
 export type BatchCheckOutcome =
   | { kind: "pending"; status: "in_progress" | "canceling" | "unreachable"; error?: string }
@@ -85,6 +91,14 @@ export async function submitBatchTurn(db: AdminClient, args: SubmitArgs): Promis
   // The slot gates the submission like a synchronous turn; it is given back once the batch is queued (below).
   const slot = await acquireSlot(db, { agentId: agent.id, taskId: args.taskId, leaseSeconds: 300, now: args.now });
   if (!slot.ok) return { kind: "busy", holders: slot.holders, limit: slot.limit };
+  // The Batches API's breaker (one for the API, whatever the model): while it is open nothing is reserved or sent,
+  // and the run waits durably for the next probe instead of burning a retry (run-task, like a direct turn).
+  const dep = dependency.claudeBatches();
+  const gate = await acquireBreaker(db, dep, args.now);
+  if (gate.role === "refused") {
+    await releaseSlot(db, args.taskId);
+    return { kind: "dependency_down", dependency: dep, retry_at: gate.retryAt, last_error: gate.lastError, refused_at: args.now.getTime() };
+  }
   const params = buildRequest(agent, args.messages, { serverWebSearch: args.serverWebSearch });
 
   const needed = worstCaseMicros(agent.model, {
@@ -146,6 +160,9 @@ export async function submitBatchTurn(db: AdminClient, args: SubmitArgs): Promis
     ticket = result;
   } catch (err) {
     const classified = classifyModelError(err);
+    const failure = classifyFailure(classified, BATCHES);
+    // The breaker never adds a failure of its own: if it cannot be recorded, the step's retries apply as before.
+    const breaker = await recordBreaker(db, dep, { success: false, outage: failure.outage, error: failure.summary }, args.now).catch(() => null);
     if (classified instanceof NonRetriableError) {
       await releaseBudget(db, { taskId: args.taskId, stepId: reservationKey, now: args.now });
       await recordStep(db, {
@@ -155,9 +172,16 @@ export async function submitBatchTurn(db: AdminClient, args: SubmitArgs): Promis
         status: "failed",
         detail: { model: agent.model, mode: "batch", error: classified.message },
       });
+    } else if (failure.outage && breaker && breaker.state !== "closed" && breaker.nextProbeAt) {
+      // This failure opened the breaker (or met it open): wait for the probe, no attempt burned. A first submission
+      // holds no money while it waits; a resubmission keeps the turn's reservation for when it goes out.
+      if (!args.reservationKey) await releaseBudget(db, { taskId: args.taskId, stepId: reservationKey, now: args.now });
+      await releaseSlot(db, args.taskId);
+      return { kind: "dependency_down", dependency: dep, retry_at: breaker.nextProbeAt, last_error: failure.summary, refused_at: args.now.getTime() };
     }
     throw classified;
   }
+  await recordBreaker(db, dep, { success: true }, args.now);
   if (ticket.reservation_key !== reservationKey) {
     // Replayed from the ledger under an earlier key: that reservation is the live one; ours was not needed.
     await releaseBudget(db, { taskId: args.taskId, stepId: reservationKey, now: args.now });
@@ -198,19 +222,30 @@ export async function checkBatchTurn(db: AdminClient, args: TurnArgs & { ticket:
     throw new NonRetriableError(message);
   };
 
+  // While the Batches API's breaker is open, a poll does not call it: the batch runs on at Anthropic, and the next
+  // poll (the poll loop is the retry loop) asks again.
+  const dep = dependency.claudeBatches();
+  const gate = await acquireBreaker(db, dep, args.now);
+  if (gate.role === "refused") return { kind: "pending", status: "unreachable", error: `circuit_open: ${dep} is down; next probe at ${gate.retryAt}` };
   let line: Anthropic.Messages.MessageBatchIndividualResponse | undefined;
   try {
     const batch = await anthropic().messages.batches.retrieve(ticket.batch_id);
-    if (batch.processing_status !== "ended") return { kind: "pending", status: batch.processing_status };
+    if (batch.processing_status !== "ended") {
+      await recordBreaker(db, dep, { success: true }, args.now);
+      return { kind: "pending", status: batch.processing_status };
+    }
     for await (const item of await anthropic().messages.batches.results(ticket.batch_id)) {
       if (item.custom_id === ticket.custom_id) line = item;
     }
   } catch (err) {
     const classified = classifyModelError(err);
+    const failure = classifyFailure(classified, BATCHES);
+    await recordBreaker(db, dep, { success: false, outage: failure.outage, error: failure.summary }, args.now).catch(() => null);
     if (classified instanceof NonRetriableError) return fail(`batch ${ticket.batch_id}: ${classified.message}`);
     // Unreachable or overloaded right now: the next poll asks again (the poll loop is the retry loop).
     return { kind: "pending", status: "unreachable", error: classified.message };
   }
+  await recordBreaker(db, dep, { success: true }, args.now);
   if (!line) throw new Error(`batch ${ticket.batch_id} ended without a result for ${ticket.custom_id}`);
 
   const result = line.result;
@@ -281,6 +316,7 @@ export const MAX_POLLS_PER_SUBMISSION = (() => {
 export interface BatchStepTools {
   run(id: string, fn: () => Promise<unknown>): Promise<unknown>;
   sleep(id: string, duration: string): Promise<unknown>;
+  sleepUntil(id: string, time: string): Promise<unknown>;
 }
 
 /**
@@ -297,7 +333,8 @@ export async function awaitBatchTurn(
   first: BatchTicket,
   ops: {
     check(ticket: BatchTicket): Promise<BatchCheckOutcome>;
-    resubmit(ticket: BatchTicket, submission: number): Promise<BatchSubmitOutcome>;
+    /** `notBefore` (ms): after a breaker wait, the run's clock is at least there (the breaker's clock must not lag). */
+    resubmit(ticket: BatchTicket, submission: number, notBefore?: number): Promise<BatchSubmitOutcome>;
     abandon(ticket: BatchTicket, reason: string): Promise<never>;
   },
 ): Promise<BatchAnswered> {
@@ -335,7 +372,13 @@ export async function awaitBatchTurn(
       return step.run(`${turnId}-give-up`, () => ops.abandon(last, why)) as Promise<never>;
     }
     const previous = ticket;
-    const again = (await step.run(`${turnId}-submit-${n}`, () => ops.resubmit(previous, n))) as BatchSubmitOutcome;
+    let again = (await step.run(`${turnId}-submit-${n}`, () => ops.resubmit(previous, n))) as BatchSubmitOutcome;
+    for (let w = 1; again.kind === "dependency_down"; w++) {
+      // The Batches API's breaker is open: wait for its probe (no attempt burned), then submit again.
+      const notBefore = Date.parse(again.retry_at);
+      await step.sleepUntil(`${turnId}-submit-${n}-wait-${w}`, again.retry_at);
+      again = (await step.run(`${turnId}-submit-${n}-retry-${w}`, () => ops.resubmit(previous, n, notBefore))) as BatchSubmitOutcome;
+    }
     // A resubmission reuses the turn's live reservation and asks for a slot only to queue the request; neither
     // should refuse, and if one does the step is retried by the engine.
     if (again.kind !== "submitted") throw new Error(`resubmitting ${turnId} was refused (${again.kind})`);

@@ -2683,6 +2683,17 @@ export type Database = {
           change_id: number
         }[]
       }
+      wait_notification_delivery: {
+        Args: {
+          p_channel: string
+          p_claim_token?: string
+          p_notification_id: string
+          p_now?: string
+          p_reason: string
+          p_until: string
+        }
+        Returns: boolean
+      }
       write_off_lost_calls: {
         Args: {
           p_input_micros: number

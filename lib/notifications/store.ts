@@ -203,3 +203,26 @@ export async function claimStale(
   if (error) throw new NotificationError("sweep_notifications", error);
   return data ?? [];
 }
+
+/**
+ * The channel waits for its circuit breaker (wait_notification_delivery): its row is 'retrying' with the reason (a
+ * held claim released), and the sweeper leaves the notification alone until after `until`. False when the channel
+ * was sent meanwhile, or is being sent under a live lease.
+ */
+export async function waitDelivery(
+  db: AdminClient,
+  notificationId: string,
+  channel: Channel,
+  w: { reason: string; until: string; token?: string; now?: Date },
+): Promise<boolean> {
+  const { data, error } = await db.rpc("wait_notification_delivery", {
+    p_notification_id: notificationId,
+    p_channel: channel,
+    p_reason: w.reason,
+    p_until: w.until,
+    p_claim_token: w.token,
+    p_now: iso(w.now),
+  });
+  if (error) throw new NotificationError("wait_notification_delivery", error);
+  return data === true;
+}

@@ -352,6 +352,47 @@ describe("batch-mode turns, called directly", () => {
     expect(await reservations(taskId)).toEqual([expect.objectContaining({ status: "released" })]);
   });
 
+  test("the Batches API down: the 5th failure opens its breaker and the turn waits holding nothing; while open nothing is sent; after the cool-down one probe submits and closes it", async () => {
+    const scenario = "bm-outage";
+    const prompt = `${scenarioMarker(scenario)} Write the note.`;
+    await sb.admin.from("breakers").delete().eq("dependency", "claude-batches"); // this file's earlier tests start it clean
+    const queued = await newTask(scenario);
+    const ticket = await bt.submitBatchTurn(sb.admin, turnArgs(queued, prompt)); // a batch already at Anthropic
+    if (ticket.kind !== "submitted") throw new Error("not submitted");
+    const taskId = await newTask(scenario);
+    const t0 = Date.now();
+    const at = (ms: number, attempt = 1): TurnArgs => ({ ...turnArgs(taskId, prompt), now: new Date(t0 + ms), attempt });
+    double.faults.add({ kind: "outage", duration_ms: 3_600_000, status: 503 });
+
+    // Four failures are ordinary retriable errors (the step's retries)...
+    for (let i = 1; i <= 4; i++) await expect(bt.submitBatchTurn(sb.admin, at(i * 1000, i))).rejects.toThrow(/503/);
+    // ... the fifth opens the breaker: the turn waits for the probe instead of failing, and holds no money.
+    const down = await bt.submitBatchTurn(sb.admin, at(5000, 5));
+    expect(down).toMatchObject({ kind: "dependency_down", dependency: "claude-batches" });
+    expect(Date.parse((down as { retry_at: string }).retry_at)).toBe(t0 + 5000 + 60_000);
+    expect((await reservations(taskId)).filter((r) => r.status === "reserved")).toEqual([]);
+    const { data: open } = await sb.admin.from("breakers").select("state,last_error").eq("dependency", "claude-batches").single();
+    expect(open!.state).toBe("open");
+    expect(open!.last_error).toMatch(/^Claude's Message Batches API had a server error \(503\)/);
+
+    // While it is open neither a submit nor a poll calls the API.
+    const calls = double.calls().length;
+    expect(await bt.submitBatchTurn(sb.admin, at(10_000))).toMatchObject({ kind: "dependency_down", retry_at: (down as { retry_at: string }).retry_at });
+    expect(await bt.checkBatchTurn(sb.admin, { ...turnArgs(queued, prompt), now: new Date(t0 + 10_000), ticket })).toMatchObject({ kind: "pending", status: "unreachable", error: expect.stringMatching(/^circuit_open/) });
+    expect(double.calls().length).toBe(calls);
+
+    // Back up: after the cool-down the one probe submits the turn, and its success closes the breaker.
+    double.faults.clear();
+    const probe = await bt.submitBatchTurn(sb.admin, at(66_000));
+    expect(probe.kind).toBe("submitted");
+    expect(creations(scenario)).toHaveLength(2);
+    const { data: closed } = await sb.admin.from("breakers").select("state,consecutive_failures").eq("dependency", "claude-batches").single();
+    expect(closed).toEqual({ state: "closed", consecutive_failures: 0 });
+    expect((await reservations(taskId)).filter((r) => r.status === "reserved")).toHaveLength(1);
+    const { count } = await sb.admin.from("notifications").select("id", { count: "exact", head: true }).eq("kind", "dependency_down").like("dedupe_key", "breaker_opened:claude-batches:%");
+    expect(count).toBe(1);
+  });
+
   test("the poll schedule backs off from 30 s to 10 min and is bounded", () => {
     expect([1, 2, 3, 4, 5, 6, 7, 50].map(bt.pollDelaySeconds)).toEqual([30, 60, 120, 240, 480, 600, 600, 600]);
     let slept = 0;

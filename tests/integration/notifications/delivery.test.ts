@@ -5,7 +5,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from "vitest";
 import { ManualClock } from "../../../local/engine";
 import { startCaptureServer, type CaptureServer, type CapturedRequest } from "../../support/capture-server";
-import { runReaches, serveApp, startTestEngine, until, type ServedApp, type TestEngine } from "../../support/engine-harness";
+import { quietTick, runReaches, serveApp, startTestEngine, until, type ServedApp, type TestEngine } from "../../support/engine-harness";
 import { createTestSupabase, type TestSupabase } from "../../support/supabase";
 import { sql } from "../db/sql";
 
@@ -36,6 +36,8 @@ const telegramOk = (req: CapturedRequest, res: import("node:http").ServerRespons
   res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ ok: false, error_code: 404, description: "Not Found" }));
 };
 
+const slackOk = (_req: CapturedRequest, res: import("node:http").ServerResponse) => void res.writeHead(200, { "content-type": "text/plain" }).end("ok");
+
 const channelEnv = () => ({
   SLACK_WEBHOOK_URL: `${slack.url}${SLACK_PATH}`,
   TELEGRAM_BOT_TOKEN: TOKEN,
@@ -53,7 +55,7 @@ beforeAll(async () => {
   // The app stamps rows with real time; the engine's clock starts there and moves only when a test says so.
   clock = new ManualClock(Date.now());
   te = await startTestEngine({ clock });
-  slack = await startCaptureServer({ handler: (_req, res) => void res.writeHead(200, { "content-type": "text/plain" }).end("ok") });
+  slack = await startCaptureServer({ handler: slackOk });
   telegram = await startCaptureServer({ handler: telegramOk });
   resend = await startCaptureServer();
   Object.assign(process.env, {
@@ -78,9 +80,15 @@ beforeAll(async () => {
   await te.engine.sync(app.url);
 });
 
-afterEach(() => {
+afterEach(async () => {
   Object.assign(process.env, channelEnv());
   telegram.setHandler(telegramOk);
+  slack.setHandler(slackOk);
+  // Each channel's circuit breaker lives in this file's database: a test that failed a channel must not leave the
+  // next one facing an open (or nearly open) breaker.
+  delete process.env["NIGHTSHIFT_BREAKER_THRESHOLD"];
+  (await import("@/lib/env")).resetEnvCache();
+  await sb.admin.from("breakers").delete().in("dependency", ["slack", "telegram", "resend"]);
 });
 
 afterAll(async () => {
@@ -226,6 +234,10 @@ describe("notify → deliver-notifications", () => {
   });
 
   test("a channel that stays unreachable gives up after its retries; when every channel fails, last_error says why", async () => {
+    // Five failures in a row would open each channel's breaker (the next test): here the threshold is above the
+    // retries, so the ordinary retries are what ends it.
+    process.env["NIGHTSHIFT_BREAKER_THRESHOLD"] = "6";
+    (await import("@/lib/env")).resetEnvCache();
     // Telegram's API refuses connections (a closed port); Slack and Resend answer 503 every time.
     const closed = await startCaptureServer();
     const closedUrl = closed.url;
@@ -387,5 +399,54 @@ describe("notify → deliver-notifications", () => {
     await expect(notify({ kind: "Bad Kind", dedupeKey: "x", title: "t", body: "b" })).rejects.toThrow(/kind/);
     await expect(notify({ kind: "task_finished", dedupeKey: "", title: "t", body: "b" })).rejects.toThrow(/dedupeKey/);
     await expect(notify({ kind: "task_finished", dedupeKey: "k", title: "t", body: "b", link: "javascript:alert(1)" })).rejects.toThrow(/link/);
+  });
+
+  // Last in the file: its notices of the breaker are delivered late by design, and the sweeper test above counts
+  // every unconcluded notification.
+  test("a channel that stays down opens its breaker: its notices wait instead of failing, go out once after it closes, and the operator hears once each way", async () => {
+    let slackDown = true;
+    slack.setHandler((req, res) => (slackDown ? void res.writeHead(503, { "content-type": "text/plain" }).end("down") : slackOk(req, res)));
+    const tick = quietTick(te.engine, clock, 10_000);
+    const first = await notify({ kind: "task_failed", dedupeKey: "task_failed:tb1", title: "Outage one [tb1]", body: "Slack is down." });
+
+    // Five failed attempts open Slack's breaker; the fifth does not fail the delivery, it waits for the probe.
+    const waiting = await until(async () => {
+      const d = (await deliveries(first.notificationId))["slack"];
+      return d?.status === "retrying" && /circuit breaker open/.test(d.last_error ?? "") ? d : undefined;
+    }, { tick, timeoutMs: 60_000, message: "slack's delivery never waited for its breaker" });
+    expect(waiting.last_error).toMatch(/^Slack answered 503.*waiting for slack, which is down/);
+    expect((await notification(first.notificationId)).last_error).toBeNull(); // not failed, not concluded
+    const { data: breaker } = await sb.admin.from("breakers").select("state,consecutive_failures").eq("dependency", "slack").single();
+    expect(breaker).toMatchObject({ state: "open", consecutive_failures: 5 });
+    expect(about(slack, "[tb1]")).toHaveLength(5);
+    expect(about(resend, "[tb1]")).toHaveLength(1); // the other channels are not held up
+
+    // While it is open a new notice does not call Slack at all: it waits too.
+    const second = await notify({ kind: "task_failed", dedupeKey: "task_failed:tb2", title: "Outage two [tb2]", body: "Still down." });
+    await until(async () => (await deliveries(second.notificationId))["slack"]?.status === "retrying" && about(telegram, "[tb2]").length === 1, { timeoutMs: 30_000 });
+    expect(about(slack, "[tb2]")).toHaveLength(0);
+
+    // Slack is back: after the cool-down one probe goes out, closes the breaker, and every waiting notice is sent once.
+    slackDown = false;
+    const before = about(slack, "[tb1]").length;
+    await until(async () => {
+      const [a, b] = await Promise.all([deliveries(first.notificationId), deliveries(second.notificationId)]);
+      return a["slack"]?.status === "sent" && b["slack"]?.status === "sent";
+    }, { tick, timeoutMs: 60_000, message: "the waiting notices were not sent after the recovery" });
+    expect(about(slack, "[tb1]")).toHaveLength(before + 1);
+    expect(about(slack, "[tb2]")).toHaveLength(1);
+    for (const id of [first.notificationId, second.notificationId]) {
+      await until(async () => (await notification(id)).delivered_at, { tick, timeoutMs: 30_000 });
+    }
+    const { data: closed } = await sb.admin.from("breakers").select("state").eq("dependency", "slack").single();
+    expect(closed!.state).toBe("closed");
+
+    // The operator heard once that Slack went down and once that it came back — and the first notice, which Slack
+    // itself could not carry while it was down, reached Slack too once it closed.
+    const notices = async (kind: string) => (await sb.admin.from("notifications").select("id,dedupe_key").eq("kind", kind).like("dedupe_key", "breaker_%:slack:%")).data!;
+    expect(await notices("dependency_down")).toHaveLength(1);
+    expect(await notices("dependency_recovered")).toHaveLength(1);
+    await until(async () => about(slack, "slack is down: its circuit breaker opened").length === 1, { tick, timeoutMs: 60_000, message: "the breaker's own notice never reached Slack" });
+    expect(about(resend, "slack is down: its circuit breaker opened")).toHaveLength(1);
   });
 });
