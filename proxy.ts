@@ -79,13 +79,13 @@ function refuse(json: boolean, status: number, code: string, message: string, ex
   return withHeaders(res);
 }
 
-/** Answers made here skip next.config.js's headers(); give them the same ones. */
+/** Answers made here skip next.config.ts's headers(); give them the same ones. */
 function withHeaders(res: NextResponse): NextResponse {
   for (const [k, v] of Object.entries(commonSecurityHeaders())) res.headers.set(k, v);
   return res;
 }
 
 export const config = {
-  // Everything except Next's assets and the icons (which get their headers from next.config.js).
+  // Everything except Next's assets and the icons (which get their headers from next.config.ts).
   matcher: ["/((?!_next/static|_next/image|favicon.ico|robots.txt).*)"],
 };

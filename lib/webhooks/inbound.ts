@@ -157,16 +157,3 @@ export async function noteRefusal(db: AdminClient, refusal: WebhookRefusal): Pro
   const { error } = await db.rpc("note_webhook_refusal", { p_source: refusal.source, p_reason: refusal.reason });
   if (error) console.error(`[webhooks] could not count a refusal: ${error.message}`);
 }
-
-/** Sources with their refusal counters, for the console (no secrets: only the variable names). */
-export async function listSources(db: AdminClient) {
-  const [{ data: sources, error }, { data: refusals, error: e2 }] = await Promise.all([
-    db.from("webhook_sources").select("name,agent_id,description,enabled,secret_env_names,created_at").order("name"),
-    db.from("webhook_refusals").select("source,reason,count,last_at"),
-  ]);
-  if (error || e2) throw new Error(`webhook sources read failed: ${(error ?? e2)!.message}`);
-  return {
-    sources: sources ?? [],
-    refusals: (refusals ?? []).map((r) => ({ ...r, count: Number(r.count) })),
-  };
-}

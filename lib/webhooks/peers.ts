@@ -7,6 +7,7 @@
 // recorded, breaker-guarded path as task callbacks (lib/webhooks/outbound.ts). Only a completed task hops: a
 // failed, stopped, rejected or cancelled one has no result for the next agent.
 import type { AdminClient } from "@/lib/db/admin";
+import { isStandardWebhookSecret } from "@/lib/env";
 import type { Delivery } from "./outbound";
 
 export const taskHopMessageId = (taskId: string) => `msg_task_hop_${taskId}`;
@@ -20,9 +21,13 @@ export async function openTaskHop(db: AdminClient, taskId: string): Promise<{ id
   return { id: row.id, peer: (JSON.parse(row.payload) as { peer: string }).peer };
 }
 
-/** The configured peers (no secrets: only the variable names), for the console and the API. */
+/** The configured peers (no secrets: the variable's name, and whether it holds a usable secret here). */
 export async function listPeers(db: AdminClient) {
   const { data, error } = await db.from("peers").select("name,description,base_url,source,secret_env_name,enabled,created_at,updated_at").order("name");
   if (error) throw new Error(`peers read failed: ${error.message}`);
-  return data ?? [];
+  return (data ?? []).map((p) => ({
+    ...p,
+    url: `${p.base_url}/api/webhooks/${p.source}`,
+    secret_set: isStandardWebhookSecret(process.env[p.secret_env_name]?.trim() ?? ""),
+  }));
 }

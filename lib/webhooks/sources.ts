@@ -153,7 +153,8 @@ export async function saveWebhookSource(
     if (error.code === "23503") {
       throw new ApiError(400, "invalid_request", `Invalid request body: agent: unknown agent '${agent}'`, [{ field: "agent", message: `unknown agent '${agent}'` }]);
     }
-    if (error.code === "23514" || error.code === "22023" || error.code === "22P02") {
+    // A check, a missing required value or a bad enum the schema above did not catch: still the caller's input.
+    if (error.code === "23514" || error.code === "23502" || error.code === "22023" || error.code === "22P02") {
       throw new ApiError(400, "invalid_request", `Invalid request body: ${error.message}`);
     }
     throw new Error(`save_webhook_source failed: ${error.message}`);

@@ -22,15 +22,16 @@ test("after a crash and restart, a missed hourly schedule fires once, with the s
   const created = await fetch(`${stack.appUrl}/api/schedules`, {
     method: "POST",
     headers: { authorization: `Bearer ${stack.apiKey}`, "content-type": "application/json" },
-    body: JSON.stringify({ name: "hourly research", agent: "research", cron: "0 * * * *", timezone: "UTC", prompt: `${scenarioMarker(scenario)} Research for {{date}}` }),
+    body: JSON.stringify({ name: "hourly research", agent: "research", cron: "0 * * * *", timezone: "UTC", prompt: `${scenarioMarker(scenario)} Research for {{date}}`, enabled: false }),
   });
   expect(created.status).toBe(201);
   const { id } = (await created.json()) as { id: string };
 
-  // Power cut; while the stack is down, three hours go by (the schedule's next firing is now 3 h in the past).
+  // Power cut; while the stack is down, three hours go by: the schedule (switched on now, so it cannot have fired
+  // before the crash) finds its next firing 3 h in the past.
   await stack.crash();
   const missedFrom = new Date(Math.floor(Date.now() / HOUR) * HOUR - 3 * HOUR).toISOString();
-  const moved = await stack.sb.admin.from("schedules").update({ next_run_at: missedFrom }).eq("id", id);
+  const moved = await stack.sb.admin.from("schedules").update({ enabled: true, next_run_at: missedFrom }).eq("id", id);
   expect(moved.error).toBeNull();
   await stack.restart();
 

@@ -107,12 +107,10 @@ export default async function WebhooksPage() {
                   {p.description ? <div className="muted">{p.description}</div> : null}
                 </td>
                 <td data-label="Delivers to">
-                  <code>
-                    {p.base_url}/api/webhooks/{p.source}
-                  </code>
+                  <code>{p.url}</code>
                 </td>
                 <td data-label="Secret">
-                  <code>{p.secret_env_name}</code>
+                  <code>{p.secret_env_name}</code> {p.secret_set ? "set" : <span className="badge failed">not set</span>}
                 </td>
               </tr>
             ))}

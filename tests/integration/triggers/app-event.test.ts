@@ -51,7 +51,7 @@ test("an app event records a task and runs it; a repeat with the same idempotenc
   const { ids } = await otherApp.send({ name: "agent/task.requested", data });
   const again = await otherApp.send({ name: "agent/task.requested", data });
   for (const id of [...ids, ...again.ids]) {
-    const run = await until(async () => (await runsOf(id))[0], { message: `no run for ${id}` });
+    const run = await until(async () => (await runsOf(id))[0], { message: `no run for ${id}`, timeoutMs: 90_000 });
     await runReaches(te.engine, run.run_id, "completed");
   }
   const { data: tasks } = await sb.admin.from("tasks").select("id,status,agent_id").eq("idempotency_key", "event:crm-lead-42");
@@ -59,13 +59,13 @@ test("an app event records a task and runs it; a repeat with the same idempotenc
   const done = await until(async () => {
     const { data: t } = await sb.admin.from("tasks").select("status,result").eq("id", tasks![0]!.id).single();
     return t?.status === "completed" ? t : undefined;
-  }, { message: "the task did not complete" });
+  }, { message: "the task did not complete", timeoutMs: 90_000 });
   expect(done.result).toMatchObject({ text: "Researched from an app event." });
 });
 
 test("a bad payload fails the run naming the field, and the operator is told", async () => {
   const { ids } = await otherApp.send({ name: "agent/task.requested", data: { agent: "research", prompt: "", mode: "sometime" } });
-  const run = await until(async () => (await runsOf(ids[0]!))[0], { message: "no run for the bad event" });
+  const run = await until(async () => (await runsOf(ids[0]!))[0], { message: "no run for the bad event", timeoutMs: 90_000 });
   const failed = await runReaches(te.engine, run.run_id, "failed");
   const message = JSON.stringify(failed.error);
   expect(message).toContain("prompt: prompt must not be empty");
@@ -77,7 +77,7 @@ test("a bad payload fails the run naming the field, and the operator is told", a
 
 test("an unknown agent is a named, final failure too", async () => {
   const { ids } = await otherApp.send({ name: "agent/task.requested", data: { agent: "nobody", prompt: "hi" } });
-  const run = await until(async () => (await runsOf(ids[0]!))[0], { message: "no run" });
+  const run = await until(async () => (await runsOf(ids[0]!))[0], { message: "no run", timeoutMs: 90_000 });
   const failed = await runReaches(te.engine, run.run_id, "failed");
   expect(JSON.stringify(failed.error)).toContain("unknown or disabled agent 'nobody'");
 });

@@ -3,7 +3,7 @@
 // API routes, and the real every-minute cron function on the local engine starting a due schedule's task.
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { ManualClock } from "../../../local/engine";
-import { serveApp, startTestEngine, until, type ServedApp, type TestEngine } from "../../support/engine-harness";
+import { quietTick, serveApp, startTestEngine, until, type ServedApp, type TestEngine } from "../../support/engine-harness";
 import { createTestSupabase, type TestSupabase } from "../../support/supabase";
 
 let sb: TestSupabase;
@@ -161,13 +161,14 @@ test("the every-minute cron function fires a due schedule and starts its task's 
   app = await serveApp(inngest, [dispatchSchedules]);
   await te.engine.sync(app.url);
   const id = await schedule("engine", "* * * * *", "UTC", new Date(Date.now() - 30_000).toISOString());
-  const fired = await until(async () => (await firings(id))[0], { tick: () => clock.advance(60_000), message: "the cron function did not fire" });
+  const fired = await until(async () => (await firings(id))[0], { tick: quietTick(te.engine, clock, 60_000), message: "the cron function did not fire", timeoutMs: 90_000 });
   expect(fired.task_id).toBeTruthy();
   // Its start event was recorded in the outbox by the same transaction.
   const { data: ev } = await sb.admin.from("outbox").select("name,data").eq("event_id", `task-run-${fired.task_id}`).single();
   expect(ev).toMatchObject({ name: "task/run.requested", data: { task_id: fired.task_id, agent: "research" } });
   await until(async () => (await te.engine.listRuns({ function_id: "nightshift-dispatch-schedules" })).some((r) => r.status === "completed"), {
-    tick: () => clock.advance(1000),
+    tick: quietTick(te.engine, clock, 1000),
+    timeoutMs: 90_000,
     message: "the dispatcher run did not complete",
   });
 });

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, test } from "vitest";
 import { scenarioMarker, startClaudeDouble, type ClaudeDouble } from "../../../local/claude/server";
 import { ManualClock } from "../../../local/engine";
 import { startCaptureServer, type CaptureServer, type CapturedRequest } from "../../support/capture-server";
-import { serveApp, startTestEngine, until, type ServedApp, type TestEngine } from "../../support/engine-harness";
+import { quietTick, serveApp, startTestEngine, until, type ServedApp, type TestEngine } from "../../support/engine-harness";
 import { createTestSupabase, type TestSupabase } from "../../support/supabase";
 
 const SECRET = `whsec_${randomBytes(32).toString("base64")}`;
@@ -96,7 +96,7 @@ const deliveryEnds = (taskId: string) =>
   until(async () => {
     const d = await delivery(taskId);
     return d && d.status !== "pending" ? d : undefined;
-  }, { tick: () => clock.advance(60_000), message: `delivery of ${taskId} did not end`, timeoutMs: 40_000 });
+  }, { tick: quietTick(te.engine, clock, 60_000), message: `delivery of ${taskId} did not end`, timeoutMs: 90_000 });
 
 const verify = (r: CapturedRequest) => new Webhook(SECRET).verify(r.body, r.headers as Record<string, string>) as Record<string, unknown>;
 
@@ -152,13 +152,17 @@ test("a cancelled task announces itself once", async () => {
   await until(async () => {
     const { data } = await sb.admin.from("tasks").select("status").eq("id", taskId).single();
     return data?.status === "waiting_approval";
-  }, { tick: () => clock.advance(15_000), message: "draft never waited for approval" });
+  }, { tick: quietTick(te.engine, clock, 15_000), message: "draft never waited for approval", timeoutMs: 90_000 });
   expect((await cancelTask(sb.admin, taskId, "owner changed their mind", "test")).outcome).toBe("cancelled");
   const d = await deliveryEnds(taskId);
   expect(d.status).toBe("delivered");
   expect(verify(at("/cancelled")[0]!)).toMatchObject({ task_id: taskId, status: "cancelled" });
   // Give any second announcement a chance to show up, then check there was none.
-  for (let i = 0; i < 5; i++) clock.advance(60_000);
+  for (let i = 0; i < 5; i++) {
+    await until(() => te.engine.idle(), { timeoutMs: 90_000, message: "the engine never went quiet" });
+    clock.advance(60_000);
+  }
   await new Promise((r) => setTimeout(r, 500));
+  await until(() => te.engine.idle(), { timeoutMs: 90_000, message: "the engine never went quiet" });
   expect(at("/cancelled")).toHaveLength(1);
 });

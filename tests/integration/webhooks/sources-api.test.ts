@@ -15,6 +15,7 @@ let routes: {
   list: typeof import("@/app/api/webhook-sources/route");
   one: typeof import("@/app/api/webhook-sources/[name]/route");
   inbound: typeof import("@/app/api/webhooks/[source]/route");
+  peers: typeof import("@/app/api/peers/route");
 };
 
 beforeAll(async () => {
@@ -31,6 +32,7 @@ beforeAll(async () => {
     list: await import("@/app/api/webhook-sources/route"),
     one: await import("@/app/api/webhook-sources/[name]/route"),
     inbound: await import("@/app/api/webhooks/[source]/route"),
+    peers: await import("@/app/api/peers/route"),
   };
   const k = await (await import("@/lib/api-keys")).createApiKey(sb.admin, "sources api tests");
   apiKey = k.key;
@@ -163,4 +165,23 @@ test("save_webhook_source under concurrency: one of 20 creates wins; 20 racing c
   }
   const { data: final } = await sb.admin.from("webhook_sources").select("description").eq("name", "race").single();
   expect(final!.description).toBe(prev);
+});
+
+test("GET /api/peers lists the peers, whether their secret is set here, never the secret", async () => {
+  const rows = [
+    { name: "b", base_url: "https://b.example.com", source: "from-a", secret_env_name: "SOURCES_API_SECRET", enabled: true },
+    { name: "c", base_url: "https://c.example.com/nightshift", source: "from-a", secret_env_name: "PEER_C_SECRET_UNSET", enabled: false },
+  ];
+  expect((await sb.admin.from("peers").insert(rows)).error).toBeNull();
+  // A base URL the hop could not be built on is refused by the table itself.
+  expect((await sb.admin.from("peers").insert({ name: "bad", base_url: "https://x.example/", source: "s", secret_env_name: "PEER_X" })).error?.code).toBe("23514");
+  expect((await routes.peers.GET(call("GET", "/api/peers", undefined, "ns_wrong"))).status).toBe(401);
+  const res = await routes.peers.GET(call("GET", "/api/peers"));
+  expect(res.status).toBe(200);
+  const text = await res.text();
+  expect(text).not.toContain(SECRET);
+  expect((JSON.parse(text) as { peers: unknown[] }).peers).toEqual([
+    expect.objectContaining({ name: "b", url: "https://b.example.com/api/webhooks/from-a", secret_set: true, enabled: true }),
+    expect.objectContaining({ name: "c", url: "https://c.example.com/nightshift/api/webhooks/from-a", secret_set: false, enabled: false }),
+  ]);
 });

@@ -1,18 +1,13 @@
-// @ts-check
-// Security headers for every response (lib/http/security-headers.ts holds the values; proxy.ts adds the CSP).
+// Security headers for every response, including Next's static assets that proxy.ts does not see. The values live
+// in lib/http/security-headers.ts (proxy.ts sets the same ones on the answers it makes itself, plus the CSP).
 // HSTS everywhere but `next dev`: browsers ignore it over plain http, and NODE_ENV is not yet "production" when
 // `next build` reads this file.
-const production = process.env.NODE_ENV !== "development";
-const securityHeaders = [
-  { key: "X-Content-Type-Options", value: "nosniff" },
-  { key: "Referrer-Policy", value: "strict-origin-when-cross-origin" },
-  { key: "X-Frame-Options", value: "DENY" },
-  { key: "Cross-Origin-Opener-Policy", value: "same-origin" },
-  { key: "Permissions-Policy", value: "camera=(), microphone=(), geolocation=(), payment=()" },
-  ...(production ? [{ key: "Strict-Transport-Security", value: "max-age=63072000; includeSubDomains" }] : []),
-];
-/** @type {import('next').NextConfig} */
-const nextConfig = {
+import type { NextConfig } from "next";
+import { commonSecurityHeaders } from "./lib/http/security-headers";
+
+const securityHeaders = Object.entries(commonSecurityHeaders(process.env.NODE_ENV !== "development")).map(([key, value]) => ({ key, value }));
+
+const nextConfig: NextConfig = {
   // The local/ launcher, tests and benches run under tsx; the app never imports them.
   poweredByHeader: false,
   // The end-to-end tests build into their own folder so they never clobber a running `next dev`.
