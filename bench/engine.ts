@@ -52,6 +52,8 @@ interface Figures {
   singleCalls: number;
   perStep: number;
   enginePerStep: number;
+  /** The SDK's checkpoint round trips (fetch to the engine and back), per step, one run. */
+  checkpointPerStep: number;
   concWall: number;
   stepsPerSec: number;
   cpu: { engine: number; app: number; pg: number };
@@ -67,10 +69,25 @@ async function benchMode(pgUrl: (db?: string) => string, mode: EngineMode): Prom
   const engineUrl = `http://127.0.0.1:${enginePort}`;
   const server = createServer();
   try {
+    // The SDK's own requests to the engine (checkpoints), timed: the round trip it waits for after each step.
+    let cpMs = 0;
+    let cpCount = 0;
+    const timedFetch: typeof fetch = async (input, init) => {
+      const t0 = performance.now();
+      try {
+        return await fetch(input, init);
+      } finally {
+        if (String(input instanceof Request ? input.url : input).includes("/v1/checkpoint/")) {
+          cpMs += performance.now() - t0;
+          cpCount++;
+        }
+      }
+    };
     const inngest = new Inngest({
       id: "bench",
       isDev: true,
       baseUrl: engineUrl,
+      fetch: timedFetch,
       logger: { info() {}, warn() {}, error() {}, debug() {} },
     });
     const payload = "x".repeat(OUTPUT_BYTES);
@@ -119,9 +136,11 @@ async function benchMode(pgUrl: (db?: string) => string, mode: EngineMode): Prom
     const measure = async (n: number) => {
       sdkMs = 0;
       calls = 0;
+      cpMs = 0;
+      cpCount = 0;
       const t0 = performance.now();
       await waitAll(await send(n));
-      return { wall: performance.now() - t0, sdk: sdkMs, calls };
+      return { wall: performance.now() - t0, sdk: sdkMs, calls, cpMs, cpCount };
     };
 
     await measure(2); // warm up JIT, connections and Postgres caches
@@ -149,6 +168,7 @@ async function benchMode(pgUrl: (db?: string) => string, mode: EngineMode): Prom
       singleCalls: single.calls,
       perStep: single.wall / STEPS,
       enginePerStep: Math.max(0, single.wall - single.sdk) / STEPS,
+      checkpointPerStep: single.cpMs / STEPS,
       concWall: conc.wall,
       stepsPerSec: (CONCURRENT * STEPS) / (conc.wall / 1000),
       cpu,
@@ -186,6 +206,7 @@ async function main(): Promise<void> {
     row("  SDK calls for the run", (x) => `${x.singleCalls}`);
     row("  wall time per step", (x) => `${x.perStep.toFixed(2)} ms`, "goal (checkpoint) ≤ 2.5 ms");
     row("  outside the SDK handler, per step", (x) => `${x.enginePerStep.toFixed(2)} ms`);
+    row("  checkpoint round trip, per step", (x) => `${x.checkpointPerStep.toFixed(2)} ms`);
     row(`${CONCURRENT} concurrent runs, wall (median of 3)`, (x) => `${x.concWall.toFixed(0)} ms`);
     row("  throughput", (x) => `${x.stepsPerSec.toFixed(0)} steps/s`, "goal (checkpoint) ≥ 1,000 and ≥ 4× classic");
     row("  CPU per step: engine", (x) => `${x.cpu.engine.toFixed(2)} ms`);

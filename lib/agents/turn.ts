@@ -3,7 +3,7 @@
 // timeline. Inngest functions wrap each call of this in its own step, so a finished turn is never paid twice.
 import Anthropic from "@anthropic-ai/sdk";
 import { acquireBreaker, dependency, recordBreaker } from "@/lib/breakers";
-import { estimateInputTokensUpperBound, releaseBudget, reserveBudget, settleBudget, worstCaseMicros, writeOffLostCalls } from "@/lib/budget";
+import { estimateInputTokensUpperBound, noteBatchSaving, releaseBudget, reserveBudget, settleBudget, worstCaseMicros, writeOffLostCalls } from "@/lib/budget";
 import type { AdminClient } from "@/lib/db/admin";
 import type { Json } from "@/lib/db/database.types";
 import { env } from "@/lib/env";
@@ -12,7 +12,7 @@ import { classifyFailure } from "@/lib/failures";
 import { classifyModelError } from "@/lib/llm/errors";
 import { costMicros } from "@/lib/llm/prices";
 import { fittingMaxTokens } from "@/lib/budget-waits";
-import { noteRateLimited, readRateLimitHeaders, returnRateLimit, settleRateLimit, takeRateLimit } from "@/lib/pacing";
+import { expectedOutputTokens, noteRateLimited, readRateLimitHeaders, returnRateLimit, settleRateLimit, takeRateLimit } from "@/lib/pacing";
 import { taskHasEnded } from "@/lib/tasks/cancel";
 import { recordStep } from "@/lib/tasks/lifecycle";
 import type { AgentConfig } from "./catalog";
@@ -148,7 +148,9 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
   const lost = await writeOffLostCalls(db, { taskId: args.taskId, turnId: args.turnId, model: agent.model, inputTokens, maxTokens: agent.max_tokens, now: args.now });
   let reservationKey = lost.nextKey;
 
-  // Pacing: the model's shared rate-limit buckets first, so a task waiting for its turn holds no budget.
+  // Pacing: the model's shared rate-limit buckets first, so a task waiting for its turn holds no budget. Output is
+  // taken at what the call is expected to produce (the API counts output as generated, not at max_tokens); the
+  // answer's usage corrects it.
   const pacing = env().NIGHTSHIFT_PACING === "on";
   const admission = !pacing
     ? { ok: true, waitUntil: null, dimension: null, inputTaken: 0, outputTaken: 0 }
@@ -157,7 +159,7 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
     ticket: `${args.taskId}:${args.turnId}`,
     priority: args.priority ?? 0,
     inputTokens,
-    outputTokens: agent.max_tokens,
+    outputTokens: await expectedOutputTokens(db, { agentId: agent.id, model: agent.model, maxTokens: agent.max_tokens }),
     taskId: args.taskId,
     now: args.now,
   });
@@ -267,7 +269,8 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
   await recordBreaker(db, dep, { success: true }, args.now);
 
   const answered = await settleAnsweredTurn(db, args, { message, reservationKey, started, detail: maxTokens < agent.max_tokens ? { max_tokens: maxTokens } : undefined });
-  // The tokens taken beyond what the call used go back; the answer's headers calibrate the model's limits.
+  // What was taken minus what the call used: unused tokens go back, output beyond the expectation is charged; the
+  // answer's headers calibrate the model's limits.
   const u = answered.usage;
   if (pacing) await settleRateLimit(db, {
     model: agent.model,
@@ -314,6 +317,11 @@ export async function settleAnsweredTurn(
   // settled_at is when it settled: the wall clock now, never before the run's clock.
   const settledAt = new Date(Math.max(Date.now(), args.now.getTime()));
   const settlement = await settleBudget(db, { taskId: args.taskId, stepId: call.reservationKey, actualMicros: cost, usage, now: settledAt });
+  if (call.batch) {
+    // What the batch discount saved on this call (shown per task and per night).
+    const fullPrice = costMicros(agent.model, usage) + searches * WEB_SEARCH_MICROS_PER_USE;
+    await noteBatchSaving(db, { taskId: args.taskId, stepId: call.reservationKey, savingMicros: Math.max(0, fullPrice - cost) });
+  }
   const finished = Date.now();
   await recordStep(db, {
     taskId: args.taskId,

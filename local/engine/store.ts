@@ -243,12 +243,65 @@ export class Store {
   }
 
   /** Applies one transition atomically, in one round trip. */
-  async apply(changes: Changes): Promise<void> {
+  /** Transitions waiting for the apply in flight: group commit (see apply). */
+  private applyQueue: { changes: Changes; resolve: () => void; reject: (err: unknown) => void }[] = [];
+  private applying = false;
+
+  /**
+   * Commits one transition. Group commit: while one apply is in flight, the transitions that arrive are queued
+   * and then committed together in one statement and one transaction — one round trip and one WAL flush (fsync)
+   * for all of them, instead of one each. Each caller is answered only once its transition is committed. Alone
+   * (one run), a transition goes straight through. If a merged batch fails, its transitions are applied one by
+   * one, so one bad transition never fails the others.
+   */
+  apply(changes: Changes): Promise<void> {
+    if (!Object.values(changes).some((v) => Array.isArray(v) && v.length)) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.applyQueue.push({ changes, resolve, reject });
+      this.drainApplies();
+    });
+  }
+
+  private drainApplies(): void {
+    if (this.applying || this.applyQueue.length === 0) return;
+    this.applying = true;
+    const batch = this.applyQueue.splice(0, this.applyQueue.length);
+    void this.applyBatch(batch).finally(() => {
+      this.applying = false;
+      this.drainApplies();
+    });
+  }
+
+  private async applyBatch(batch: { changes: Changes; resolve: () => void; reject: (err: unknown) => void }[]): Promise<void> {
+    if (batch.length > 1) {
+      const merged: Record<string, unknown[]> = {};
+      for (const b of batch) {
+        for (const [k, v] of Object.entries(b.changes)) if (Array.isArray(v) && v.length) (merged[k] ??= []).push(...v);
+      }
+      try {
+        await this.applyNow(merged as Changes);
+        for (const b of batch) b.resolve();
+        return;
+      } catch {
+        // fall through: one at a time, in order
+      }
+    }
+    for (const b of batch) {
+      try {
+        await this.applyNow(b.changes);
+        b.resolve();
+      } catch (err) {
+        b.reject(err);
+      }
+    }
+  }
+
+  private async applyNow(changes: Changes): Promise<void> {
     const doc: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(changes)) if (Array.isArray(v) && v.length) doc[k] = v;
     if (!Object.keys(doc).length) return;
     // One update per run: UPDATE ... FROM applies only one of several rows that match the same run, so a
-    // transition that changes a run twice (its status and disable_immediate, say) is merged here, later wins.
+    // transition (or a batch of them) that changes a run twice is merged here, in order, the later value winning.
     if (changes.runUpdates && changes.runUpdates.length > 1) {
       const merged = new Map<string, RunUpdate>();
       for (const u of changes.runUpdates) {
