@@ -21,6 +21,18 @@ import { buildRequest, type Message } from "./request";
 
 export type { Message };
 
+/**
+ * Outage-class failures (5xx, 529, timeouts, connection errors: lib/failures.ts) of one turn that wait durably instead
+ * of spending one of the step's retry attempts while the breaker is still closed: the failures before it opens. With
+ * the breaker's threshold at 5, a dependency that is really down opens it before a turn runs out of these; a turn that
+ * keeps failing while others succeed (so the breaker never opens) falls back to the step's ordinary retries.
+ */
+export const OUTAGE_WAITS_PER_TURN = 4;
+/** The wait before the k-th retry of such a failure (1-based): 15 s, 30 s, 60 s, 120 s — Inngest's own backoff. */
+export function outageBackoffMs(k: number): number {
+  return 15_000 * 2 ** Math.min(Math.max(k - 1, 0), 4);
+}
+
 /** Anthropic bills server-side web search per use ($10 per 1,000): the bound added to a reservation. */
 export const WEB_SEARCH_MICROS_PER_USE = 10_000;
 export const WEB_SEARCH_MAX_USES = 5;
@@ -70,12 +82,15 @@ export type TurnOutcome =
       in_flight_micros: number;
     }
   | {
-      /** The model's circuit breaker is open (or this call just opened it): wait until retry_at, burning no attempt. */
+      /** The model's circuit breaker is open (or this call just opened it): wait until retry_at, burning no attempt.
+       * transient: the breaker is still closed, but the call failed the way an outage does: a short backoff, also
+       * burning no attempt (OUTAGE_WAITS_PER_TURN of them per turn; then the step's own retries apply). */
       kind: "dependency_down";
       dependency: string;
       retry_at: string;
       last_error: string | null;
       refused_at: number;
+      transient?: boolean;
     }
   | {
       /** The model's rate limit has no room for this call now (pacing), or the provider answered 429. */
@@ -103,6 +118,9 @@ export interface TurnArgs {
   /** Called once the call is admitted (rate limit and budget), before the model is called: a task that waited is
    * marked running again here. */
   onAdmitted?: () => Promise<unknown>;
+  /** How many outage-class failures of this turn may still wait (a short durable backoff) instead of throwing into
+   * the step's retries while the breaker is closed (default 0: throw, as a caller without a wait loop needs). */
+  outageWaitsLeft?: number;
 }
 
 export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<TurnOutcome> {
@@ -224,6 +242,19 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
         detail: { model: agent.model, error: classified.message, waiting_for: dep, retry_at: breaker.nextProbeAt },
       });
       return { kind: "dependency_down", dependency: dep, retry_at: breaker.nextProbeAt, last_error: failure.summary, refused_at: args.now.getTime() };
+    }
+    const left = args.outageWaitsLeft ?? 0;
+    if (failure.outage && left > 0) {
+      // An outage-class failure before the breaker opens: back off durably, spending none of the step's attempts.
+      const retryAt = new Date(args.now.getTime() + outageBackoffMs(OUTAGE_WAITS_PER_TURN - left + 1)).toISOString();
+      await recordStep(db, {
+        taskId: args.taskId,
+        stepId: args.turnId,
+        kind: "model",
+        status: "running",
+        detail: { model: agent.model, error: classified.message, waiting_for: dep, retry_at: retryAt },
+      });
+      return { kind: "dependency_down", dependency: dep, retry_at: retryAt, last_error: failure.summary, refused_at: args.now.getTime(), transient: true };
     }
     await recordStep(db, {
       taskId: args.taskId,
