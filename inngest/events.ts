@@ -110,7 +110,8 @@ export const agentTaskRequestedSchema = z.strictObject({
   agent: z.string().regex(/^[a-z][a-z0-9_-]{1,39}$/, "agent must be an agent id such as research, content or outreach"),
   prompt: z.string().trim().min(1, "prompt must not be empty").max(100_000, "prompt must be at most 100000 characters"),
   input: z.record(z.string(), z.unknown()).optional(),
-  mode: z.enum(["now", "batch"]).optional(),
+  mode: z.enum(["now", "batch", "auto"]).optional(),
+  deadline: z.iso.datetime({ offset: true, message: "deadline must be an ISO 8601 date-time with a time zone" }).optional(),
   require_approval: z.boolean().optional(),
   callback_url: z.url({ protocol: /^https?$/, message: "callback_url must be an http(s) URL" }).max(2048).optional(),
   idempotency_key: z

@@ -234,6 +234,13 @@ export async function spendByAgentDay(
   return data ?? [];
 }
 
+/** Records what a batch call's discount saved on its settled reservation; returns the task's total saving. */
+export async function noteBatchSaving(db: AdminClient, args: { taskId: string; stepId: string; savingMicros: number }): Promise<number> {
+  const { data, error } = await db.rpc("note_batch_saving", { p_task_id: args.taskId, p_step_id: args.stepId, p_saving_micros: Math.round(args.savingMicros) });
+  if (error) throw new BudgetError("note_batch_saving", error);
+  return Number(data);
+}
+
 /** Spend of one task; null when it has made no (live) reservation. */
 export async function spendByTask(db: AdminClient, taskId: string): Promise<TaskSpend | null> {
   const { data, error } = await db.rpc("spend_by_task", { p_task_id: taskId });

@@ -24,6 +24,9 @@ const EnvSchema = z
     // Token-weighted pacing under the models' rate limits (lib/pacing.ts). "off" sends every call straight away
     // (a 429 is then retried by the step, as a plain SDK client would): for comparison in bench:night.
     NIGHTSHIFT_PACING: optionalString.pipe(z.enum(["on", "off"]).optional()).transform((v) => v ?? "on"),
+    // Mode "auto" sends a call through the Message Batches API only while the task's deadline is at least this many
+    // seconds away (lib/agents/call-mode.ts); 3600: most batches end within an hour, 86400: every batch does.
+    NIGHTSHIFT_BATCH_ROOM_S: intSetting(60, 86_400, 3600),
     // Circuit breakers (docs/failures.md): this many consecutive outage failures open a dependency's breaker; the
     // first cool-down lasts COOLDOWN seconds and doubles on every failed probe, up to MAX_COOLDOWN.
     NIGHTSHIFT_BREAKER_THRESHOLD: intSetting(1, 1000, 5),

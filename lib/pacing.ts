@@ -3,9 +3,12 @@
 // ones; this module names the calls and reads the `anthropic-ratelimit-*` headers that calibrate them.
 //
 // Around one direct model call (batch calls are paced by the Batches API's own limits, not these):
-//   1. takeRateLimit(...)  — not admitted: the task waits (durably) until `waitUntil`, then tries again
+//   1. takeRateLimit(...)  — one request, the counted input tokens and the call's EXPECTED output
+//                            (expectedOutputTokens: the API counts output as it is produced, not at max_tokens);
+//                            not admitted: the task waits (durably) until `waitUntil`, then tries again
 //   2. call the model      — a 429 anyway: noteRateLimited(...) with the bounded retry-after, then wait
-//   3. settleRateLimit(...) with the real usage and the answer's headers
+//   3. settleRateLimit(...) with the real usage (what was taken minus what was used: unused tokens go back, tokens
+//                            beyond the expectation are charged) and the answer's headers
 import type { AdminClient } from "@/lib/db/admin";
 
 /** The longest a 429's retry-after is obeyed in one wait: a provider asking for an hour is asked again sooner, and
@@ -57,6 +60,16 @@ export async function takeRateLimit(
   };
 }
 
+/** The output a call of this agent and model is expected to produce: the mean of the agent's last 50 real calls of
+ * the model (of every agent's when the agent is new to it; a quarter of maxTokens without any history), within
+ * [1, maxTokens]. Admission takes this, the answer corrects it. */
+export async function expectedOutputTokens(db: AdminClient, args: { agentId: string; model: string; maxTokens: number }): Promise<number> {
+  const { data, error } = await db.rpc("expected_output_tokens", { p_agent_id: args.agentId, p_model: args.model, p_max_tokens: args.maxTokens });
+  if (error) throw new PacingError("expected_output_tokens", error);
+  const n = Number(data);
+  return Number.isFinite(n) && n > 0 ? n : args.maxTokens;
+}
+
 /** The rate-limit figures of an answer's `anthropic-ratelimit-*` headers (null where absent). */
 export interface RateLimitHeaders {
   requestsLimit: number | null;
@@ -94,7 +107,8 @@ export function readRateLimitHeaders(headers: Headers | undefined | null): RateL
   };
 }
 
-/** After an answer: give back what the call did not use and calibrate from its headers. */
+/** After an answer: correct the buckets by what was taken minus what the call used (positive: given back; negative:
+ * charged) and calibrate from its headers. */
 export async function settleRateLimit(
   db: AdminClient,
   args: { model: string; refundInput: number; refundOutput: number; headers: RateLimitHeaders; now?: Date },
@@ -102,8 +116,8 @@ export async function settleRateLimit(
   const h = args.headers;
   const { error } = await db.rpc("settle_rate_limit", {
     p_model: args.model,
-    p_refund_input: Math.max(0, Math.floor(args.refundInput)),
-    p_refund_output: Math.max(0, Math.floor(args.refundOutput)),
+    p_refund_input: Math.trunc(args.refundInput),
+    p_refund_output: Math.trunc(args.refundOutput),
     p_requests_limit: h.requestsLimit ?? undefined,
     p_requests_remaining: h.requestsRemaining ?? undefined,
     p_input_limit: h.inputLimit ?? undefined,

@@ -51,6 +51,7 @@ export default async function Dashboard({ searchParams }: { searchParams: Promis
                 >
                   <span style={{ width: `${p}%` }} />
                 </div>
+                {a.batchSavingMicros > 0 ? <span className="muted">batches saved {usd(a.batchSavingMicros)}</span> : null}
                 {a.enabled ? null : <span className="muted">disabled</span>}
               </div>
             );

@@ -16,9 +16,10 @@ import { awaitApproval, type ApprovalOutcome } from "@/inngest/approval";
 import { budgetAgentFreed, taskRunFinished, taskRunFinishedId, taskRunRequested } from "@/inngest/events";
 import { waitForBudget, waitForRateLimit, waitForSlot } from "@/inngest/waits";
 import { abandonBatchTurn, awaitBatchTurn, cancelOpenBatches, checkBatchTurn, submitBatchTurn, type BatchSubmitOutcome } from "@/lib/agents/batch-turn";
+import { callWay } from "@/lib/agents/call-mode";
 import { releaseSlot } from "@/lib/agents/slots";
 import { loadToolConfig, runToolCall } from "@/lib/agents/tools";
-import { runModelTurn, textOf, type Message, type TurnOutcome } from "@/lib/agents/turn";
+import { OUTAGE_WAITS_PER_TURN, runModelTurn, textOf, type Message, type TurnOutcome } from "@/lib/agents/turn";
 import { approvalEditedText } from "@/lib/approvals";
 import { releaseOpenReservations } from "@/lib/budget";
 import { MAX_RATE_LIMITED_ATTEMPTS } from "@/lib/pacing";
@@ -85,8 +86,8 @@ export const runTask = inngest.createFunction(
     }
 
     const { agent } = task;
-    // mode "batch": each model call goes through the Message Batches API at half price (overnight work can wait).
-    const batch = task.mode === "batch";
+    // mode "batch": each model call goes through the Message Batches API at half price (overnight work can wait);
+    // mode "auto": while the task's deadline leaves room for a batch (lib/agents/call-mode.ts).
     const serverWebSearch = Boolean(env().ANTHROPIC_API_KEY) && agent.id === "research";
     const messages: Message[] = [{ role: "user", content: promptWithInput(task.prompt, task.input) }];
     // Everything below is rebuilt identically on every replay from memoized step outputs.
@@ -108,7 +109,13 @@ export const runTask = inngest.createFunction(
           return `wall clock (${agent.wall_clock_seconds} s) reached before turn ${turn}`;
         }
         const turnId = `turn-${turn}`;
-        const turnArgs = () => ({ taskId, turnId, agent, messages, attempt, now: new Date(Math.max(Date.now(), wakeAt)), serverWebSearch, priority: task!.priority });
+        // Decided on memoized times only (the previous turn's end, a wait's end): a replay picks the same steps.
+        const batch = callWay(task!, Math.max(lastAt, wakeAt), env().NIGHTSHIFT_BATCH_ROOM_S) === "batch";
+        let outageWaits = 0; // this turn's outage failures that waited instead of spending a retry attempt
+        const turnArgs = () => ({
+          taskId, turnId, agent, messages, attempt, now: new Date(Math.max(Date.now(), wakeAt)), serverWebSearch, priority: task!.priority,
+          outageWaitsLeft: OUTAGE_WAITS_PER_TURN - outageWaits,
+        });
         const callTurn = (): Promise<TurnOutcome | BatchSubmitOutcome> =>
           batch ? submitBatchTurn(db(), turnArgs()) : runModelTurn(db(), turnArgs());
         let out: TurnOutcome | BatchSubmitOutcome = await step.run(batch ? `${turnId}-submit` : turnId, callTurn);
@@ -119,9 +126,10 @@ export const runTask = inngest.createFunction(
           if (out.kind === "dependency_down") {
             // The model's breaker is open: no attempt is burned; the run sleeps durably until the next probe.
             const down = out;
+            if (down.transient) outageWaits += 1;
             await step.run(`dependency-wait-${turn}-${wait}`, async () => {
               await releaseSlot(db(), taskId); // a waiting task does not hold one of the agent's slots
-              await markWaitingDependency(db(), taskId, dependencyWaitReason(down.dependency, down.retry_at, down.last_error));
+              await markWaitingDependency(db(), taskId, dependencyWaitReason(down.dependency, down.retry_at, down.last_error, down.transient));
             });
             await step.sleepUntil(`dependency-sleep-${turn}-${wait}`, down.retry_at);
             wakeAt = Math.max(wakeAt, Date.parse(down.retry_at));

@@ -6,6 +6,7 @@ import type { AdminClient } from "@/lib/db/admin";
 import type { Json, Tables } from "@/lib/db/database.types";
 import { spendByAgentDay } from "@/lib/budget";
 import { PRICES } from "@/lib/llm/prices";
+import { TASK_MODES, type TaskMode } from "@/lib/tasks/schema";
 
 export const AgentId = z.string().regex(/^[a-z][a-z0-9_-]{1,39}$/, "must be an agent id");
 
@@ -43,6 +44,8 @@ export const AgentPatch = z
     approval_auto_action: z.enum(["reject", "approve"], { error: "approval_auto_action must be reject or approve" }),
     budget_timezone: z.string().refine(isTimeZone, "budget_timezone must be an IANA time zone such as Europe/Berlin"),
     enabled: z.boolean({ error: "enabled must be true or false" }),
+    /** The mode of a task that names none: now, batch, or auto (batch while the task's deadline leaves room). */
+    default_mode: z.enum(TASK_MODES, { error: "default_mode must be now, batch or auto" }),
   })
   .partial()
   .refine((p) => Object.keys(p).length > 0, { message: "send at least one field to change" });
@@ -60,8 +63,10 @@ export interface AgentWire {
   limits: { max_turns: number; max_tokens: number; wall_clock_seconds: number; concurrency: number };
   budget: { daily_budget_micros: number; daily_budget_usd: number; timezone: string };
   approval: { requires_approval: boolean; timeout_seconds: number; auto_action: string };
+  /** The mode of a task that names none. */
+  default_mode: TaskMode;
   /** The agent's current budget day (its own time zone): committed = settled + reserved for calls in flight. */
-  today: { day: string; committed_micros: number; settled_micros: number; committed_usd: number };
+  today: { day: string; committed_micros: number; settled_micros: number; committed_usd: number; batch_saving_micros: number };
   /** Tasks holding one of the agent's concurrency slots right now (live leases). */
   concurrency_in_use: number;
   updated_at: string;
@@ -90,6 +95,7 @@ export function toAgentWire(a: AgentRow, today: AgentWire["today"], inUse: numbe
     limits: { max_turns: a.max_turns, max_tokens: a.max_tokens, wall_clock_seconds: a.wall_clock_seconds, concurrency: a.concurrency },
     budget: { daily_budget_micros: cap, daily_budget_usd: usd(cap), timezone: a.budget_timezone },
     approval: { requires_approval: a.requires_approval, timeout_seconds: a.approval_timeout_seconds, auto_action: a.approval_auto_action },
+    default_mode: a.default_mode,
     today,
     concurrency_in_use: inUse,
     updated_at: a.updated_at,
@@ -97,7 +103,7 @@ export function toAgentWire(a: AgentRow, today: AgentWire["today"], inUse: numbe
 }
 
 const AGENT_COLUMNS =
-  "id,display_name,description,enabled,model,tools,max_turns,max_tokens,wall_clock_seconds,concurrency,daily_budget_micros,budget_timezone,requires_approval,approval_timeout_seconds,approval_auto_action,updated_at";
+  "id,display_name,description,enabled,model,tools,max_turns,max_tokens,wall_clock_seconds,concurrency,daily_budget_micros,budget_timezone,requires_approval,approval_timeout_seconds,approval_auto_action,default_mode,updated_at";
 
 /** Every agent (or one) with today's spend and slots in use: three reads, whatever the number of agents. */
 export async function listAgents(db: AdminClient, opts: { id?: string; now?: Date } = {}): Promise<AgentWire[]> {
@@ -122,7 +128,13 @@ export async function listAgents(db: AdminClient, opts: { id?: string; now?: Dat
     const committed = row ? Number(row.committed_micros) : 0;
     return toAgentWire(
       a,
-      { day, committed_micros: committed, settled_micros: row ? Number(row.settled_micros) : 0, committed_usd: usd(committed) },
+      {
+        day,
+        committed_micros: committed,
+        settled_micros: row ? Number(row.settled_micros) : 0,
+        committed_usd: usd(committed),
+        batch_saving_micros: row ? Number(row.batch_saving_micros) : 0,
+      },
       inUse.get(a.id) ?? 0,
     );
   });

@@ -3,7 +3,7 @@
 // timeline. Inngest functions wrap each call of this in its own step, so a finished turn is never paid twice.
 import Anthropic from "@anthropic-ai/sdk";
 import { acquireBreaker, dependency, recordBreaker } from "@/lib/breakers";
-import { estimateInputTokensUpperBound, releaseBudget, reserveBudget, settleBudget, worstCaseMicros, writeOffLostCalls } from "@/lib/budget";
+import { estimateInputTokensUpperBound, noteBatchSaving, releaseBudget, reserveBudget, settleBudget, worstCaseMicros, writeOffLostCalls } from "@/lib/budget";
 import type { AdminClient } from "@/lib/db/admin";
 import type { Json } from "@/lib/db/database.types";
 import { env } from "@/lib/env";
@@ -12,7 +12,7 @@ import { classifyFailure } from "@/lib/failures";
 import { classifyModelError } from "@/lib/llm/errors";
 import { costMicros } from "@/lib/llm/prices";
 import { fittingMaxTokens } from "@/lib/budget-waits";
-import { noteRateLimited, readRateLimitHeaders, returnRateLimit, settleRateLimit, takeRateLimit } from "@/lib/pacing";
+import { expectedOutputTokens, noteRateLimited, readRateLimitHeaders, returnRateLimit, settleRateLimit, takeRateLimit } from "@/lib/pacing";
 import { taskHasEnded } from "@/lib/tasks/cancel";
 import { recordStep } from "@/lib/tasks/lifecycle";
 import type { AgentConfig } from "./catalog";
@@ -20,6 +20,18 @@ import { acquireSlot } from "./slots";
 import { buildRequest, type Message } from "./request";
 
 export type { Message };
+
+/**
+ * Outage-class failures (5xx, 529, timeouts, connection errors: lib/failures.ts) of one turn that wait durably instead
+ * of spending one of the step's retry attempts while the breaker is still closed: the failures before it opens. With
+ * the breaker's threshold at 5, a dependency that is really down opens it before a turn runs out of these; a turn that
+ * keeps failing while others succeed (so the breaker never opens) falls back to the step's ordinary retries.
+ */
+export const OUTAGE_WAITS_PER_TURN = 4;
+/** The wait before the k-th retry of such a failure (1-based): 15 s, 30 s, 60 s, 120 s — Inngest's own backoff. */
+export function outageBackoffMs(k: number): number {
+  return 15_000 * 2 ** Math.min(Math.max(k - 1, 0), 4);
+}
 
 /** Anthropic bills server-side web search per use ($10 per 1,000): the bound added to a reservation. */
 export const WEB_SEARCH_MICROS_PER_USE = 10_000;
@@ -70,12 +82,15 @@ export type TurnOutcome =
       in_flight_micros: number;
     }
   | {
-      /** The model's circuit breaker is open (or this call just opened it): wait until retry_at, burning no attempt. */
+      /** The model's circuit breaker is open (or this call just opened it): wait until retry_at, burning no attempt.
+       * transient: the breaker is still closed, but the call failed the way an outage does: a short backoff, also
+       * burning no attempt (OUTAGE_WAITS_PER_TURN of them per turn; then the step's own retries apply). */
       kind: "dependency_down";
       dependency: string;
       retry_at: string;
       last_error: string | null;
       refused_at: number;
+      transient?: boolean;
     }
   | {
       /** The model's rate limit has no room for this call now (pacing), or the provider answered 429. */
@@ -103,6 +118,9 @@ export interface TurnArgs {
   /** Called once the call is admitted (rate limit and budget), before the model is called: a task that waited is
    * marked running again here. */
   onAdmitted?: () => Promise<unknown>;
+  /** How many outage-class failures of this turn may still wait (a short durable backoff) instead of throwing into
+   * the step's retries while the breaker is closed (default 0: throw, as a caller without a wait loop needs). */
+  outageWaitsLeft?: number;
 }
 
 export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<TurnOutcome> {
@@ -130,7 +148,9 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
   const lost = await writeOffLostCalls(db, { taskId: args.taskId, turnId: args.turnId, model: agent.model, inputTokens, maxTokens: agent.max_tokens, now: args.now });
   let reservationKey = lost.nextKey;
 
-  // Pacing: the model's shared rate-limit buckets first, so a task waiting for its turn holds no budget.
+  // Pacing: the model's shared rate-limit buckets first, so a task waiting for its turn holds no budget. Output is
+  // taken at what the call is expected to produce (the API counts output as generated, not at max_tokens); the
+  // answer's usage corrects it.
   const pacing = env().NIGHTSHIFT_PACING === "on";
   const admission = !pacing
     ? { ok: true, waitUntil: null, dimension: null, inputTaken: 0, outputTaken: 0 }
@@ -139,7 +159,7 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
     ticket: `${args.taskId}:${args.turnId}`,
     priority: args.priority ?? 0,
     inputTokens,
-    outputTokens: agent.max_tokens,
+    outputTokens: await expectedOutputTokens(db, { agentId: agent.id, model: agent.model, maxTokens: agent.max_tokens }),
     taskId: args.taskId,
     now: args.now,
   });
@@ -223,6 +243,19 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
       });
       return { kind: "dependency_down", dependency: dep, retry_at: breaker.nextProbeAt, last_error: failure.summary, refused_at: args.now.getTime() };
     }
+    const left = args.outageWaitsLeft ?? 0;
+    if (failure.outage && left > 0) {
+      // An outage-class failure before the breaker opens: back off durably, spending none of the step's attempts.
+      const retryAt = new Date(args.now.getTime() + outageBackoffMs(OUTAGE_WAITS_PER_TURN - left + 1)).toISOString();
+      await recordStep(db, {
+        taskId: args.taskId,
+        stepId: args.turnId,
+        kind: "model",
+        status: "running",
+        detail: { model: agent.model, error: classified.message, waiting_for: dep, retry_at: retryAt },
+      });
+      return { kind: "dependency_down", dependency: dep, retry_at: retryAt, last_error: failure.summary, refused_at: args.now.getTime(), transient: true };
+    }
     await recordStep(db, {
       taskId: args.taskId,
       stepId: args.turnId,
@@ -236,7 +269,8 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
   await recordBreaker(db, dep, { success: true }, args.now);
 
   const answered = await settleAnsweredTurn(db, args, { message, reservationKey, started, detail: maxTokens < agent.max_tokens ? { max_tokens: maxTokens } : undefined });
-  // The tokens taken beyond what the call used go back; the answer's headers calibrate the model's limits.
+  // What was taken minus what the call used: unused tokens go back, output beyond the expectation is charged; the
+  // answer's headers calibrate the model's limits.
   const u = answered.usage;
   if (pacing) await settleRateLimit(db, {
     model: agent.model,
@@ -283,6 +317,11 @@ export async function settleAnsweredTurn(
   // settled_at is when it settled: the wall clock now, never before the run's clock.
   const settledAt = new Date(Math.max(Date.now(), args.now.getTime()));
   const settlement = await settleBudget(db, { taskId: args.taskId, stepId: call.reservationKey, actualMicros: cost, usage, now: settledAt });
+  if (call.batch) {
+    // What the batch discount saved on this call (shown per task and per night).
+    const fullPrice = costMicros(agent.model, usage) + searches * WEB_SEARCH_MICROS_PER_USE;
+    await noteBatchSaving(db, { taskId: args.taskId, stepId: call.reservationKey, savingMicros: Math.max(0, fullPrice - cost) });
+  }
   const finished = Date.now();
   await recordStep(db, {
     taskId: args.taskId,

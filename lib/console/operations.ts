@@ -324,6 +324,7 @@ export async function updateAgentFromConsole(ctx: RequestContext, db: AdminClien
     approval_auto_action: f("approval_auto_action"),
     budget_timezone: f("budget_timezone"),
     enabled: f("enabled") === "yes",
+    ...(f("default_mode") ? { default_mode: f("default_mode") } : {}),
   });
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;

@@ -19,6 +19,8 @@ export interface AgentSummary {
   spentMicros: number;
   /** The agent's local calendar day the figure belongs to (YYYY-MM-DD). */
   day: string;
+  /** What the Batches API's discount saved today (full price − paid). */
+  batchSavingMicros: number;
 }
 
 export interface DashboardFilters {
@@ -88,6 +90,7 @@ export async function agentSpendToday(_session: Session, db: AdminClient, now = 
       capMicros: Number(a.daily_budget_micros),
       spentMicros: row ? Number(row.committed_micros) : 0,
       day: a.day,
+      batchSavingMicros: row ? Number(row.batch_saving_micros) : 0,
     };
   });
 }

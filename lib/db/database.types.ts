@@ -126,6 +126,7 @@ export type Database = {
           concurrency: number
           created_at: string
           daily_budget_micros: number
+          default_mode: Database["public"]["Enums"]["task_mode"]
           description: string
           display_name: string
           enabled: boolean
@@ -146,6 +147,7 @@ export type Database = {
           concurrency?: number
           created_at?: string
           daily_budget_micros: number
+          default_mode?: Database["public"]["Enums"]["task_mode"]
           description?: string
           display_name: string
           enabled?: boolean
@@ -166,6 +168,7 @@ export type Database = {
           concurrency?: number
           created_at?: string
           daily_budget_micros?: number
+          default_mode?: Database["public"]["Enums"]["task_mode"]
           description?: string
           display_name?: string
           enabled?: boolean
@@ -361,6 +364,7 @@ export type Database = {
         Row: {
           actual_micros: number | null
           agent_id: string
+          batch_saving_micros: number
           cache_creation_input_tokens: number
           cache_read_input_tokens: number
           created_at: string
@@ -381,6 +385,7 @@ export type Database = {
         Insert: {
           actual_micros?: number | null
           agent_id: string
+          batch_saving_micros?: number
           cache_creation_input_tokens?: number
           cache_read_input_tokens?: number
           created_at?: string
@@ -401,6 +406,7 @@ export type Database = {
         Update: {
           actual_micros?: number | null
           agent_id?: string
+          batch_saving_micros?: number
           cache_creation_input_tokens?: number
           cache_read_input_tokens?: number
           created_at?: string
@@ -1324,9 +1330,11 @@ export type Database = {
         Row: {
           agent_id: string
           api_key_id: string | null
+          batch_saving_micros: number
           callback_url: string | null
           cost_micros: number
           created_at: string
+          deadline: string | null
           error: Json | null
           estimated_cost_micros: number
           finished_at: string | null
@@ -1352,9 +1360,11 @@ export type Database = {
         Insert: {
           agent_id: string
           api_key_id?: string | null
+          batch_saving_micros?: number
           callback_url?: string | null
           cost_micros?: number
           created_at?: string
+          deadline?: string | null
           error?: Json | null
           estimated_cost_micros?: number
           finished_at?: string | null
@@ -1380,9 +1390,11 @@ export type Database = {
         Update: {
           agent_id?: string
           api_key_id?: string | null
+          batch_saving_micros?: number
           callback_url?: string | null
           cost_micros?: number
           created_at?: string
+          deadline?: string | null
           error?: Json | null
           estimated_cost_micros?: number
           finished_at?: string | null
@@ -1978,6 +1990,10 @@ export type Database = {
           task_id: string
         }[]
       }
+      expected_output_tokens: {
+        Args: { p_agent_id: string; p_max_tokens: number; p_model: string }
+        Returns: number
+      }
       expire_approval: {
         Args: { p_id: string; p_now?: string }
         Returns: {
@@ -2073,6 +2089,10 @@ export type Database = {
           outcome: string
           task_id: string
         }[]
+      }
+      note_batch_saving: {
+        Args: { p_saving_micros: number; p_step_id: string; p_task_id: string }
+        Returns: number
       }
       note_budget_exhausted: {
         Args: {
@@ -2522,6 +2542,8 @@ export type Database = {
         Args: { p_agent_id?: string; p_from?: string; p_to?: string }
         Returns: {
           agent_id: string
+          batch_calls: number
+          batch_saving_micros: number
           cache_creation_input_tokens: number
           cache_read_input_tokens: number
           cap_micros: number
@@ -2562,6 +2584,8 @@ export type Database = {
         Args: { p_task_id: string }
         Returns: {
           agent_id: string
+          batch_calls: number
+          batch_saving_micros: number
           cache_creation_input_tokens: number
           cache_read_input_tokens: number
           calls: number
@@ -2605,6 +2629,7 @@ export type Database = {
         Args: {
           p_agent_id: string
           p_callback_url: string
+          p_deadline?: string
           p_idempotency_key: string
           p_input: Json
           p_key_hash: string
@@ -2626,6 +2651,7 @@ export type Database = {
         Args: {
           p_agent_id: string
           p_callback_url: string
+          p_deadline?: string
           p_idempotency_key: string
           p_input: Json
           p_key_hash: string
@@ -2713,7 +2739,7 @@ export type Database = {
     }
     Enums: {
       budget_reservation_status: "reserved" | "settled" | "released"
-      task_mode: "now" | "batch"
+      task_mode: "now" | "batch" | "auto"
       task_status:
         | "queued"
         | "running"
@@ -2854,7 +2880,7 @@ export const Constants = {
   public: {
     Enums: {
       budget_reservation_status: ["reserved", "settled", "released"],
-      task_mode: ["now", "batch"],
+      task_mode: ["now", "batch", "auto"],
       task_status: [
         "queued",
         "running",

@@ -13,6 +13,7 @@ import { submitTask } from "@/lib/tasks/submit";
 import type { CreatedTask } from "@/lib/tasks/service";
 import { localDate, nextFiring, planFiring } from "./cron";
 import type { CreateScheduleBody, UpdateScheduleBody } from "./schema";
+import type { TaskMode } from "@/lib/tasks/schema";
 
 type Row = Database["public"]["Tables"]["schedules"]["Row"];
 
@@ -24,7 +25,7 @@ export interface ScheduleWire {
   timezone: string;
   prompt: string;
   input: Json | null;
-  mode: "now" | "batch";
+  mode: TaskMode;
   require_approval: boolean;
   enabled: boolean;
   next_run_at: string | null;

@@ -18,6 +18,9 @@ export async function resumeDependencyWait(db: AdminClient, taskId: string): Pro
   if (error) throw new Error(`resume_dependency_wait failed: ${error.message}`);
 }
 
-export function dependencyWaitReason(dep: string, retryAt: string, lastError: string | null): string {
-  return `waiting for ${dep}, which is down${lastError ? ` (${lastError.replace(/\.$/, "")})` : ""}; next try at ${retryAt}`;
+export function dependencyWaitReason(dep: string, retryAt: string, lastError: string | null, transient = false): string {
+  const why = lastError ? ` (${lastError.replace(/\.$/, "")})` : "";
+  // transient: the call failed like an outage but the breaker is still closed — a short backoff, not an attempt.
+  if (transient) return `waiting for ${dep}, whose last call failed${why}; trying again at ${retryAt} (not counted as a retry)`;
+  return `waiting for ${dep}, which is down${why}; next try at ${retryAt}`;
 }

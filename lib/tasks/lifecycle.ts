@@ -3,7 +3,7 @@
 import type { AdminClient } from "@/lib/db/admin";
 import type { Json } from "@/lib/db/database.types";
 import { AGENT_COLUMNS, toAgentConfig, type AgentConfig } from "@/lib/agents/catalog";
-import type { TaskStatus } from "./schema";
+import type { TaskMode, TaskStatus } from "./schema";
 
 export interface StartedTask {
   taskId: string;
@@ -11,7 +11,9 @@ export interface StartedTask {
   input: Json | null;
   requireApproval: boolean;
   callbackUrl: string | null;
-  mode: "now" | "batch";
+  mode: TaskMode;
+  /** When the result is needed (ISO), or null: mode auto uses a batch only while it leaves room. */
+  deadline: string | null;
   /** Who goes first when the model's rate limit is short (-100..100). */
   priority: number;
   /** When the task first started running (ms): the origin of its wall clock. */
@@ -26,7 +28,7 @@ export async function startTask(db: AdminClient, taskId: string, runId: string):
   if (!started) return null;
   const { data, error: readError } = await db
     .from("tasks")
-    .select(`id,prompt,input,require_approval,callback_url,mode,priority,started_at,agents(${AGENT_COLUMNS})`)
+    .select(`id,prompt,input,require_approval,callback_url,mode,deadline,priority,started_at,agents(${AGENT_COLUMNS})`)
     .eq("id", taskId)
     .single();
   if (readError) throw new Error(`task read failed: ${readError.message}`);
@@ -39,6 +41,7 @@ export async function startTask(db: AdminClient, taskId: string, runId: string):
     requireApproval: data.require_approval,
     callbackUrl: data.callback_url,
     mode: data.mode,
+    deadline: data.deadline,
     priority: data.priority,
     startedAt: Date.parse(data.started_at ?? new Date().toISOString()),
     agent: toAgentConfig(agentRow),

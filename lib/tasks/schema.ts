@@ -3,6 +3,11 @@ import { z } from "zod";
 
 export const MAX_PROMPT_CHARS = 100_000;
 
+/** now: direct calls; batch: every call through the Message Batches API (half price, up to 24 h); auto: each call
+ * through a batch while the task's deadline leaves room for one, directly otherwise (lib/agents/call-mode.ts). */
+export const TASK_MODES = ["now", "batch", "auto"] as const;
+export type TaskMode = (typeof TASK_MODES)[number];
+
 export const CreateTaskBody = z.strictObject({
   agent: z.string({ error: "agent is required (research, content or outreach)" }).regex(/^[a-z][a-z0-9_-]{1,39}$/, {
     message: "agent must be an agent id such as research, content or outreach",
@@ -14,7 +19,10 @@ export const CreateTaskBody = z.strictObject({
     .max(MAX_PROMPT_CHARS, `prompt must be at most ${MAX_PROMPT_CHARS} characters`),
   input: z.record(z.string(), z.unknown()).optional(),
   priority: z.number().int().min(-100).max(100).optional(),
-  mode: z.enum(["now", "batch"]).optional(),
+  /** Omitted: the agent's default mode. */
+  mode: z.enum(TASK_MODES, { error: "mode must be now, batch or auto" }).optional(),
+  /** When the result is needed (ISO 8601 with an offset); mode auto uses a batch only while it leaves room. */
+  deadline: z.iso.datetime({ offset: true, message: "deadline must be an ISO 8601 date-time with a time zone, e.g. 2026-11-30T07:00:00Z" }).optional(),
   require_approval: z.boolean().optional(),
   callback_url: z
     .url({ protocol: /^https?$/, message: "callback_url must be an http(s) URL" })

@@ -6,7 +6,7 @@ import type { AdminClient } from "@/lib/db/admin";
 import type { Database, Json } from "@/lib/db/database.types";
 import { ApiError } from "@/lib/http/errors";
 import { encodeKeyset, olderThan } from "@/lib/db/keyset";
-import type { CreateTaskBody, TaskStatus } from "./schema";
+import type { CreateTaskBody, TaskMode, TaskStatus } from "./schema";
 
 type TaskRow = Database["public"]["Tables"]["tasks"]["Row"];
 
@@ -35,7 +35,7 @@ export async function insertTask(
     p_prompt: body.prompt,
     p_input: (body.input ?? null) as Json,
     p_priority: body.priority ?? 0,
-    p_mode: body.mode ?? "now",
+    p_mode: body.mode ?? (null as unknown as TaskMode), // no mode: the agent's default mode
     p_require_approval: body.require_approval ?? false,
     p_callback_url: body.callback_url ?? (null as unknown as string),
     p_api_key_id: apiKeyId ?? (null as unknown as string),
@@ -71,7 +71,7 @@ export interface TaskWire {
   prompt: string;
   input: Json | null;
   priority: number;
-  mode: "now" | "batch";
+  mode: TaskMode;
   require_approval: boolean;
   /** The peer deployment that receives the result when the task completes (null: none). */
   next_hop: string | null;
@@ -87,6 +87,10 @@ export interface TaskWire {
   cost_micros: number;
   /** The part of cost_micros that is estimated (calls whose answer was lost; the provider most likely billed them). */
   estimated_cost_micros: number;
+  /** When the result is needed (mode auto uses a batch only while it leaves room), or null. */
+  deadline: string | null;
+  /** What the Batches API's discount saved on this task's calls (full price − paid). */
+  batch_saving_micros: number;
   created_at: string;
   updated_at: string;
   started_at: string | null;
@@ -104,7 +108,7 @@ export interface TaskApprovalRef {
 
 // The task's approvals come embedded (one round trip): PostgREST follows approvals.task_id.
 const WIRE_COLUMNS =
-  "id,status,status_reason,agent_id,prompt,input,priority,mode,require_approval,next_hop,progress_done,progress_total,result,error,cost_micros,estimated_cost_micros,created_at,updated_at,started_at,finished_at," +
+  "id,status,status_reason,agent_id,prompt,input,priority,mode,require_approval,next_hop,progress_done,progress_total,result,error,cost_micros,estimated_cost_micros,deadline,batch_saving_micros,created_at,updated_at,started_at,finished_at," +
   "approvals(id,stage,revision,status,requested_at,decided_at,visible_at)";
 
 interface EmbeddedApproval {
@@ -134,6 +138,8 @@ type WireRow = Pick<
   | "error"
   | "cost_micros"
   | "estimated_cost_micros"
+  | "deadline"
+  | "batch_saving_micros"
   | "created_at"
   | "updated_at"
   | "started_at"
@@ -167,6 +173,8 @@ export function toWire(row: WireRow): TaskWire {
     cost_usd: micros / 1_000_000,
     cost_micros: micros,
     estimated_cost_micros: Number(row.estimated_cost_micros),
+    deadline: row.deadline,
+    batch_saving_micros: Number(row.batch_saving_micros),
     created_at: row.created_at,
     updated_at: row.updated_at,
     started_at: row.started_at,

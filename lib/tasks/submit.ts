@@ -10,7 +10,7 @@ import { databaseUnavailable, isDatabaseUnreachable } from "@/lib/db/errors";
 import { unauthorized } from "@/lib/http/auth";
 import { ApiError } from "@/lib/http/errors";
 import { kickOutboxRelay } from "@/lib/outbox";
-import type { CreateTaskBody } from "./schema";
+import type { CreateTaskBody, TaskMode } from "./schema";
 import { requestHash, type CreatedTask } from "./service";
 
 export interface SubmitOptions {
@@ -39,11 +39,13 @@ export async function submitTask(
     p_prompt: body.prompt,
     p_input: (body.input ?? null) as Json,
     p_priority: body.priority ?? 0,
-    p_mode: body.mode ?? "now",
+    // No mode: the agent's default mode (create_task).
+    p_mode: body.mode ?? (null as unknown as TaskMode),
     p_require_approval: body.require_approval ?? false,
     p_callback_url: body.callback_url ?? (null as unknown as string),
     p_idempotency_key: idempotencyKey ?? (null as unknown as string),
     p_request_hash: requestHash(body),
+    ...(body.deadline ? { p_deadline: new Date(body.deadline).toISOString() } : {}),
   };
   // A next hop (a peer deployment) is recorded with the task in the same transaction (docs/webhooks.md).
   const res = body.next_hop

@@ -8,6 +8,7 @@ import type { Json } from "@/lib/db/database.types";
 import { isStandardWebhookSecret } from "@/lib/env";
 import { ApiError } from "@/lib/http/errors";
 import type { RefusalReason, WebhookSource } from "./inbound";
+import type { TaskMode } from "@/lib/tasks/schema";
 
 export const SourceName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "name must be 1-63 of a-z, 0-9, _ and -, starting with a letter or digit");
 
@@ -68,7 +69,7 @@ export interface SourceWire {
   description: string;
   prompt_template: string;
   input_mapping: Json;
-  mode: "now" | "batch";
+  mode: TaskMode;
   require_approval: boolean;
   callback_url: string | null;
   /** Names of the environment variables holding the secrets (never the secrets). */

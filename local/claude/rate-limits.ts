@@ -1,9 +1,10 @@
 // Rate limits in the offline double, enforced like the real API's (https://docs.claude.com/en/api/rate-limits):
 // per model, requests (RPM), input tokens (ITPM) and output tokens (OTPM) per minute, each a token bucket that
 // refills continuously up to its per-minute limit. A request is admitted only if all three have room: it takes
-// one request, its input tokens and its max_tokens (the API estimates output from max_tokens at the start and
-// corrects it at the end); when it ends, the unused output and the cache reads (which do not count toward ITPM)
-// go back. Every answer carries the anthropic-ratelimit-* headers; a refused request gets a 429 rate_limit_error
+// one request and its input tokens (the API estimates input at request time), and the output bucket must not be
+// empty. Output is counted as produced, only the tokens generated: "max_tokens does not factor into OTPM rate limit
+// calculations" — the answer's output tokens are taken when it ends (the bucket may go below zero; later requests
+// get 429s until it refills). Cache reads (which do not count toward ITPM) go back. Every answer carries the anthropic-ratelimit-* headers; a refused request gets a 429 rate_limit_error
 // with retry-after, as the API sends it. Batches are not limited by these (the Batches API has its own limits).
 // Models without a configured limit are not limited.
 import { z } from "zod";
@@ -107,7 +108,9 @@ export class RateLimiter {
     const b = this.bucketsFor(model);
     const now = this.now();
     if (!b || b.size === 0) return { ok: true, settle: () => ({}) };
-    const need: Record<Dim, number> = { requests: 1, input_tokens: inputTokens, output_tokens: maxTokens };
+    // Output is charged as produced: a request needs only that the output bucket is not empty.
+    void maxTokens;
+    const need: Record<Dim, number> = { requests: 1, input_tokens: inputTokens, output_tokens: 1 };
     let worst: { dim: Dim; ms: number } | null = null;
     for (const [d, bucket] of b) {
       // A request larger than a whole minute's limit passes when the bucket is full (it could never pass otherwise).
@@ -129,13 +132,13 @@ export class RateLimiter {
         headers: { "retry-after": String(Math.max(1, Math.ceil(worst.ms / 1000))), ...this.headers(b, now) },
       };
     }
-    for (const [d, bucket] of b) bucket.take(Math.min(need[d], bucket.limit), now);
-    const taken = Math.min(maxTokens, b.get("output_tokens")?.limit ?? maxTokens);
+    for (const [d, bucket] of b) if (d !== "output_tokens") bucket.take(Math.min(need[d], bucket.limit), now);
     return {
       ok: true,
       settle: (usage) => {
         const at = this.now();
-        b.get("output_tokens")?.give(Math.max(0, taken - (usage?.output_tokens ?? 0)), at);
+        // The tokens generated, at most a minute's limit in debt.
+        if (usage?.output_tokens) b.get("output_tokens")?.take(Math.min(usage.output_tokens, b.get("output_tokens")!.limit), at);
         if (usage?.cache_read_input_tokens) b.get("input_tokens")?.give(usage.cache_read_input_tokens, at);
         return this.headers(b, at);
       },

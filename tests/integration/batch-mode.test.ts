@@ -323,6 +323,15 @@ describe("batch-mode turns, called directly", () => {
     const again = await bt.checkBatchTurn(sb.admin, { ...turnArgs(batchTask, prompt), ticket: sub });
     expect(again).toMatchObject({ kind: "answered", cost_micros: answered.cost_micros });
     expect((await taskRow(batchTask)).cost_micros).toBe(answered.cost_micros);
+    // The saving (full price − paid) is recorded once per call, on the task and in the spend reports; none on the
+    // direct call.
+    const saving = sync.cost_micros - answered.cost_micros;
+    const { data: rows } = await sb.admin.from("tasks").select("id,batch_saving_micros").in("id", [batchTask, nowTask]);
+    expect(Object.fromEntries(rows!.map((r) => [r.id, Number(r.batch_saving_micros)]))).toEqual({ [batchTask]: saving, [nowTask]: 0 });
+    const { spendByTask, spendByAgentDay } = await import("@/lib/budget");
+    expect(await spendByTask(sb.admin, batchTask)).toMatchObject({ batch_calls: 1, batch_saving_micros: saving });
+    const days = await spendByAgentDay(sb.admin, { agentId: AGENT });
+    expect(days.reduce((s, d) => s + Number(d.batch_saving_micros), 0)).toBeGreaterThanOrEqual(saving);
     expect(await reservations(batchTask)).toEqual([expect.objectContaining({ status: "settled", actual_micros: answered.cost_micros })]);
   });
 

@@ -1,9 +1,9 @@
 // Rate limits in the offline double (local/claude/rate-limits.ts), through the real SDK: the anthropic-ratelimit-*
 // headers on every answer, a 429 rate_limit_error with retry-after when a bucket has no room, refill on the
-// double's clock, unused output given back, and batches not limited.
+// double's clock, output counted as generated (not at max_tokens), and batches not limited.
 import Anthropic, { APIError } from "@anthropic-ai/sdk";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { startClaudeDouble, type ClaudeDouble } from "../../local/claude/server";
+import { scenarioMarker, startClaudeDouble, type ClaudeDouble } from "../../local/claude/server";
 import { readRateLimitHeaders } from "../../lib/pacing";
 
 const MODEL = "claude-haiku-4-5";
@@ -48,15 +48,24 @@ test("requests per minute: headers count down, the 4th gets a 429 like the API's
   await expect(ask(50)).rejects.toMatchObject({ status: 429 });
 });
 
-test("output tokens are charged at max_tokens and corrected at the end; other models and batches are not limited", async () => {
+test("output tokens count as produced, max_tokens does not; other models and batches are not limited", async () => {
   double.rateLimits.configure({ [MODEL]: { output_tokens_per_minute: 1_000 } });
-  const { data, response } = await ask(600);
-  // The double's short answer used far fewer than 600: the rest came back.
+  // A max_tokens far above the limit is admitted: only what is generated counts.
+  const { data, response } = await ask(4_000);
   expect(Number(response.headers.get("anthropic-ratelimit-output-tokens-remaining"))).toBe(1_000 - data.usage.output_tokens);
-  await expect(ask(600)).resolves.toBeTruthy();
-  const e = (await ask(1_000).catch((x: unknown) => x)) as APIError;
+  // Two answers of 700 tokens: the second is admitted (the bucket was not empty) and leaves it 400 in debt.
+  double.script("otpm", [{ text: "Long answer one.", usage: { output_tokens: 700 } }, { text: "Long answer two.", usage: { output_tokens: 700 } }]);
+  const long = () => client().messages.create({ model: MODEL, max_tokens: 4_000, messages: [{ role: "user", content: `${scenarioMarker("otpm")} Write.` }] }).withResponse();
+  t += 60_000; // full again
+  expect(Number((await long()).response.headers.get("anthropic-ratelimit-output-tokens-remaining"))).toBe(300);
+  expect(Number((await long()).response.headers.get("anthropic-ratelimit-output-tokens-remaining"))).toBe(0);
+  const e = (await ask(10).catch((x: unknown) => x)) as APIError;
   expect(e.status).toBe(429);
   expect((e.error as { error: { message: string } }).error.message).toContain("of 1,000 output tokens per minute");
+  // 401 tokens short at 1,000 a minute: 24.06 s.
+  expect(e.headers?.get("retry-after")).toBe("25");
+  t += 25_000;
+  await expect(ask(10)).resolves.toBeTruthy();
 
   await expect(ask(1_000, "claude-sonnet-4-6")).resolves.toBeTruthy();
   const batch = await client().messages.batches.create({

@@ -39,12 +39,13 @@ async function newTask(scenario: string, agent = "research"): Promise<string> {
   return t.taskId;
 }
 
-function engineFor(taskId: string, agent = "research") {
+function engineFor(taskId: string, agent = "research", sleeps: string[] = []) {
   return new InngestTestEngine({
     function: runTask,
     events: [{ name: "task/run.requested", id: `task-run-${taskId}`, data: { task_id: taskId, agent } }],
-    // @inngest/test cannot send events; the engine tests cover task/run.finished for real.
-    steps: [{ id: "emit-finished", handler: () => ({ ids: ["test"] }) }],
+    // @inngest/test cannot send events; the engine tests cover task/run.finished for real. Sleeps named here pass at
+    // once (an unmocked sleep never resolves under @inngest/test).
+    steps: [{ id: "emit-finished", handler: () => ({ ids: ["test"] }) }, ...sleeps.map((id) => ({ id, handler: () => undefined }))],
   });
 }
 
@@ -83,21 +84,16 @@ describe("run-task", () => {
     expect(steps!.reduce((sum, s) => sum + Number(s.cost_micros), 0)).toBe(Number(row.cost_micros));
   });
 
-  test("a model error fails the step retriably, and the retry succeeds", async () => {
+  test("an outage-class model error (529) spends no attempt: the turn backs off durably, and its retry succeeds", async () => {
     const scenario = "error-then-ok";
     double.script(scenario, [{ error: { status: 529 } }, { text: "Recovered." }]);
     const taskId = await newTask(scenario);
 
-    // Attempt 1: `start` runs, turn-1 hits the 529.
-    const first = await engineFor(taskId).execute();
-    expect(first.error).toBeDefined();
-    expect((first.error as Error).name).not.toBe(NonRetriableError.name);
-    expect((first.error as Error).message).toContain("529");
-    expect((await taskRow(taskId)).status).toBe("running");
-
-    // Attempt 2 (Inngest's retry): turn-1 runs again and succeeds.
-    const second = await engineFor(taskId).execute();
-    expect(second.result).toEqual({ task_id: taskId, status: "completed", turns: 1 });
+    // One execution, no step error: turn-1 hits the 529 and answers a wait; the run sleeps (dependency-sleep-1-1) and
+    // turn-1-retry-1 runs the turn again, which succeeds.
+    const { result, error } = await engineFor(taskId, "research", ["dependency-sleep-1-1"]).execute();
+    expect(error).toBeUndefined();
+    expect(result).toEqual({ task_id: taskId, status: "completed", turns: 1 });
     expect(double.calls({ scenario, kind: "messages" }).map((c) => c.status)).toEqual([529, 200]);
     const row = await taskRow(taskId);
     expect(row.status).toBe("completed");

@@ -45,9 +45,10 @@ export interface TestEngine {
 }
 
 /** An engine with a manual clock on a fresh, empty database of the test run's Postgres. */
-export async function startTestEngine(opts: Partial<EngineOptions> = {}): Promise<TestEngine> {
+export async function startTestEngine(opts: Partial<Omit<EngineOptions, "clock">> & { clock?: ManualClock } = {}): Promise<TestEngine> {
   const db = await createTestDatabase({ empty: true });
-  const clock = new ManualClock(Date.parse("2030-01-01T00:00:00Z"));
+  // The test's own clock when it passes one (te.clock is then that clock), else a manual clock at a fixed date.
+  const clock = opts.clock ?? new ManualClock(Date.parse("2030-01-01T00:00:00Z"));
   const lines: string[] = [];
   const engine = await startEngine({
     databaseUrl: db.url,

@@ -17,6 +17,7 @@ export interface AgentFormValues {
   approvalAutoAction: string;
   budgetTimezone: string;
   enabled: boolean;
+  defaultMode: string;
 }
 
 export function AgentForm({ agent, models, csrf }: { agent: AgentFormValues; models: string[]; csrf: { name: string; value: string } }) {
@@ -78,6 +79,13 @@ export function AgentForm({ agent, models, csrf }: { agent: AgentFormValues; mod
           <select id={id("auto")} name="approval_auto_action" defaultValue={agent.approvalAutoAction}>
             <option value="reject">auto-reject</option>
             <option value="approve">auto-approve</option>
+          </select>
+        </Field>
+        <Field id={id("mode")} label="Default mode">
+          <select id={id("mode")} name="default_mode" defaultValue={agent.defaultMode}>
+            <option value="now">now (direct calls)</option>
+            <option value="batch">batch (half price, up to 24 h)</option>
+            <option value="auto">auto (batch while the deadline leaves room)</option>
           </select>
         </Field>
         <Field id={id("enabled")} label="Enabled">

@@ -41,6 +41,7 @@ export default async function AgentsPage() {
                 <span className="muted">
                   of {usd(a.budget.daily_budget_micros)} · {a.today.day} ({a.budget.timezone})
                 </span>
+                {a.today.batch_saving_micros > 0 ? <span className="muted" data-stat="batch-saving">batches saved {usd(a.today.batch_saving_micros)}</span> : null}
                 <div className={`bar${p >= 100 ? " over" : p >= 80 ? " high" : ""}`} role="progressbar" aria-label={`${a.display_name} spend today`} aria-valuemin={0} aria-valuemax={100} aria-valuenow={p}>
                   <span style={{ width: `${p}%` }} />
                 </div>
@@ -51,7 +52,7 @@ export default async function AgentsPage() {
               </div>
               <div className="stat">
                 Model <b className="small">{a.model}</b>
-                <span className="muted">tools: {a.tools.length ? a.tools.join(", ") : "none"}</span>
+                <span className="muted">tools: {a.tools.length ? a.tools.join(", ") : "none"} · default mode {a.default_mode}</span>
               </div>
               <div className="stat">
                 Limits <b className="small">{a.limits.max_turns} turns · {a.limits.max_tokens.toLocaleString("en-US")} tokens</b>
@@ -80,6 +81,7 @@ export default async function AgentsPage() {
                   approvalAutoAction: a.approval.auto_action,
                   budgetTimezone: a.budget.timezone,
                   enabled: a.enabled,
+                  defaultMode: a.default_mode,
                 }}
                 models={MODELS}
                 csrf={csrf}

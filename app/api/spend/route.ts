@@ -31,9 +31,12 @@ export const GET = withErrors(async (req: Request) => {
     q.task_id ? spendByTask(db(), q.task_id) : Promise.resolve(null),
   ]);
   return Response.json({
-    by_agent_day: byDay.map((d) => ({ ...d, settled_usd: usd(d.settled_micros), cap_usd: usd(d.cap_micros) })),
+    // batch_saving_micros: what the Batches API's discount saved (full price − paid), per agent and night (window).
+    by_agent_day: byDay.map((d) => ({ ...d, settled_usd: usd(d.settled_micros), cap_usd: usd(d.cap_micros), batch_saving_usd: usd(d.batch_saving_micros) })),
     by_model: byModel.map((m) => ({ ...m, settled_usd: usd(m.settled_micros) })),
-    ...(q.task_id ? { task: byTask ? { ...byTask, settled_usd: usd(byTask.settled_micros) } : null } : {}),
+    ...(q.task_id
+      ? { task: byTask ? { ...byTask, settled_usd: usd(byTask.settled_micros), batch_saving_usd: usd(byTask.batch_saving_micros) } : null }
+      : {}),
   });
 });
 

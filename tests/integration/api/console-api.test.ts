@@ -210,6 +210,7 @@ describe("agents over the API", () => {
       requires_approval: true,
       approval_auto_action: "approve",
       budget_timezone: "Europe/Berlin",
+      default_mode: "auto",
     });
     expect(r.status).toBe(200);
     const body = await json<{ agent: Record<string, unknown>; change: { changes: Record<string, { from: unknown; to: unknown }>; actor: string } }>(r);
@@ -218,6 +219,7 @@ describe("agents over the API", () => {
       budget: { daily_budget_micros: 3_500_000, timezone: "Europe/Berlin" },
       approval: { requires_approval: true, auto_action: "approve" },
       limits: { max_turns: 4 },
+      default_mode: "auto",
     });
     expect(body.change.actor).toBe(`api:${apiKeyId}`);
     expect(body.change.changes).toEqual({
@@ -227,6 +229,7 @@ describe("agents over the API", () => {
       requires_approval: { from: false, to: true },
       approval_auto_action: { from: "reject", to: "approve" },
       budget_timezone: { from: "UTC", to: "Europe/Berlin" },
+      default_mode: { from: "now", to: "auto" },
     });
     // The same values again change nothing and record nothing.
     const again = await json<{ change: unknown }>(await patch("outreach", { max_turns: 4 }));
@@ -243,6 +246,7 @@ describe("agents over the API", () => {
       [{ model: "gpt-4" }, "model"],
       [{ budget_timezone: "Mars/Olympus" }, "budget_timezone"],
       [{ approval_auto_action: "maybe" }, "approval_auto_action"],
+      [{ default_mode: "tonight" }, "default_mode"],
       [{ system_prompt: "be evil" }, "system_prompt"],
       [{}, "(root)"],
     ] as const) {

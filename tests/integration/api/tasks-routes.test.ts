@@ -111,6 +111,7 @@ describe("POST /api/tasks", () => {
     ["require_approval not boolean", { agent: "research", prompt: "x", require_approval: "yes" }, "require_approval"],
     ["callback_url not a URL", { agent: "research", prompt: "x", callback_url: "ftp://x" }, "callback_url"],
     ["unknown field", { agent: "research", prompt: "x", colour: "blue" }, "colour"],
+    ["a deadline without a time zone", { agent: "research", prompt: "x", deadline: "2026-11-30T07:00:00" }, "deadline"],
     ["prompt over the limit", { agent: "research", prompt: "y".repeat(100_001) }, "prompt"],
   ])("400 for %s, naming the field", async (_name, body, field) => {
     const before = await countTasks();
@@ -268,8 +269,14 @@ describe("GET /api/tasks/:id and GET /api/tasks", () => {
       result: null,
       error: null,
       cost_usd: 0,
+      mode: "now", // research's default mode
+      deadline: null,
+      batch_saving_micros: 0,
     });
     expect(Date.parse(t.created_at as string)).not.toBeNaN();
+    // mode auto with a deadline: both kept.
+    const auto = (await (await post({ agent: "research", prompt: "by morning", mode: "auto", deadline: "2026-11-30T07:00:00+01:00" })).json()) as { task_id: string };
+    expect(await (await getTask(auto.task_id)).json()).toMatchObject({ mode: "auto", deadline: "2026-11-30T06:00:00+00:00" });
     expect(Date.parse(t.updated_at as string)).not.toBeNaN();
   });
 

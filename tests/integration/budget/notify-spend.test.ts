@@ -115,12 +115,14 @@ describe("spend queries", () => {
         cap_micros: 5_000_000, reservations: 2, settlements: 1,
         input_tokens: 3000, output_tokens: 500, cache_creation_input_tokens: 0, cache_read_input_tokens: 0,
         timezone: "America/New_York", starts_at: "2026-11-27T05:00:00+00:00", ends_at: "2026-11-28T05:00:00+00:00",
+        batch_calls: 0, batch_saving_micros: 0,
       },
       {
         agent_id: agent, window_start: "2026-11-26", settled_micros: 167_000, estimated_micros: 0, reserved_micros: 0, committed_micros: 167_000,
         cap_micros: 5_000_000, reservations: 4, settlements: 3,
         input_tokens: 3500, output_tokens: 700, cache_creation_input_tokens: 3000, cache_read_input_tokens: 3000,
         timezone: "America/New_York", starts_at: "2026-11-26T05:00:00+00:00", ends_at: "2026-11-27T05:00:00+00:00",
+        batch_calls: 0, batch_saving_micros: 0,
       },
     ]);
     expect(await spendByAgentDay(sb.admin, { agentId: agent, from: "2026-11-26", to: "2026-11-26" })).toHaveLength(1);
@@ -129,6 +131,7 @@ describe("spend queries", () => {
     expect(await spendByTask(sb.admin, t1)).toEqual({
       task_id: t1, agent_id: agent, settled_micros: 160_000, estimated_micros: 0, reserved_micros: 0, calls: 2, estimated_calls: 0,
       input_tokens: 1500, output_tokens: 300, cache_creation_input_tokens: 3000, cache_read_input_tokens: 3000,
+      batch_calls: 0, batch_saving_micros: 0,
     });
     expect(await spendByTask(sb.admin, t2)).toMatchObject({ settled_micros: 16_000, reserved_micros: 300_000, calls: 2 });
     expect(await spendByTask(sb.admin, "00000000-0000-4000-8000-00000000beef")).toBeNull();

@@ -1,14 +1,19 @@
 // A second (and third) process for the pacing test: takes from a model's rate-limit bucket N times at once through
-// its own supabase-js client, and prints what it was admitted as one JSON line.
+// its own supabase-js client, and prints what it was admitted as one JSON line. With an `actual` output count, each
+// admitted call is settled with it right away (taken at `output`, the expectation; corrected by the real usage).
 import { createAdminClient } from "../../../lib/db/admin";
-import { takeRateLimit } from "../../../lib/pacing";
+import { readRateLimitHeaders, settleRateLimit, takeRateLimit } from "../../../lib/pacing";
 
-const [url, key, model, count, now, tag, input, output] = process.argv.slice(2);
+const [url, key, model, count, now, tag, input, output, actual] = process.argv.slice(2);
 const db = createAdminClient({ url: url!, secretKey: key! });
 const results = await Promise.all(
-  Array.from({ length: Number(count) }, (_, i) =>
-    takeRateLimit(db, { model: model!, ticket: `${tag}-${i}`, priority: 0, inputTokens: Number(input), outputTokens: Number(output), now: new Date(now!) }),
-  ),
+  Array.from({ length: Number(count) }, async (_, i) => {
+    const r = await takeRateLimit(db, { model: model!, ticket: `${tag}-${i}`, priority: 0, inputTokens: Number(input), outputTokens: Number(output), now: new Date(now!) });
+    if (r.ok && actual !== undefined) {
+      await settleRateLimit(db, { model: model!, refundInput: 0, refundOutput: r.outputTaken - Number(actual), headers: readRateLimitHeaders(null), now: new Date(now!) });
+    }
+    return r;
+  }),
 );
 process.stdout.write(
   JSON.stringify({

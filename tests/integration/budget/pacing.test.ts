@@ -4,7 +4,7 @@ import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { MAX_RETRY_AFTER_SECONDS, noteRateLimited, readRateLimitHeaders, settleRateLimit, takeRateLimit } from "../../../lib/pacing";
+import { MAX_RETRY_AFTER_SECONDS, expectedOutputTokens, noteRateLimited, readRateLimitHeaders, settleRateLimit, takeRateLimit } from "../../../lib/pacing";
 import { createTestSupabase, type TestSupabase } from "../../support/supabase";
 import { sql } from "../db/sql";
 import { createAgent, createTask } from "./helpers";
@@ -32,11 +32,11 @@ async function model(limits: { rpm?: number; itpm?: number; otpm?: number }): Pr
 }
 
 interface ChildResult { admitted: number; input: number; output: number; waits: string[] }
-async function child(m: string, count: number, now: Date, tag: string, input: number, output: number): Promise<ChildResult> {
+async function child(m: string, count: number, now: Date, tag: string, input: number, output: number, actual?: number): Promise<ChildResult> {
   const { stdout } = await run(
     process.execPath,
     // react-server: lib/db/admin.ts is `server-only`, as in the app
-    ["--conditions=react-server", "--import", "tsx", "tests/integration/budget/pacing-child.ts", sb.supabaseUrl, sb.secretKey, m, String(count), now.toISOString(), tag, String(input), String(output)],
+    ["--conditions=react-server", "--import", "tsx", "tests/integration/budget/pacing-child.ts", sb.supabaseUrl, sb.secretKey, m, String(count), now.toISOString(), tag, String(input), String(output), ...(actual === undefined ? [] : [String(actual)])],
     { timeout: 120_000 },
   );
   return JSON.parse(stdout.trim().split("\n").pop()!) as ChildResult;
@@ -62,6 +62,57 @@ describe("the shared limiter", () => {
     );
     expect(out.filter((r) => r.ok)).toHaveLength(5);
   }, 180_000);
+
+  test("output is taken at the expectation and corrected by the answer: two processes, no lost update, debt repaid before more goes out", async () => {
+    const m = await model({ otpm: 3_000 });
+    // Each call is expected to produce 100 tokens and produces 250: admitted on 100, charged 150 more when it ends.
+    const [a, b] = await Promise.all([child(m, 20, at(0), "a", 10, 100, 250), child(m, 20, at(0), "b", 10, 100, 250)]);
+    const admitted = a.admitted + b.admitted;
+    expect(a.output + b.output).toBe(admitted * 100);
+    // Every admission found the expectation free, so the real output passes the minute's limit by at most the excess
+    // of the calls in flight at the time (here: at most all of them).
+    expect(admitted).toBeGreaterThanOrEqual(12);
+    expect(admitted).toBeLessThanOrEqual(30);
+    // Every correction landed (row locks, no lost update): the bucket owes exactly what went out beyond the limit.
+    const [row] = await sql<{ output_available: number }>(sb.databaseUrl, `select output_available from public.rate_limits where model = $1`, [m]);
+    expect(row!.output_available).toBeCloseTo(3_000 - admitted * 250, 6);
+    // Nothing more goes out until the debt is repaid and the expectation fits again: the earliest admission is when
+    // the bucket (refilling 50 a second) holds 100 again. (The refused callers' tickets are dropped, as if they gave up.)
+    await sql(sb.databaseUrl, `delete from public.rate_limit_waiters where model = $1`, [m]);
+    const due = (100 - row!.output_available) / 50;
+    const early = await takeRateLimit(sb.admin, { model: m, ticket: "late", priority: 0, inputTokens: 10, outputTokens: 100, now: at(Math.max(0, due - 1)) });
+    expect(early.ok).toBe(false);
+    expect(Date.parse(early.waitUntil!)).toBeCloseTo(T0 + due * 1000, -2);
+    expect((await takeRateLimit(sb.admin, { model: m, ticket: "late", priority: 0, inputTokens: 10, outputTokens: 100, now: at(due + 0.01) })).ok).toBe(true);
+  }, 180_000);
+
+  test("the expected output is learned per agent and model from real answers", async () => {
+    const m = await model({ otpm: 10_000 });
+    const agent = await createAgent(sb.databaseUrl, { capMicros: 10_000_000, model: m });
+    // No history at all: a quarter of max_tokens.
+    expect(await expectedOutputTokens(sb.admin, { agentId: agent, model: m, maxTokens: 2_048 })).toBe(512);
+    const task = await createTask(sb.databaseUrl, agent);
+    for (const [i, out] of [120, 120, 600, 121].entries()) {
+      await sql(
+        sb.databaseUrl,
+        `insert into public.budget_reservations (agent_id, task_id, step_id, model, window_start, reserved_micros, actual_micros, status, output_tokens, reserved_at, settled_at)
+         values ($1, $2, $3, $4, current_date, 1000, 100, 'settled', $5, now(), now() + make_interval(secs => $6))`,
+        [agent, task, `turn-${i}`, m, out, i],
+      );
+    }
+    // A lost call written off as an estimate does not teach anything.
+    await sql(
+      sb.databaseUrl,
+      `insert into public.budget_reservations (agent_id, task_id, step_id, model, window_start, reserved_micros, actual_micros, status, estimated, output_tokens, reserved_at, settled_at)
+       values ($1, $2, 'turn-9', $3, current_date, 1000, 1000, 'settled', true, 2000, now(), now() + interval '1 minute')`,
+      [agent, task, m],
+    );
+    expect(await expectedOutputTokens(sb.admin, { agentId: agent, model: m, maxTokens: 2_048 })).toBe(241); // ceil(961 / 4)
+    expect(await expectedOutputTokens(sb.admin, { agentId: agent, model: m, maxTokens: 200 })).toBe(200);
+    // An agent new to the model starts from every agent's calls of it.
+    expect(await expectedOutputTokens(sb.admin, { agentId: "someone-else", model: m, maxTokens: 512 })).toBe(241);
+    expect(await expectedOutputTokens(sb.admin, { agentId: agent, model: `${m}-other`, maxTokens: 1_000 })).toBe(250);
+  });
 
   test("a model with no known limits is not paced; a call larger than a minute's limit runs when the bucket is full", async () => {
     const free = `claude-free-${randomBytes(3).toString("hex")}`;

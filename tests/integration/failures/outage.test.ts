@@ -67,12 +67,16 @@ describe("a 10-minute Claude outage", () => {
       const { data } = await sb.admin.from("tasks").select("id,status,status_reason").in("id", ids);
       return data!;
     };
-    // The breaker opens and the tasks wait for it, saying what for.
+    // The breaker opens and the tasks wait for it, saying what for. (The failures before it opened wait too, a short
+    // backoff that spends no retry attempt: "whose last call failed ... (not counted as a retry)".)
+    const downReason = /^waiting for claude:claude-sonnet-4-6, which is down .*; next try at /;
     const waiting = await until(async () => {
       const s = await statuses();
-      return s.some((t) => t.status === "waiting_dependency") ? s : undefined;
+      return s.some((t) => t.status === "waiting_dependency" && downReason.test(t.status_reason ?? "")) ? s : undefined;
     }, { timeoutMs: 60_000, tick: quietTick(te.engine, clock, 5_000), message: "no task waited for the dependency" });
-    expect(waiting.find((t) => t.status === "waiting_dependency")!.status_reason).toMatch(/^waiting for claude:claude-sonnet-4-6, which is down .*; next try at /);
+    for (const t of waiting.filter((x) => x.status === "waiting_dependency")) {
+      expect(t.status_reason).toMatch(/^waiting for claude:claude-sonnet-4-6, (which is down|whose last call failed) \(Claude was overloaded \(529\).*\); (next try|trying again) at /);
+    }
 
     // Time passes in 10-second ticks until every task has ended. Ticks happen only while the engine is idle, so calls
     // admitted before the breaker opened reach the double at the moment it opened, never "later" because the
@@ -98,6 +102,16 @@ describe("a 10-minute Claude outage", () => {
     const afterOpen = times.filter((t) => t > openedAt + 1_000);
     expect(afterOpen.length).toBeLessThanOrEqual(3);
     for (let i = 1; i < afterOpen.length; i++) expect(afterOpen[i]! - afterOpen[i - 1]!).toBeGreaterThanOrEqual(60_000);
+
+    // No task burned a retry attempt: not the calls that met the open breaker, nor the failures that opened it.
+    const runs = await te.engine.listRuns({ function_id: "nightshift-run-task" });
+    const retried: string[] = [];
+    for (const r of runs) {
+      const detail = await te.engine.getRun(r.run_id);
+      retried.push(...detail!.history.filter((h) => h.type === "step.errored" || h.type === "run.retrying").map((h) => `${r.run_id} ${h.type} ${h.step_name}`));
+    }
+    expect(runs.length).toBeGreaterThanOrEqual(TASKS);
+    expect(retried).toEqual([]);
 
     const { data: b } = await sb.admin.from("breakers").select("state,consecutive_failures").eq("dependency", "claude:claude-sonnet-4-6").single();
     expect(b).toEqual({ state: "closed", consecutive_failures: 0 });

@@ -62,6 +62,12 @@ export default async function TaskPage({ params }: { params: Promise<{ id: strin
         </div>
         <div className="stat">
           Cost <b>{usd(task.cost_micros)}</b>
+          {task.batch_saving_micros > 0 ? <span className="muted" data-stat="batch-saving">batches saved {usd(task.batch_saving_micros)}</span> : null}
+          {task.estimated_cost_micros > 0 ? <span className="muted">{usd(task.estimated_cost_micros)} estimated (answers lost)</span> : null}
+          <span className="muted">
+            mode {task.mode}
+            {task.deadline ? ` · deadline ${when(task.deadline)}` : ""}
+          </span>
         </div>
         <div className="stat">
           Created <b style={{ fontSize: "1rem" }}>{when(task.created_at)}</b>

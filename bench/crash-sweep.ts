@@ -1,0 +1,180 @@
+// npm run bench:crash-sweep — is the ledger honest when the app dies mid-call? (issue 13)
+//
+// The real parts: the embedded Supabase stack, the local Inngest engine (real clock) and the offline Claude double in
+// this process; the app's Inngest functions served by the real SDK in a CHILD process, which this script SIGKILLs
+// while model calls are in flight (an open budget reservation = a call reserved and not yet settled), then starts
+// again on the same port. The engine retries the step; the turn writes the lost call off as an estimate
+// (write_off_lost_calls) and calls again. Seeded: the same BENCH_SEED gives the same workload and kill times.
+//
+// At the end, what the provider answered (the double's record of every 200, priced with lib/llm/prices.ts — the
+// double finishes and records a call whose client died, as the API bills it) against the ledger (tasks.cost_micros =
+// settled real + estimated). Goal: the ledger never under-counts (per task and in total); the over-count is bounded
+// by the estimates charged for lost calls.
+//
+//   npm run bench:crash-sweep                BENCH_TASKS=12 BENCH_KILLS=8 BENCH_SEED=7
+import { spawn, type ChildProcess } from "node:child_process";
+import { createServer } from "node:http";
+import { mkdtemp, rm } from "node:fs/promises";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const TASKS = Number(process.env.BENCH_TASKS ?? 12);
+const KILLS = Number(process.env.BENCH_KILLS ?? 8);
+const SEED = Number(process.env.BENCH_SEED ?? 7);
+const TIMEOUT_MS = Number(process.env.BENCH_TIMEOUT_S ?? 600) * 1000;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Child: the app (the Inngest serve route of every function), until it is killed.
+async function serveApp(port: number) {
+  const { inngest } = await import("../inngest/client");
+  const { functions } = await import("../inngest/index");
+  const { serve } = await import("inngest/node");
+  const server = createServer(serve({ client: inngest, functions }));
+  server.keepAliveTimeout = 30_000;
+  await new Promise<void>((r) => server.listen(port, "127.0.0.1", () => r()));
+  process.stdout.write("READY\n");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Parent: the sweep.
+async function main() {
+  const dataDir = await mkdtemp(join(tmpdir(), "ns-crash-"));
+  const { startDataStack } = await import("../local/data-stack");
+  const { startClaudeDouble, scenarioMarker } = await import("../local/claude/server");
+  const { startEngine } = await import("../local/engine/index");
+  const { freePort } = await import("../local/ports");
+  const { costMicros } = await import("../lib/llm/prices");
+  const pg = (await import("pg")).default;
+
+  const stack = await startDataStack({ dataDir, persistent: false });
+  const double = await startClaudeDouble({ maxCallBodies: 0 });
+  const engine = await startEngine({ databaseUrl: stack.databaseUrl, port: 0, retryBackoff: () => 300 });
+  const appPort = await freePort();
+  const appUrl = `http://127.0.0.1:${appPort}/api/inngest`;
+  const env = {
+    ...process.env,
+    SUPABASE_URL: stack.supabaseUrl,
+    SUPABASE_SECRET_KEY: stack.secretKey,
+    ANTHROPIC_BASE_URL: double.url,
+    INNGEST_DEV: engine.url,
+    NIGHTSHIFT_DIGEST_TIME: "off",
+    NEXT_TELEMETRY_DISABLED: "1",
+    CRASH_SWEEP_APP_PORT: String(appPort),
+  };
+  let app: ChildProcess | null = null;
+  const startApp = async () => {
+    const child = spawn(process.execPath, ["--conditions=react-server", "--import", "tsx", fileURLToPath(import.meta.url)], {
+      env,
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    app = child;
+    await new Promise<void>((resolve, reject) => {
+      let buf = "";
+      child.stdout!.on("data", (d) => {
+        buf += d;
+        if (buf.includes("READY")) resolve();
+      });
+      child.on("exit", (code) => reject(new Error(`the app exited (${code}) before it was ready`)));
+    });
+  };
+  await startApp();
+  await engine.sync(appUrl);
+
+  const sql = new pg.Pool({ connectionString: stack.databaseUrl, max: 2 });
+  sql.on("error", () => {});
+  await sql.query(`update public.agents set concurrency = 8, budget_timezone = 'UTC' where id = 'research'`);
+
+  // The workload: research tasks of 2–5 turns (continuations of a max_tokens cut, then an answer), output 100–900
+  // tokens a turn, each call 0.6–1.6 s at the double so that most of the time some call is in flight.
+  let seed = SEED;
+  const rnd = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+  const { submitTask } = await import("../lib/tasks/submit");
+  const { createAdminClient } = await import("../lib/db/admin");
+  const db = createAdminClient({ url: stack.supabaseUrl, secretKey: stack.secretKey });
+  const scenarios = new Map<string, string>(); // task id -> scenario
+  for (let i = 0; i < TASKS; i++) {
+    const scenario = `crash-${SEED}-${i}`;
+    const turns = 2 + Math.floor(rnd() * 4);
+    // Each turn is scripted twice: a retry after a kill asks the double again, and a cut answer is continued.
+    const steps = Array.from({ length: turns * 3 }, (_, t) => ({
+      text: `Part ${t} of the answer to question ${i}.`,
+      ...(t < turns - 1 ? { stop_reason: "max_tokens" as const } : {}),
+      latency_ms: 600 + Math.round(rnd() * 1000),
+      usage: { output_tokens: 100 + Math.round(rnd() * 800) },
+    }));
+    double.script(scenario, steps);
+    const t = await submitTask(db, { agent: "research", prompt: `${scenarioMarker(scenario)} Question ${i}.` }, null, null);
+    scenarios.set(t.taskId, scenario);
+  }
+  const started = Date.now();
+
+  // Kill the app N times, each time while at least one call is in flight.
+  const TERMINAL = ["completed", "failed", "stopped", "rejected", "cancelled"];
+  const openTasks = async () =>
+    Number((await sql.query(`select count(*) c from public.tasks where status::text <> all($1::text[])`, [TERMINAL])).rows[0].c);
+  let kills = 0;
+  const openAtKills = new Set<string>(); // distinct reservations open when the app was killed
+  while (kills < KILLS && (await openTasks()) > 0 && Date.now() - started < TIMEOUT_MS) {
+    await new Promise((r) => setTimeout(r, 500 + rnd() * 2500));
+    const open = (await sql.query(`select id from public.budget_reservations where status = 'reserved'`)).rows.map((r) => r.id as string);
+    if (open.length === 0) continue;
+    const victim = app as ChildProcess | null;
+    victim?.kill("SIGKILL");
+    await new Promise((r) => victim?.once("exit", r));
+    kills += 1;
+    for (const id of open) openAtKills.add(id);
+    await new Promise((r) => setTimeout(r, 200));
+    await startApp();
+  }
+  while ((await openTasks()) > 0 && Date.now() - started < TIMEOUT_MS) await new Promise((r) => setTimeout(r, 500));
+  const elapsed = (Date.now() - started) / 1000;
+
+  // The provider's side: every 200 of a task's scenario, priced. The ledger's: the task's cost (settled + estimated).
+  const { rows } = await sql.query(
+    `select t.id, t.status::text, t.cost_micros::bigint c, t.estimated_cost_micros::bigint e,
+            (select count(*) from public.budget_reservations r where r.task_id = t.id and r.status = 'settled' and r.estimated) lost
+       from public.tasks t`,
+  );
+  let billed = 0, ledger = 0, estimated = 0, lost = 0, under = 0, worstUnder = 0, maxOverVsEstimate = -Infinity;
+  const statuses: Record<string, number> = {};
+  for (const r of rows) {
+    const scenario = scenarios.get(r.id)!;
+    const paid = double
+      .calls({ scenario, kind: "messages" })
+      .filter((c) => c.status === 200 && c.usage)
+      .reduce((s, c) => s + costMicros(c.model!, c.usage!), 0);
+    const l = Number(r.c);
+    billed += paid;
+    ledger += l;
+    estimated += Number(r.e);
+    lost += Number(r.lost);
+    statuses[r.status] = (statuses[r.status] ?? 0) + 1;
+    if (l < paid) (under++, (worstUnder = Math.min(worstUnder, l - paid)));
+    maxOverVsEstimate = Math.max(maxOverVsEstimate, l - paid - Number(r.e));
+  }
+  const pct = (x: number) => `${((100 * x) / Math.max(1, billed)).toFixed(2)} %`;
+  console.log(`bench:crash-sweep — ${TASKS} research tasks, ${kills} kills (seed ${SEED}), ${cpus().length} CPUs, ${elapsed.toFixed(1)} s`);
+  console.log(`tasks ended                         ${JSON.stringify(statuses)}`);
+  console.log(`open reservations at the kills     ${openAtKills.size} (distinct; each a call reserved and not settled)`);
+  console.log(`lost calls written off (estimated) ${lost}`);
+  console.log(`provider billed (double, priced)   ${billed} µ$`);
+  console.log(`ledger (settled + estimated)       ${ledger} µ$  of which estimated ${estimated} µ$`);
+  console.log(`ledger − billed                    ${ledger - billed} µ$ (${pct(ledger - billed)})`);
+  console.log(`tasks under-counted                ${under} (worst ${worstUnder} µ$)`);
+  console.log(`over-count beyond the estimates    ${Math.max(0, maxOverVsEstimate)} µ$ (max per task; 0 = over-count bounded by the estimate)`);
+  console.log(
+    `REPORT ${JSON.stringify({ tasks: TASKS, kills, seed: SEED, lost_calls: lost, billed_micros: billed, ledger_micros: ledger, estimated_micros: estimated, under_counted_tasks: under, worst_under_micros: worstUnder, elapsed_s: elapsed, statuses })}`,
+  );
+
+  (app as ChildProcess | null)?.kill("SIGKILL");
+  await sql.end();
+  await engine.stop();
+  await double.stop();
+  await stack.stop();
+  await rm(dataDir, { recursive: true, force: true });
+  process.exit(under === 0 ? 0 : 1);
+}
+
+if (process.env.CRASH_SWEEP_APP_PORT) await serveApp(Number(process.env.CRASH_SWEEP_APP_PORT));
+else await main();
