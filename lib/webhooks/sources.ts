@@ -8,7 +8,7 @@ import type { Json } from "@/lib/db/database.types";
 import { isStandardWebhookSecret } from "@/lib/env";
 import { ApiError } from "@/lib/http/errors";
 import type { RefusalReason, WebhookSource } from "./inbound";
-import type { TaskMode } from "@/lib/tasks/schema";
+import { CallbackUrl, type TaskMode } from "@/lib/tasks/schema";
 
 export const SourceName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "name must be 1-63 of a-z, 0-9, _ and -, starting with a letter or digit");
 
@@ -37,7 +37,7 @@ const fields = {
     .refine((m) => Object.keys(m).length <= 50, "input_mapping has at most 50 fields"),
   mode: z.enum(["now", "batch"], { error: "mode must be now or batch" }),
   require_approval: z.boolean({ error: "require_approval must be true or false" }),
-  callback_url: z.url({ protocol: /^https?$/, message: "callback_url must be an http(s) URL" }).max(2048).nullable(),
+  callback_url: CallbackUrl.nullable(),
   secret_env_names: z
     .array(
       z

@@ -196,3 +196,9 @@ test("a source cannot verify with the deployment's own secrets: callbacks signed
   }
   expect((await sb.admin.from("webhook_sources").select("name").eq("name", "own-secret")).data).toEqual([]);
 });
+
+test("a callback_url with credentials is a 400 naming callback_url (the delivery would refuse it anyway)", async () => {
+  const r = await routes.list.POST(call("POST", "/api/webhook-sources", { ...github, name: "creds", callback_url: "https://user:pw@example.com/hook" }));
+  expect(r.status).toBe(400);
+  expect((await errorOf(r)).details?.[0]?.field).toBe("callback_url");
+});
