@@ -44,6 +44,8 @@ interface Report {
   spend: Array<{ agent: string; settled_micros: number; estimated_micros: number; committed_micros: number; cap_micros: number; overspend_micros: number }>;
   parked: { in_flight_waits: number; settled_waits: number; settled_waits_with_room: number; parked_tasks: number; parked_s_total: number; parked_s_max: number };
   rate_waits: number;
+  /** The limit named by each paced wait (requests, input tokens, output tokens, retry-after, queue). */
+  rate_wait_dims: Record<string, number>;
   batch: { tasks: number; paid_micros: number; full_price_micros: number; saving_micros: number };
 }
 
@@ -133,6 +135,7 @@ async function runMode(mode: "on" | "off"): Promise<Report> {
   const parkedSince = new Map<string, number>();
   const parkedTotal = new Map<string, number>();
   const seenWaits = new Set<string>();
+  const rateWaitDims: Record<string, number> = {};
   let inFlightWaits = 0, settledWaits = 0, settledWithRoom = 0, rateWaits = 0;
   let finishedAt = started;
   const TERMINAL = new Set(["completed", "failed", "stopped", "rejected", "cancelled"]);
@@ -161,7 +164,12 @@ async function runMode(mode: "on" | "off"): Promise<Report> {
       }
       if (r.status === "waiting_rate_limit") {
         const key = `${r.id}:${r.updated_at}:rl`;
-        if (!seenWaits.has(key)) (seenWaits.add(key), rateWaits++);
+        if (!seenWaits.has(key)) {
+          seenWaits.add(key);
+          rateWaits++;
+          const dim = /rate limit \(([^)]+)\)/.exec(r.status_reason ?? "")?.[1] ?? (r.status_reason?.includes("(429)") ? "429" : "other");
+          rateWaitDims[dim] = (rateWaitDims[dim] ?? 0) + 1;
+        }
       }
     }
     const open = rows.filter((r) => !TERMINAL.has(r.status));
@@ -214,6 +222,7 @@ async function runMode(mode: "on" | "off"): Promise<Report> {
       parked_s_max: Math.max(0, ...parkedTotal.values()) / 1000,
     },
     rate_waits: rateWaits,
+    rate_wait_dims: rateWaitDims,
     batch: { tasks: batchIds.size, paid_micros: paid, full_price_micros: paid * 2, saving_micros: paid },
   };
 
@@ -245,7 +254,8 @@ async function main() {
   console.log(`bench:night — ${TASKS} tasks + ${BATCH} batch, ${cpus().length} CPUs (${cpus()[0]?.model}), ${Math.round(totalmem() / 2 ** 30)} GB`);
   console.log(`claude-sonnet-4-6 limits in the double: ${JSON.stringify(LIMITS)}; call latency ${LATENCY[0]}–${LATENCY[1]} ms`);
   const reports: Report[] = [];
-  for (const mode of ["on", "off"] as const) {
+  const modes = (process.env.BENCH_MODES ?? "on,off").split(",").filter((m): m is "on" | "off" => m === "on" || m === "off");
+  for (const mode of modes) {
     const out = await new Promise<string>((resolve, reject) => {
       const child = spawn(process.execPath, ["--conditions=react-server", "--import", "tsx", fileURLToPath(import.meta.url)], {
         env: { ...process.env, BENCH_NIGHT_MODE: mode, NEXT_TELEMETRY_DISABLED: "1" },
@@ -270,6 +280,7 @@ async function main() {
   row("sonnet calls / input / output tokens", (r) => `${r.sonnet.calls} / ${r.sonnet.input_tokens} / ${r.sonnet.output_tokens}`);
   row("429s received / calls", (r) => `${r.http_429} / ${r.calls} (${((100 * r.http_429) / Math.max(1, r.calls)).toFixed(1)} %)`);
   row("waits for the rate limit (paced)", (r) => String(r.rate_waits));
+  row("  by the limit that bound", (r) => JSON.stringify(r.rate_wait_dims));
   for (const a of reports[0]!.spend.map((s) => s.agent)) {
     row(`${a}: committed / cap (overspend)`, (r) => {
       const s = r.spend.find((x) => x.agent === a);

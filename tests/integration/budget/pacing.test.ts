@@ -114,6 +114,22 @@ describe("the shared limiter", () => {
     expect(await expectedOutputTokens(sb.admin, { agentId: agent, model: `${m}-other`, maxTokens: 1_000 })).toBe(250);
   });
 
+  test("a model's first calibration starts from the provider's remaining figures, not from an empty bucket", async () => {
+    const m = `claude-uncalibrated-${randomBytes(3).toString("hex")}`;
+    // Unpaced while nothing is known (the call creates the row)...
+    expect((await takeRateLimit(sb.admin, { model: m, ticket: "first", priority: 0, inputTokens: 500, outputTokens: 100, now: at(0) })).ok).toBe(true);
+    // ...then the answer's headers set the limits and what is left.
+    const headers = readRateLimitHeaders(new Headers({
+      "anthropic-ratelimit-requests-limit": "50", "anthropic-ratelimit-requests-remaining": "49",
+      "anthropic-ratelimit-input-tokens-limit": "30000", "anthropic-ratelimit-input-tokens-remaining": "29500",
+      "anthropic-ratelimit-output-tokens-limit": "8000", "anthropic-ratelimit-output-tokens-remaining": "7900",
+    }));
+    await settleRateLimit(sb.admin, { model: m, refundInput: 0, refundOutput: 0, headers, now: at(0) });
+    const [row] = await sql<Record<string, number>>(sb.databaseUrl, `select requests_available, input_available, output_available from public.rate_limits where model = $1`, [m]);
+    expect(row).toEqual({ requests_available: 49, input_available: 29_500, output_available: 7_900 });
+    expect((await takeRateLimit(sb.admin, { model: m, ticket: "second", priority: 0, inputTokens: 20_000, outputTokens: 5_000, now: at(0) })).ok).toBe(true);
+  });
+
   test("a model with no known limits is not paced; a call larger than a minute's limit runs when the bucket is full", async () => {
     const free = `claude-free-${randomBytes(3).toString("hex")}`;
     for (let i = 0; i < 5; i++) expect((await takeRateLimit(sb.admin, { model: free, ticket: `t${i}`, priority: 0, inputTokens: 1e6, outputTokens: 1e5, now: at(0) })).ok).toBe(true);

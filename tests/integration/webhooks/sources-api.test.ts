@@ -185,3 +185,14 @@ test("GET /api/peers lists the peers, whether their secret is set here, never th
     expect.objectContaining({ name: "c", url: "https://c.example.com/nightshift/api/webhooks/from-a", secret_set: false, enabled: false }),
   ]);
 });
+
+test("a source cannot verify with the deployment's own secrets: callbacks signed with NIGHTSHIFT_WEBHOOK_SECRET would replay into it", async () => {
+  for (const name of ["NIGHTSHIFT_WEBHOOK_SECRET", "NIGHTSHIFT_SESSION_SECRET", "SUPABASE_SECRET_KEY", "INNGEST_SIGNING_KEY", "ANTHROPIC_API_KEY"]) {
+    const created = await routes.list.POST(call("POST", "/api/webhook-sources", { ...github, name: "own-secret", secret_env_names: ["SOURCES_API_SECRET", name] }));
+    expect(created.status, name).toBe(400);
+    expect((await errorOf(created)).details?.[0]?.field).toBe("secret_env_names.1");
+    const patched = await routes.one.PATCH(call("PATCH", "/api/webhook-sources/github", { secret_env_names: [name] }), params("github"));
+    expect(patched.status, name).toBe(400);
+  }
+  expect((await sb.admin.from("webhook_sources").select("name").eq("name", "own-secret")).data).toEqual([]);
+});
