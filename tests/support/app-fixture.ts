@@ -6,6 +6,7 @@
 //   let fx: AppFixture;
 //   beforeAll(async () => { fx = await startAppFixture({ clock: new ManualClock(Date.now()) }); });
 //   afterAll(() => fx?.stop());
+import type { Inngest, InngestFunction } from "inngest";
 import { startClaudeDouble, type ClaudeDouble, type ClaudeDoubleOptions } from "../../local/claude/server";
 import type { ManualClock } from "../../local/engine";
 import { serveApp, startTestEngine, type ServedApp, type TestEngine } from "./engine-harness";
@@ -30,6 +31,8 @@ export interface AppFixtureOptions {
   double?: ClaudeDoubleOptions & { onEngineClock?: boolean };
   /** More environment for the app, set with the parts' URLs before its modules load. */
   env?: Record<string, string>;
+  /** Functions served beside the app's (e.g. another app's listener), made with the app's client. */
+  extraFunctions?: (inngest: Inngest.Any) => InngestFunction.Any[];
   /** Wraps the SDK's handler, e.g. to count or drop the engine's calls. */
   wrap?: Parameters<typeof serveApp>[2];
 }
@@ -67,7 +70,7 @@ export async function startAppFixture(o: AppFixtureOptions = {}): Promise<AppFix
     }
     const { inngest } = await import("@/inngest/client");
     const { functions } = await import("@/inngest/index");
-    const app = await serveApp(inngest, functions, o.wrap);
+    const app = await serveApp(inngest, [...functions, ...(o.extraFunctions?.(inngest) ?? [])], o.wrap);
     stops.push(() => app.close());
     await te.engine.sync(app.url);
     return { sb, double, te, clock: te.clock, app, stop };
