@@ -49,10 +49,12 @@ export interface Components {
   benchPid: number;
   /** The process group of `next start`. */
   nextPgid?: number;
+  /** The process group of the second `next start` that serves `/api/inngest` (the engine's calls), if any. */
+  runnerPgid?: number;
   loadPid?: number;
 }
 
-export const COMPONENT_NAMES = ["next-server", "postgrest", "postgres", "engine+proxy+double", "load generator", "other processes"] as const;
+export const COMPONENT_NAMES = ["next-server", "runs next-server", "postgrest", "postgres", "engine+proxy+double", "load generator", "other processes"] as const;
 export type ComponentName = (typeof COMPONENT_NAMES)[number];
 
 export interface CpuSnapshot {
@@ -88,6 +90,7 @@ export function snapshot(c: Components): CpuSnapshot {
     if (p.pid === c.benchPid) component = "engine+proxy+double";
     else if (c.loadPid && p.pid === c.loadPid) component = "load generator";
     else if (c.nextPgid && p.pgrp === c.nextPgid) component = "next-server";
+    else if (c.runnerPgid && p.pgrp === c.runnerPgid) component = "runs next-server";
     else if (descendsFrom(procs, p.pid, c.benchPid)) {
       if (p.comm === "postgrest") component = "postgrest";
       else if (p.comm.startsWith("postgres")) component = "postgres";

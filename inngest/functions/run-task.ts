@@ -24,6 +24,7 @@ import { approvalEditedText } from "@/lib/approvals";
 import { releaseOpenReservations } from "@/lib/budget";
 import { MAX_RATE_LIMITED_ATTEMPTS } from "@/lib/pacing";
 import { notify } from "@/lib/notifications";
+import { CircuitOpenError } from "@/lib/breakers";
 import type { Json } from "@/lib/db/database.types";
 import { db } from "@/lib/db/server";
 import { env } from "@/lib/env";
@@ -185,7 +186,11 @@ export const runTask = inngest.createFunction(
         longestTurnMs = Math.max(longestTurnMs, out.duration_ms);
 
         if (out.stop_reason === "tool_use") {
-          messages.push({ role: "user", content: await runTools(step, taskId, turn, out.content) });
+          const ran = await runTools(step, taskId, turn, out.content, wakeAt);
+          messages.push({ role: "user", content: ran.results });
+          // Time spent waiting for a tool's dependency (its breaker open) is not the agent's wall clock.
+          wakeAt = Math.max(wakeAt, ran.wakeAt);
+          waitedMs += ran.waitedMs;
         } else if (out.stop_reason === "max_tokens") {
           messages.push({ role: "user", content: "Continue exactly where you stopped." });
         } else if (out.stop_reason !== "pause_turn") {
@@ -282,29 +287,65 @@ export const runTask = inngest.createFunction(
 );
 
 /** Runs each tool call of a turn as its own step and returns the tool_result blocks for the next turn. */
-async function runTools(step: Step, taskId: string, turn: number, content: Anthropic.ContentBlock[]): Promise<Anthropic.ToolResultBlockParam[]> {
+/**
+ * Runs each tool call of a turn as its own step and returns the tool_result blocks for the next turn. A tool whose
+ * dependency is behind an open circuit breaker (send_email while Resend is down) does not fail or burn a retry: its
+ * step answers the wait, the task waits (`waiting_dependency`), the run sleeps until the breaker's next probe and runs
+ * the call again (`<step>-retry-<n>`; the side-effect ledger still sends it at most once).
+ */
+async function runTools(
+  step: Step,
+  taskId: string,
+  turn: number,
+  content: Anthropic.ContentBlock[],
+  wokeAt: number,
+): Promise<{ results: Anthropic.ToolResultBlockParam[]; wakeAt: number; waitedMs: number }> {
   const calls = content.filter((b): b is Anthropic.ToolUseBlock => b.type === "tool_use");
   const seen = new Map<string, number>();
   const results: Anthropic.ToolResultBlockParam[] = [];
+  let wakeAt = wokeAt;
+  let waitedMs = 0;
   for (const call of calls) {
     const n = (seen.get(call.name) ?? 0) + 1;
     seen.set(call.name, n);
     const stepId = `tool-${turn}-${call.name}${n > 1 ? `-${n}` : ""}`;
-    const result = await step.run(stepId, async () => {
-      const started = Date.now();
-      const r = await runToolCall(call.name, call.input, { db: db(), taskId, toolUseId: call.id, config: loadToolConfig() });
-      await recordStep(db(), {
-        taskId,
-        stepId,
-        kind: "tool",
-        status: "completed",
-        detail: { tool: call.name, is_error: r.is_error === true, replayed: r.replayed === true, duration_ms: Date.now() - started },
+    for (let w = 0; ; w++) {
+      const id = w === 0 ? stepId : `${stepId}-retry-${w}`;
+      const out = await step.run(id, async () => {
+        const started = Date.now();
+        const now = new Date(Math.max(Date.now(), wakeAt));
+        if (w > 0) await resumeDependencyWait(db(), taskId);
+        let r;
+        try {
+          r = await runToolCall(call.name, call.input, { db: db(), taskId, toolUseId: call.id, config: loadToolConfig(), now });
+        } catch (err) {
+          if (!(err instanceof CircuitOpenError)) throw err;
+          return { waiting_for: err.dependency, retry_at: err.nextProbeAt, refused_at: now.getTime() };
+        }
+        await recordStep(db(), {
+          taskId,
+          stepId,
+          kind: "tool",
+          status: "completed",
+          detail: { tool: call.name, is_error: r.is_error === true, replayed: r.replayed === true, duration_ms: Date.now() - started },
+        });
+        return { type: r.type, tool_use_id: r.tool_use_id, content: r.content, ...(r.is_error ? { is_error: true as const } : {}) };
       });
-      return { type: r.type, tool_use_id: r.tool_use_id, content: r.content, ...(r.is_error ? { is_error: true as const } : {}) };
-    });
-    results.push(result);
+      if (!("waiting_for" in out)) {
+        results.push(out);
+        break;
+      }
+      await step.run(`${stepId}-wait-${w + 1}`, async () => {
+        await releaseSlot(db(), taskId); // a waiting task does not hold one of the agent's slots
+        await markWaitingDependency(db(), taskId, dependencyWaitReason(out.waiting_for, out.retry_at, null));
+      });
+      await step.sleepUntil(`${stepId}-sleep-${w + 1}`, out.retry_at);
+      const retryAt = Date.parse(out.retry_at);
+      waitedMs += Math.max(0, retryAt - out.refused_at);
+      wakeAt = Math.max(wakeAt, retryAt);
+    }
   }
-  return results;
+  return { results, wakeAt, waitedMs };
 }
 
 async function taskCost(taskId: string): Promise<number> {

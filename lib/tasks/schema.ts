@@ -8,6 +8,19 @@ export const MAX_PROMPT_CHARS = 100_000;
 export const TASK_MODES = ["now", "batch", "auto"] as const;
 export type TaskMode = (typeof TASK_MODES)[number];
 
+/** Where a task's result is POSTed. No user:password@: the delivery refuses such URLs (lib/net/guarded-fetch.ts), so
+ * accepting one would only fail later, with the credentials stored and shown meanwhile. */
+export const CallbackUrl = z
+  .url({ protocol: /^https?$/, message: "callback_url must be an http(s) URL" })
+  .max(2048)
+  .refine((u) => {
+    const url = URL.parse(u);
+    return !url || (!url.username && !url.password);
+  }, "callback_url must not carry credentials (user:password@host)");
+
+const DEADLINE_MIN = Date.UTC(1970, 0, 1);
+const DEADLINE_END = Date.UTC(10000, 0, 1);
+
 export const CreateTaskBody = z.strictObject({
   agent: z.string({ error: "agent is required (research, content or outreach)" }).regex(/^[a-z][a-z0-9_-]{1,39}$/, {
     message: "agent must be an agent id such as research, content or outreach",
@@ -22,12 +35,16 @@ export const CreateTaskBody = z.strictObject({
   /** Omitted: the agent's default mode. */
   mode: z.enum(TASK_MODES, { error: "mode must be now, batch or auto" }).optional(),
   /** When the result is needed (ISO 8601 with an offset); mode auto uses a batch only while it leaves room. */
-  deadline: z.iso.datetime({ offset: true, message: "deadline must be an ISO 8601 date-time with a time zone, e.g. 2026-11-30T07:00:00Z" }).optional(),
-  require_approval: z.boolean().optional(),
-  callback_url: z
-    .url({ protocol: /^https?$/, message: "callback_url must be an http(s) URL" })
-    .max(2048)
+  deadline: z.iso
+    .datetime({ offset: true, message: "deadline must be an ISO 8601 date-time with a time zone, e.g. 2026-11-30T07:00:00Z" })
+    // The ISO check passes year 0000 and offsets that carry 9999-12-31 into year 10000; Postgres stores neither.
+    .refine((s) => {
+      const t = Date.parse(s);
+      return t >= DEADLINE_MIN && t < DEADLINE_END;
+    }, "deadline must fall between 1970-01-01 and 9999-12-31 (UTC)")
     .optional(),
+  require_approval: z.boolean().optional(),
+  callback_url: CallbackUrl.optional(),
   /** A configured peer deployment (row of `peers`) that receives the result when the task completes. */
   next_hop: z
     .string({ error: "next_hop must be the name of a configured peer" })

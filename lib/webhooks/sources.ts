@@ -8,9 +8,25 @@ import type { Json } from "@/lib/db/database.types";
 import { isStandardWebhookSecret } from "@/lib/env";
 import { ApiError } from "@/lib/http/errors";
 import type { RefusalReason, WebhookSource } from "./inbound";
-import type { TaskMode } from "@/lib/tasks/schema";
+import { CallbackUrl, type TaskMode } from "@/lib/tasks/schema";
 
 export const SourceName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "name must be 1-63 of a-z, 0-9, _ and -, starting with a letter or digit");
+
+// Variables that hold the deployment's own secrets never verify inbound deliveries: a source verifying with
+// NIGHTSHIFT_WEBHOOK_SECRET would accept any callback Nightshift signed for some receiver, replayed to it.
+const OWN_SECRETS = new Set([
+  "NIGHTSHIFT_WEBHOOK_SECRET",
+  "NIGHTSHIFT_SESSION_SECRET",
+  "NIGHTSHIFT_OPERATOR_PASSWORD",
+  "SUPABASE_SECRET_KEY",
+  "ANTHROPIC_API_KEY",
+  "INNGEST_SIGNING_KEY",
+  "INNGEST_SIGNING_KEY_FALLBACK",
+  "INNGEST_EVENT_KEY",
+  "RESEND_API_KEY",
+  "TELEGRAM_BOT_TOKEN",
+  "SLACK_WEBHOOK_URL",
+]);
 
 const fields = {
   agent: z.string({ error: "agent is required" }).regex(/^[a-z][a-z0-9_-]{1,39}$/, "agent must be an agent id such as research, content or outreach"),
@@ -21,11 +37,17 @@ const fields = {
     .refine((m) => Object.keys(m).length <= 50, "input_mapping has at most 50 fields"),
   mode: z.enum(["now", "batch"], { error: "mode must be now or batch" }),
   require_approval: z.boolean({ error: "require_approval must be true or false" }),
-  callback_url: z.url({ protocol: /^https?$/, message: "callback_url must be an http(s) URL" }).max(2048).nullable(),
+  callback_url: CallbackUrl.nullable(),
   secret_env_names: z
-    .array(z.string().regex(/^[A-Z][A-Z0-9_]{2,63}$/, "each secret_env_names entry must be an environment variable name such as GITHUB_WEBHOOK_SECRET"), {
-      error: "secret_env_names must list the environment variables holding the whsec_ secrets",
-    })
+    .array(
+      z
+        .string()
+        .regex(/^[A-Z][A-Z0-9_]{2,63}$/, "each secret_env_names entry must be an environment variable name such as GITHUB_WEBHOOK_SECRET")
+        .refine((n) => !OWN_SECRETS.has(n), "names one of Nightshift's own secrets; give the source a variable of its own"),
+      {
+        error: "secret_env_names must list the environment variables holding the whsec_ secrets",
+      },
+    )
     .min(1, "secret_env_names needs at least one variable name")
     .max(5, "secret_env_names lists at most 5 variable names"),
   enabled: z.boolean({ error: "enabled must be true or false" }),

@@ -10,8 +10,19 @@ import { startAppStack, type AppStack } from "../support/app-stack";
 import { appRoutes, body, concretePath, headers, METHODS, mulberry32, pick } from "../fuzz/generate";
 
 let stack: AppStack;
+const WHSEC = `whsec_${Buffer.alloc(32, 5).toString("base64")}`;
 beforeAll(async () => {
-  stack = await startAppStack();
+  stack = await startAppStack({ env: { FUZZ_SRC_SECRET: WHSEC, FUZZ_PEER_SECRET: WHSEC } });
+  // Rows the generated paths and bodies name (tests/fuzz/generate.ts): a webhook source, a peer, a disabled peer.
+  const peers = await stack.sb.admin.from("peers").insert([
+    { name: "fuzz-peer", base_url: "http://127.0.0.1:9", source: "fuzz-src", secret_env_name: "FUZZ_PEER_SECRET", enabled: true },
+    { name: "off-peer", base_url: "http://127.0.0.1:9", source: "fuzz-src", secret_env_name: "FUZZ_PEER_SECRET", enabled: false },
+  ]);
+  expect(peers.error).toBeNull();
+  const source = await stack.sb.admin
+    .from("webhook_sources")
+    .insert({ name: "fuzz-src", agent_id: "research", prompt_template: "Handle {{payload.x}}", secret_env_names: ["FUZZ_SRC_SECRET"] });
+  expect(source.error).toBeNull();
 });
 afterAll(async () => {
   await stack?.stop();
@@ -120,6 +131,21 @@ describe("issue 11 findings, one request each", () => {
     check(_name, "/api/tasks", a);
     expect(a.status).toBe(400);
     expect(JSON.parse(a.text).error.message).toMatch(field);
+  });
+
+  test.each(["0000-01-01T00:00:00Z", "9999-12-31T23:59:59-23:59"])("POST /api/tasks with deadline %s (no Postgres timestamp) -> 400 naming deadline", async (deadline) => {
+    const a = await post("/api/tasks", JSON.stringify({ agent: "research", prompt: "p", mode: "auto", deadline }));
+    check(deadline, "/api/tasks", a);
+    expect(a.status).toBe(400);
+    expect(JSON.parse(a.text).error.message).toMatch(/deadline/);
+  });
+
+  test("a webhook source naming NIGHTSHIFT_WEBHOOK_SECRET (signs every callback) -> 400", async () => {
+    const src = { name: "own-secret", agent: "research", prompt_template: "x", secret_env_names: ["NIGHTSHIFT_WEBHOOK_SECRET"] };
+    const a = await post("/api/webhook-sources", JSON.stringify(src));
+    check("own secret", "/api/webhook-sources", a);
+    expect(a.status).toBe(400);
+    expect(JSON.parse(a.text).error.message).toMatch(/secret_env_names/);
   });
 
   test("a NUL in a cancel reason -> 400", async () => {

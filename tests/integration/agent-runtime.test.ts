@@ -3,12 +3,14 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { scenarioMarker, startClaudeDouble, type ClaudeDouble } from "../../local/claude/server";
+import { scenarioMarker, type ClaudeDouble } from "../../local/claude/server";
 import { ManualClock } from "../../local/engine";
 import { startCaptureServer, type CaptureServer } from "../support/capture-server";
-import { serveApp, startTestEngine, until, type ServedApp, type TestEngine } from "../support/engine-harness";
-import { createTestSupabase, type TestSupabase } from "../support/supabase";
+import { startAppFixture, type AppFixture } from "../support/app-fixture";
+import { until, type TestEngine } from "../support/engine-harness";
+import type { TestSupabase } from "../support/supabase";
 
+let fx: AppFixture;
 let sb: TestSupabase;
 let double: ClaudeDouble;
 let resend: CaptureServer;
@@ -16,14 +18,11 @@ let pages: Server;
 let pagesUrl: string;
 let te: TestEngine;
 let clock: ManualClock;
-let app: ServedApp;
 const finishedEvents: { task_id: string; status: string; cost_micros: number }[] = [];
 let submitTask: typeof import("@/lib/tasks/submit").submitTask;
 let insertTask: typeof import("@/lib/tasks/service").insertTask;
 
 beforeAll(async () => {
-  sb = await createTestSupabase();
-  double = await startClaudeDouble();
   resend = await startCaptureServer();
   pages = createServer((req, res) => {
     res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
@@ -33,38 +32,25 @@ beforeAll(async () => {
   await new Promise<void>((r) => pages.listen(0, "127.0.0.1", () => r()));
   pagesUrl = `http://127.0.0.1:${(pages.address() as AddressInfo).port}`;
   clock = new ManualClock(Date.now());
-  te = await startTestEngine({ clock });
-  Object.assign(process.env, {
-    SUPABASE_URL: sb.supabaseUrl,
-    SUPABASE_SECRET_KEY: sb.secretKey,
-    ANTHROPIC_BASE_URL: double.url,
-    INNGEST_DEV: te.engine.url,
-    RESEND_API_KEY: "re_test_key",
-    RESEND_BASE_URL: resend.url,
-    NIGHTSHIFT_FETCH_ALLOW: "127.0.0.1",
+  fx = await startAppFixture({
+    clock,
+    env: { RESEND_API_KEY: "re_test_key", RESEND_BASE_URL: resend.url, NIGHTSHIFT_FETCH_ALLOW: "127.0.0.1" },
+    // Another app's function reacting to finished work, through the public event catalog.
+    extraFunctions: (inngest) => [
+      inngest.createFunction({ id: "test-finished-listener", triggers: [{ event: "task/run.finished" }] }, async ({ event }) => {
+        finishedEvents.push(event.data as (typeof finishedEvents)[number]);
+      }),
+    ],
   });
-  const { inngest } = await import("@/inngest/client");
-  const { functions } = await import("@/inngest/index");
+  ({ sb, double, te } = fx);
   ({ submitTask } = await import("@/lib/tasks/submit"));
   ({ insertTask } = await import("@/lib/tasks/service"));
-  // Another app's function reacting to finished work, through the public event catalog.
-  const listener = inngest.createFunction(
-    { id: "test-finished-listener", triggers: [{ event: "task/run.finished" }] },
-    async ({ event }) => {
-      finishedEvents.push(event.data as (typeof finishedEvents)[number]);
-    },
-  );
-  app = await serveApp(inngest, [...functions, listener]);
-  await te.engine.sync(app.url);
 });
 
 afterAll(async () => {
-  await app?.close();
-  await te?.close();
+  await fx?.stop();
   await new Promise((r) => pages?.close(r));
   await resend?.stop();
-  await double?.stop();
-  await sb?.stop();
 });
 
 async function run(agent: string, scenario: string, prompt = "Work on it.") {

@@ -4,24 +4,22 @@
 // exactly 7 published, each once.
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { scenarioMarker, startClaudeDouble, type ClaudeDouble } from "../../local/claude/server";
+import { scenarioMarker, type ClaudeDouble } from "../../local/claude/server";
 import { ManualClock } from "../../local/engine";
 import { startCaptureServer, type CaptureServer } from "../support/capture-server";
-import { serveApp, startTestEngine, until, type ServedApp, type TestEngine } from "../support/engine-harness";
-import { createTestSupabase, type TestSupabase } from "../support/supabase";
+import { startAppFixture, type AppFixture } from "../support/app-fixture";
+import { until } from "../support/engine-harness";
+import type { TestSupabase } from "../support/supabase";
 
+let fx: AppFixture;
 let sb: TestSupabase;
 let double: ClaudeDouble;
 let hooks: CaptureServer;
-let te: TestEngine;
 let clock: ManualClock;
-let app: ServedApp;
 let submitTask: typeof import("@/lib/tasks/submit").submitTask;
 let decideApproval: typeof import("@/lib/approvals").decideApproval;
 
 beforeAll(async () => {
-  sb = await createTestSupabase();
-  double = await startClaudeDouble();
   hooks = await startCaptureServer({
     handler: (req, res) => {
       res.writeHead(req.method === "POST" ? 204 : 404).end();
@@ -29,29 +27,21 @@ beforeAll(async () => {
   });
   // The engine's clock starts at the wall clock: the app stamps approvals with real time.
   clock = new ManualClock(Date.now());
-  te = await startTestEngine({ clock });
-  Object.assign(process.env, {
-    SUPABASE_URL: sb.supabaseUrl,
-    SUPABASE_SECRET_KEY: sb.secretKey,
-    ANTHROPIC_BASE_URL: double.url,
-    INNGEST_DEV: te.engine.url,
-    NIGHTSHIFT_FETCH_ALLOW: "127.0.0.1",
-    NIGHTSHIFT_WEBHOOK_SECRET: `whsec_${Buffer.from("test-webhook-secret-of-32-bytes!").toString("base64")}`,
+  fx = await startAppFixture({
+    clock,
+    env: {
+      NIGHTSHIFT_FETCH_ALLOW: "127.0.0.1",
+      NIGHTSHIFT_WEBHOOK_SECRET: `whsec_${Buffer.from("test-webhook-secret-of-32-bytes!").toString("base64")}`,
+    },
   });
-  const { inngest } = await import("@/inngest/client");
-  const { functions } = await import("@/inngest/index");
+  ({ sb, double } = fx);
   ({ submitTask } = await import("@/lib/tasks/submit"));
   ({ decideApproval } = await import("@/lib/approvals"));
-  app = await serveApp(inngest, functions);
-  await te.engine.sync(app.url);
 });
 
 afterAll(async () => {
-  await app?.close();
-  await te?.close();
+  await fx?.stop();
   await hooks?.stop();
-  await double?.stop();
-  await sb?.stop();
 });
 
 async function draft(scenario: string, text: string) {

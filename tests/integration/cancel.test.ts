@@ -1,42 +1,27 @@
 // Cancelling tasks, through the app's real functions served by the SDK and run by the local engine (its own clock,
 // which never moves here), on the real database and the offline Claude double.
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { scenarioMarker, startClaudeDouble, type ClaudeDouble } from "../../local/claude/server";
+import { scenarioMarker, type ClaudeDouble } from "../../local/claude/server";
 import { ManualClock } from "../../local/engine";
-import { serveApp, startTestEngine, until, type ServedApp, type TestEngine } from "../support/engine-harness";
-import { createTestSupabase, type TestSupabase } from "../support/supabase";
+import { startAppFixture, type AppFixture } from "../support/app-fixture";
+import { until, type TestEngine } from "../support/engine-harness";
+import type { TestSupabase } from "../support/supabase";
 
+let fx: AppFixture;
 let sb: TestSupabase;
 let double: ClaudeDouble;
 let te: TestEngine;
-let app: ServedApp;
 let insertTask: typeof import("@/lib/tasks/service").insertTask;
 let submitTask: typeof import("@/lib/tasks/submit").submitTask;
 
 beforeAll(async () => {
-  sb = await createTestSupabase();
-  double = await startClaudeDouble();
-  te = await startTestEngine({ clock: new ManualClock(Date.now()) });
-  Object.assign(process.env, {
-    SUPABASE_URL: sb.supabaseUrl,
-    SUPABASE_SECRET_KEY: sb.secretKey,
-    ANTHROPIC_BASE_URL: double.url,
-    INNGEST_DEV: te.engine.url,
-  });
-  const { inngest } = await import("@/inngest/client");
-  const { functions } = await import("@/inngest/index");
+  fx = await startAppFixture({ clock: new ManualClock(Date.now()) });
+  ({ sb, double, te } = fx);
   ({ insertTask } = await import("@/lib/tasks/service"));
   ({ submitTask } = await import("@/lib/tasks/submit"));
-  app = await serveApp(inngest, functions);
-  await te.engine.sync(app.url);
 });
 
-afterAll(async () => {
-  await app?.close();
-  await te?.close();
-  await double?.stop();
-  await sb?.stop();
-});
+afterAll(() => fx?.stop());
 
 async function run(agent: string, scenario: string, prompt: string) {
   return (await submitTask(sb.admin, { agent, prompt: `${scenarioMarker(scenario)} ${prompt}` }, null, null)).taskId;

@@ -2,41 +2,26 @@
 // start event are recorded together; the event survives a relay that never ran or could not send, and the sweeper
 // cron delivers it; the task then runs exactly once. And the record function under a concurrent hammer.
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { scenarioMarker, startClaudeDouble, type ClaudeDouble } from "../../local/claude/server";
-import { serveApp, startTestEngine, until, type ServedApp, type TestEngine } from "../support/engine-harness";
-import { createTestSupabase, type TestSupabase } from "../support/supabase";
+import { scenarioMarker, type ClaudeDouble } from "../../local/claude/server";
+import { startAppFixture, type AppFixture } from "../support/app-fixture";
+import { until, type TestEngine } from "../support/engine-harness";
+import type { TestSupabase } from "../support/supabase";
 
+let fx: AppFixture;
 let sb: TestSupabase;
 let double: ClaudeDouble;
 let te: TestEngine;
-let app: ServedApp;
 let submitTask: typeof import("@/lib/tasks/submit").submitTask;
 let relayOutbox: typeof import("@/inngest/outbox-relay").relayOutbox;
 
 beforeAll(async () => {
-  sb = await createTestSupabase();
-  double = await startClaudeDouble();
-  te = await startTestEngine();
-  Object.assign(process.env, {
-    SUPABASE_URL: sb.supabaseUrl,
-    SUPABASE_SECRET_KEY: sb.secretKey,
-    ANTHROPIC_BASE_URL: double.url,
-    INNGEST_DEV: te.engine.url,
-  });
-  const { inngest } = await import("@/inngest/client");
-  const { functions } = await import("@/inngest/index");
+  fx = await startAppFixture();
+  ({ sb, double, te } = fx);
   ({ submitTask } = await import("@/lib/tasks/submit"));
   ({ relayOutbox } = await import("@/inngest/outbox-relay"));
-  app = await serveApp(inngest, functions);
-  await te.engine.sync(app.url);
 });
 
-afterAll(async () => {
-  await app?.close();
-  await te?.close();
-  await double?.stop();
-  await sb?.stop();
-});
+afterAll(() => fx?.stop());
 
 /** The engine's runs of run-task for this task (found by the triggering event's data). */
 async function runsOf(taskId: string): Promise<string[]> {

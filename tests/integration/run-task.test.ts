@@ -102,6 +102,47 @@ describe("run-task", () => {
     expect(steps).toEqual([{ step_id: "turn-1", status: "completed" }]);
   });
 
+  test("send_email while Resend's breaker is open: the tool call waits (no attempt, no failure), then the probe sends it once", async () => {
+    const { startCaptureServer } = await import("../support/capture-server");
+    const resend = await startCaptureServer();
+    Object.assign(process.env, { RESEND_API_KEY: "re_test_key", RESEND_BASE_URL: resend.url });
+    try {
+      const openedAt = new Date();
+      const probeAt = new Date(openedAt.getTime() + 60_000);
+      const { error: openError } = await sb.admin.from("breakers").upsert({
+        dependency: "resend", state: "open", consecutive_failures: 5, cooldown_seconds: 60, opened_at: openedAt.toISOString(),
+        next_probe_at: probeAt.toISOString(), state_since: openedAt.toISOString(), last_error: "Resend is unavailable (503)",
+      });
+      expect(openError).toBeNull();
+      const scenario = "email-breaker";
+      double.script(scenario, [
+        { tool_use: { name: "send_email", input: { to: ["ada@example.com"], subject: "Tonight's note", text: "A short, honest note." } } },
+        { text: "Sent." },
+      ]);
+      const taskId = await newTask(scenario, "outreach");
+
+      // One execution: the tool step answers the wait, the run sleeps to the probe time (mocked), the retry probes.
+      const { result, error, ctx } = await engineFor(taskId, "outreach", ["tool-1-send_email-sleep-1"]).execute();
+      expect(error).toBeUndefined();
+      expect(result).toEqual({ task_id: taskId, status: "completed", turns: 2 });
+      // The first try was refused by the open breaker (not sent, not failed): the run slept until the probe time, and
+      // the retry after the sleep sent it.
+      const sleeps = (ctx.step.sleepUntil as unknown as { mock: { calls: [string, string][] } }).mock.calls;
+      expect(sleeps.map(([id, at]) => [id, Date.parse(at)])).toEqual([["tool-1-send_email-sleep-1", probeAt.getTime()]]);
+      const runs = (ctx.step.run as unknown as { mock: { calls: [string][] } }).mock.calls.map(([id]) => id);
+      expect(runs).toEqual(expect.arrayContaining(["tool-1-send_email", "tool-1-send_email-wait-1", "tool-1-send_email-retry-1"]));
+      expect(resend.requests.filter((r) => r.method === "POST" && r.url === "/emails")).toHaveLength(1);
+      const { data: b } = await sb.admin.from("breakers").select("state").eq("dependency", "resend").single();
+      expect(b!.state).toBe("closed");
+      const { data: steps } = await sb.admin.from("task_steps").select("step_id,status").eq("task_id", taskId).order("id");
+      expect(steps!.map((x) => [x.step_id, x.status])).toEqual([["turn-1", "completed"], ["tool-1-send_email", "completed"], ["turn-2", "completed"]]);
+    } finally {
+      delete process.env["RESEND_API_KEY"];
+      delete process.env["RESEND_BASE_URL"];
+      await resend.stop();
+    }
+  });
+
   test("an invalid request is a permanent failure with a readable error", async () => {
     const scenario = "bad-request";
     double.script(scenario, [{ error: { status: 400, message: "max_tokens: too large for this model" } }]);

@@ -2,29 +2,18 @@
 // never moves here: a waiting task can only be woken by a slot's hand-over (the 10-minute fallback never fires).
 // With one slot, the waiting tasks run in the order priority, then age.
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { scenarioMarker, startClaudeDouble, type ClaudeDouble } from "../../local/claude/server";
-import { serveApp, startTestEngine, until, type ServedApp, type TestEngine } from "../support/engine-harness";
-import { createTestSupabase, type TestSupabase } from "../support/supabase";
+import { scenarioMarker, type ClaudeDouble } from "../../local/claude/server";
+import { startAppFixture, type AppFixture } from "../support/app-fixture";
+import { until } from "../support/engine-harness";
+import type { TestSupabase } from "../support/supabase";
 
+let fx: AppFixture;
 let sb: TestSupabase;
 let double: ClaudeDouble;
-let te: TestEngine;
-let app: ServedApp;
 
 beforeAll(async () => {
-  sb = await createTestSupabase();
-  double = await startClaudeDouble();
-  te = await startTestEngine();
-  Object.assign(process.env, {
-    SUPABASE_URL: sb.supabaseUrl,
-    SUPABASE_SECRET_KEY: sb.secretKey,
-    ANTHROPIC_BASE_URL: double.url,
-    INNGEST_DEV: te.engine.url,
-  });
-  const { inngest } = await import("@/inngest/client");
-  const { functions } = await import("@/inngest/index");
-  app = await serveApp(inngest, functions);
-  await te.engine.sync(app.url);
+  fx = await startAppFixture();
+  ({ sb, double } = fx);
   const { error } = await sb.admin.from("agents").insert({
     id: "single",
     display_name: "Single",
@@ -36,12 +25,7 @@ beforeAll(async () => {
   if (error) throw error;
 });
 
-afterAll(async () => {
-  await app?.close();
-  await te?.close();
-  await double?.stop();
-  await sb?.stop();
-});
+afterAll(() => fx?.stop());
 
 test("tasks waiting for the only slot are woken by its release, in priority-then-age order, without polling", async () => {
   const { submitTask } = await import("@/lib/tasks/submit");

@@ -7,7 +7,12 @@
 //
 // Without RESEND_API_KEY it is a dry run: nothing leaves the machine, the ledger records what would have been sent
 // (its `request` column holds the full email), and the result says so plainly.
+//
+// Resend is behind its circuit breaker (`resend`, shared with the notification emails): while it is open nothing is
+// sent and the call throws CircuitOpenError, which the agent loop turns into a durable wait for the next probe (no
+// attempt burned, the ledger claim released); the failure that opens it does the same.
 import { z } from "zod";
+import { acquireBreaker, CircuitOpenError, dependency, recordBreaker } from "@/lib/breakers";
 import { sideEffectKey } from "@/lib/side-effects";
 import { defineTool, ToolError, TransientToolError } from "./types";
 
@@ -62,6 +67,21 @@ export const sendEmailTool = defineTool({
       };
     }
 
+    const dep = dependency.email();
+    const now = ctx.now ?? new Date();
+    // The breaker is a helper, never a new way to fail: if it cannot be asked, the email goes out without it.
+    const gate = await acquireBreaker(ctx.db, dep, now).catch((err: unknown) => {
+      console.warn(`[send_email] breaker ${dep} unavailable: ${(err as Error).message}`);
+      return null;
+    });
+    if (gate?.role === "refused") throw new CircuitOpenError(dep, gate.retryAt);
+    /** An outage: count it, and once the breaker is open, wait for its probe instead of spending a retry. */
+    const outage = async (err: TransientToolError): Promise<never> => {
+      const b = await recordBreaker(ctx.db, dep, { success: false, outage: true, error: err.message.slice(0, 300) }, now).catch(() => null);
+      if (b && b.state !== "closed" && b.nextProbeAt) throw new CircuitOpenError(dep, b.nextProbeAt);
+      throw err;
+    };
+
     const deadline = AbortSignal.timeout(cfg.timeoutMs);
     const signal = ctx.signal ? AbortSignal.any([deadline, ctx.signal]) : deadline;
     let res: Response;
@@ -79,7 +99,7 @@ export const sendEmailTool = defineTool({
       });
     } catch (err) {
       // Unknown whether Resend got it; retrying is safe because the retry carries the same Idempotency-Key.
-      throw new TransientToolError(`Resend unreachable: ${(err as Error).message}`, undefined, { cause: err });
+      return outage(new TransientToolError(`Resend unreachable: ${(err as Error).message}`, undefined, { cause: err }));
     }
     const body = await res.text().catch(() => "");
     let parsed: { id?: unknown; name?: unknown; message?: unknown } = {};
@@ -93,6 +113,7 @@ export const sendEmailTool = defineTool({
       if (typeof parsed.id !== "string") {
         throw new TransientToolError(`Resend answered ${res.status} without an email id`);
       }
+      await recordBreaker(ctx.db, dep, { success: true }, now).catch(() => null);
       return { sent: true, dry_run: false, id: parsed.id, from: email.from, to: email.to, subject: email.subject };
     }
 
@@ -101,11 +122,16 @@ export const sendEmailTool = defineTool({
     }`;
     if (res.status === 429 || res.status >= 500 || parsed.name === "concurrent_idempotent_requests") {
       const retryAfter = Number(res.headers.get("retry-after"));
-      throw new TransientToolError(
+      const err = new TransientToolError(
         `Resend is unavailable (${detail})`,
         Number.isFinite(retryAfter) && retryAfter > 0 ? Math.min(retryAfter, 300) * 1000 : undefined,
       );
+      if (res.status >= 500) return outage(err);
+      // Pacing (429) or a concurrent duplicate: not an outage; Resend answered.
+      await recordBreaker(ctx.db, dep, { success: false, outage: false, error: err.message.slice(0, 300) }, now).catch(() => null);
+      throw err;
     }
+    await recordBreaker(ctx.db, dep, { success: false, outage: false, error: `Resend refused the email (${detail})`.slice(0, 300) }, now).catch(() => null);
     // A permanent refusal (invalid address, unverified domain, bad key): recorded as this call's result, so a
     // retried step reports it again instead of resending.
     throw new ToolError(`Resend refused the email (${detail})`);

@@ -15,6 +15,8 @@ export interface ToolContext {
   /** Aborts the call (the agent's wall clock). Tools also apply their own time caps. */
   signal?: AbortSignal;
   config: ToolConfig;
+  /** The run's notion of now (never earlier than a wait it slept until): the clock of circuit breakers. */
+  now?: Date;
 }
 
 /** The JSON Schema object Claude's `tools[].input_schema` takes. */

@@ -6,56 +6,45 @@
 // (the engine's inngest/function.failed event sent again): the entry, the notice and the task stay as they were.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { scenarioMarker, startClaudeDouble, type ClaudeDouble } from "../../../local/claude/server";
+import { scenarioMarker, type ClaudeDouble } from "../../../local/claude/server";
 import { ManualClock } from "../../../local/engine";
-import { quietTick, runReaches, serveApp, startTestEngine, until, type ServedApp, type TestEngine } from "../../support/engine-harness";
-import { createTestSupabase, type TestSupabase } from "../../support/supabase";
+import { startAppFixture, type AppFixture } from "../../support/app-fixture";
+import { quietTick, runReaches, until, type TestEngine } from "../../support/engine-harness";
+import type { TestSupabase } from "../../support/supabase";
 
 const RUN_TASK = "nightshift-run-task";
 const ON_FAILURE = "nightshift-run-task-failure";
 
+let fx: AppFixture;
 let sb: TestSupabase;
 let double: ClaudeDouble;
 let te: TestEngine;
 let clock: ManualClock;
-let app: ServedApp;
 let submitTask: typeof import("@/lib/tasks/submit").submitTask;
 /** While set, every call of run-task itself (not its failure handler) dies before the app answers. */
 let dying = false;
 let killed = 0;
 
 beforeAll(async () => {
-  sb = await createTestSupabase();
   clock = new ManualClock(Date.now());
-  double = await startClaudeDouble({ now: () => clock.now() });
-  te = await startTestEngine({ clock });
-  Object.assign(process.env, {
-    SUPABASE_URL: sb.supabaseUrl,
-    SUPABASE_SECRET_KEY: sb.secretKey,
-    ANTHROPIC_BASE_URL: double.url,
-    INNGEST_DEV: te.engine.url,
+  fx = await startAppFixture({
+    clock,
+    double: { onEngineClock: true },
+    wrap: (handler) => (req: IncomingMessage, res: ServerResponse) => {
+      const fnId = new URL(req.url ?? "/", "http://app").searchParams.get("fnId");
+      if (dying && fnId === RUN_TASK) {
+        killed += 1;
+        req.socket.destroy(); // the process died with the request: no answer, a reset connection
+        return;
+      }
+      return handler(req, res);
+    },
   });
-  const { inngest } = await import("@/inngest/client");
-  const { functions } = await import("@/inngest/index");
+  ({ sb, double, te } = fx);
   ({ submitTask } = await import("@/lib/tasks/submit"));
-  app = await serveApp(inngest, functions, (handler) => (req: IncomingMessage, res: ServerResponse) => {
-    const fnId = new URL(req.url ?? "/", "http://app").searchParams.get("fnId");
-    if (dying && fnId === RUN_TASK) {
-      killed += 1;
-      req.socket.destroy(); // the process died with the request: no answer, a reset connection
-      return;
-    }
-    return handler(req, res);
-  });
-  await te.engine.sync(app.url);
 }, 60_000);
 
-afterAll(async () => {
-  await app?.close();
-  await te?.close();
-  await double?.stop();
-  await sb?.stop();
-});
+afterAll(() => fx?.stop());
 
 async function failureRuns(): Promise<{ run_id: string; status: string }[]> {
   return (await te.engine.listRuns({ function_id: ON_FAILURE })).map((r) => ({ run_id: r.run_id, status: r.status }));

@@ -3,50 +3,32 @@
 // freshest cached research and the report says so; with no cache it waits, then after its deadline it is a dead letter
 // that replays the pipeline from the research stage.
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { startClaudeDouble, type ClaudeDouble } from "../../../local/claude/server";
+import type { ClaudeDouble } from "../../../local/claude/server";
 import { ManualClock } from "../../../local/engine";
-import { serveApp, startTestEngine, until, type ServedApp, type TestEngine } from "../../support/engine-harness";
-import { createTestSupabase, type TestSupabase } from "../../support/supabase";
+import { startAppFixture, type AppFixture } from "../../support/app-fixture";
+import { until } from "../../support/engine-harness";
+import type { TestSupabase } from "../../support/supabase";
 import { sql } from "../db/sql";
 
+let fx: AppFixture;
 let sb: TestSupabase;
 let double: ClaudeDouble;
-let te: TestEngine;
 let clock: ManualClock;
-let app: ServedApp;
 let submitPipeline: typeof import("@/lib/pipelines").submitPipeline;
 let getPipeline: typeof import("@/lib/pipelines").getPipeline;
 let replayDeadLetter: typeof import("@/lib/dead-letters").replayDeadLetter;
 let normaliseTopic: typeof import("@/lib/research-cache").normaliseTopic;
 
 beforeAll(async () => {
-  sb = await createTestSupabase();
   clock = new ManualClock(Date.now());
-  double = await startClaudeDouble({ now: () => clock.now() });
-  te = await startTestEngine({ clock });
-  Object.assign(process.env, {
-    SUPABASE_URL: sb.supabaseUrl,
-    SUPABASE_SECRET_KEY: sb.secretKey,
-    ANTHROPIC_BASE_URL: double.url,
-    INNGEST_DEV: te.engine.url,
-    NIGHTSHIFT_RESEARCH_WAIT_HOURS: "1",
-  });
-  const { inngest } = await import("@/inngest/client");
-  const { functions } = await import("@/inngest/index");
+  fx = await startAppFixture({ clock, double: { onEngineClock: true }, env: { NIGHTSHIFT_RESEARCH_WAIT_HOURS: "1" } });
+  ({ sb, double } = fx);
   ({ submitPipeline, getPipeline } = await import("@/lib/pipelines"));
   ({ replayDeadLetter } = await import("@/lib/dead-letters"));
   ({ normaliseTopic } = await import("@/lib/research-cache"));
-  app = await serveApp(inngest, functions);
-  await te.engine.sync(app.url);
 }, 60_000);
 
-afterAll(async () => {
-  delete process.env["NIGHTSHIFT_RESEARCH_WAIT_HOURS"];
-  await app?.close();
-  await te?.close();
-  await double?.stop();
-  await sb?.stop();
-});
+afterAll(() => fx?.stop()); // also puts NIGHTSHIFT_RESEARCH_WAIT_HOURS back
 
 const settled = (id: string, tick = () => clock.advance(10_000)) =>
   until(async () => {

@@ -3,18 +3,18 @@
 // dead-letter queue exactly once, replayed through the API as a new linked task (409 on a second replay).
 // npm test runs the storm over 12 tasks; NIGHTSHIFT_FAULT_TASKS=40 runs the full 40 (same assertions).
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { scenarioMarker, startClaudeDouble, type ClaudeDouble } from "../../../local/claude/server";
+import { scenarioMarker, type ClaudeDouble } from "../../../local/claude/server";
 import { ManualClock } from "../../../local/engine";
-import { serveApp, startTestEngine, until, type ServedApp, type TestEngine } from "../../support/engine-harness";
-import { createTestSupabase, type TestSupabase } from "../../support/supabase";
+import { startAppFixture, type AppFixture } from "../../support/app-fixture";
+import { until } from "../../support/engine-harness";
+import type { TestSupabase } from "../../support/supabase";
 
 const TASKS = Number(process.env["NIGHTSHIFT_FAULT_TASKS"] ?? 12);
 
+let fx: AppFixture;
 let sb: TestSupabase;
 let double: ClaudeDouble;
-let te: TestEngine;
 let clock: ManualClock;
-let app: ServedApp;
 let apiKey: string;
 let submitTask: typeof import("@/lib/tasks/submit").submitTask;
 let listRoute: typeof import("@/app/api/dead-letters/route");
@@ -23,18 +23,9 @@ let replayRoute: typeof import("@/app/api/dead-letters/[id]/replay/route");
 let discardRoute: typeof import("@/app/api/dead-letters/[id]/discard/route");
 
 beforeAll(async () => {
-  sb = await createTestSupabase();
   clock = new ManualClock(Date.now());
-  double = await startClaudeDouble({ now: () => clock.now() });
-  te = await startTestEngine({ clock });
-  Object.assign(process.env, {
-    SUPABASE_URL: sb.supabaseUrl,
-    SUPABASE_SECRET_KEY: sb.secretKey,
-    ANTHROPIC_BASE_URL: double.url,
-    INNGEST_DEV: te.engine.url,
-  });
-  const { inngest } = await import("@/inngest/client");
-  const { functions } = await import("@/inngest/index");
+  fx = await startAppFixture({ clock, double: { onEngineClock: true } });
+  ({ sb, double } = fx);
   ({ submitTask } = await import("@/lib/tasks/submit"));
   listRoute = await import("@/app/api/dead-letters/route");
   oneRoute = await import("@/app/api/dead-letters/[id]/route");
@@ -42,17 +33,10 @@ beforeAll(async () => {
   discardRoute = await import("@/app/api/dead-letters/[id]/discard/route");
   const { createApiKey } = await import("@/lib/api-keys");
   apiKey = (await createApiKey(sb.admin, "failure tests")).key;
-  app = await serveApp(inngest, functions);
-  await te.engine.sync(app.url);
   await sb.admin.from("agents").update({ concurrency: 8, daily_budget_micros: 50_000_000 }).eq("id", "research");
 }, 60_000);
 
-afterAll(async () => {
-  await app?.close();
-  await te?.close();
-  await double?.stop();
-  await sb?.stop();
-});
+afterAll(() => fx?.stop());
 
 const ENDED = ["completed", "failed", "stopped", "rejected", "cancelled"];
 

@@ -4,47 +4,32 @@
 // operator hears once that it opened and once that it closed, and every task completes after the recovery.
 // npm test runs 12 tasks; NIGHTSHIFT_FAULT_TASKS=40 runs the issue's full 40 (same assertions).
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { scenarioMarker, startClaudeDouble, type ClaudeDouble } from "../../../local/claude/server";
+import { scenarioMarker, type ClaudeDouble } from "../../../local/claude/server";
 import { ManualClock } from "../../../local/engine";
-import { quietTick, serveApp, startTestEngine, until, type ServedApp, type TestEngine } from "../../support/engine-harness";
-import { createTestSupabase, type TestSupabase } from "../../support/supabase";
+import { startAppFixture, type AppFixture } from "../../support/app-fixture";
+import { quietTick, until, type TestEngine } from "../../support/engine-harness";
+import type { TestSupabase } from "../../support/supabase";
 
 const TASKS = Number(process.env["NIGHTSHIFT_FAULT_TASKS"] ?? 12);
 const OUTAGE_MS = 10 * 60_000;
 
+let fx: AppFixture;
 let sb: TestSupabase;
 let double: ClaudeDouble;
 let te: TestEngine;
 let clock: ManualClock;
-let app: ServedApp;
 let submitTask: typeof import("@/lib/tasks/submit").submitTask;
 
 beforeAll(async () => {
-  sb = await createTestSupabase();
   clock = new ManualClock(Date.now());
-  double = await startClaudeDouble({ now: () => clock.now() });
-  te = await startTestEngine({ clock });
-  Object.assign(process.env, {
-    SUPABASE_URL: sb.supabaseUrl,
-    SUPABASE_SECRET_KEY: sb.secretKey,
-    ANTHROPIC_BASE_URL: double.url,
-    INNGEST_DEV: te.engine.url,
-  });
-  const { inngest } = await import("@/inngest/client");
-  const { functions } = await import("@/inngest/index");
+  fx = await startAppFixture({ clock, double: { onEngineClock: true } });
+  ({ sb, double, te } = fx);
   ({ submitTask } = await import("@/lib/tasks/submit"));
-  app = await serveApp(inngest, functions);
-  await te.engine.sync(app.url);
   // Room for every task at once: the outage, not the agent's concurrency, is what they wait for.
   await sb.admin.from("agents").update({ concurrency: 8, daily_budget_micros: 50_000_000 }).eq("id", "research");
 }, 60_000);
 
-afterAll(async () => {
-  await app?.close();
-  await te?.close();
-  await double?.stop();
-  await sb?.stop();
-});
+afterAll(() => fx?.stop());
 
 describe("a 10-minute Claude outage", () => {
   test(`${TASKS} tasks wait through it behind one breaker and all complete after the recovery`, async () => {

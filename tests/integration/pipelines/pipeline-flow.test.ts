@@ -2,52 +2,36 @@
 // HTTP and run by the local engine, on the real database and the offline Claude double; started through the real
 // POST /api/pipelines route. Each stage's model call is told apart by its prompt (research / analyze / report).
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { scenarioMarker, startClaudeDouble, type CallRecord, type ClaudeDouble } from "../../../local/claude/server";
+import { scenarioMarker, type CallRecord, type ClaudeDouble } from "../../../local/claude/server";
 import { ManualClock } from "../../../local/engine";
-import { serveApp, startTestEngine, until, type ServedApp, type TestEngine } from "../../support/engine-harness";
-import { createTestSupabase, type TestSupabase } from "../../support/supabase";
+import { startAppFixture, type AppFixture } from "../../support/app-fixture";
+import { until, type TestEngine } from "../../support/engine-harness";
+import type { TestSupabase } from "../../support/supabase";
 import { sql } from "../db/sql";
 
+let fx: AppFixture;
 let sb: TestSupabase;
 let double: ClaudeDouble;
 let te: TestEngine;
 let clock: ManualClock;
-let app: ServedApp;
 let apiKey: string;
 let pipelinesRoute: typeof import("@/app/api/pipelines/route");
 let pipelineRoute: typeof import("@/app/api/pipelines/[id]/route");
 let decideApproval: typeof import("@/lib/approvals").decideApproval;
 
 beforeAll(async () => {
-  sb = await createTestSupabase();
-  double = await startClaudeDouble();
   // The engine's clock starts at the wall clock: the app stamps rows with real time.
   clock = new ManualClock(Date.now());
-  te = await startTestEngine({ clock });
-  Object.assign(process.env, {
-    SUPABASE_URL: sb.supabaseUrl,
-    SUPABASE_SECRET_KEY: sb.secretKey,
-    ANTHROPIC_BASE_URL: double.url,
-    INNGEST_DEV: te.engine.url,
-    NIGHTSHIFT_FETCH_ALLOW: "127.0.0.1",
-  });
-  const { inngest } = await import("@/inngest/client");
-  const { functions } = await import("@/inngest/index");
+  fx = await startAppFixture({ clock, env: { NIGHTSHIFT_FETCH_ALLOW: "127.0.0.1" } });
+  ({ sb, double, te } = fx);
   const { createApiKey } = await import("@/lib/api-keys");
   ({ decideApproval } = await import("@/lib/approvals"));
   apiKey = (await createApiKey(sb.admin, "pipeline tests")).key;
   pipelinesRoute = await import("@/app/api/pipelines/route");
   pipelineRoute = await import("@/app/api/pipelines/[id]/route");
-  app = await serveApp(inngest, functions);
-  await te.engine.sync(app.url);
 });
 
-afterAll(async () => {
-  await app?.close();
-  await te?.close();
-  await double?.stop();
-  await sb?.stop();
-});
+afterAll(() => fx?.stop());
 
 function post(body: unknown, headers: Record<string, string> = {}): Promise<Response> {
   return pipelinesRoute.POST(

@@ -4,6 +4,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
 import { runToolCall, TransientToolError, type ToolContext } from "../../../lib/agents/tools";
 import { loadToolConfig } from "../../../lib/agents/tools/config";
+import { CircuitOpenError } from "../../../lib/breakers";
 import { SideEffectInProgressError, sideEffectKey } from "../../../lib/side-effects";
 import { startCaptureServer, type CaptureServer } from "../../support/capture-server";
 import { createTestSupabase, type TestSupabase } from "../../support/supabase";
@@ -15,6 +16,9 @@ let taskId: string;
 
 beforeAll(async () => {
   [sb, resend] = await Promise.all([createTestSupabase(), startCaptureServer()]);
+  // Resend's circuit breaker lives in this database (lib/breakers reads its settings from the environment).
+  Object.assign(process.env, { SUPABASE_URL: sb.supabaseUrl, SUPABASE_SECRET_KEY: sb.secretKey, ANTHROPIC_BASE_URL: "http://127.0.0.1:9" });
+  (await import("../../../lib/env")).resetEnvCache();
   const { data, error } = await sb.admin.from("tasks").insert({ agent_id: "outreach", prompt: "email test" }).select("id").single();
   expect(error).toBeNull();
   taskId = data!.id;
@@ -30,11 +34,12 @@ beforeEach(() => {
 
 const EMAIL = { to: ["ada@example.com"], subject: "Hello from Nightshift", text: "A short, honest note." };
 
-function ctx(toolUseId: string, vars: Record<string, string> = { RESEND_API_KEY: "re_test_key" }): ToolContext {
+function ctx(toolUseId: string, vars: Record<string, string> = { RESEND_API_KEY: "re_test_key" }, now?: Date): ToolContext {
   return {
     db: sb.admin,
     taskId,
     toolUseId,
+    ...(now ? { now } : {}),
     config: loadToolConfig({ RESEND_BASE_URL: resend.url, NIGHTSHIFT_EMAIL_FROM: "Nightshift <night@example.com>", ...vars }),
   };
 }
@@ -100,6 +105,30 @@ describe("send_email", () => {
     const posts = emailPosts();
     expect(posts).toHaveLength(2);
     expect(posts.map((p) => p.headers["idempotency-key"])).toEqual([sideEffectKey(taskId, toolUseId), sideEffectKey(taskId, toolUseId)]);
+  });
+
+  test("Resend down: the 5th failure opens its breaker (CircuitOpenError with the probe time); while open nothing is sent; after the cool-down the probe sends once and closes it", async () => {
+    await sb.admin.from("breakers").delete().eq("dependency", "resend");
+    const toolUseId = `toolu_${randomUUID()}`;
+    const t0 = Date.now();
+    const at = (ms: number) => ctx(toolUseId, undefined, new Date(t0 + ms));
+    resend.failNext(5, 503);
+    for (let i = 1; i <= 4; i++) await expect(runToolCall("send_email", EMAIL, at(i * 1000))).rejects.toBeInstanceOf(TransientToolError);
+    const opened = await runToolCall("send_email", EMAIL, at(5000)).catch((e: unknown) => e);
+    expect(opened).toBeInstanceOf(CircuitOpenError);
+    expect(Date.parse((opened as CircuitOpenError).nextProbeAt)).toBe(t0 + 5000 + 60_000);
+    expect(emailPosts()).toHaveLength(5);
+    // Open: refused at once, without a request.
+    await expect(runToolCall("send_email", EMAIL, at(30_000))).rejects.toBeInstanceOf(CircuitOpenError);
+    expect(emailPosts()).toHaveLength(5);
+    // After the cool-down one probe goes out (Resend is back), sends the email once, and closes the breaker.
+    const sent = await runToolCall("send_email", EMAIL, at(66_000));
+    expect(JSON.parse(sent.content)).toMatchObject({ sent: true });
+    expect(emailPosts()).toHaveLength(6);
+    const { data } = await sb.admin.from("breakers").select("state").eq("dependency", "resend").single();
+    expect(data!.state).toBe("closed");
+    await runToolCall("send_email", EMAIL, at(70_000)); // the ledger: a retried step sends nothing more
+    expect(emailPosts()).toHaveLength(6);
   });
 
   test("a permanent refusal (422) is an is_error result recorded once; a retry does not resend", async () => {

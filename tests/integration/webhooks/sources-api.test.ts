@@ -185,3 +185,20 @@ test("GET /api/peers lists the peers, whether their secret is set here, never th
     expect.objectContaining({ name: "c", url: "https://c.example.com/nightshift/api/webhooks/from-a", secret_set: false, enabled: false }),
   ]);
 });
+
+test("a source cannot verify with the deployment's own secrets: callbacks signed with NIGHTSHIFT_WEBHOOK_SECRET would replay into it", async () => {
+  for (const name of ["NIGHTSHIFT_WEBHOOK_SECRET", "NIGHTSHIFT_SESSION_SECRET", "SUPABASE_SECRET_KEY", "INNGEST_SIGNING_KEY", "ANTHROPIC_API_KEY"]) {
+    const created = await routes.list.POST(call("POST", "/api/webhook-sources", { ...github, name: "own-secret", secret_env_names: ["SOURCES_API_SECRET", name] }));
+    expect(created.status, name).toBe(400);
+    expect((await errorOf(created)).details?.[0]?.field).toBe("secret_env_names.1");
+    const patched = await routes.one.PATCH(call("PATCH", "/api/webhook-sources/github", { secret_env_names: [name] }), params("github"));
+    expect(patched.status, name).toBe(400);
+  }
+  expect((await sb.admin.from("webhook_sources").select("name").eq("name", "own-secret")).data).toEqual([]);
+});
+
+test("a callback_url with credentials is a 400 naming callback_url (the delivery would refuse it anyway)", async () => {
+  const r = await routes.list.POST(call("POST", "/api/webhook-sources", { ...github, name: "creds", callback_url: "https://user:pw@example.com/hook" }));
+  expect(r.status).toBe(400);
+  expect((await errorOf(r)).details?.[0]?.field).toBe("callback_url");
+});
