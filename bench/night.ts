@@ -94,6 +94,9 @@ async function runMode(mode: "on" | "off"): Promise<Report> {
   const perAgent = Math.max(1, Math.floor(TASKS / 3));
   await sql.query(`update public.agents set concurrency = 12, budget_timezone = 'UTC'`);
   await sql.query(`update public.agents set daily_budget_micros = $1 where id = 'content'`, [Math.round(perAgent * 0.5 * 20_000) + 62_000]);
+  // Only content's cap binds: research and outreach get room for the whole night (research's seeded $2 bound too
+  // at 300 tasks and parked a third of the night).
+  await sql.query(`update public.agents set daily_budget_micros = 50000000 where id in ('research', 'outreach')`);
 
   // The workload, deterministic.
   let seed = 42;
