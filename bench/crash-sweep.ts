@@ -133,10 +133,16 @@ async function main() {
   // The provider's side: every 200 of a task's scenario, priced. The ledger's: the task's cost (settled + estimated).
   const { rows } = await sql.query(
     `select t.id, t.status::text, t.cost_micros::bigint c, t.estimated_cost_micros::bigint e,
-            (select count(*) from public.budget_reservations r where r.task_id = t.id and r.status = 'settled' and r.estimated) lost
+            (select count(*) from public.budget_reservations r where r.task_id = t.id and r.status = 'settled' and r.estimated) lost,
+            (select count(*) from public.budget_reservations r where r.task_id = t.id and r.status = 'settled' and not r.estimated) real_calls,
+            (select coalesce(json_agg(json_build_object('model', r.model, 'i', r.input_tokens, 'o', r.output_tokens)), '[]'::json)
+               from public.budget_reservations r where r.task_id = t.id and r.status = 'settled' and r.estimated) lost_rows
        from public.tasks t`,
   );
   let billed = 0, ledger = 0, estimated = 0, lost = 0, under = 0, worstUnder = 0, maxOverVsEstimate = -Infinity;
+  // The same run priced with the former estimate (counted input + the agent's mean output), from the tokens recorded
+  // on each written-off row: what the ledger would have said.
+  let meanLedger = 0, meanUnder = 0, meanWorstUnder = 0, providerCalls = 0, realCalls = 0;
   const statuses: Record<string, number> = {};
   for (const r of rows) {
     const scenario = scenarios.get(r.id)!;
@@ -145,6 +151,16 @@ async function main() {
       .filter((c) => c.status === 200 && c.usage)
       .reduce((s, c) => s + costMicros(c.model!, c.usage!), 0);
     const l = Number(r.c);
+    const okCalls = double.calls({ scenario, kind: "messages" }).filter((c) => c.status === 200).length;
+    providerCalls += okCalls;
+    realCalls += Number(r.real_calls);
+    const meanEstimate = (r.lost_rows as Array<{ model: string; i: number; o: number }>).reduce(
+      (s2, x) => s2 + costMicros(x.model, { input_tokens: x.i, output_tokens: x.o, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 }),
+      0,
+    );
+    const lm = l - Number(r.e) + meanEstimate;
+    meanLedger += lm;
+    if (lm < paid) (meanUnder++, (meanWorstUnder = Math.min(meanWorstUnder, lm - paid)));
     billed += paid;
     ledger += l;
     estimated += Number(r.e);
@@ -157,14 +173,15 @@ async function main() {
   console.log(`bench:crash-sweep — ${TASKS} research tasks, ${kills} kills (seed ${SEED}), ${cpus().length} CPUs, ${elapsed.toFixed(1)} s`);
   console.log(`tasks ended                         ${JSON.stringify(statuses)}`);
   console.log(`open reservations at the kills     ${openAtKills.size} (distinct; each a call reserved and not settled)`);
-  console.log(`lost calls written off (estimated) ${lost}`);
+  console.log(`lost calls written off (estimated) ${lost}; answers the provider gave that the app never read: ${providerCalls - realCalls}`);
   console.log(`provider billed (double, priced)   ${billed} µ$`);
   console.log(`ledger (settled + estimated)       ${ledger} µ$  of which estimated ${estimated} µ$`);
   console.log(`ledger − billed                    ${ledger - billed} µ$ (${pct(ledger - billed)})`);
   console.log(`tasks under-counted                ${under} (worst ${worstUnder} µ$)`);
   console.log(`over-count beyond the estimates    ${Math.max(0, maxOverVsEstimate)} µ$ (max per task; 0 = over-count bounded by the estimate)`);
+  console.log(`former estimate (input + mean out) ledger − billed ${meanLedger - billed} µ$ (${pct(meanLedger - billed)}); tasks under-counted ${meanUnder} (worst ${meanWorstUnder} µ$)`);
   console.log(
-    `REPORT ${JSON.stringify({ tasks: TASKS, kills, seed: SEED, lost_calls: lost, billed_micros: billed, ledger_micros: ledger, estimated_micros: estimated, under_counted_tasks: under, worst_under_micros: worstUnder, elapsed_s: elapsed, statuses })}`,
+    `REPORT ${JSON.stringify({ tasks: TASKS, kills, seed: SEED, lost_calls: lost, billed_micros: billed, ledger_micros: ledger, estimated_micros: estimated, under_counted_tasks: under, worst_under_micros: worstUnder, unread_answers: providerCalls - realCalls, mean_estimate_ledger_micros: meanLedger, mean_estimate_under_counted_tasks: meanUnder, mean_estimate_worst_under_micros: meanWorstUnder, elapsed_s: elapsed, statuses })}`,
   );
 
   (app as ChildProcess | null)?.kill("SIGKILL");

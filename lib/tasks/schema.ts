@@ -8,6 +8,16 @@ export const MAX_PROMPT_CHARS = 100_000;
 export const TASK_MODES = ["now", "batch", "auto"] as const;
 export type TaskMode = (typeof TASK_MODES)[number];
 
+/** Where a task's result is POSTed. No user:password@: the delivery refuses such URLs (lib/net/guarded-fetch.ts), so
+ * accepting one would only fail later, with the credentials stored and shown meanwhile. */
+export const CallbackUrl = z
+  .url({ protocol: /^https?$/, message: "callback_url must be an http(s) URL" })
+  .max(2048)
+  .refine((u) => {
+    const url = URL.parse(u);
+    return !url || (!url.username && !url.password);
+  }, "callback_url must not carry credentials (user:password@host)");
+
 const DEADLINE_MIN = Date.UTC(1970, 0, 1);
 const DEADLINE_END = Date.UTC(10000, 0, 1);
 
@@ -34,10 +44,7 @@ export const CreateTaskBody = z.strictObject({
     }, "deadline must fall between 1970-01-01 and 9999-12-31 (UTC)")
     .optional(),
   require_approval: z.boolean().optional(),
-  callback_url: z
-    .url({ protocol: /^https?$/, message: "callback_url must be an http(s) URL" })
-    .max(2048)
-    .optional(),
+  callback_url: CallbackUrl.optional(),
   /** A configured peer deployment (row of `peers`) that receives the result when the task completes. */
   next_hop: z
     .string({ error: "next_hop must be the name of a configured peer" })

@@ -5,13 +5,25 @@
 // The named cases below are the findings of issue 11, each of which failed on the code before the fix.
 import http from "node:http";
 import { fileURLToPath } from "node:url";
+import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startAppStack, type AppStack } from "../support/app-stack";
 import { appRoutes, body, concretePath, headers, METHODS, mulberry32, pick } from "../fuzz/generate";
 
 let stack: AppStack;
+const WHSEC = `whsec_${Buffer.alloc(32, 5).toString("base64")}`;
 beforeAll(async () => {
-  stack = await startAppStack();
+  stack = await startAppStack({ env: { FUZZ_SRC_SECRET: WHSEC, FUZZ_PEER_SECRET: WHSEC } });
+  // Rows the generated paths and bodies name (tests/fuzz/generate.ts): a webhook source, a peer, a disabled peer.
+  const peers = await stack.sb.admin.from("peers").insert([
+    { name: "fuzz-peer", base_url: "http://127.0.0.1:9", source: "fuzz-src", secret_env_name: "FUZZ_PEER_SECRET", enabled: true },
+    { name: "off-peer", base_url: "http://127.0.0.1:9", source: "fuzz-src", secret_env_name: "FUZZ_PEER_SECRET", enabled: false },
+  ]);
+  expect(peers.error).toBeNull();
+  const source = await stack.sb.admin
+    .from("webhook_sources")
+    .insert({ name: "fuzz-src", agent_id: "research", prompt_template: "Handle delivery {{webhook.id}}", secret_env_names: ["FUZZ_SRC_SECRET"] });
+  expect(source.error).toBeNull();
 });
 afterAll(async () => {
   await stack?.stop();
@@ -82,13 +94,23 @@ describe("fuzz", () => {
     expect(routes).toContain("/api/tasks/[id]");
     // /api/inngest speaks the Inngest protocol (its 5xx means "retry" to the engine); it is fuzzed with GET/PUT only.
     for (let i = 0; i < RUNS; i++) {
-      const template = pick(rng, [...routes, "/api/nope", "/api/tasks/x/y/z", "/nowhere"]);
-      const path = concretePath(rng, template);
+      const template = pick(rng, [...routes, "/api/webhooks/[source]", "/api/nope", "/api/tasks/x/y/z", "/nowhere"]);
+      // The seeded webhook source, often: a random segment almost never names it.
+      const path = template === "/api/webhooks/[source]" && rng() < 0.6 ? "/api/webhooks/fuzz-src" : concretePath(rng, template);
       let method = pick(rng, METHODS);
       if (template === "/api/inngest" && method === "POST") method = "GET";
       const b = body(rng);
       const h = headers(rng, stack.apiKey);
       if (b.contentType && rng() < 0.9) h["content-type"] = b.contentType;
+      // Half the deliveries to the seeded webhook source are signed with its secret, so the payload gets past the
+      // signature check into the mapping and the task submission.
+      if (path.startsWith("/api/webhooks/fuzz-src") && rng() < 0.5) {
+        method = "POST";
+        const raw = typeof b.text === "string" ? b.text : Buffer.from(b.text).toString("utf8");
+        const id = `msg_fuzz_${Math.floor(rng() * 5)}`;
+        const now = new Date();
+        Object.assign(h, { "webhook-id": id, "webhook-timestamp": String(Math.floor(now.getTime() / 1000)), "webhook-signature": new Webhook(WHSEC).sign(id, now, raw) });
+      }
       const what = `#${i} ${method} ${path.slice(0, 120)}`;
       let a: Answer;
       try {
@@ -120,6 +142,21 @@ describe("issue 11 findings, one request each", () => {
     check(_name, "/api/tasks", a);
     expect(a.status).toBe(400);
     expect(JSON.parse(a.text).error.message).toMatch(field);
+  });
+
+  test.each(["0000-01-01T00:00:00Z", "9999-12-31T23:59:59-23:59"])("POST /api/tasks with deadline %s (no Postgres timestamp) -> 400 naming deadline", async (deadline) => {
+    const a = await post("/api/tasks", JSON.stringify({ agent: "research", prompt: "p", mode: "auto", deadline }));
+    check(deadline, "/api/tasks", a);
+    expect(a.status).toBe(400);
+    expect(JSON.parse(a.text).error.message).toMatch(/deadline/);
+  });
+
+  test("a webhook source naming NIGHTSHIFT_WEBHOOK_SECRET (signs every callback) -> 400", async () => {
+    const src = { name: "own-secret", agent: "research", prompt_template: "x", secret_env_names: ["NIGHTSHIFT_WEBHOOK_SECRET"] };
+    const a = await post("/api/webhook-sources", JSON.stringify(src));
+    check("own secret", "/api/webhook-sources", a);
+    expect(a.status).toBe(400);
+    expect(JSON.parse(a.text).error.message).toMatch(/secret_env_names/);
   });
 
   test("a NUL in a cancel reason -> 400", async () => {

@@ -53,6 +53,12 @@ const SEGMENTS = [
   "<script>",
   "%5C",
   "x;y=1",
+  // Names that exist in the fuzzed deployment (an agent, a webhook source, a peer), bare and percent-escaped.
+  "research",
+  "fuzz-src",
+  "%66uzz-src",
+  "FUZZ-SRC",
+  "fuzz-peer",
 ];
 
 export function concretePath(rng: Rng, template: string): string {
@@ -136,13 +142,61 @@ export function body(rng: Rng): { text: string | Uint8Array; contentType: string
     if (rng() < 0.3) base.notes = pick(rng, WEIRD_STRINGS);
     if (rng() < 0.3) base.reason = pick(rng, WEIRD_STRINGS);
     if (rng() < 0.2) base.steps = jsonValue(rng);
+    // Session 3 fields: overnight mode, deadlines, peers, agent defaults, a replay's edited prompt.
+    if (rng() < 0.25) base.mode = pick(rng, ["now", "batch", "auto", "AUTO", null, 1]);
+    if (rng() < 0.25) base.deadline = pick(rng, DEADLINES);
+    if (rng() < 0.2) base.next_hop = pick(rng, ["fuzz-peer", "nowhere", "off-peer", "", ["fuzz-peer"], "\u0000"]);
+    if (rng() < 0.15) base.default_mode = pick(rng, ["now", "batch", "auto", "", null]);
     return json(base, deep);
   }
+  if (kind < 0.45) return json(webhookSource(rng));
   if (kind < 0.6) return json(jsonValue(rng));
   if (kind < 0.7) return json("__DEEP__", int(rng, 10, 8000));
   if (kind < 0.8) return { text: pick(rng, ["{", "[1,", "nul", '{"a":"\\ud800"}', '{"a":"\\u0000"}', "\u0000", "{}}"]), contentType: "application/json" };
   if (kind < 0.9) return { text: crypto.getRandomValues(new Uint8Array(int(rng, 0, 512))), contentType: pick(rng, ["application/json", "application/octet-stream", "multipart/form-data; boundary=x", "application/x-www-form-urlencoded"]) };
   return { text: `a=${formEncode(pick(rng, WEIRD_STRINGS))}&password=x&next=%2F.%2F%2Fevil`, contentType: "application/x-www-form-urlencoded" };
+}
+
+const DEADLINES = [
+  "2026-11-30T07:00:00Z",
+  "0000-01-01T00:00:00Z",
+  "9999-12-31T23:59:59-23:59",
+  "+275760-09-13T00:00:00Z",
+  "2026-02-30T00:00:00Z",
+  "2026-11-30T07:00:00",
+  "1969-12-31T23:59:59Z",
+  1e308,
+  -1,
+  "",
+  null,
+];
+
+/** A body shaped like POST /api/webhook-sources or a PATCH of one: valid fields mixed with hostile ones. */
+function webhookSource(rng: Rng): Record<string, unknown> {
+  const b: Record<string, unknown> = {};
+  if (rng() < 0.7) b.name = pick(rng, ["fuzz-src", `fz-${int(rng, 0, 9)}`, "Bad Name", "a".repeat(64), "\u0000", "ſ", 7, ["x"]]);
+  if (rng() < 0.7) b.agent = pick(rng, ["research", "content", "nope", "", null]);
+  if (rng() < 0.7) b.prompt_template = pick(rng, ["Handle {{payload.x}}", " ", "x".repeat(20_001), ...WEIRD_STRINGS.slice(0, 5)]);
+  if (rng() < 0.7) {
+    b.secret_env_names = pick(rng, [
+      ["FUZZ_SRC_SECRET"],
+      [],
+      ["NIGHTSHIFT_WEBHOOK_SECRET"],
+      ["ANTHROPIC_API_KEY"], // (not SUPABASE_SECRET_KEY: a task echoing a body with that name trips the leak check)
+      ["lower_case"],
+      Array.from({ length: 6 }, (_, i) => `VAR_${i}_X`),
+      "FUZZ_SRC_SECRET",
+      [null],
+    ]);
+  }
+  if (rng() < 0.4) b.input_mapping = pick(rng, [{ issue: "payload.issue.number" }, { "": "x" }, { k: "a..b" }, JSON.parse('{"__proto__":"a.b"}'), ["a"], jsonValue(rng)]);
+  if (rng() < 0.3) b.callback_url = pick(rng, ["https://example.com/hook", "http://169.254.169.254/", "javascript:alert(1)", null, "http://u:p@example.com/"]);
+  if (rng() < 0.3) b.mode = pick(rng, ["now", "batch", "auto", 0]);
+  if (rng() < 0.3) b.enabled = pick(rng, [true, false, "false", null, 0]);
+  if (rng() < 0.3) b.require_approval = pick(rng, [true, false, "yes"]);
+  if (rng() < 0.2) b.description = pick(rng, WEIRD_STRINGS);
+  if (rng() < 0.1) b[pick(rng, ["id", "created_at", "secret", "refusals"])] = jsonValue(rng);
+  return b;
 }
 
 export function headers(rng: Rng, apiKey: string): Record<string, string> {

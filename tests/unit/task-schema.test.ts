@@ -19,3 +19,15 @@ describe("CreateTaskBody.deadline", () => {
     expect(parse(d).success).toBe(true);
   });
 });
+
+describe("CreateTaskBody.callback_url", () => {
+  const parseUrl = (callback_url: string) => CreateTaskBody.safeParse({ agent: "research", prompt: "p", callback_url });
+  test.each(["http://user:pass@example.com/hook", "https://token@example.com/hook", "https://:pw@example.com/"])("%s (credentials) -> refused", (u) => {
+    const r = parseUrl(u);
+    expect(r.success).toBe(false);
+    expect(r.error!.issues[0]!.path).toEqual(["callback_url"]);
+  });
+  test("https://example.com/hook?x=1 -> accepted", () => {
+    expect(parseUrl("https://example.com/hook?x=1").success).toBe(true);
+  });
+});

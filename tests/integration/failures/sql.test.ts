@@ -182,6 +182,16 @@ describe("dead letters", () => {
     expect(data![0]).toEqual({ outcome: "already_replayed", task_id: newTask });
   });
 
+  test("a replay keeps the task's deadline and next hop: mode auto still decides by the deadline, the result still hops", async () => {
+    await sql(sb.databaseUrl, "insert into public.peers (name, base_url, source, secret_env_name) values ('replay-peer', 'https://peer.example', 'in', 'REPLAY_PEER_SECRET')");
+    const taskId = await failingTask("replay with deadline and hop");
+    await sql(sb.databaseUrl, "update public.tasks set mode = 'auto', deadline = '2030-03-01T07:00:00Z', next_hop = 'replay-peer' where id = $1", [taskId]);
+    const { dead_letter_id: id } = await fileDL(taskId);
+    const r = await replay(id!, null, { prompt: "edited" });
+    const [t] = await sql<{ mode: string; deadline: Date; next_hop: string }>(sb.databaseUrl, "select mode, deadline, next_hop from public.tasks where id = $1", [r.task_id]);
+    expect({ ...t, deadline: new Date(t!.deadline).toISOString() }).toEqual({ mode: "auto", deadline: "2030-03-01T07:00:00.000Z", next_hop: "replay-peer" });
+  });
+
   test("discard: once of 10 concurrent, then replay is refused as discarded; unknown ids and agents are told apart", async () => {
     const taskId = await failingTask("discard me");
     const { dead_letter_id: id } = await fileDL(taskId);
