@@ -175,6 +175,10 @@ test("GET /api/peers lists the peers, whether their secret is set here, never th
   expect((await sb.admin.from("peers").insert(rows)).error).toBeNull();
   // A base URL the hop could not be built on is refused by the table itself.
   expect((await sb.admin.from("peers").insert({ name: "bad", base_url: "https://x.example/", source: "s", secret_env_name: "PEER_X" })).error?.code).toBe("23514");
+  // So is one carrying credentials: GET /api/peers and the console show base_url, and the delivery refuses such URLs.
+  for (const base_url of ["https://user:pw@x.example", "http://token@x.example/p"]) {
+    expect((await sb.admin.from("peers").insert({ name: "creds", base_url, source: "s", secret_env_name: "PEER_X" })).error?.code, base_url).toBe("23514");
+  }
   expect((await routes.peers.GET(call("GET", "/api/peers", undefined, "ns_wrong"))).status).toBe(401);
   const res = await routes.peers.GET(call("GET", "/api/peers"));
   expect(res.status).toBe(200);
