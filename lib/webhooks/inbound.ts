@@ -18,6 +18,7 @@ import type { CreateTaskBody } from "@/lib/tasks/schema";
 import { MAX_PROMPT_CHARS } from "@/lib/tasks/schema";
 import { submitTask } from "@/lib/tasks/submit";
 import type { CreatedTask } from "@/lib/tasks/service";
+import { OWN_SECRETS } from "./own-secrets";
 import { MappingError, mapInput, renderTemplate } from "./template";
 
 export const WEBHOOK_TOLERANCE_SECONDS = 5 * 60;
@@ -132,7 +133,10 @@ function verify(source: WebhookSource, headers: Headers, raw: string, now: numbe
 
 /** The source's secrets that are set, in the order the row names them (rotation: old and new both verify). */
 function activeSecrets(source: WebhookSource): string[] {
-  return source.secret_env_names.map((name) => process.env[name]?.trim() ?? "").filter(isStandardWebhookSecret);
+  return source.secret_env_names
+    .filter((name) => !OWN_SECRETS.has(name))
+    .map((name) => process.env[name]?.trim() ?? "")
+    .filter(isStandardWebhookSecret);
 }
 
 function taskFor(source: WebhookSource, payload: unknown, webhookId: string): CreateTaskBody {

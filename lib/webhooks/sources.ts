@@ -9,24 +9,9 @@ import { isStandardWebhookSecret } from "@/lib/env";
 import { ApiError } from "@/lib/http/errors";
 import type { RefusalReason, WebhookSource } from "./inbound";
 import { CallbackUrl, type TaskMode } from "@/lib/tasks/schema";
+import { OWN_SECRETS } from "./own-secrets";
 
 export const SourceName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "name must be 1-63 of a-z, 0-9, _ and -, starting with a letter or digit");
-
-// Variables that hold the deployment's own secrets never verify inbound deliveries: a source verifying with
-// NIGHTSHIFT_WEBHOOK_SECRET would accept any callback Nightshift signed for some receiver, replayed to it.
-const OWN_SECRETS = new Set([
-  "NIGHTSHIFT_WEBHOOK_SECRET",
-  "NIGHTSHIFT_SESSION_SECRET",
-  "NIGHTSHIFT_OPERATOR_PASSWORD",
-  "SUPABASE_SECRET_KEY",
-  "ANTHROPIC_API_KEY",
-  "INNGEST_SIGNING_KEY",
-  "INNGEST_SIGNING_KEY_FALLBACK",
-  "INNGEST_EVENT_KEY",
-  "RESEND_API_KEY",
-  "TELEGRAM_BOT_TOKEN",
-  "SLACK_WEBHOOK_URL",
-]);
 
 const fields = {
   agent: z.string({ error: "agent is required" }).regex(/^[a-z][a-z0-9_-]{1,39}$/, "agent must be an agent id such as research, content or outreach"),
@@ -122,7 +107,7 @@ function toWire(s: WebhookSource, refusals: Refusal[]): SourceWire {
     require_approval: s.require_approval,
     callback_url: s.callback_url,
     secret_env_names: s.secret_env_names,
-    secrets_set: s.secret_env_names.filter((n) => isStandardWebhookSecret(process.env[n]?.trim() ?? "")).length,
+    secrets_set: s.secret_env_names.filter((n) => !OWN_SECRETS.has(n) && isStandardWebhookSecret(process.env[n]?.trim() ?? "")).length,
     enabled: s.enabled,
     refusals: Object.fromEntries(mine.map((r) => [r.reason, Number(r.count)])),
     refused_total: mine.reduce((n, r) => n + Number(r.count), 0),

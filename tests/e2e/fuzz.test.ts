@@ -5,6 +5,7 @@
 // The named cases below are the findings of issue 11, each of which failed on the code before the fix.
 import http from "node:http";
 import { fileURLToPath } from "node:url";
+import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startAppStack, type AppStack } from "../support/app-stack";
 import { appRoutes, body, concretePath, headers, METHODS, mulberry32, pick } from "../fuzz/generate";
@@ -21,7 +22,7 @@ beforeAll(async () => {
   expect(peers.error).toBeNull();
   const source = await stack.sb.admin
     .from("webhook_sources")
-    .insert({ name: "fuzz-src", agent_id: "research", prompt_template: "Handle {{payload.x}}", secret_env_names: ["FUZZ_SRC_SECRET"] });
+    .insert({ name: "fuzz-src", agent_id: "research", prompt_template: "Handle delivery {{webhook.id}}", secret_env_names: ["FUZZ_SRC_SECRET"] });
   expect(source.error).toBeNull();
 });
 afterAll(async () => {
@@ -93,13 +94,23 @@ describe("fuzz", () => {
     expect(routes).toContain("/api/tasks/[id]");
     // /api/inngest speaks the Inngest protocol (its 5xx means "retry" to the engine); it is fuzzed with GET/PUT only.
     for (let i = 0; i < RUNS; i++) {
-      const template = pick(rng, [...routes, "/api/nope", "/api/tasks/x/y/z", "/nowhere"]);
-      const path = concretePath(rng, template);
+      const template = pick(rng, [...routes, "/api/webhooks/[source]", "/api/nope", "/api/tasks/x/y/z", "/nowhere"]);
+      // The seeded webhook source, often: a random segment almost never names it.
+      const path = template === "/api/webhooks/[source]" && rng() < 0.6 ? "/api/webhooks/fuzz-src" : concretePath(rng, template);
       let method = pick(rng, METHODS);
       if (template === "/api/inngest" && method === "POST") method = "GET";
       const b = body(rng);
       const h = headers(rng, stack.apiKey);
       if (b.contentType && rng() < 0.9) h["content-type"] = b.contentType;
+      // Half the deliveries to the seeded webhook source are signed with its secret, so the payload gets past the
+      // signature check into the mapping and the task submission.
+      if (path.startsWith("/api/webhooks/fuzz-src") && rng() < 0.5) {
+        method = "POST";
+        const raw = typeof b.text === "string" ? b.text : Buffer.from(b.text).toString("utf8");
+        const id = `msg_fuzz_${Math.floor(rng() * 5)}`;
+        const now = new Date();
+        Object.assign(h, { "webhook-id": id, "webhook-timestamp": String(Math.floor(now.getTime() / 1000)), "webhook-signature": new Webhook(WHSEC).sign(id, now, raw) });
+      }
       const what = `#${i} ${method} ${path.slice(0, 120)}`;
       let a: Answer;
       try {

@@ -182,7 +182,7 @@ function webhookSource(rng: Rng): Record<string, unknown> {
       ["FUZZ_SRC_SECRET"],
       [],
       ["NIGHTSHIFT_WEBHOOK_SECRET"],
-      ["SUPABASE_SECRET_KEY"],
+      ["ANTHROPIC_API_KEY"], // (not SUPABASE_SECRET_KEY: a task echoing a body with that name trips the leak check)
       ["lower_case"],
       Array.from({ length: 6 }, (_, i) => `VAR_${i}_X`),
       "FUZZ_SRC_SECRET",

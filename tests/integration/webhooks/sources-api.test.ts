@@ -175,6 +175,10 @@ test("GET /api/peers lists the peers, whether their secret is set here, never th
   expect((await sb.admin.from("peers").insert(rows)).error).toBeNull();
   // A base URL the hop could not be built on is refused by the table itself.
   expect((await sb.admin.from("peers").insert({ name: "bad", base_url: "https://x.example/", source: "s", secret_env_name: "PEER_X" })).error?.code).toBe("23514");
+  // So is one carrying credentials: GET /api/peers and the console show base_url, and the delivery refuses such URLs.
+  for (const base_url of ["https://user:pw@x.example", "http://token@x.example/p"]) {
+    expect((await sb.admin.from("peers").insert({ name: "creds", base_url, source: "s", secret_env_name: "PEER_X" })).error?.code, base_url).toBe("23514");
+  }
   expect((await routes.peers.GET(call("GET", "/api/peers", undefined, "ns_wrong"))).status).toBe(401);
   const res = await routes.peers.GET(call("GET", "/api/peers"));
   expect(res.status).toBe(200);
@@ -201,4 +205,32 @@ test("a callback_url with credentials is a 400 naming callback_url (the delivery
   const r = await routes.list.POST(call("POST", "/api/webhook-sources", { ...github, name: "creds", callback_url: "https://user:pw@example.com/hook" }));
   expect(r.status).toBe(400);
   expect((await errorOf(r)).details?.[0]?.field).toBe("callback_url");
+});
+
+test("a source configured in SQL with NIGHTSHIFT_WEBHOOK_SECRET does not verify with it: a callback Nightshift signed is not a delivery", async () => {
+  const own = `whsec_${randomBytes(32).toString("base64")}`;
+  process.env.NIGHTSHIFT_WEBHOOK_SECRET = own;
+  try {
+    const ins = await sb.admin.from("webhook_sources").insert({ name: "sql-own", agent_id: "research", prompt_template: "x", secret_env_names: ["NIGHTSHIFT_WEBHOOK_SECRET"] });
+    expect(ins.error).toBeNull();
+    const body = JSON.stringify({ type: "task.completed", task_id: "00000000-0000-4000-8000-000000000000" });
+    const at = new Date();
+    const replayed = await routes.inbound.POST(
+      new Request("http://app.test/api/webhooks/sql-own", {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "webhook-id": "msg_task_callback",
+          "webhook-timestamp": String(Math.floor(at.getTime() / 1000)),
+          "webhook-signature": new Webhook(own).sign("msg_task_callback", at, body),
+        },
+        body,
+      }),
+      { params: Promise.resolve({ source: "sql-own" }) },
+    );
+    expect(replayed.status).toBe(503);
+    expect((await sb.admin.from("tasks").select("id").eq("prompt", "x")).data).toEqual([]);
+  } finally {
+    delete process.env.NIGHTSHIFT_WEBHOOK_SECRET;
+  }
 });
