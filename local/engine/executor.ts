@@ -135,7 +135,13 @@ export class Executor extends Pruning {
    * still under way (timers that fire on the move make work ready again).
    */
   idle(): boolean {
-    return this.inflight === 0 && this.ready.length === 0 && this.busy === 0 && !this.pumpScheduled;
+    if (this.inflight !== 0 || this.busy !== 0 || this.pumpScheduled) return false;
+    // The ready list may still hold calls whose work is gone (a run that ended, a cron removed by a sync): pump()
+    // drops those only when it next runs, which may be never once everything sleeps.
+    return !this.ready.some((id) => {
+      const w = this.work.get(id);
+      return Boolean(w?.run_id && this.runs.has(w.run_id));
+    });
   }
 
   /** Test/diagnostic view of what is in memory. */
