@@ -70,10 +70,12 @@ export async function waitForRateLimit(step: Step, ctx: { turn: number; wait: nu
 
 /**
  * How long a task waits for a slot's hand-over before it asks again by itself (a lost wake-up, a holder that died):
- * 10 minutes, doubling with each further wait up to a day, so a long line costs few calls even when nothing wakes it.
+ * 10 minutes, doubling with each further wait up to an hour, so a long line costs few calls even when nothing wakes
+ * it, and a wake-up that never comes costs the night at most an hour. (`wait` counts every wait of the turn — for a
+ * dependency, money or the rate limit too — so an uncapped doubling reached a day after a long outage.)
  */
 export function slotWaitFallback(wait: number): string {
-  return `${Math.min(10 * 2 ** Math.min(wait - 1, 8), 24 * 60)}m`;
+  return `${Math.min(10 * 2 ** Math.min(wait - 1, 3), 60)}m`;
 }
 
 /**

@@ -54,6 +54,7 @@ export type Database = {
           queued_at: string
           since: string
           task_id: string
+          ticket: number
         }
         Insert: {
           agent_id: string
@@ -61,6 +62,7 @@ export type Database = {
           queued_at: string
           since?: string
           task_id: string
+          ticket?: never
         }
         Update: {
           agent_id?: string
@@ -68,6 +70,7 @@ export type Database = {
           queued_at?: string
           since?: string
           task_id?: string
+          ticket?: never
         }
         Relationships: [
           {

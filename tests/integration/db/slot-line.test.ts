@@ -110,3 +110,39 @@ test("a newcomer does not jump the line; concurrent releases hand each slot to e
   expect(await holders()).toContain(older);
   expect(await holders()).not.toContain(newcomer);
 });
+
+test("a task that joins the line twice at the same instant gets a wake-up for each hand-over (ids never collide)", async () => {
+  // One slot. The callers pass the same `p_now` every time, as a run does whose clock is pinned to the time it was
+  // woken for: before each place in line had its own ticket, both wake-ups had the id slot-<task>-<that instant>,
+  // and the second was dropped as a duplicate (event ids are deduplicated for 24 h) — the task slept until its
+  // fallback with the slot free.
+  const { error } = await sb.admin.from("agents").insert({ id: "single", display_name: "Single", model: "claude-haiku-4-5", system_prompt: "x", daily_budget_micros: 1_000_000, concurrency: 1 });
+  if (error) throw error;
+  const at = "2030-01-01T00:00:00Z";
+  const t = async (i: number) => {
+    const id = await task(200 + i);
+    await sb.admin.from("tasks").update({ agent_id: "single" }).eq("id", id);
+    return id;
+  };
+  const claimAt = async (taskId: string) => {
+    const { data, error: e } = await sb.admin.rpc("claim_agent_slot", { p_agent_id: "single", p_task_id: taskId, p_lease_seconds: 60, p_now: at });
+    if (e) throw e;
+    return data![0]!.ok;
+  };
+  const releaseAt = async (taskId: string) => {
+    const { error: e } = await sb.admin.rpc("release_agent_slot_fair", { p_task_id: taskId, p_now: at });
+    if (e) throw e;
+  };
+  const [holder, waiter, second] = [await t(0), await t(1), await t(2)];
+  expect(await claimAt(holder)).toBe(true);
+  expect(await claimAt(waiter)).toBe(false);
+  await releaseAt(holder); // handed to the waiter: wake-up 1
+  expect(await wakes(waiter)).toHaveLength(1);
+  await releaseAt(waiter); // it gives the slot back before using it (e.g. a dependency went down)
+  expect(await claimAt(second)).toBe(true);
+  expect(await claimAt(waiter)).toBe(false); // in line again, at the same instant
+  await releaseAt(second); // handed to the waiter again: wake-up 2
+  const ids = (await wakes(waiter)).map((w) => w.event_id);
+  expect(ids).toHaveLength(2);
+  expect(new Set(ids).size).toBe(2);
+});
