@@ -45,16 +45,24 @@ async function shutdown(code: number): Promise<never> {
   if (!stopping) {
     stopping = true;
     console.log("\n[dev] stopping…");
+    const stopPart = (part: { name: string; stop(): Promise<void> }) =>
+      part.stop().catch((e: unknown) => console.error(`[dev] ${part.name} did not stop cleanly:`, e));
+    // The engine first: it stops dispatching and waits (bounded) for its calls in flight to the app, so their results
+    // are kept and next dev is never torn down under one of its requests (it logged an uncaughtException "aborted").
+    const engineFirst = running.filter((p) => p.name === "engine");
+    for (const part of engineFirst) await stopPart(part);
     if (next?.pid) {
+      const exited = next.exitCode !== null || next.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => next!.once("exit", () => r()));
       // next dev forks workers; kill the whole process group it leads.
       try {
         process.kill(-next.pid, "SIGTERM");
       } catch {
         /* already gone */
       }
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000).unref())]);
     }
     for (const part of running.reverse()) {
-      await part.stop().catch((e: unknown) => console.error(`[dev] ${part.name} did not stop cleanly:`, e));
+      if (!engineFirst.includes(part)) await stopPart(part);
     }
     await clearRecords(dataDir);
   }
