@@ -149,7 +149,7 @@ test("the side-venture morning: 10 drafts overnight, 7 approved and 3 rejected i
     );
   }
 
-  // --- 3. the outcome: every task ends, then every run ends in the engine (so no further callback can come) ---
+  // --- 3. the outcome: every task ends, every run ends in the engine, every callback delivery ends ---
   const tasks = await until(async () => {
     const { data, error } = await stack.sb.admin.from("tasks").select("id,status,status_reason,run_id,result").in("id", taskIds);
     if (error) throw error;
@@ -163,6 +163,13 @@ test("the side-venture morning: 10 drafts overnight, 7 approved and 3 rejected i
     );
     return runs.every((s) => ["completed", "failed", "cancelled"].includes(s)) ? runs : undefined;
   }, "all 10 runs to end in the engine");
+  // Callbacks are delivered by their own function (nightshift-deliver-task-callback), started when each task ends: wait
+  // for one per task, then for every delivery run to end, so that a second callback for a task would have come by now.
+  await until(async () => new Set(callbacks().map((h) => payload(h).task_id)).size >= DRAFTS || undefined, "a callback for each of the 10 tasks");
+  await until(async () => {
+    const { data } = (await (await fetch(`${stack.engineUrl}/v0/runs?function_id=nightshift-deliver-task-callback`)).json()) as { data: { status: string }[] };
+    return data.length >= DRAFTS && data.every((r) => ["completed", "failed", "cancelled"].includes(r.status)) ? data : undefined;
+  }, "every callback delivery run to end");
 
   const statusOf = new Map(tasks.map((t) => [t.id, t]));
   const approvedIds = taskIds.filter((_, i) => !REJECTED.has(i));
