@@ -47,6 +47,8 @@ interface Report {
   /** The limit named by each paced wait (requests, input tokens, output tokens, retry-after, queue). */
   rate_wait_dims: Record<string, number>;
   batch: { tasks: number; paid_micros: number; full_price_micros: number; saving_micros: number };
+  /** Where the sonnet limiter's time went (rate_limits counters; pacing on only). */
+  limiter: { admitted: number; deferred: number; trimmed_input: number; trimmed_output: number; excess_output: number; admitted_after_wait: number; wake_late_ms: number } | null;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -205,6 +207,11 @@ async function runMode(mode: "on" | "off"): Promise<Report> {
   );
   const { rows: batchRows } = await sql.query(`select coalesce(sum(cost_micros), 0)::bigint paid from public.tasks where id = any($1::uuid[])`, [[...batchIds]]);
   const paid = Number(batchRows[0].paid);
+  const { rows: lim } = await sql.query(
+    `select admitted, deferred, trimmed_input, trimmed_output, excess_output, admitted_after_wait, wake_late_ms from public.rate_limits where model = $1`,
+    [SONNET],
+  );
+  const limiter = lim[0] ? (Object.fromEntries(Object.entries(lim[0]).map(([k, v]) => [k, Number(v)])) as Report["limiter"]) : null;
   const report: Report = {
     mode,
     tasks: jobs.length,
@@ -227,6 +234,7 @@ async function runMode(mode: "on" | "off"): Promise<Report> {
     rate_waits: rateWaits,
     rate_wait_dims: rateWaitDims,
     batch: { tasks: batchIds.size, paid_micros: paid, full_price_micros: paid * 2, saving_micros: paid },
+    limiter,
   };
 
   await sql.end();
@@ -293,6 +301,10 @@ async function main() {
   row("money waits: in flight / settled", (r) => `${r.parked.in_flight_waits} / ${r.parked.settled_waits}`);
   row("settled waits with room left (must be 0)", (r) => String(r.parked.settled_waits_with_room));
   row("tasks parked, total s / max s", (r) => `${r.parked.parked_tasks}, ${r.parked.parked_s_total.toFixed(1)} / ${r.parked.parked_s_max.toFixed(1)}`);
+  row("limiter: admitted / deferred", (r) => (r.limiter ? `${r.limiter.admitted} / ${r.limiter.deferred}` : "-"));
+  row("  tokens cut by the provider's remaining in/out", (r) => (r.limiter ? `${r.limiter.trimmed_input} / ${r.limiter.trimmed_output} (${((60 * r.limiter.trimmed_input) / LIMITS.input_tokens_per_minute).toFixed(1)} s / ${((60 * r.limiter.trimmed_output) / LIMITS.output_tokens_per_minute).toFixed(1)} s)` : "-"));
+  row("  output beyond the expectation (debt)", (r) => (r.limiter ? `${r.limiter.excess_output} tokens (${((60 * r.limiter.excess_output) / LIMITS.output_tokens_per_minute).toFixed(1)} s)` : "-"));
+  row("  woken after a wait: n, mean lateness", (r) => (r.limiter ? `${r.limiter.admitted_after_wait}, ${(r.limiter.wake_late_ms / Math.max(1, r.limiter.admitted_after_wait)).toFixed(0)} ms` : "-"));
   row("batch: tasks, paid, full price, saving", (r) => `${r.batch.tasks}, ${usd(r.batch.paid_micros)}, ${usd(r.batch.full_price_micros)}, ${usd(r.batch.saving_micros)}`);
   console.log(`REPORTS ${JSON.stringify(reports)}`);
 }
