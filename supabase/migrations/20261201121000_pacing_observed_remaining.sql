@@ -15,13 +15,17 @@
 --   excess_output                    output beyond the expectation, charged at settlement (the debt of long answers)
 --   admitted_after_wait, wake_late_ms  tickets admitted after a paced wait, and the sum of how long after their
 --                                    expected time they came back (the wake-up's latency: engine timer + step)
+--   settles_observed, settle_lag_ms  settlements that said when their answer was read, and the sum of the lag from
+--                                    then to the settlement (× the limit's rate: what capping by the stale figure cut)
 
 alter table public.rate_limits
   add column trimmed_input bigint not null default 0,
   add column trimmed_output bigint not null default 0,
   add column excess_output bigint not null default 0,
   add column admitted_after_wait bigint not null default 0,
-  add column wake_late_ms bigint not null default 0;
+  add column wake_late_ms bigint not null default 0,
+  add column settles_observed bigint not null default 0,
+  add column settle_lag_ms bigint not null default 0;
 
 drop function public.settle_rate_limit(text, integer, integer, integer, integer, integer, integer, integer, integer, timestamptz);
 
@@ -99,6 +103,8 @@ begin
          trimmed_input = r.trimmed_input + round(cut_in)::bigint,
          trimmed_output = r.trimmed_output + round(cut_out)::bigint,
          excess_output = r.excess_output + greatest(-coalesce(p_refund_output, 0), 0),
+         settles_observed = r.settles_observed + (p_observed_at is not null)::integer,
+         settle_lag_ms = r.settle_lag_ms + round(v_lag * 1000)::bigint,
          updated_at = v_now
    where r.model = p_model;
 end $$;
