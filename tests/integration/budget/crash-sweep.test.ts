@@ -221,6 +221,7 @@ test("killed mid-call: every lost call is in the ledger as an estimate ≥ its i
     estimatedTotal += Number(task.est);
     lostTotal += lost.length;
   }
+  console.log(`crash sweep: ${kills} kills, ${lostTotal} lost calls estimated; billed ${billedTotal} µ$, ledger ${ledgerTotal} µ$ (estimated ${estimatedTotal} µ$)`);
   // Each kill landed on a call whose reservation was open and whose answer was billed and never read.
   expect(lostTotal).toBeGreaterThanOrEqual(KILL_AT.size);
   expect(ledgerTotal - billedTotal).toBeLessThanOrEqual(estimatedTotal);
