@@ -9,6 +9,10 @@
 //   calls spent waiting per task = its run-task calls minus those of a task that never waited (the minimum).
 //   idle slot time = for each slot release (a task's finished_at) while tasks still wait, the time until the next
 //   task's turn is recorded (its slot was handed over, the wake-up relayed, the run called and the turn taken).
+//   hand-over to work = for each slot handed to a waiting task, from the hand-over (its wake-up recorded in the
+//   outbox, in the release's transaction) until the engine's call that runs the woken task's turn reaches the app:
+//   the time the slot belongs to a task that is not working yet. Split into relay (recorded -> marked sent) and
+//   engine (sent -> the call); the turn itself (that call until the turn is recorded) is work, not idleness.
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -71,6 +75,7 @@ async function main() {
     // The counting proxy: every engine -> app call, by task.
     const calls = new Map<string, number>();
     const firstCallAt = new Map<string, number>();
+    const callTimes = new Map<string, number[]>();
     let totalCalls = 0;
     proxy = createServer(async (req, res) => {
       const buf = req.method === "POST" ? await body(req) : Buffer.alloc(0);
@@ -79,8 +84,10 @@ async function main() {
           const j = JSON.parse(buf.toString("utf8")) as { event?: { data?: { task_id?: string } } };
           const id = j.event?.data?.task_id;
           if (id) {
-            if (!calls.has(id)) firstCallAt.set(id, Date.now());
+            const at = Date.now();
+            if (!calls.has(id)) firstCallAt.set(id, at);
             calls.set(id, (calls.get(id) ?? 0) + 1);
+            (callTimes.get(id) ?? callTimes.set(id, []).get(id)!).push(at);
             totalCalls++;
           }
         } catch {}
@@ -168,6 +175,8 @@ async function main() {
     const relayMs: number[] = [];
     const slow: { taskId: string; sent: string; ms: number }[] = [];
     const resumeMs: number[] = [];
+    // Per woken task: its first hand-over (recorded, relayed) — the slot is its own from then on.
+    const handedAt = new Map<string, { created: number; sent: number }>();
     for (let from = 0; ; from += 1000) {
       const { data: ob, error: obErr } = await db
         .from("outbox")
@@ -182,6 +191,8 @@ async function main() {
         const created = Date.parse(o.created_at);
         const sent = Date.parse(o.sent_at);
         relayMs.push(sent - created);
+        const h = handedAt.get(taskId);
+        if (!h || created < h.created) handedAt.set(taskId, { created, sent });
         const turnAt = turnAtById.get(taskId);
         if (turnAt && turnAt >= sent) {
           resumeMs.push(turnAt - sent);
@@ -194,6 +205,22 @@ async function main() {
       const { data: t } = await db.from("tasks").select("run_id").eq("id", x.taskId).single();
       console.log(`slow resume ${x.ms} ms, task ${x.taskId}, relayed ${x.sent}:`);
       for (const l of engineLog.filter((l) => t?.run_id && l.includes(t.run_id))) console.log(`  ${l}`);
+    }
+    // Hand-over -> the call that ran the woken task's turn (the last call to reach the app before the turn was
+    // recorded), for hand-overs after the submission burst and for all.
+    const toWork: number[] = [];
+    const toWorkSteady: number[] = [];
+    const engineMs: number[] = [];
+    const turnWorkMs: number[] = [];
+    for (const [taskId, h] of handedAt) {
+      const turnAt = turnAtById.get(taskId);
+      if (!turnAt) continue;
+      const call = (callTimes.get(taskId) ?? []).filter((t) => t <= turnAt).pop();
+      if (call === undefined || call < h.created) continue;
+      toWork.push(call - h.created);
+      if (h.created > burstEnd) toWorkSteady.push(call - h.created);
+      engineMs.push(Math.max(0, call - h.sent));
+      turnWorkMs.push(turnAt - call);
     }
     const perTask = ids.map((id) => calls.get(id) ?? 0);
     const base = Math.min(...perTask);
@@ -218,6 +245,14 @@ async function main() {
       `  of which hand-over recorded -> relayed to the engine: p50 ${pct(relayMs, 50)} ms, p99 ${pct(relayMs, 99)} ms, max ${Math.max(0, ...relayMs)} ms (${relayMs.length} wake-ups)`,
     );
     console.log(`  of which relayed -> woken task's turn recorded: p50 ${pct(resumeMs, 50)} ms, p99 ${pct(resumeMs, 99)} ms, max ${Math.max(0, ...resumeMs)} ms`);
+    console.log(
+      `slot handed over -> the woken task's turn called (slot held, task not working yet): p50 ${pct(toWork, 50)} ms, p99 ${pct(toWork, 99)} ms, max ${Math.max(0, ...toWork)} ms over ${toWork.length} hand-overs`,
+    );
+    console.log(
+      `  after the submission burst: p50 ${pct(toWorkSteady, 50)} ms, p99 ${pct(toWorkSteady, 99)} ms, max ${Math.max(0, ...toWorkSteady)} ms over ${toWorkSteady.length}`,
+    );
+    console.log(`  of which relayed -> the engine's call reached the app: p50 ${pct(engineMs, 50)} ms, p99 ${pct(engineMs, 99)} ms, max ${Math.max(0, ...engineMs)} ms`);
+    console.log(`  then the turn itself (the call until the turn is recorded; work, not idleness): p50 ${pct(turnWorkMs, 50)} ms, p99 ${pct(turnWorkMs, 99)} ms`);
     console.log(`waiters left in line: ${leftWaiters}; load average ${loadavg().map((x) => x.toFixed(2)).join(" ")}`);
   } finally {
     proxy?.close();
