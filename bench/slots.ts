@@ -18,6 +18,7 @@ import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { startClaudeDouble, type ClaudeDouble } from "../local/claude/server";
 import { startDataStack, type DataStack } from "../local/data-stack";
 import { startEngine, type Engine } from "../local/engine";
@@ -123,6 +124,15 @@ async function main() {
     if (ins.error) throw new Error(ins.error.message);
 
     console.log(`[bench:slots] submitting ${N} tasks to an agent with ${SLOTS} slots`);
+    // This process's event loop (the engine, the app's functions, the double and the submissions share it): how late
+    // a timer fires, per second — a call that is ready waits at least that long to run.
+    const loop = monitorEventLoopDelay({ resolution: 10 });
+    loop.enable();
+    const loopBySecond: { at: number; p99: number; max: number }[] = [];
+    const loopTimer = setInterval(() => {
+      loopBySecond.push({ at: Date.now(), p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 });
+      loop.reset();
+    }, 1000);
     const started = Date.now();
     const ids: string[] = [];
     for (let i = 0; i < N; i += 50) {
@@ -140,6 +150,8 @@ async function main() {
       await new Promise((r) => setTimeout(r, 1000));
     }
     const done = Date.now();
+    clearInterval(loopTimer);
+    loop.disable();
 
     // Timeline: when each task's turn was recorded and when it finished.
     const rows: { id: string; status: string; finished_at: string; turn_at: string | null }[] = [];
@@ -222,6 +234,9 @@ async function main() {
       engineMs.push(Math.max(0, call - h.sent));
       turnWorkMs.push(turnAt - call);
     }
+    const loopIn = (from: number, to: number) => loopBySecond.filter((x) => x.at > from && x.at <= to);
+    const loopBurst = loopIn(started, burstEnd);
+    const loopSteady = loopIn(burstEnd, done);
     const perTask = ids.map((id) => calls.get(id) ?? 0);
     const base = Math.min(...perTask);
     const waiting = perTask.map((c) => c - base);
@@ -253,6 +268,9 @@ async function main() {
     );
     console.log(`  of which relayed -> the engine's call reached the app: p50 ${pct(engineMs, 50)} ms, p99 ${pct(engineMs, 99)} ms, max ${Math.max(0, ...engineMs)} ms`);
     console.log(`  then the turn itself (the call until the turn is recorded; work, not idleness): p50 ${pct(turnWorkMs, 50)} ms, p99 ${pct(turnWorkMs, 99)} ms`);
+    const loopLine = (xs: typeof loopBySecond) =>
+      xs.length ? `per-second p99 median ${pct(xs.map((x) => x.p99), 50).toFixed(0)} ms, worst ${Math.max(...xs.map((x) => x.p99)).toFixed(0)} ms, max ${Math.max(...xs.map((x) => x.max)).toFixed(0)} ms` : "n/a";
+    console.log(`this process's event loop delay (engine + app + double + submissions): burst ${loopLine(loopBurst)}; after it ${loopLine(loopSteady)}`);
     console.log(`waiters left in line: ${leftWaiters}; load average ${loadavg().map((x) => x.toFixed(2)).join(" ")}`);
   } finally {
     proxy?.close();
