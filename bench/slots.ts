@@ -5,7 +5,7 @@
 // Inngest functions served by the SDK behind a counting proxy (each call's task id is read from its body). Tasks
 // are submitted with submitTask (the outbox); the relay registered by the app's functions sends their events.
 //
-//   BENCH_TASKS=1000 (default) tasks, one model turn each.
+//   BENCH_TASKS=1000 (default) tasks, one model turn each. BENCH_MAX_INFLIGHT: the engine's cap on calls in flight.
 //   calls spent waiting per task = its run-task calls minus those of a task that never waited (the minimum).
 //   idle slot time = for each slot release (a task's finished_at) while tasks still wait, the time until the next
 //   task's turn is recorded (its slot was handed over, the wake-up relayed, the run called and the turn taken).
@@ -58,6 +58,8 @@ async function main() {
     engine = await startEngine({
       databaseUrl: stack.databaseUrl,
       port: 0,
+      // BENCH_MAX_INFLIGHT: the engine's cap on calls in flight at once (its default otherwise).
+      ...(process.env["BENCH_MAX_INFLIGHT"] ? { maxInflight: Number(process.env["BENCH_MAX_INFLIGHT"]) } : {}),
       ...(process.env["BENCH_DEBUG"] ? { log: (l: string) => engineLog.push(`${new Date().toISOString()} ${l}`) } : {}),
     });
     Object.assign(process.env, {
