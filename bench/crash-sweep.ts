@@ -8,8 +8,10 @@
 //
 // At the end, what the provider answered (the double's record of every 200, priced with lib/llm/prices.ts — the
 // double finishes and records a call whose client died, as the API bills it) against the ledger (tasks.cost_micros =
-// settled real + estimated). Goal: the ledger never under-counts (per task and in total); the over-count is bounded
-// by the estimates charged for lost calls.
+// settled real + estimated). A lost call is charged as the issue specifies: counted input + the expected output
+// (write_off_lost_calls), never below the input cost. Checked: ledger − billed never exceeds the estimates (no
+// settled call counted twice); printed: the total and per-task under/over-count, and what the session-3 rule
+// (charge the reservation, the worst case) would have said on the same run.
 //
 //   npm run bench:crash-sweep                BENCH_TASKS=12 BENCH_KILLS=8 BENCH_SEED=7
 import { spawn, type ChildProcess } from "node:child_process";
@@ -135,14 +137,15 @@ async function main() {
     `select t.id, t.status::text, t.cost_micros::bigint c, t.estimated_cost_micros::bigint e,
             (select count(*) from public.budget_reservations r where r.task_id = t.id and r.status = 'settled' and r.estimated) lost,
             (select count(*) from public.budget_reservations r where r.task_id = t.id and r.status = 'settled' and not r.estimated) real_calls,
-            (select coalesce(json_agg(json_build_object('model', r.model, 'i', r.input_tokens, 'o', r.output_tokens)), '[]'::json)
-               from public.budget_reservations r where r.task_id = t.id and r.status = 'settled' and r.estimated) lost_rows
+            (select coalesce(sum(r.reserved_micros), 0) from public.budget_reservations r
+               where r.task_id = t.id and r.status = 'settled' and r.estimated)::bigint lost_reserved
        from public.tasks t`,
   );
   let billed = 0, ledger = 0, estimated = 0, lost = 0, under = 0, worstUnder = 0, maxOverVsEstimate = -Infinity;
-  // The same run priced with the former estimate (counted input + the agent's mean output), from the tokens recorded
-  // on each written-off row: what the ledger would have said.
-  let meanLedger = 0, meanUnder = 0, meanWorstUnder = 0, providerCalls = 0, realCalls = 0;
+  // The same run priced with session 3's rule (a lost call charged at its reservation, the worst case): what the
+  // ledger would have said.
+  let worstLedger = 0, worstUnderTasks = 0, providerCalls = 0, realCalls = 0, maxOver = 0;
+  const perTask: string[] = [];
   const statuses: Record<string, number> = {};
   for (const r of rows) {
     const scenario = scenarios.get(r.id)!;
@@ -154,13 +157,11 @@ async function main() {
     const okCalls = double.calls({ scenario, kind: "messages" }).filter((c) => c.status === 200).length;
     providerCalls += okCalls;
     realCalls += Number(r.real_calls);
-    const meanEstimate = (r.lost_rows as Array<{ model: string; i: number; o: number }>).reduce(
-      (s2, x) => s2 + costMicros(x.model, { input_tokens: x.i, output_tokens: x.o, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 }),
-      0,
-    );
-    const lm = l - Number(r.e) + meanEstimate;
-    meanLedger += lm;
-    if (lm < paid) (meanUnder++, (meanWorstUnder = Math.min(meanWorstUnder, lm - paid)));
+    const lw = l - Number(r.e) + Number(r.lost_reserved);
+    worstLedger += lw;
+    if (lw < paid) worstUnderTasks++;
+    maxOver = Math.max(maxOver, l - paid);
+    perTask.push(`  ${String(r.id).slice(0, 8)} ${String(r.status).padEnd(9)} lost ${String(r.lost).padStart(2)}  billed ${String(paid).padStart(7)}  ledger ${String(l).padStart(7)} (est ${String(r.e).padStart(6)})  ${l - paid >= 0 ? "+" : ""}${l - paid} µ$ (${((100 * (l - paid)) / Math.max(1, paid)).toFixed(1)} %)`);
     billed += paid;
     ledger += l;
     estimated += Number(r.e);
@@ -177,11 +178,12 @@ async function main() {
   console.log(`provider billed (double, priced)   ${billed} µ$`);
   console.log(`ledger (settled + estimated)       ${ledger} µ$  of which estimated ${estimated} µ$`);
   console.log(`ledger − billed                    ${ledger - billed} µ$ (${pct(ledger - billed)})`);
-  console.log(`tasks under-counted                ${under} (worst ${worstUnder} µ$)`);
-  console.log(`over-count beyond the estimates    ${Math.max(0, maxOverVsEstimate)} µ$ (max per task; 0 = over-count bounded by the estimate)`);
-  console.log(`former estimate (input + mean out) ledger − billed ${meanLedger - billed} µ$ (${pct(meanLedger - billed)}); tasks under-counted ${meanUnder} (worst ${meanWorstUnder} µ$)`);
+  console.log(`per task (billed vs ledger):\n${perTask.join("\n")}`);
+  console.log(`tasks under-counted                ${under} (worst ${worstUnder} µ$); tasks over-counted: worst +${maxOver} µ$`);
+  console.log(`over-count beyond the estimates    ${Math.max(0, maxOverVsEstimate)} µ$ (max per task; 0 = ledger − billed bounded by the estimates)`);
+  console.log(`session-3 rule (charge the reservation) on this run: ledger − billed ${worstLedger - billed} µ$ (${pct(worstLedger - billed)}); tasks under-counted ${worstUnderTasks}`);
   console.log(
-    `REPORT ${JSON.stringify({ tasks: TASKS, kills, seed: SEED, lost_calls: lost, billed_micros: billed, ledger_micros: ledger, estimated_micros: estimated, under_counted_tasks: under, worst_under_micros: worstUnder, unread_answers: providerCalls - realCalls, mean_estimate_ledger_micros: meanLedger, mean_estimate_under_counted_tasks: meanUnder, mean_estimate_worst_under_micros: meanWorstUnder, elapsed_s: elapsed, statuses })}`,
+    `REPORT ${JSON.stringify({ tasks: TASKS, kills, seed: SEED, lost_calls: lost, billed_micros: billed, ledger_micros: ledger, estimated_micros: estimated, under_counted_tasks: under, worst_under_micros: worstUnder, unread_answers: providerCalls - realCalls, worst_over_micros: maxOver, over_beyond_estimates_micros: Math.max(0, maxOverVsEstimate), reservation_rule_ledger_micros: worstLedger, elapsed_s: elapsed, statuses })}`,
   );
 
   (app as ChildProcess | null)?.kill("SIGKILL");
@@ -190,7 +192,8 @@ async function main() {
   await double.stop();
   await stack.stop();
   await rm(dataDir, { recursive: true, force: true });
-  process.exit(under === 0 ? 0 : 1);
+  // The bound that must hold: the ledger never exceeds the bill by more than the estimates charged.
+  process.exit(maxOverVsEstimate <= 0 ? 0 : 1);
 }
 
 if (process.env.CRASH_SWEEP_APP_PORT) await serveApp(Number(process.env.CRASH_SWEEP_APP_PORT));

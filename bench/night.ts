@@ -47,6 +47,12 @@ interface Report {
   /** The limit named by each paced wait (requests, input tokens, output tokens, retry-after, queue). */
   rate_wait_dims: Record<string, number>;
   batch: { tasks: number; paid_micros: number; full_price_micros: number; saving_micros: number };
+  /** Where the sonnet limiter's time went (rate_limits counters; pacing on only). */
+  limiter: { admitted: number; deferred: number; trimmed_input: number; trimmed_output: number; excess_output: number; admitted_after_wait: number; wake_late_ms: number; settles_observed: number; settle_lag_ms: number } | null;
+  /** Seconds the double's sonnet buckets sat full (capacity refilling into a full bucket is lost), sampled by the
+   * watch loop: in all, and while some task waited for the rate limit (the limiter held work back while the provider
+   * had room in that dimension). */
+  idle: { input_full_s: number; output_full_s: number; input_full_while_waiting_s: number; output_full_while_waiting_s: number; last_rate_wait_s: number };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -143,6 +149,7 @@ async function runMode(mode: "on" | "off"): Promise<Report> {
   let finishedAt = started;
   const TERMINAL = new Set(["completed", "failed", "stopped", "rejected", "cancelled"]);
   let rows: Array<{ id: string; status: string; status_reason: string | null; updated_at: string }> = [];
+  const idle = { inFull: 0, outFull: 0, inFullWaiting: 0, outFullWaiting: 0, lastRateWait: started, sampledAt: started };
   for (;;) {
     for (const a of await listPendingApprovals(db, 200)) await decideApproval(db, a.id, { decision: "approve" }, "bench", "api");
     ({ rows } = await sql.query(`select id, status::text, status_reason, updated_at::text from public.tasks`));
@@ -175,6 +182,14 @@ async function runMode(mode: "on" | "off"): Promise<Report> {
         }
       }
     }
+    // The double's buckets: time a bucket sat (nearly) full is capacity lost.
+    const lv = double.rateLimits.levels(SONNET);
+    const waitingRl = rows.some((r) => r.status === "waiting_rate_limit");
+    if (waitingRl) idle.lastRateWait = now;
+    const dt = now - idle.sampledAt;
+    idle.sampledAt = now;
+    if (lv?.input_tokens && lv.input_tokens.available >= 0.98 * lv.input_tokens.limit) (idle.inFull += dt, waitingRl && (idle.inFullWaiting += dt));
+    if (lv?.output_tokens && lv.output_tokens.available >= 0.98 * lv.output_tokens.limit) (idle.outFull += dt, waitingRl && (idle.outFullWaiting += dt));
     const open = rows.filter((r) => !TERMINAL.has(r.status));
     const parkedForWindow = open.filter((r) => r.status === "waiting_budget" && r.status_reason?.startsWith("daily budget spent"));
     if (rows.filter((r) => TERMINAL.has(r.status)).length > 0) finishedAt = Math.max(finishedAt, ...rows.filter((r) => TERMINAL.has(r.status)).map((r) => Date.parse(r.updated_at)));
@@ -205,6 +220,11 @@ async function runMode(mode: "on" | "off"): Promise<Report> {
   );
   const { rows: batchRows } = await sql.query(`select coalesce(sum(cost_micros), 0)::bigint paid from public.tasks where id = any($1::uuid[])`, [[...batchIds]]);
   const paid = Number(batchRows[0].paid);
+  const { rows: lim } = await sql.query(
+    `select admitted, deferred, trimmed_input, trimmed_output, excess_output, admitted_after_wait, wake_late_ms, settles_observed, settle_lag_ms from public.rate_limits where model = $1`,
+    [SONNET],
+  );
+  const limiter = lim[0] ? (Object.fromEntries(Object.entries(lim[0]).map(([k, v]) => [k, Number(v)])) as Report["limiter"]) : null;
   const report: Report = {
     mode,
     tasks: jobs.length,
@@ -227,6 +247,8 @@ async function runMode(mode: "on" | "off"): Promise<Report> {
     rate_waits: rateWaits,
     rate_wait_dims: rateWaitDims,
     batch: { tasks: batchIds.size, paid_micros: paid, full_price_micros: paid * 2, saving_micros: paid },
+    limiter,
+    idle: { input_full_s: idle.inFull / 1000, output_full_s: idle.outFull / 1000, input_full_while_waiting_s: idle.inFullWaiting / 1000, output_full_while_waiting_s: idle.outFullWaiting / 1000, last_rate_wait_s: (idle.lastRateWait - started) / 1000 },
   };
 
   await sql.end();
@@ -293,6 +315,14 @@ async function main() {
   row("money waits: in flight / settled", (r) => `${r.parked.in_flight_waits} / ${r.parked.settled_waits}`);
   row("settled waits with room left (must be 0)", (r) => String(r.parked.settled_waits_with_room));
   row("tasks parked, total s / max s", (r) => `${r.parked.parked_tasks}, ${r.parked.parked_s_total.toFixed(1)} / ${r.parked.parked_s_max.toFixed(1)}`);
+  row("limiter: admitted / deferred", (r) => (r.limiter ? `${r.limiter.admitted} / ${r.limiter.deferred}` : "-"));
+  row("  tokens cut by the provider's remaining in/out", (r) => (r.limiter ? `${r.limiter.trimmed_input} / ${r.limiter.trimmed_output} (${((60 * r.limiter.trimmed_input) / LIMITS.input_tokens_per_minute).toFixed(1)} s / ${((60 * r.limiter.trimmed_output) / LIMITS.output_tokens_per_minute).toFixed(1)} s)` : "-"));
+  row("  output beyond the expectation (debt)", (r) => (r.limiter ? `${r.limiter.excess_output} tokens (${((60 * r.limiter.excess_output) / LIMITS.output_tokens_per_minute).toFixed(1)} s)` : "-"));
+  row("  settlements: mean lag answer → settle", (r) => (r.limiter ? `${(r.limiter.settle_lag_ms / Math.max(1, r.limiter.settles_observed)).toFixed(0)} ms × ${r.limiter.settles_observed} (≈ ${((r.limiter.settle_lag_ms / 1000) * LIMITS.input_tokens_per_minute / 60).toFixed(0)} input tokens of refill)` : "-"));
+  row("double's buckets full: input / output (s)", (r) => `${r.idle.input_full_s.toFixed(1)} / ${r.idle.output_full_s.toFixed(1)}`);
+  row("  of which while tasks waited for the limit", (r) => `${r.idle.input_full_while_waiting_s.toFixed(1)} / ${r.idle.output_full_while_waiting_s.toFixed(1)}`);
+  row("last rate-limit wait at (s) / makespan", (r) => `${r.idle.last_rate_wait_s.toFixed(1)} / ${r.makespan_s.toFixed(1)}`);
+  row("  woken after a wait: n, mean lateness", (r) => (r.limiter ? `${r.limiter.admitted_after_wait}, ${(r.limiter.wake_late_ms / Math.max(1, r.limiter.admitted_after_wait)).toFixed(0)} ms` : "-"));
   row("batch: tasks, paid, full price, saving", (r) => `${r.batch.tasks}, ${usd(r.batch.paid_micros)}, ${usd(r.batch.full_price_micros)}, ${usd(r.batch.saving_micros)}`);
   console.log(`REPORTS ${JSON.stringify(reports)}`);
 }

@@ -150,9 +150,10 @@ export interface WriteOff {
 /**
  * Charges every open reservation of a turn whose answer was lost (the process died with the call in flight, the
  * connection broke after the request was sent, or the 200 could not be read) as an ESTIMATE — the provider most
- * likely billed it: the counted input plus the expected output (the agent's recent mean, or half of max_tokens),
- * never below the input cost, never above the reservation. Marked `estimated` in the ledger, counted by the cap,
- * shown apart in the task's cost and GET /api/spend. Returns the key the retry reserves under.
+ * likely billed it: the counted input plus the expected output (expected_output_tokens, the limiter's estimate: the
+ * agent's mean on the model, else the model's, else ¼ of max_tokens), never below the input cost, within the
+ * reservation. Marked `estimated` in the ledger, counted by the cap, shown apart in the task's cost and
+ * GET /api/spend. Returns the key the retry reserves under.
  */
 export async function writeOffLostCalls(
   db: AdminClient,

@@ -27,6 +27,9 @@ const EnvSchema = z
     // Mode "auto" sends a call through the Message Batches API only while the task's deadline is at least this many
     // seconds away (lib/agents/call-mode.ts); 3600: most batches end within an hour, 86400: every batch does.
     NIGHTSHIFT_BATCH_ROOM_S: intSetting(60, 86_400, 3600),
+    // Mode "auto" with a deadline: a batch still running this many seconds before the deadline is cancelled (what it
+    // finished is used and charged) and the call runs directly (lib/agents/batch-turn.ts awaitBatchTurn).
+    NIGHTSHIFT_DIRECT_ROOM_S: intSetting(10, 86_400, 600),
     // Circuit breakers (docs/failures.md): this many consecutive outage failures open a dependency's breaker; the
     // first cool-down lasts COOLDOWN seconds and doubles on every failed probe, up to MAX_COOLDOWN.
     NIGHTSHIFT_BREAKER_THRESHOLD: intSetting(1, 1000, 5),

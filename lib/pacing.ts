@@ -111,7 +111,16 @@ export function readRateLimitHeaders(headers: Headers | undefined | null): RateL
  * charged) and calibrate from its headers. */
 export async function settleRateLimit(
   db: AdminClient,
-  args: { model: string; refundInput: number; refundOutput: number; headers: RateLimitHeaders; now?: Date },
+  args: {
+    model: string;
+    refundInput: number;
+    refundOutput: number;
+    headers: RateLimitHeaders;
+    now?: Date;
+    /** When the answer (and its headers) was read: the provider's remaining figures are as of then, and are brought
+     * forward to `now` at the limits' rates before they cap our buckets (capping by a stale figure loses the refill). */
+    observedAt?: Date;
+  },
 ): Promise<void> {
   const h = args.headers;
   const { error } = await db.rpc("settle_rate_limit", {
@@ -125,6 +134,7 @@ export async function settleRateLimit(
     p_output_limit: h.outputLimit ?? undefined,
     p_output_remaining: h.outputRemaining ?? undefined,
     p_now: args.now?.toISOString(),
+    p_observed_at: args.observedAt?.toISOString(),
   });
   if (error) throw new PacingError("settle_rate_limit", error);
 }

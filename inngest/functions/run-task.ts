@@ -15,7 +15,7 @@ import { announceEnd } from "@/inngest/announce-end";
 import { awaitApproval, type ApprovalOutcome } from "@/inngest/approval";
 import { budgetAgentFreed, taskRunFinished, taskRunFinishedId, taskRunRequested } from "@/inngest/events";
 import { waitForBudget, waitForRateLimit, waitForSlot } from "@/inngest/waits";
-import { abandonBatchTurn, awaitBatchTurn, cancelOpenBatches, checkBatchTurn, submitBatchTurn, type BatchSubmitOutcome } from "@/lib/agents/batch-turn";
+import { abandonBatchTurn, awaitBatchTurn, cancelBatchTurn, cancelOpenBatches, checkBatchTurn, submitBatchTurn, type BatchSubmitOutcome } from "@/lib/agents/batch-turn";
 import { callWay } from "@/lib/agents/call-mode";
 import { releaseSlot } from "@/lib/agents/slots";
 import { loadToolConfig, runToolCall } from "@/lib/agents/tools";
@@ -111,7 +111,7 @@ export const runTask = inngest.createFunction(
         }
         const turnId = `turn-${turn}`;
         // Decided on memoized times only (the previous turn's end, a wait's end): a replay picks the same steps.
-        const batch = callWay(task!, Math.max(lastAt, wakeAt), env().NIGHTSHIFT_BATCH_ROOM_S) === "batch";
+        let batch = callWay(task!, Math.max(lastAt, wakeAt), env().NIGHTSHIFT_BATCH_ROOM_S) === "batch";
         let outageWaits = 0; // this turn's outage failures that waited instead of spending a retry attempt
         let slotWaits = 0; // this turn's waits for a slot: their fallback grows with these only (inngest/waits.ts)
         const turnArgs = () => ({
@@ -121,59 +121,74 @@ export const runTask = inngest.createFunction(
         const callTurn = (): Promise<TurnOutcome | BatchSubmitOutcome> =>
           batch ? submitBatchTurn(db(), turnArgs()) : runModelTurn(db(), turnArgs());
         let out: TurnOutcome | BatchSubmitOutcome = await step.run(batch ? `${turnId}-submit` : turnId, callTurn);
+        let wait = 1;
 
-        // Not answered yet: wait for a free slot or for the next budget window, then try the same turn again.
-        for (let wait = 1; out.kind !== "answered" && out.kind !== "submitted"; wait++) {
-          if (out.kind === "ended") return ENDED;
-          if (out.kind === "dependency_down") {
-            // The model's breaker is open: no attempt is burned; the run sleeps durably until the next probe.
-            const down = out;
-            if (down.transient) outageWaits += 1;
-            await step.run(`dependency-wait-${turn}-${wait}`, async () => {
-              await releaseSlot(db(), taskId); // a waiting task does not hold one of the agent's slots
-              await markWaitingDependency(db(), taskId, dependencyWaitReason(down.dependency, down.retry_at, down.last_error, down.transient));
+        for (;;) {
+          // Not answered yet: wait for a free slot or for the next budget window, then try the same turn again.
+          for (; out.kind !== "answered" && out.kind !== "submitted"; wait++) {
+            if (out.kind === "ended") return ENDED;
+            if (out.kind === "dependency_down") {
+              // The model's breaker is open: no attempt is burned; the run sleeps durably until the next probe.
+              const down = out;
+              if (down.transient) outageWaits += 1;
+              await step.run(`dependency-wait-${turn}-${wait}`, async () => {
+                await releaseSlot(db(), taskId); // a waiting task does not hold one of the agent's slots
+                await markWaitingDependency(db(), taskId, dependencyWaitReason(down.dependency, down.retry_at, down.last_error, down.transient));
+              });
+              await step.sleepUntil(`dependency-sleep-${turn}-${wait}`, down.retry_at);
+              wakeAt = Math.max(wakeAt, Date.parse(down.retry_at));
+              waitedMs += Math.max(0, Date.parse(down.retry_at) - down.refused_at);
+            } else if (out.kind === "busy") {
+              // In the agent's line: woken by the hand-over of a slot, not by polling (inngest/waits.ts).
+              await waitForSlot(step, { taskId, agentId: agent.id, turn, wait, slotWait: ++slotWaits });
+            } else if (out.kind === "rate_limited") {
+              // Paced (or a 429): the database marked the task waiting_rate_limit with the model and the time.
+              if (out.provider_429 && ++provider429s > MAX_RATE_LIMITED_ATTEMPTS) {
+                return `rate limited by the provider ${provider429s - 1} times in a row on turn ${turn} (${out.model})`;
+              }
+              const waited = await waitForRateLimit(step, { turn, wait, limited: out });
+              wakeAt = Math.max(wakeAt, waited.clock);
+              waitedMs += waited.waitedMs;
+            } else {
+              const refused = out;
+              if (refused.never_fits) {
+                return `one call's worst case (${usd(refused.needed_micros)}) exceeds ${agent.id}'s whole daily budget (${usd(refused.cap_micros)})`;
+              }
+              const waited = await waitForBudget(step, { taskId, agentId: agent.id, turn, wait, refused });
+              wakeAt = Math.max(wakeAt, waited.clock);
+              waitedMs += waited.waitedMs;
+            }
+            out = await step.run(`${turnId}-retry-${wait}`, async () => {
+              await resumeDependencyWait(db(), taskId);
+              // Back to running only once the call is admitted (money and rate limit), so a re-check that waits again
+              // does not flicker the task's status.
+              if (batch) await resumeTask(db(), taskId, runId);
+              return batch ? callTurn() : runModelTurn(db(), { ...turnArgs(), onAdmitted: () => resumeTask(db(), taskId, runId) });
             });
-            await step.sleepUntil(`dependency-sleep-${turn}-${wait}`, down.retry_at);
-            wakeAt = Math.max(wakeAt, Date.parse(down.retry_at));
-            waitedMs += Math.max(0, Date.parse(down.retry_at) - down.refused_at);
-          } else if (out.kind === "busy") {
-            // In the agent's line: woken by the hand-over of a slot, not by polling (inngest/waits.ts).
-            await waitForSlot(step, { taskId, agentId: agent.id, turn, wait, slotWait: ++slotWaits });
-          } else if (out.kind === "rate_limited") {
-            // Paced (or a 429): the database marked the task waiting_rate_limit with the model and the time.
-            if (out.provider_429 && ++provider429s > MAX_RATE_LIMITED_ATTEMPTS) {
-              return `rate limited by the provider ${provider429s - 1} times in a row on turn ${turn} (${out.model})`;
-            }
-            const waited = await waitForRateLimit(step, { turn, wait, limited: out });
-            wakeAt = Math.max(wakeAt, waited.clock);
-            waitedMs += waited.waitedMs;
-          } else {
-            const refused = out;
-            if (refused.never_fits) {
-              return `one call's worst case (${usd(refused.needed_micros)}) exceeds ${agent.id}'s whole daily budget (${usd(refused.cap_micros)})`;
-            }
-            const waited = await waitForBudget(step, { taskId, agentId: agent.id, turn, wait, refused });
-            wakeAt = Math.max(wakeAt, waited.clock);
-            waitedMs += waited.waitedMs;
           }
-          out = await step.run(`${turnId}-retry-${wait}`, async () => {
-            await resumeDependencyWait(db(), taskId);
-            // Back to running only once the call is admitted (money and rate limit), so a re-check that waits again
-            // does not flicker the task's status.
-            if (batch) await resumeTask(db(), taskId, runId);
-            return batch ? callTurn() : runModelTurn(db(), { ...turnArgs(), onAdmitted: () => resumeTask(db(), taskId, runId) });
-          });
-        }
 
-        if (out.kind === "submitted") {
-          const answered = await awaitBatchTurn(step, out, {
-            check: (ticket) => checkBatchTurn(db(), { ...turnArgs(), ticket }),
-            resubmit: (ticket, submission, notBefore = 0) =>
-              submitBatchTurn(db(), { ...turnArgs(), now: new Date(Math.max(Date.now(), wakeAt, notBefore)), submission, reservationKey: ticket.reservation_key }),
-            abandon: (ticket, reason) => abandonBatchTurn(db(), { taskId, turnId, ticket, reason }),
-          });
-          waitedMs += answered.batch.wait_ms; // time queued at Anthropic is not the agent's wall clock
-          out = answered;
+          if (out.kind === "submitted") {
+            // Mode auto with a deadline: a batch still running when too little time is left for a direct call is
+            // cancelled (what it did before the cancel is used and charged), and the turn runs directly.
+            const deadline = task!.mode === "auto" && task!.deadline ? task!.deadline : null;
+            const answered = await awaitBatchTurn(step, out, {
+              check: (ticket, opts) => checkBatchTurn(db(), { ...turnArgs(), ticket, ...opts }),
+              resubmit: (ticket, submission, notBefore = 0) =>
+                submitBatchTurn(db(), { ...turnArgs(), now: new Date(Math.max(Date.now(), wakeAt, notBefore)), submission, reservationKey: ticket.reservation_key }),
+              abandon: (ticket, reason) => abandonBatchTurn(db(), { taskId, turnId, ticket, reason }),
+            }, deadline ? {
+              cancelAt: Date.parse(deadline) - env().NIGHTSHIFT_DIRECT_ROOM_S * 1000,
+              cancel: (ticket) => cancelBatchTurn(db(), { taskId, turnId, model: agent.model, ticket, deadline }),
+            } : undefined);
+            waitedMs += answered.kind === "cancelled" ? answered.wait_ms : answered.batch.wait_ms; // queued at Anthropic: not the agent's wall clock
+            if (answered.kind === "cancelled") {
+              batch = false;
+              out = await step.run(`${turnId}-direct`, callTurn);
+              continue;
+            }
+            out = answered;
+          }
+          break;
         }
 
         if (out.wake_budget) {

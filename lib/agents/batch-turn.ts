@@ -69,10 +69,17 @@ export type BatchCheckOutcome =
   | { kind: "pending"; status: "in_progress" | "canceling" | "unreachable"; error?: string }
   | AnsweredTurn
   /** The batch ended without an answer for a reason that may pass: submit the turn again. */
-  | { kind: "retry"; reason: string };
+  | { kind: "retry"; reason: string }
+  /** (After our own cancel for a deadline) the request was canceled before it ran: nothing billed, the reservation
+   * released; the turn runs directly. */
+  | { kind: "canceled"; reason: string };
 
 /** The answered outcome of a batch turn, with how long it queued at Anthropic (not the agent's working time). */
 export type BatchAnswered = AnsweredTurn & { batch: { batch_id: string; submissions: number; polls: number; wait_ms: number } };
+
+/** A batch turn given up for the task's deadline (mode auto): its batch was cancelled before its request ran, so
+ * the turn must run directly. wait_ms: how long it queued at Anthropic. */
+export type BatchCancelled = { kind: "cancelled"; reason: string; batch_id: string; wait_ms: number };
 
 export interface SubmitArgs extends TurnArgs {
   /** Which submission of this turn (default 1). A resubmission reuses the turn's reservation. */
@@ -207,7 +214,7 @@ export async function submitBatchTurn(db: AdminClient, args: SubmitArgs): Promis
  * NonRetriableError (invalid request, canceled outside the run, deleted). Idempotent: a repeated check of an
  * ended batch re-reads the same result, and settle/record pay and count once.
  */
-export async function checkBatchTurn(db: AdminClient, args: TurnArgs & { ticket: BatchTicket }): Promise<BatchCheckOutcome> {
+export async function checkBatchTurn(db: AdminClient, args: TurnArgs & { ticket: BatchTicket; afterCancel?: boolean }): Promise<BatchCheckOutcome> {
   const { agent, ticket } = args;
   const started = Date.now();
   const fail = async (message: string): Promise<never> => {
@@ -249,6 +256,12 @@ export async function checkBatchTurn(db: AdminClient, args: TurnArgs & { ticket:
   if (!line) throw new Error(`batch ${ticket.batch_id} ended without a result for ${ticket.custom_id}`);
 
   const result = line.result;
+  if (args.afterCancel && (result.type === "canceled" || result.type === "expired" || (result.type === "errored" && RETRIABLE_ERROR_TYPES.has(result.error.error.type)))) {
+    // We cancelled it for the deadline and its request had not run (or failed in a way a direct call may not):
+    // nothing billed; the money goes back and the turn runs directly.
+    await releaseBudget(db, { taskId: args.taskId, stepId: ticket.reservation_key, now: args.now });
+    return { kind: "canceled", reason: `batch ${ticket.batch_id} cancelled for the deadline (${result.type})` };
+  }
   if (result.type === "expired") return { kind: "retry", reason: `batch ${ticket.batch_id} expired before it was processed` };
   if (result.type === "canceled") return fail(`batch ${ticket.batch_id} was canceled`);
   if (result.type === "errored") {
@@ -319,28 +332,46 @@ export interface BatchStepTools {
   sleepUntil(id: string, time: string): Promise<unknown>;
 }
 
+export interface BatchTurnOps {
+  check(ticket: BatchTicket, opts?: { afterCancel?: boolean }): Promise<BatchCheckOutcome>;
+  /** `notBefore` (ms): after a breaker wait, the run's clock is at least there (the breaker's clock must not lag). */
+  resubmit(ticket: BatchTicket, submission: number, notBefore?: number): Promise<BatchSubmitOutcome>;
+  abandon(ticket: BatchTicket, reason: string): Promise<never>;
+}
+
+/** A deadline the batch must not outlive (mode auto): at `cancelAt` (ms) a batch still running is cancelled. */
+export interface BatchDeadline {
+  cancelAt: number;
+  cancel(ticket: BatchTicket): Promise<unknown>;
+}
+
+/** Polls of a batch being cancelled (`canceling` → `ended`): 5 s doubling to a minute, at most this many. */
+export const MAX_CANCEL_POLLS = 12;
+
 /**
  * Waits for a submitted batch turn as durable steps, from the ticket of its first submission:
  *   `<turn>-poll-<k>` sleep (backoff) → `<turn>-check-<k>` until answered;
  *   after a retriable failure `<turn>-submit-<n>` (n = 2..MAX_BATCH_SUBMISSIONS), polling again from 30 s;
  *   after MAX_BATCH_WAIT_SECONDS of polling one submission, or retriable failures on every submission,
  *   `<turn>-give-up` cancels the batch, releases the reservation and fails the run (NonRetriableError).
- * Step ids are deterministic: k counts polls over the whole turn. Worst case per submission:
+ * With a deadline (mode auto): no poll sleeps past `cancelAt`; a batch still running then is cancelled
+ * (`<turn>-cancel`) and polled until it has ended (`<turn>-cancel-poll-<c>`, `<turn>-cancel-check-<c>`): a request
+ * that had run before the cancel was billed and its answer is used (settled at the batch price); one that had not is
+ * `cancelled` — the caller runs the turn directly.
+ * Step ids are deterministic: k counts polls over the whole turn, and the clock that places them is the ticket's
+ * submission time plus the sleeps so far (memoized figures). Worst case per submission:
  * MAX_POLLS_PER_SUBMISSION × 2 steps (a typical batch, ended within the hour, takes about 20).
  */
-export async function awaitBatchTurn(
-  step: BatchStepTools,
-  first: BatchTicket,
-  ops: {
-    check(ticket: BatchTicket): Promise<BatchCheckOutcome>;
-    /** `notBefore` (ms): after a breaker wait, the run's clock is at least there (the breaker's clock must not lag). */
-    resubmit(ticket: BatchTicket, submission: number, notBefore?: number): Promise<BatchSubmitOutcome>;
-    abandon(ticket: BatchTicket, reason: string): Promise<never>;
-  },
-): Promise<BatchAnswered> {
+export async function awaitBatchTurn(step: BatchStepTools, first: BatchTicket, ops: BatchTurnOps): Promise<BatchAnswered>;
+export async function awaitBatchTurn(step: BatchStepTools, first: BatchTicket, ops: BatchTurnOps, deadline: BatchDeadline | undefined): Promise<BatchAnswered | BatchCancelled>;
+export async function awaitBatchTurn(step: BatchStepTools, first: BatchTicket, ops: BatchTurnOps, deadline?: BatchDeadline): Promise<BatchAnswered | BatchCancelled> {
   const turnId = first.turn_id;
   let ticket = first;
   let k = 0;
+  const answered = (out: AnsweredTurn, t: BatchTicket): BatchAnswered => ({
+    ...out,
+    batch: { batch_id: t.batch_id, submissions: t.submission, polls: k, wait_ms: Math.max(0, out.finished_at - first.submitted_at) },
+  });
   for (;;) {
     let polls = 0;
     let slept = 0;
@@ -352,18 +383,30 @@ export async function awaitBatchTurn(
       }
       polls += 1;
       k += 1;
-      const delay = pollDelaySeconds(polls);
+      let delay = pollDelaySeconds(polls);
+      // The run's clock at this poll, from memoized figures only (a replay places the same sleeps).
+      const at = ticket.submitted_at + slept * 1000;
+      if (deadline && at + delay * 1000 > deadline.cancelAt) delay = Math.max(1, Math.ceil((deadline.cancelAt - at) / 1000));
       slept += delay;
       await step.sleep(`${turnId}-poll-${k}`, `${delay}s`);
       const current = ticket;
       const out = (await step.run(`${turnId}-check-${k}`, () => ops.check(current))) as BatchCheckOutcome;
-      if (out.kind === "answered") {
-        return {
-          ...out,
-          batch: { batch_id: ticket.batch_id, submissions: ticket.submission, polls: k, wait_ms: Math.max(0, out.finished_at - first.submitted_at) },
-        };
+      if (out.kind === "answered") return answered(out, ticket);
+      if (out.kind === "retry" || out.kind === "canceled") reason = out.reason;
+      else if (deadline && ticket.submitted_at + slept * 1000 >= deadline.cancelAt) {
+        // Not enough time left for the batch: cancel it, and take what it did before the cancel.
+        const t = ticket;
+        await step.run(`${turnId}-cancel`, () => deadline.cancel(t));
+        for (let c = 1; c <= MAX_CANCEL_POLLS; c++) {
+          await step.sleep(`${turnId}-cancel-poll-${c}`, `${Math.min(5 * 2 ** (c - 1), 60)}s`);
+          const after = (await step.run(`${turnId}-cancel-check-${c}`, () => ops.check(t, { afterCancel: true }))) as BatchCheckOutcome;
+          if (after.kind === "answered") return answered(after, t);
+          if (after.kind !== "pending") break;
+        }
+        // Cancelled (or still canceling after MAX_CANCEL_POLLS: its reservation stays open, and the direct turn
+        // writes it off as a call whose outcome is unknown).
+        return { kind: "cancelled", reason: `the deadline left no room for batch ${t.batch_id}`, batch_id: t.batch_id, wait_ms: Math.max(0, t.submitted_at + slept * 1000 - first.submitted_at) };
       }
-      if (out.kind === "retry") reason = out.reason;
     }
     const n = ticket.submission + 1;
     if (n > MAX_BATCH_SUBMISSIONS) {
@@ -384,6 +427,23 @@ export async function awaitBatchTurn(
     if (again.kind !== "submitted") throw new Error(`resubmitting ${turnId} was refused (${again.kind})`);
     ticket = again;
   }
+}
+
+/**
+ * Cancels a batch turn's batch for the task's deadline (mode auto): the Batches API's cancel moves it to `canceling`,
+ * then `ended`, with results for the requests that had finished. Idempotent: a batch no longer running is left as it
+ * is. The turn's timeline row says so.
+ */
+export async function cancelBatchTurn(db: AdminClient, args: { taskId: string; turnId: string; model: string; ticket: BatchTicket; deadline: string }): Promise<{ cancelled: boolean }> {
+  const cancelled = await cancelBatch(args.ticket.batch_id);
+  await recordStep(db, {
+    taskId: args.taskId,
+    stepId: args.turnId,
+    kind: "model",
+    status: "running",
+    detail: { model: args.model, mode: "batch", batch_id: args.ticket.batch_id, processing_status: "canceling", reason: `deadline ${args.deadline}: no room left for the batch; the call runs directly` },
+  });
+  return { cancelled };
 }
 
 /** Errored results worth submitting again (the same failures classifyModelError retries). */

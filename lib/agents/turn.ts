@@ -206,10 +206,12 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
   if (args.onAdmitted) await args.onAdmitted();
   let message: Anthropic.Message;
   let headers: Headers | undefined;
+  let answeredAt: Date | undefined; // when the answer's rate-limit figures were current
   try {
     const answer = await anthropic().messages.create({ ...params, max_tokens: maxTokens }).withResponse();
     message = answer.data;
     headers = answer.response.headers;
+    answeredAt = laterOf(args.now);
   } catch (err) {
     const classified = classifyModelError(err);
     const answeredWithError = err instanceof Anthropic.APIError && typeof err.status === "number";
@@ -278,6 +280,7 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
     refundOutput: admission.outputTaken - u.output_tokens,
     headers: readRateLimitHeaders(headers),
     now: laterOf(args.now),
+    observedAt: answeredAt,
   });
   return answered;
 }

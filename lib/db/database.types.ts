@@ -1009,9 +1009,11 @@ export type Database = {
       rate_limits: {
         Row: {
           admitted: number
+          admitted_after_wait: number
           blocked_until: string | null
           calibrated_at: string | null
           deferred: number
+          excess_output: number
           input_available: number
           input_tokens_per_minute: number | null
           model: string
@@ -1021,14 +1023,21 @@ export type Database = {
           refreshed_at: string | null
           requests_available: number
           requests_per_minute: number | null
+          settle_lag_ms: number
+          settles_observed: number
           source: string
+          trimmed_input: number
+          trimmed_output: number
           updated_at: string
+          wake_late_ms: number
         }
         Insert: {
           admitted?: number
+          admitted_after_wait?: number
           blocked_until?: string | null
           calibrated_at?: string | null
           deferred?: number
+          excess_output?: number
           input_available?: number
           input_tokens_per_minute?: number | null
           model: string
@@ -1038,14 +1047,21 @@ export type Database = {
           refreshed_at?: string | null
           requests_available?: number
           requests_per_minute?: number | null
+          settle_lag_ms?: number
+          settles_observed?: number
           source?: string
+          trimmed_input?: number
+          trimmed_output?: number
           updated_at?: string
+          wake_late_ms?: number
         }
         Update: {
           admitted?: number
+          admitted_after_wait?: number
           blocked_until?: string | null
           calibrated_at?: string | null
           deferred?: number
+          excess_output?: number
           input_available?: number
           input_tokens_per_minute?: number | null
           model?: string
@@ -1055,8 +1071,13 @@ export type Database = {
           refreshed_at?: string | null
           requests_available?: number
           requests_per_minute?: number | null
+          settle_lag_ms?: number
+          settles_observed?: number
           source?: string
+          trimmed_input?: number
+          trimmed_output?: number
           updated_at?: string
+          wake_late_ms?: number
         }
         Relationships: []
       }
@@ -2246,9 +2267,11 @@ export type Database = {
         }
         Returns: {
           admitted: number
+          admitted_after_wait: number
           blocked_until: string | null
           calibrated_at: string | null
           deferred: number
+          excess_output: number
           input_available: number
           input_tokens_per_minute: number | null
           model: string
@@ -2258,8 +2281,13 @@ export type Database = {
           refreshed_at: string | null
           requests_available: number
           requests_per_minute: number | null
+          settle_lag_ms: number
+          settles_observed: number
           source: string
+          trimmed_input: number
+          trimmed_output: number
           updated_at: string
+          wake_late_ms: number
         }
         SetofOptions: {
           from: "*"
@@ -2531,6 +2559,7 @@ export type Database = {
           p_input_remaining?: number
           p_model: string
           p_now?: string
+          p_observed_at?: string
           p_output_limit?: number
           p_output_remaining?: number
           p_refund_input: number

@@ -145,6 +145,16 @@ export class RateLimiter {
     };
   }
 
+  /** What each of a model's buckets holds now (null: not limited). For benchmarks that watch the provider's side. */
+  levels(model: string): Partial<Record<Dim, { limit: number; available: number }>> | null {
+    const b = this.bucketsFor(model);
+    if (!b) return null;
+    const now = this.now();
+    const out: Partial<Record<Dim, { limit: number; available: number }>> = {};
+    for (const [d, bucket] of b) out[d] = { limit: bucket.limit, available: bucket.available(now) };
+    return out;
+  }
+
   /** The anthropic-ratelimit-* headers for a model's buckets (reset = when the bucket would be full again). */
   private headers(b: Map<Dim, Bucket>, now: number): Record<string, string> {
     const h: Record<string, string> = {};

@@ -98,7 +98,8 @@ export interface CallRecord {
   fingerprint: string | null;
   status: number;
   request_id: string;
-  /** What answered: default | text | tool_use | malformed_tool_input | error | invalid | script_error | ok. */
+  /** What answered: default | text | tool_use | malformed_tool_input | error | invalid | script_error | ok; a batch
+   * request canceled before it finished: canceled (its usage cleared: not billed). */
   outcome: string;
   error_type: string | null;
   stop_reason: string | null;
@@ -188,7 +189,9 @@ interface Batch {
   createdAt: number;
   endsAt: number;
   cancelAt: number | null;
-  items: Array<{ custom_id: string; result: BatchResult }>;
+  /** doneAt: when the request finished processing (double's clock); a cancel keeps the results of the requests done
+   * by then (billed) and cancels the rest. seq: its call record, marked canceled (not billed) when it is. */
+  items: Array<{ custom_id: string; result: BatchResult; doneAt?: number; seq?: number }>;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -271,7 +274,7 @@ export async function startClaudeDouble(opts: ClaudeDoubleOptions = {}): Promise
   }
 
   type Outcome =
-    | { kind: "message"; message: Message; outcome: string }
+    | { kind: "message"; message: Message; outcome: string; latencyMs?: number }
     | { kind: "error"; status: number; type: string; message: string; headers: Record<string, string>; outcome: string };
 
   /**
@@ -332,6 +335,8 @@ export async function startClaudeDouble(opts: ClaudeDoubleOptions = {}): Promise
     return {
       kind: "message",
       outcome,
+      // Inside a batch, a scripted latency is how long the request takes to process after the batch is created.
+      latencyMs: step?.latency_ms,
       message: {
         id: newId("msg_01"),
         type: "message",
@@ -379,8 +384,14 @@ export async function startClaudeDouble(opts: ClaudeDoubleOptions = {}): Promise
     };
   }
 
+  /** The results once the batch has ended. As the API: a canceled batch keeps the results of the requests that had
+   * finished before the cancel (and bills them); the others are `canceled`. */
   function finalItems(b: Batch) {
-    return b.cancelAt !== null ? b.items.map((it) => ({ custom_id: it.custom_id, result: { type: "canceled" as const } })) : b.items;
+    const cancelAt = b.cancelAt;
+    if (cancelAt === null) return b.items.map(({ custom_id, result }) => ({ custom_id, result }));
+    return b.items.map((it) =>
+      it.doneAt !== undefined && it.doneAt <= cancelAt ? { custom_id: it.custom_id, result: it.result } : { custom_id: it.custom_id, result: { type: "canceled" as const } },
+    );
   }
 
   function calls(filter?: CallFilter): CallRecord[] {
@@ -613,10 +624,12 @@ export async function startClaudeDouble(opts: ClaudeDoubleOptions = {}): Promise
       const out = await runModel(v.request, scenario, "batch", false);
       if (out.kind === "error") {
         record({ ...itemBase, ...facts, status: out.status, outcome: out.outcome, error_type: out.type });
-        batch.items.push({ custom_id: r.custom_id, result: { type: "errored", error: { type: "error", error: { type: out.type, message: out.message }, request_id: itemRequestId } } });
+        batch.items.push({ custom_id: r.custom_id, result: { type: "errored", error: { type: "error", error: { type: out.type, message: out.message }, request_id: itemRequestId } }, doneAt: now });
       } else {
-        record({ ...itemBase, ...facts, status: 200, outcome: out.outcome, stop_reason: out.message.stop_reason, usage: out.message.usage });
-        batch.items.push({ custom_id: r.custom_id, result: { type: "succeeded", message: out.message } });
+        const rec = record({ ...itemBase, ...facts, status: 200, outcome: out.outcome, stop_reason: out.message.stop_reason, usage: out.message.usage });
+        const doneAt = now + (out.latencyMs ?? batchDelayMs);
+        batch.items.push({ custom_id: r.custom_id, result: { type: "succeeded", message: out.message }, doneAt, seq: rec.seq });
+        batch.endsAt = Math.max(batch.endsAt, doneAt);
       }
     }
     batches.set(batch.id, batch);
@@ -675,9 +688,19 @@ export async function startClaudeDouble(opts: ClaudeDoubleOptions = {}): Promise
       return res.end(lines);
     }
     if (req.method === "POST" && action === "cancel") {
-      if (view.processing_status === "in_progress") batch.cancelAt = clock.now();
+      if (view.processing_status === "in_progress") {
+        const at = clock.now();
+        batch.cancelAt = at;
+        // The requests still processing are canceled and not billed: their call records say so.
+        for (const it of batch.items) {
+          if (it.doneAt !== undefined && it.doneAt <= at) continue;
+          const rec = it.seq === undefined ? undefined : log.find((c) => c.seq === it.seq);
+          if (rec) Object.assign(rec, { outcome: "canceled", usage: null });
+        }
+      }
       const out = batchView(batch, origin);
-      // The cancel answer shows `canceling`; the next retrieve shows the batch ended with its requests canceled.
+      // The cancel answer shows `canceling`; the next retrieve shows the batch ended: the requests done before the
+      // cancel with their results, the others canceled.
       if (batch.cancelAt !== null && out.processing_status !== "ended") batch.endsAt = batch.cancelAt;
       batchStore.save();
       record({ ...base, status: 200, batch_id: batch.id });

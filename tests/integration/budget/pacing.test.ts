@@ -170,6 +170,39 @@ describe("the shared limiter", () => {
     const [row] = await sql<Record<string, unknown>>(sb.databaseUrl, `select * from public.rate_limits where model = $1`, [m]);
     expect(row).toMatchObject({ requests_per_minute: 50, input_tokens_per_minute: 30_000, output_tokens_per_minute: 8_000, source: "headers", input_available: 100 });
   });
+
+  test("the provider's remaining figures cap our buckets as of when the answer was read, not as of the settlement", async () => {
+    // 60,000 input tokens a minute = 1,000 a second. A call takes 30,000 at t=0; the provider answers at t=0 with 30,000
+    // remaining, and the settlement runs 2 s later (the budget's settlement and the timeline come first).
+    const m = await model({ itpm: 60_000, otpm: 12_000 });
+    const headers = readRateLimitHeaders(new Headers({
+      "anthropic-ratelimit-input-tokens-limit": "60000",
+      "anthropic-ratelimit-input-tokens-remaining": "30000",
+      "anthropic-ratelimit-output-tokens-limit": "12000",
+      "anthropic-ratelimit-output-tokens-remaining": "11000",
+    }));
+    const available = async () =>
+      (await sql<{ i: number; o: number; ti: string }>(sb.databaseUrl, `select input_available i, output_available o, trimmed_input::text ti from public.rate_limits where model = $1`, [m]))[0]!;
+    expect((await takeRateLimit(sb.admin, { model: m, ticket: "a", priority: 0, inputTokens: 30_000, outputTokens: 1_000, now: at(0) })).ok).toBe(true);
+    await settleRateLimit(sb.admin, { model: m, refundInput: 0, refundOutput: 0, headers, now: at(2), observedAt: at(0) });
+    // Both buckets refilled 2 s' worth since the answer: nothing was cut.
+    expect(await available()).toEqual({ i: 32_000, o: 11_400, ti: "0" });
+
+    // Without the time of the answer the figures are taken as current: the 2 s of refill are cut (counted).
+    const n = await model({ itpm: 60_000, otpm: 12_000 });
+    await takeRateLimit(sb.admin, { model: n, ticket: "a", priority: 0, inputTokens: 30_000, outputTokens: 1_000, now: at(0) });
+    await settleRateLimit(sb.admin, { model: n, refundInput: 0, refundOutput: 0, headers, now: at(2) });
+    const [row] = await sql<{ i: number; ti: string }>(sb.databaseUrl, `select input_available i, trimmed_input::text ti from public.rate_limits where model = $1`, [n]);
+    expect(row).toEqual({ i: 30_000, ti: "2000" });
+
+    // Another client of the key used the model meanwhile (the provider has less than we think): its figure still caps.
+    const o = await model({ itpm: 60_000 });
+    await takeRateLimit(sb.admin, { model: o, ticket: "a", priority: 0, inputTokens: 30_000, outputTokens: 0, now: at(0) });
+    const other = readRateLimitHeaders(new Headers({ "anthropic-ratelimit-input-tokens-limit": "60000", "anthropic-ratelimit-input-tokens-remaining": "10000" }));
+    await settleRateLimit(sb.admin, { model: o, refundInput: 0, refundOutput: 0, headers: other, now: at(2), observedAt: at(0) });
+    const [row2] = await sql<{ i: number }>(sb.databaseUrl, `select input_available i from public.rate_limits where model = $1`, [o]);
+    expect(row2!.i).toBe(12_000);
+  });
 });
 
 describe("a 429", () => {

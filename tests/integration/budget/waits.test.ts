@@ -164,9 +164,11 @@ describe("estimated spend for lost answers", () => {
 
     await reserve(agent, t, "turn-1", worst); // the call whose answer is lost
     const w = await writeOffLostCalls(sb.admin, { taskId: t, turnId: "turn-1", model: MODEL, inputTokens: 1_000, maxTokens: 1_024, now: NOW });
-    // Charged at its reservation, the upper bound of what it can have cost (the ledger never under-counts); the
-    // tokens recorded are the best guess: 1,000 counted input, 200 expected output.
-    expect(w).toEqual({ writtenOff: 1, estimatedMicros: worst, nextKey: "turn-1#2" });
+    // Charged as an estimate: the counted input (1,000 × $3/MTok = 3,000 µ$) plus the expected output — this agent's
+    // mean on the model, 200 tokens × $15/MTok = 3,000 µ$ — far below the reservation (the worst case).
+    const estimate = 3_000 + 3_000;
+    expect(worst).toBeGreaterThan(estimate);
+    expect(w).toEqual({ writtenOff: 1, estimatedMicros: estimate, nextKey: "turn-1#2" });
     const [row] = await sql<{ input_tokens: number; output_tokens: number; estimated: boolean }>(
       sb.databaseUrl, `select input_tokens, output_tokens, estimated from public.budget_reservations where task_id = $1 and step_id = 'turn-1'`, [t]);
     expect(row).toEqual({ input_tokens: 1_000, output_tokens: 200, estimated: true });
@@ -176,31 +178,36 @@ describe("estimated spend for lost answers", () => {
     expect(await writeOffLostCalls(sb.admin, { taskId: t, turnId: "turn-1", model: MODEL, inputTokens: 1_000, maxTokens: 1_024, now: NOW }))
       .toEqual({ writtenOff: 0, estimatedMicros: 0, nextKey: "turn-1#3" });
 
-    expect(await spendByTask(sb.admin, t)).toMatchObject({ settled_micros: 5_500 + worst, estimated_micros: worst, calls: 2, estimated_calls: 1 });
-    expect(await taskCost(sb.databaseUrl, t)).toBe(5_500 + worst);
+    expect(await spendByTask(sb.admin, t)).toMatchObject({ settled_micros: 5_500 + estimate, estimated_micros: estimate, calls: 2, estimated_calls: 1 });
+    expect(await taskCost(sb.databaseUrl, t)).toBe(5_500 + estimate);
     const [est] = await sql<{ e: string }>(sb.databaseUrl, `select estimated_cost_micros::text as e from public.tasks where id = $1`, [t]);
-    expect(Number(est!.e)).toBe(worst);
+    expect(Number(est!.e)).toBe(estimate);
     const [day] = await spendByAgentDay(sb.admin, { agentId: agent });
-    expect(day).toMatchObject({ settled_micros: 11_500 + worst, estimated_micros: worst });
+    expect(day).toMatchObject({ settled_micros: 11_500 + estimate, estimated_micros: estimate });
     await expectCountersMatchLedger(sb.databaseUrl, agent);
   });
 
-  test("the estimate is the reservation: never below the input cost, never below what the call can have cost", async () => {
+  test("the estimate: input + expected output (¼ max_tokens without history), never below the input cost, within the reservation", async () => {
     const agent = await createAgent(sb.databaseUrl, { capMicros: 1_000_000, model: "claude-haiku-4-5" });
     const t = await createTask(sb.databaseUrl, agent);
-    await reserveBudget(sb.admin, { agentId: agent, taskId: t, stepId: "turn-1", model: "claude-haiku-4-5", amountMicros: 11_000, now: NOW });
-    const w = await writeOffLostCalls(sb.admin, { taskId: t, turnId: "turn-1", model: "claude-haiku-4-5", inputTokens: 10_000, maxTokens: 1_000, now: NOW });
-    expect(w.estimatedMicros).toBe(11_000); // the reservation (the worst case the call was allowed)
+    const haiku = (turnId: string, amountMicros: number) =>
+      reserveBudget(sb.admin, { agentId: agent, taskId: t, stepId: turnId, model: "claude-haiku-4-5", amountMicros, now: NOW });
+    const writeOff = (turnId: string) =>
+      writeOffLostCalls(sb.admin, { taskId: t, turnId, model: "claude-haiku-4-5", inputTokens: 10_000, maxTokens: 1_000, now: NOW });
+    // No haiku history anywhere: 10,000 input × $1/MTok + ¼ × 1,000 output × $5/MTok = 10,000 + 1,250.
+    await haiku("turn-1", 50_000);
+    expect((await writeOff("turn-1")).estimatedMicros).toBe(11_250);
+    // A reservation below that (a smaller max_tokens that fitted the remaining budget): at most the reservation…
+    await haiku("turn-2", 11_000);
+    expect((await writeOff("turn-2")).estimatedMicros).toBe(11_000);
+    // …but never below the input cost: the provider read the input whatever became of the answer.
+    await haiku("turn-3", 4_000);
+    expect((await writeOff("turn-3")).estimatedMicros).toBe(10_000);
     // A released reservation is not spend and is not written off.
-    await reserveBudget(sb.admin, { agentId: agent, taskId: t, stepId: "turn-2", model: "claude-haiku-4-5", amountMicros: 50_000, now: NOW });
-    await releaseBudget(sb.admin, { taskId: t, stepId: "turn-2", now: NOW });
-    expect(await writeOffLostCalls(sb.admin, { taskId: t, turnId: "turn-2", model: "claude-haiku-4-5", inputTokens: 10_000, maxTokens: 1_000, now: NOW }))
-      .toEqual({ writtenOff: 0, estimatedMicros: 0, nextKey: "turn-2" });
-    const w3 = await (async () => {
-      await reserveBudget(sb.admin, { agentId: agent, taskId: t, stepId: "turn-3", model: "claude-haiku-4-5", amountMicros: 50_000, now: NOW });
-      return writeOffLostCalls(sb.admin, { taskId: t, turnId: "turn-3", model: "claude-haiku-4-5", inputTokens: 10_000, maxTokens: 1_000, now: NOW });
-    })();
-    expect(w3.estimatedMicros).toBe(50_000);
+    await haiku("turn-4", 50_000);
+    await releaseBudget(sb.admin, { taskId: t, stepId: "turn-4", now: NOW });
+    expect(await writeOff("turn-4")).toEqual({ writtenOff: 0, estimatedMicros: 0, nextKey: "turn-4" });
+    expect(await taskCost(sb.databaseUrl, t)).toBe(11_250 + 11_000 + 10_000);
     await expectCountersMatchLedger(sb.databaseUrl, agent);
   });
 });
