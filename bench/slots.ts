@@ -5,15 +5,20 @@
 // Inngest functions served by the SDK behind a counting proxy (each call's task id is read from its body). Tasks
 // are submitted with submitTask (the outbox); the relay registered by the app's functions sends their events.
 //
-//   BENCH_TASKS=1000 (default) tasks, one model turn each.
+//   BENCH_TASKS=1000 (default) tasks, one model turn each. BENCH_MAX_INFLIGHT: the engine's cap on calls in flight.
 //   calls spent waiting per task = its run-task calls minus those of a task that never waited (the minimum).
 //   idle slot time = for each slot release (a task's finished_at) while tasks still wait, the time until the next
 //   task's turn is recorded (its slot was handed over, the wake-up relayed, the run called and the turn taken).
+//   hand-over to work = for each slot handed to a waiting task, from the hand-over (its wake-up recorded in the
+//   outbox, in the release's transaction) until the engine's call that runs the woken task's turn reaches the app:
+//   the time the slot belongs to a task that is not working yet. Split into relay (recorded -> marked sent) and
+//   engine (sent -> the call); the turn itself (that call until the turn is recorded) is work, not idleness.
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { startClaudeDouble, type ClaudeDouble } from "../local/claude/server";
 import { startDataStack, type DataStack } from "../local/data-stack";
 import { startEngine, type Engine } from "../local/engine";
@@ -53,6 +58,8 @@ async function main() {
     engine = await startEngine({
       databaseUrl: stack.databaseUrl,
       port: 0,
+      // BENCH_MAX_INFLIGHT: the engine's cap on calls in flight at once (its default otherwise).
+      ...(process.env["BENCH_MAX_INFLIGHT"] ? { maxInflight: Number(process.env["BENCH_MAX_INFLIGHT"]) } : {}),
       ...(process.env["BENCH_DEBUG"] ? { log: (l: string) => engineLog.push(`${new Date().toISOString()} ${l}`) } : {}),
     });
     Object.assign(process.env, {
@@ -71,6 +78,7 @@ async function main() {
     // The counting proxy: every engine -> app call, by task.
     const calls = new Map<string, number>();
     const firstCallAt = new Map<string, number>();
+    const callTimes = new Map<string, number[]>();
     let totalCalls = 0;
     proxy = createServer(async (req, res) => {
       const buf = req.method === "POST" ? await body(req) : Buffer.alloc(0);
@@ -79,8 +87,10 @@ async function main() {
           const j = JSON.parse(buf.toString("utf8")) as { event?: { data?: { task_id?: string } } };
           const id = j.event?.data?.task_id;
           if (id) {
-            if (!calls.has(id)) firstCallAt.set(id, Date.now());
+            const at = Date.now();
+            if (!calls.has(id)) firstCallAt.set(id, at);
             calls.set(id, (calls.get(id) ?? 0) + 1);
+            (callTimes.get(id) ?? callTimes.set(id, []).get(id)!).push(at);
             totalCalls++;
           }
         } catch {}
@@ -116,6 +126,15 @@ async function main() {
     if (ins.error) throw new Error(ins.error.message);
 
     console.log(`[bench:slots] submitting ${N} tasks to an agent with ${SLOTS} slots`);
+    // This process's event loop (the engine, the app's functions, the double and the submissions share it): how late
+    // a timer fires, per second — a call that is ready waits at least that long to run.
+    const loop = monitorEventLoopDelay({ resolution: 10 });
+    loop.enable();
+    const loopBySecond: { at: number; p99: number; max: number }[] = [];
+    const loopTimer = setInterval(() => {
+      loopBySecond.push({ at: Date.now(), p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 });
+      loop.reset();
+    }, 1000);
     const started = Date.now();
     const ids: string[] = [];
     for (let i = 0; i < N; i += 50) {
@@ -133,6 +152,8 @@ async function main() {
       await new Promise((r) => setTimeout(r, 1000));
     }
     const done = Date.now();
+    clearInterval(loopTimer);
+    loop.disable();
 
     // Timeline: when each task's turn was recorded and when it finished.
     const rows: { id: string; status: string; finished_at: string; turn_at: string | null }[] = [];
@@ -168,6 +189,8 @@ async function main() {
     const relayMs: number[] = [];
     const slow: { taskId: string; sent: string; ms: number }[] = [];
     const resumeMs: number[] = [];
+    // Per woken task: its first hand-over (recorded, relayed) — the slot is its own from then on.
+    const handedAt = new Map<string, { created: number; sent: number }>();
     for (let from = 0; ; from += 1000) {
       const { data: ob, error: obErr } = await db
         .from("outbox")
@@ -182,6 +205,8 @@ async function main() {
         const created = Date.parse(o.created_at);
         const sent = Date.parse(o.sent_at);
         relayMs.push(sent - created);
+        const h = handedAt.get(taskId);
+        if (!h || created < h.created) handedAt.set(taskId, { created, sent });
         const turnAt = turnAtById.get(taskId);
         if (turnAt && turnAt >= sent) {
           resumeMs.push(turnAt - sent);
@@ -195,6 +220,25 @@ async function main() {
       console.log(`slow resume ${x.ms} ms, task ${x.taskId}, relayed ${x.sent}:`);
       for (const l of engineLog.filter((l) => t?.run_id && l.includes(t.run_id))) console.log(`  ${l}`);
     }
+    // Hand-over -> the call that ran the woken task's turn (the last call to reach the app before the turn was
+    // recorded), for hand-overs after the submission burst and for all.
+    const toWork: number[] = [];
+    const toWorkSteady: number[] = [];
+    const engineMs: number[] = [];
+    const turnWorkMs: number[] = [];
+    for (const [taskId, h] of handedAt) {
+      const turnAt = turnAtById.get(taskId);
+      if (!turnAt) continue;
+      const call = (callTimes.get(taskId) ?? []).filter((t) => t <= turnAt).pop();
+      if (call === undefined || call < h.created) continue;
+      toWork.push(call - h.created);
+      if (h.created > burstEnd) toWorkSteady.push(call - h.created);
+      engineMs.push(Math.max(0, call - h.sent));
+      turnWorkMs.push(turnAt - call);
+    }
+    const loopIn = (from: number, to: number) => loopBySecond.filter((x) => x.at > from && x.at <= to);
+    const loopBurst = loopIn(started, burstEnd);
+    const loopSteady = loopIn(burstEnd, done);
     const perTask = ids.map((id) => calls.get(id) ?? 0);
     const base = Math.min(...perTask);
     const waiting = perTask.map((c) => c - base);
@@ -218,6 +262,17 @@ async function main() {
       `  of which hand-over recorded -> relayed to the engine: p50 ${pct(relayMs, 50)} ms, p99 ${pct(relayMs, 99)} ms, max ${Math.max(0, ...relayMs)} ms (${relayMs.length} wake-ups)`,
     );
     console.log(`  of which relayed -> woken task's turn recorded: p50 ${pct(resumeMs, 50)} ms, p99 ${pct(resumeMs, 99)} ms, max ${Math.max(0, ...resumeMs)} ms`);
+    console.log(
+      `slot handed over -> the woken task's turn called (slot held, task not working yet): p50 ${pct(toWork, 50)} ms, p99 ${pct(toWork, 99)} ms, max ${Math.max(0, ...toWork)} ms over ${toWork.length} hand-overs`,
+    );
+    console.log(
+      `  after the submission burst: p50 ${pct(toWorkSteady, 50)} ms, p99 ${pct(toWorkSteady, 99)} ms, max ${Math.max(0, ...toWorkSteady)} ms over ${toWorkSteady.length}`,
+    );
+    console.log(`  of which relayed -> the engine's call reached the app: p50 ${pct(engineMs, 50)} ms, p99 ${pct(engineMs, 99)} ms, max ${Math.max(0, ...engineMs)} ms`);
+    console.log(`  then the turn itself (the call until the turn is recorded; work, not idleness): p50 ${pct(turnWorkMs, 50)} ms, p99 ${pct(turnWorkMs, 99)} ms`);
+    const loopLine = (xs: typeof loopBySecond) =>
+      xs.length ? `per-second p99 median ${pct(xs.map((x) => x.p99), 50).toFixed(0)} ms, worst ${Math.max(...xs.map((x) => x.p99)).toFixed(0)} ms, max ${Math.max(...xs.map((x) => x.max)).toFixed(0)} ms` : "n/a";
+    console.log(`this process's event loop delay (engine + app + double + submissions): burst ${loopLine(loopBurst)}; after it ${loopLine(loopSteady)}`);
     console.log(`waiters left in line: ${leftWaiters}; load average ${loadavg().map((x) => x.toFixed(2)).join(" ")}`);
   } finally {
     proxy?.close();

@@ -124,4 +124,20 @@ export function relayAfterResponse(): void {
   }
 }
 
-registerOutboxRelay(relayPending);
+/**
+ * lib's kick (a slot handed over, a task recorded by a step): the pass starts now, and inside a request — the
+ * /api/inngest call that ran the step, on Vercel its own invocation — it is also handed to after(), so the platform
+ * keeps the invocation alive until the pass ends instead of freezing it with the wake-up unsent (the sweeper would
+ * send it only at its next minute).
+ */
+function kickedRelay(): Promise<RelayResult> {
+  const pass = relayPending();
+  try {
+    after(pass.then(() => {}, () => {})); // a failure is reported by the caller (lib/outbox.ts kickOutboxRelay)
+  } catch {
+    // Outside a request scope (a script, a test's own server): nothing to keep alive.
+  }
+  return pass;
+}
+
+registerOutboxRelay(kickedRelay);

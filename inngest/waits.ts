@@ -70,12 +70,13 @@ export async function waitForRateLimit(step: Step, ctx: { turn: number; wait: nu
 
 /**
  * How long a task waits for a slot's hand-over before it asks again by itself (a lost wake-up, a holder that died):
- * 10 minutes, doubling with each further wait up to an hour, so a long line costs few calls even when nothing wakes
- * it, and a wake-up that never comes costs the night at most an hour. (`wait` counts every wait of the turn — for a
- * dependency, money or the rate limit too — so an uncapped doubling reached a day after a long outage.)
+ * 10 minutes, doubling with each further slot wait of the turn up to an hour, so a long line costs few calls even
+ * when nothing wakes it, and a wake-up that never comes costs the night at most an hour. `slotWait` counts only this
+ * turn's slot waits: waits for money, the rate limit or a dependency say nothing about the line, and counting them
+ * made the first slot wait after a long outage fall back only after the full hour.
  */
-export function slotWaitFallback(wait: number): string {
-  return `${Math.min(10 * 2 ** Math.min(wait - 1, 3), 60)}m`;
+export function slotWaitFallback(slotWait: number): string {
+  return `${Math.min(10 * 2 ** Math.min(slotWait - 1, 3), 60)}m`;
 }
 
 /**
@@ -85,12 +86,15 @@ export function slotWaitFallback(wait: number): string {
  * like Inngest, registers a wait before it runs a step planned beside it), so a hand-over that happened before the
  * wait could hear it is announced again under this wait's own id. Costs two calls: one to plan, one for the check.
  */
-export async function waitForSlot(step: Step, ctx: { taskId: string; agentId: string; turn: number; wait: number }): Promise<void> {
-  const { taskId, agentId, turn, wait } = ctx;
+export async function waitForSlot(
+  step: Step,
+  ctx: { taskId: string; agentId: string; turn: number; wait: number; /** this turn's slot waits so far, this one included */ slotWait: number },
+): Promise<void> {
+  const { taskId, agentId, turn, wait, slotWait } = ctx;
   await Promise.all([
     step.waitForEvent(`slot-wait-${turn}-${wait}`, {
       event: agentSlotReleased.name,
-      timeout: slotWaitFallback(wait),
+      timeout: slotWaitFallback(slotWait),
       if: `async.data.task_id == '${taskId}'`,
     }),
     step.run(`slot-check-${turn}-${wait}`, () => recheckSlot(db(), { agentId, taskId, eventId: `slot-${taskId}-check-${turn}-${wait}` })),

@@ -1,6 +1,7 @@
 // Where the CPU goes during a benchmark phase, from /proc (Linux): CPU time per component of the system under
 // test, read before and after the phase, and the machine's overall busy share.
 import { readdirSync, readFileSync } from "node:fs";
+import { setPriority } from "node:os";
 
 /** Kernel clock ticks per second (USER_HZ); 100 on every mainstream Linux. */
 const TICKS_PER_S = 100;
@@ -45,8 +46,10 @@ function descendsFrom(procs: Map<number, Proc>, pid: number, root: number): bool
 }
 
 export interface Components {
-  /** This process: the engine, the Supabase `/rest/v1` proxy and the Claude double share its event loop. */
+  /** This process: the Supabase `/rest/v1` proxy (and whatever else the bench runs in it). */
   benchPid: number;
+  /** The process group of the child that runs the local engine and the Claude double (bench/lib/runs-child.ts). */
+  runsPgid?: number;
   /** The process group of `next start`. */
   nextPgid?: number;
   /** The process group of the second `next start` that serves `/api/inngest` (the engine's calls), if any. */
@@ -54,7 +57,16 @@ export interface Components {
   loadPid?: number;
 }
 
-export const COMPONENT_NAMES = ["next-server", "runs next-server", "postgrest", "postgres", "engine+proxy+double", "load generator", "other processes"] as const;
+export const COMPONENT_NAMES = [
+  "next-server",
+  "runs next-server",
+  "engine+double",
+  "postgrest",
+  "postgres",
+  "bench: REST proxy",
+  "load generator",
+  "other processes",
+] as const;
 export type ComponentName = (typeof COMPONENT_NAMES)[number];
 
 export interface CpuSnapshot {
@@ -87,7 +99,8 @@ export function snapshot(c: Components): CpuSnapshot {
   const perPid = new Map<number, { component: ComponentName; cpuMs: number; comm: string }>();
   for (const p of procs.values()) {
     let component: ComponentName | undefined;
-    if (p.pid === c.benchPid) component = "engine+proxy+double";
+    if (p.pid === c.benchPid) component = "bench: REST proxy";
+    else if (c.runsPgid && p.pgrp === c.runsPgid) component = "engine+double";
     else if (c.loadPid && p.pid === c.loadPid) component = "load generator";
     else if (c.nextPgid && p.pgrp === c.nextPgid) component = "next-server";
     else if (c.runnerPgid && p.pgrp === c.runnerPgid) component = "runs next-server";
@@ -153,4 +166,35 @@ export function cpuMs(filter: { pid?: number; comm?: string }): number {
     }
   }
   return ticks * 10;
+}
+
+/**
+ * Sets the nice value of every thread of every process in these process groups. On Linux niceness is per thread
+ * (setpriority on a process id reaches only its main thread); threads started later inherit their creator's.
+ * Returns how many threads were set; throws when one could not be (e.g. lowering niceness without CAP_SYS_NICE).
+ */
+export function renice(pgids: number[], nice: number): number {
+  let n = 0;
+  for (const p of readProcs().values()) {
+    if (!pgids.includes(p.pgrp)) continue;
+    let tids: string[];
+    try {
+      tids = readdirSync(`/proc/${p.pid}/task`);
+    } catch {
+      continue; // gone
+    }
+    for (const tid of tids) {
+      try {
+        setPriority(Number(tid), nice);
+        n++;
+      } catch (e) {
+        // A thread that ended meanwhile is fine; one left at the wrong priority would make the figures lie.
+        const code = (e as { info?: { code?: string } }).info?.code ?? (e as NodeJS.ErrnoException).code;
+        if (code !== "ESRCH") {
+          throw new Error(`could not set nice ${nice} on thread ${tid} of ${p.comm} (lowering it needs CAP_SYS_NICE): ${(e as Error).message}`);
+        }
+      }
+    }
+  }
+  return n;
 }

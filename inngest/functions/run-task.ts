@@ -113,6 +113,7 @@ export const runTask = inngest.createFunction(
         // Decided on memoized times only (the previous turn's end, a wait's end): a replay picks the same steps.
         let batch = callWay(task!, Math.max(lastAt, wakeAt), env().NIGHTSHIFT_BATCH_ROOM_S) === "batch";
         let outageWaits = 0; // this turn's outage failures that waited instead of spending a retry attempt
+        let slotWaits = 0; // this turn's waits for a slot: their fallback grows with these only (inngest/waits.ts)
         const turnArgs = () => ({
           taskId, turnId, agent, messages, attempt, now: new Date(Math.max(Date.now(), wakeAt)), serverWebSearch, priority: task!.priority,
           outageWaitsLeft: OUTAGE_WAITS_PER_TURN - outageWaits,
@@ -139,7 +140,7 @@ export const runTask = inngest.createFunction(
               waitedMs += Math.max(0, Date.parse(down.retry_at) - down.refused_at);
             } else if (out.kind === "busy") {
               // In the agent's line: woken by the hand-over of a slot, not by polling (inngest/waits.ts).
-              await waitForSlot(step, { taskId, agentId: agent.id, turn, wait });
+              await waitForSlot(step, { taskId, agentId: agent.id, turn, wait, slotWait: ++slotWaits });
             } else if (out.kind === "rate_limited") {
               // Paced (or a 429): the database marked the task waiting_rate_limit with the model and the time.
               if (out.provider_429 && ++provider429s > MAX_RATE_LIMITED_ATTEMPTS) {

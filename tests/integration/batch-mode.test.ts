@@ -7,10 +7,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Inngest } from "inngest";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { scenarioMarker, startClaudeDouble, type ClaudeDouble } from "../../local/claude/server";
+import { scenarioMarker, type ClaudeDouble } from "../../local/claude/server";
 import { ManualClock } from "../../local/engine";
-import { quietLogger, runFor, runReaches, serveApp, startTestEngine, until, type ServedApp, type TestEngine } from "../support/engine-harness";
-import { createTestSupabase, type TestSupabase } from "../support/supabase";
+import { startAppFixture, type AppFixture } from "../support/app-fixture";
+import { quietLogger, runFor, runReaches, until, type TestEngine } from "../support/engine-harness";
+import type { TestSupabase } from "../support/supabase";
 import type { AgentConfig } from "@/lib/agents/catalog";
 import type * as BatchTurn from "@/lib/agents/batch-turn";
 import type { TurnArgs } from "@/lib/agents/turn";
@@ -21,13 +22,13 @@ const BATCH_DELAY_MS = 5 * 60_000;
 /** Exact figures for price comparisons (no cache reads or writes). */
 const USAGE = { input_tokens: 2_000, output_tokens: 1_000, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 };
 
+let fx: AppFixture;
 let sb: TestSupabase;
 let double: ClaudeDouble;
 /** The double's data directory: batches survive its restart, as under `npm run dev`. */
 let doubleDir: string;
 let te: TestEngine;
 let clock: ManualClock;
-let app: ServedApp;
 let inngest: Inngest;
 let bt: typeof BatchTurn;
 let runModelTurn: typeof import("@/lib/agents/turn").runModelTurn;
@@ -35,28 +36,61 @@ let textOf: typeof import("@/lib/agents/turn").textOf;
 let loadAgent: typeof import("@/lib/agents/catalog").loadAgent;
 let costMicros: typeof import("@/lib/llm/prices").costMicros;
 let insertTask: typeof import("@/lib/tasks/service").insertTask;
+let db: typeof import("@/lib/db/server").db;
 let agent: AgentConfig;
 /** Submit steps that throw after their batch was created (a crash before the step's output was checkpointed). */
 let crashAfterSubmit = 0;
 
 beforeAll(async () => {
-  sb = await createTestSupabase();
   doubleDir = await mkdtemp(join(tmpdir(), "nightshift-batch-double-"));
-  double = await startClaudeDouble({ batchDelayMs: BATCH_DELAY_MS, dataDir: doubleDir });
-  clock = new ManualClock(Date.now());
-  te = await startTestEngine({ clock });
-  Object.assign(process.env, {
-    SUPABASE_URL: sb.supabaseUrl,
-    SUPABASE_SECRET_KEY: sb.secretKey,
-    ANTHROPIC_BASE_URL: double.url,
-    INNGEST_DEV: te.engine.url,
+  fx = await startAppFixture({
+    clock: new ManualClock(Date.now()),
+    double: { batchDelayMs: BATCH_DELAY_MS, dataDir: doubleDir },
+    // Only the loop below is served, with its own client: the app's functions (and their crons) stay out of it.
+    serve: () => {
+      // The agent loop of run-task in miniature: one turn, in batch mode.
+      inngest = new Inngest({ id: "batch-mode-test", logger: quietLogger });
+      const loop = inngest.createFunction(
+        { id: "batch-turn-loop", retries: 3, triggers: [{ event: "test/batch-turn.requested" }] },
+        async ({ event, step, attempt }) => {
+          const taskId = (event.data as { task_id: string }).task_id;
+          const prompt = (event.data as { prompt: string }).prompt;
+          const args = (): TurnArgs => ({
+            taskId,
+            turnId: "turn-1",
+            agent,
+            messages: [{ role: "user", content: prompt }],
+            attempt,
+            now: new Date(),
+            serverWebSearch: false,
+          });
+          const first = (await step.run("turn-1-submit", async () => {
+            const out = await bt.submitBatchTurn(db(), args());
+            if (crashAfterSubmit > 0) {
+              crashAfterSubmit -= 1;
+              throw new Error("crashed after the batch was created");
+            }
+            return out;
+          })) as BatchTurn.BatchSubmitOutcome;
+          if (first.kind !== "submitted") return { outcome: first.kind };
+          const out = await bt.awaitBatchTurn(step, first, {
+            check: (ticket) => bt.checkBatchTurn(db(), { ...args(), ticket }),
+            resubmit: (ticket, submission) => bt.submitBatchTurn(db(), { ...args(), submission, reservationKey: ticket.reservation_key }),
+            abandon: (ticket, reason) => bt.abandonBatchTurn(db(), { taskId, turnId: "turn-1", ticket, reason }),
+          });
+          return { text: textOf(out.content), cost_micros: out.cost_micros, batch: out.batch };
+        },
+      );
+      return { client: inngest, functions: [loop] };
+    },
   });
+  ({ sb, double, te, clock } = fx);
   bt = await import("@/lib/agents/batch-turn");
   ({ runModelTurn, textOf } = await import("@/lib/agents/turn"));
   ({ loadAgent } = await import("@/lib/agents/catalog"));
   ({ costMicros } = await import("@/lib/llm/prices"));
   ({ insertTask } = await import("@/lib/tasks/service"));
-  const { db } = await import("@/lib/db/server");
+  ({ db } = await import("@/lib/db/server"));
 
   const ins = await sb.admin.from("agents").insert({
     id: AGENT,
@@ -68,49 +102,10 @@ beforeAll(async () => {
   });
   expect(ins.error).toBeNull();
   agent = await loadAgent(sb.admin, AGENT);
-
-  // The agent loop of run-task in miniature: one turn, in batch mode.
-  inngest = new Inngest({ id: "batch-mode-test", logger: quietLogger });
-  const loop = inngest.createFunction(
-    { id: "batch-turn-loop", retries: 3, triggers: [{ event: "test/batch-turn.requested" }] },
-    async ({ event, step, attempt }) => {
-      const taskId = (event.data as { task_id: string }).task_id;
-      const prompt = (event.data as { prompt: string }).prompt;
-      const args = (): TurnArgs => ({
-        taskId,
-        turnId: "turn-1",
-        agent,
-        messages: [{ role: "user", content: prompt }],
-        attempt,
-        now: new Date(),
-        serverWebSearch: false,
-      });
-      const first = (await step.run("turn-1-submit", async () => {
-        const out = await bt.submitBatchTurn(db(), args());
-        if (crashAfterSubmit > 0) {
-          crashAfterSubmit -= 1;
-          throw new Error("crashed after the batch was created");
-        }
-        return out;
-      })) as BatchTurn.BatchSubmitOutcome;
-      if (first.kind !== "submitted") return { outcome: first.kind };
-      const out = await bt.awaitBatchTurn(step, first, {
-        check: (ticket) => bt.checkBatchTurn(db(), { ...args(), ticket }),
-        resubmit: (ticket, submission) => bt.submitBatchTurn(db(), { ...args(), submission, reservationKey: ticket.reservation_key }),
-        abandon: (ticket, reason) => bt.abandonBatchTurn(db(), { taskId, turnId: "turn-1", ticket, reason }),
-      });
-      return { text: textOf(out.content), cost_micros: out.cost_micros, batch: out.batch };
-    },
-  );
-  app = await serveApp(inngest, [loop]);
-  await te.engine.sync(app.url);
 });
 
 afterAll(async () => {
-  await app?.close();
-  await te?.close();
-  await double?.stop();
-  await sb?.stop();
+  await fx?.stop();
   if (doubleDir) await rm(doubleDir, { recursive: true, force: true });
 });
 
@@ -188,9 +183,7 @@ describe("batch-mode turns through the engine", () => {
     const { ids } = await inngest.send({ name: "test/batch-turn.requested", data: { task_id: taskId, prompt: `${scenarioMarker(scenario)} Write the note.` } });
     const runId = await runFor(te.engine, ids[0]!, "batch-mode-test-batch-turn-loop");
     await until(() => creations(scenario).length === 1, { message: "the batch was not created" });
-    const port = Number(new URL(double.url).port);
-    await double.stop();
-    double = await startClaudeDouble({ port, batchDelayMs: BATCH_DELAY_MS, dataDir: doubleDir });
+    double = await fx.restartDouble();
     const run = await runReaches(te.engine, runId, "completed", { timeoutMs: 45_000, tick });
     const output = run.output as { text: string; batch: { submissions: number } };
     expect(output.text).toContain("Survived a restart.");

@@ -14,11 +14,15 @@ import { createTestSupabase, type TestSupabase } from "./supabase";
 
 export interface AppFixture {
   sb: TestSupabase;
+  /** The double now serving (a new object after restartDouble()). */
   double: ClaudeDouble;
   te: TestEngine;
   /** The engine's manual clock (the one passed in, or startTestEngine's own). */
   clock: ManualClock;
   app: ServedApp;
+  /** Stops the double and starts it again on the same port with the same options (as a restarted `npm run dev`
+   * does); returns the new one, which is also `double` from then on. */
+  restartDouble(): Promise<ClaudeDouble>;
   /** Stops everything it started, the app first, and puts back the environment variables it set. */
   stop(): Promise<void>;
 }
@@ -31,6 +35,12 @@ export interface AppFixtureOptions {
   double?: ClaudeDoubleOptions & { onEngineClock?: boolean };
   /** More environment for the app, set with the parts' URLs before its modules load. */
   env?: Record<string, string>;
+  /** Variables to remove from the environment for the app's life (put back on stop). INNGEST_BASE_URL,
+   * INNGEST_SIGNING_KEY and INNGEST_EVENT_KEY are always removed: the app talks to this engine in dev mode. */
+  unset?: string[];
+  /** Serve these instead of the app's functions: a test's own (with its own client when it gives one), made once the
+   * environment points at these parts. `functions: []` serves none: the engine then only receives events. */
+  serve?: (inngest: Inngest.Any) => { client?: Inngest.Any; functions: InngestFunction.Any[] };
   /** Functions served beside the app's (e.g. another app's listener), made with the app's client. */
   extraFunctions?: (inngest: Inngest.Any) => InngestFunction.Any[];
   /** Wraps the SDK's handler, e.g. to count or drop the engine's calls. */
@@ -40,6 +50,11 @@ export interface AppFixtureOptions {
 export async function startAppFixture(o: AppFixtureOptions = {}): Promise<AppFixture> {
   const stops: (() => Promise<unknown>)[] = [];
   const savedEnv = new Map<string, string | undefined>();
+  const setEnv = (k: string, v: string | undefined) => {
+    if (!savedEnv.has(k)) savedEnv.set(k, process.env[k]);
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  };
   const stop = async () => {
     for (const s of stops.splice(0).reverse()) await s().catch(() => {});
     for (const [k, v] of savedEnv) {
@@ -53,27 +68,51 @@ export async function startAppFixture(o: AppFixtureOptions = {}): Promise<AppFix
     stops.push(() => sb.stop());
     const { onEngineClock, ...doubleOpts } = o.double ?? {};
     const clock = o.clock;
-    const double = await startClaudeDouble({ ...doubleOpts, ...(onEngineClock && clock ? { now: () => clock.now() } : {}) });
-    stops.push(() => double.stop());
+    const doubleOptions: ClaudeDoubleOptions = { ...doubleOpts, ...(onEngineClock && clock ? { now: () => clock.now() } : {}) };
+    // One holder, so stop() ends whichever double is serving after a restart.
+    const current = { double: await startClaudeDouble(doubleOptions) };
+    stops.push(() => current.double.stop());
     const te = await startTestEngine(clock ? { clock } : {});
     stops.push(() => te.close());
+    for (const k of ["INNGEST_BASE_URL", "INNGEST_SIGNING_KEY", "INNGEST_EVENT_KEY", ...(o.unset ?? [])]) setEnv(k, undefined);
     const env = {
       SUPABASE_URL: sb.supabaseUrl,
       SUPABASE_SECRET_KEY: sb.secretKey,
-      ANTHROPIC_BASE_URL: double.url,
+      ANTHROPIC_BASE_URL: current.double.url,
       INNGEST_DEV: te.engine.url,
       ...o.env,
     };
-    for (const [k, v] of Object.entries(env)) {
-      if (!savedEnv.has(k)) savedEnv.set(k, process.env[k]);
-      process.env[k] = v;
-    }
+    for (const [k, v] of Object.entries(env)) setEnv(k, v);
+    // lib/env caches what it parsed: a module loaded earlier in this file must see the variables just set.
+    (await import("@/lib/env")).resetEnvCache();
     const { inngest } = await import("@/inngest/client");
-    const { functions } = await import("@/inngest/index");
-    const app = await serveApp(inngest, [...functions, ...(o.extraFunctions?.(inngest) ?? [])], o.wrap);
+    let served: { client: Inngest.Any; functions: InngestFunction.Any[] };
+    if (o.serve) {
+      const own = o.serve(inngest);
+      served = { client: own.client ?? inngest, functions: own.functions };
+    } else {
+      const { functions } = await import("@/inngest/index");
+      served = { client: inngest, functions: [...functions, ...(o.extraFunctions?.(inngest) ?? [])] };
+    }
+    const app = await serveApp(served.client, served.functions, o.wrap);
     stops.push(() => app.close());
     await te.engine.sync(app.url);
-    return { sb, double, te, clock: te.clock, app, stop };
+    const fx: AppFixture = {
+      sb,
+      double: current.double,
+      te,
+      clock: te.clock,
+      app,
+      async restartDouble() {
+        const port = Number(new URL(current.double.url).port);
+        await current.double.stop();
+        current.double = await startClaudeDouble({ ...doubleOptions, port });
+        fx.double = current.double;
+        return current.double;
+      },
+      stop,
+    };
+    return fx;
   } catch (err) {
     await stop();
     throw err;

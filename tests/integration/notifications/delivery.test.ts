@@ -5,8 +5,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from "vitest";
 import { ManualClock } from "../../../local/engine";
 import { startCaptureServer, type CaptureServer, type CapturedRequest } from "../../support/capture-server";
-import { quietTick, runReaches, serveApp, startTestEngine, until, type ServedApp, type TestEngine } from "../../support/engine-harness";
-import { createTestSupabase, type TestSupabase } from "../../support/supabase";
+import { startAppFixture, type AppFixture } from "../../support/app-fixture";
+import { quietTick, runReaches, until, type TestEngine } from "../../support/engine-harness";
+import type { TestSupabase } from "../../support/supabase";
 import { sql } from "../db/sql";
 
 const TOKEN = "987654321:AAH_secretTelegramToken-abcdefghijklmnopq";
@@ -15,11 +16,10 @@ const RESEND_KEY = "re_testkey_0123456789abcdef";
 const PUBLIC_URL = "https://nightshift.example";
 const FN = "nightshift-deliver-notifications";
 
+let fx: AppFixture;
 let sb: TestSupabase;
 let te: TestEngine;
-// The engine's clock (startTestEngine's own `clock` field is its default one, not the one passed in).
 let clock: ManualClock;
-let app: ServedApp;
 let slack: CaptureServer;
 let telegram: CaptureServer;
 let resend: CaptureServer;
@@ -51,20 +51,9 @@ const channelEnv = () => ({
 });
 
 beforeAll(async () => {
-  sb = await createTestSupabase();
-  // The app stamps rows with real time; the engine's clock starts there and moves only when a test says so.
-  clock = new ManualClock(Date.now());
-  te = await startTestEngine({ clock });
   slack = await startCaptureServer({ handler: slackOk });
   telegram = await startCaptureServer({ handler: telegramOk });
   resend = await startCaptureServer();
-  Object.assign(process.env, {
-    SUPABASE_URL: sb.supabaseUrl,
-    SUPABASE_SECRET_KEY: sb.secretKey,
-    ANTHROPIC_BASE_URL: "http://127.0.0.1:9", // required by lib/env; no model is called here
-    INNGEST_DEV: te.engine.url,
-    ...channelEnv(),
-  });
   // Every log line of the process, to prove no secret is ever logged.
   for (const level of ["log", "info", "warn", "error", "debug"] as const) {
     const original = console[level].bind(console);
@@ -73,11 +62,10 @@ beforeAll(async () => {
       if (process.env["NOTIFY_DEBUG"]) original(...args);
     });
   }
-  const { inngest } = await import("@/inngest/client");
-  const { functions } = await import("@/inngest/index");
+  // The app stamps rows with real time; the engine's clock starts there and moves only when a test says so.
+  fx = await startAppFixture({ clock: new ManualClock(Date.now()), env: channelEnv() });
+  ({ sb, te, clock } = fx);
   ({ notify: notifyFn, announce: announceFn, sweepNotifications: sweep } = await import("@/lib/notifications"));
-  app = await serveApp(inngest, functions);
-  await te.engine.sync(app.url);
 });
 
 afterEach(async () => {
@@ -93,10 +81,8 @@ afterEach(async () => {
 
 afterAll(async () => {
   vi.restoreAllMocks();
-  await app?.close();
-  await te?.close();
+  await fx?.stop();
   await Promise.all([slack?.stop(), telegram?.stop(), resend?.stop()]);
-  await sb?.stop();
 });
 
 const notify = (input: Parameters<typeof notifyFn>[1]) => notifyFn(sb.admin, input);

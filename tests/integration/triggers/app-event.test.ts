@@ -3,43 +3,26 @@
 // same idempotency_key makes no second task, and a bad payload fails the run naming the field and tells the operator.
 import { Inngest } from "inngest";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { scenarioMarker, startClaudeDouble, type ClaudeDouble } from "../../../local/claude/server";
-import { runReaches, serveApp, startTestEngine, until, type ServedApp, type TestEngine } from "../../support/engine-harness";
-import { createTestSupabase, type TestSupabase } from "../../support/supabase";
+import { scenarioMarker, type ClaudeDouble } from "../../../local/claude/server";
+import { startAppFixture, type AppFixture } from "../../support/app-fixture";
+import { runReaches, until, type TestEngine } from "../../support/engine-harness";
+import type { TestSupabase } from "../../support/supabase";
 
 const FN = "nightshift-agent-task-requested";
+let fx: AppFixture;
 let sb: TestSupabase;
 let double: ClaudeDouble;
 let te: TestEngine;
-let app: ServedApp;
 let otherApp: Inngest;
 
 beforeAll(async () => {
-  sb = await createTestSupabase();
-  double = await startClaudeDouble();
-  te = await startTestEngine();
-  for (const k of ["INNGEST_BASE_URL", "INNGEST_SIGNING_KEY", "INNGEST_EVENT_KEY"]) delete process.env[k];
-  Object.assign(process.env, {
-    SUPABASE_URL: sb.supabaseUrl,
-    SUPABASE_SECRET_KEY: sb.secretKey,
-    ANTHROPIC_BASE_URL: double.url,
-    INNGEST_DEV: te.engine.url,
-  });
-  (await import("@/lib/env")).resetEnvCache();
-  const { inngest } = await import("@/inngest/client");
-  const { functions } = await import("@/inngest/index");
-  app = await serveApp(inngest, functions);
-  await te.engine.sync(app.url);
+  fx = await startAppFixture();
+  ({ sb, double, te } = fx);
   // What another app does: its own client, sending the public event by name.
   otherApp = new Inngest({ id: "crm-app", isDev: true, baseUrl: te.engine.url });
 });
 
-afterAll(async () => {
-  await app?.close();
-  await te?.close();
-  await double?.stop();
-  await sb?.stop();
-});
+afterAll(() => fx?.stop());
 
 async function runsOf(eventId: string) {
   return te.engine.listRuns({ event_id: eventId, function_id: FN });

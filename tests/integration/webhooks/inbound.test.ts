@@ -4,31 +4,25 @@
 import { randomBytes } from "node:crypto";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { startTestEngine, type TestEngine } from "../../support/engine-harness";
-import { createTestSupabase, type TestSupabase } from "../../support/supabase";
+import { startAppFixture, type AppFixture } from "../../support/app-fixture";
+import type { TestSupabase } from "../../support/supabase";
 
 const secret = () => `whsec_${randomBytes(32).toString("base64")}`;
 const OLD = secret();
 const NEW = secret();
 const OTHER = secret();
 
+let fx: AppFixture;
 let sb: TestSupabase;
-let te: TestEngine;
 let POST: typeof import("@/app/api/webhooks/[source]/route").POST;
 
 beforeAll(async () => {
-  sb = await createTestSupabase();
-  te = await startTestEngine();
-  for (const k of ["INNGEST_BASE_URL", "INNGEST_SIGNING_KEY", "INNGEST_EVENT_KEY"]) delete process.env[k];
-  Object.assign(process.env, {
-    SUPABASE_URL: sb.supabaseUrl,
-    SUPABASE_SECRET_KEY: sb.secretKey,
-    ANTHROPIC_BASE_URL: "http://127.0.0.1:9",
-    INNGEST_DEV: te.engine.url,
-    TEST_HOOK_SECRET_OLD: OLD,
-    TEST_HOOK_SECRET_NEW: NEW,
+  // No function is served: the engine is only the event API here, and the tasks the route records stay queued.
+  fx = await startAppFixture({
+    serve: () => ({ functions: [] }),
+    env: { TEST_HOOK_SECRET_OLD: OLD, TEST_HOOK_SECRET_NEW: NEW },
   });
-  (await import("@/lib/env")).resetEnvCache();
+  ({ sb } = fx);
   ({ POST } = await import("@/app/api/webhooks/[source]/route"));
   const { error } = await sb.admin.from("webhook_sources").insert(
     {
@@ -45,10 +39,7 @@ beforeAll(async () => {
   expect((await sb.admin.from("webhook_sources").insert(paused)).error).toBeNull();
 });
 
-afterAll(async () => {
-  await te?.close();
-  await sb?.stop();
-});
+afterAll(() => fx?.stop());
 
 const payload = (n: number) => ({
   action: "opened",

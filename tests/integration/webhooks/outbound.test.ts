@@ -6,28 +6,27 @@ import { randomBytes } from "node:crypto";
 import type { ServerResponse } from "node:http";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { scenarioMarker, startClaudeDouble, type ClaudeDouble } from "../../../local/claude/server";
+import { scenarioMarker, type ClaudeDouble } from "../../../local/claude/server";
 import { ManualClock } from "../../../local/engine";
+import { startAppFixture, type AppFixture } from "../../support/app-fixture";
 import { startCaptureServer, type CaptureServer, type CapturedRequest } from "../../support/capture-server";
-import { quietTick, serveApp, startTestEngine, until, type ServedApp, type TestEngine } from "../../support/engine-harness";
-import { createTestSupabase, type TestSupabase } from "../../support/supabase";
+import { quietTick, until, type TestEngine } from "../../support/engine-harness";
+import type { TestSupabase } from "../../support/supabase";
 
 const SECRET = `whsec_${randomBytes(32).toString("base64")}`;
 
+let fx: AppFixture;
 let sb: TestSupabase;
 let double: ClaudeDouble;
 let hooks: CaptureServer;
 let te: TestEngine;
 let clock: ManualClock;
-let app: ServedApp;
 let submitTask: typeof import("@/lib/tasks/submit").submitTask;
 let cancelTask: typeof import("@/lib/tasks/cancel").cancelTask;
 /** Per path: how many requests to fail first, and with which status. */
 const failures = new Map<string, { left: number; status: number }>();
 
 beforeAll(async () => {
-  sb = await createTestSupabase();
-  double = await startClaudeDouble();
   hooks = await startCaptureServer({
     handler: (req: CapturedRequest, res: ServerResponse) => {
       const f = failures.get(req.url);
@@ -39,35 +38,24 @@ beforeAll(async () => {
       res.writeHead(204).end();
     },
   });
-  clock = new ManualClock(Date.now());
-  te = await startTestEngine({ clock });
-  for (const k of ["INNGEST_BASE_URL", "INNGEST_SIGNING_KEY", "INNGEST_EVENT_KEY"]) delete process.env[k];
-  Object.assign(process.env, {
-    SUPABASE_URL: sb.supabaseUrl,
-    SUPABASE_SECRET_KEY: sb.secretKey,
-    ANTHROPIC_BASE_URL: double.url,
-    INNGEST_DEV: te.engine.url,
-    NIGHTSHIFT_FETCH_ALLOW: "127.0.0.1",
-    NIGHTSHIFT_WEBHOOK_SECRET: SECRET,
-    // Two failures in a row open a host's breaker; its cool-down is a second of real time.
-    NIGHTSHIFT_BREAKER_THRESHOLD: "2",
-    NIGHTSHIFT_BREAKER_COOLDOWN_S: "1",
+  fx = await startAppFixture({
+    clock: new ManualClock(Date.now()),
+    env: {
+      NIGHTSHIFT_FETCH_ALLOW: "127.0.0.1",
+      NIGHTSHIFT_WEBHOOK_SECRET: SECRET,
+      // Two failures in a row open a host's breaker; its cool-down is a second of real time.
+      NIGHTSHIFT_BREAKER_THRESHOLD: "2",
+      NIGHTSHIFT_BREAKER_COOLDOWN_S: "1",
+    },
   });
-  (await import("@/lib/env")).resetEnvCache();
-  const { inngest } = await import("@/inngest/client");
-  const { functions } = await import("@/inngest/index");
+  ({ sb, double, te, clock } = fx);
   ({ submitTask } = await import("@/lib/tasks/submit"));
   ({ cancelTask } = await import("@/lib/tasks/cancel"));
-  app = await serveApp(inngest, functions);
-  await te.engine.sync(app.url);
 });
 
 afterAll(async () => {
-  await app?.close();
-  await te?.close();
+  await fx?.stop();
   await hooks?.stop();
-  await double?.stop();
-  await sb?.stop();
 });
 
 const at = (path: string) => hooks.requests.filter((r) => r.method === "POST" && r.url === path);

@@ -6,44 +6,36 @@
 import { randomBytes } from "node:crypto";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { scenarioMarker, startClaudeDouble, type ClaudeDouble } from "../../../local/claude/server";
+import { scenarioMarker, type ClaudeDouble } from "../../../local/claude/server";
 import { ManualClock } from "../../../local/engine";
+import { startAppFixture, type AppFixture } from "../../support/app-fixture";
 import { startCaptureServer, type CaptureServer } from "../../support/capture-server";
-import { quietTick, serveApp, startTestEngine, until, type ServedApp, type TestEngine } from "../../support/engine-harness";
-import { createTestSupabase, type TestSupabase } from "../../support/supabase";
+import { quietTick, until, type TestEngine } from "../../support/engine-harness";
+import type { TestSupabase } from "../../support/supabase";
 
 const OWN = `whsec_${randomBytes(32).toString("base64")}`;
 const SHARED = `whsec_${randomBytes(32).toString("base64")}`;
+let fx: AppFixture;
 let sb: TestSupabase;
 let double: ClaudeDouble;
 let peer: CaptureServer;
 let te: TestEngine;
 let clock: ManualClock;
-let app: ServedApp;
 let submitTask: typeof import("@/lib/tasks/submit").submitTask;
 
 beforeAll(async () => {
-  sb = await createTestSupabase();
-  double = await startClaudeDouble();
   peer = await startCaptureServer({ handler: (_req, res) => void res.writeHead(202, { "content-type": "application/json" }).end("{}") });
-  clock = new ManualClock(Date.now());
-  te = await startTestEngine({ clock });
-  for (const k of ["INNGEST_BASE_URL", "INNGEST_SIGNING_KEY", "INNGEST_EVENT_KEY", "PEER_UNSET_SECRET"]) delete process.env[k];
-  Object.assign(process.env, {
-    SUPABASE_URL: sb.supabaseUrl,
-    SUPABASE_SECRET_KEY: sb.secretKey,
-    ANTHROPIC_BASE_URL: double.url,
-    INNGEST_DEV: te.engine.url,
-    NIGHTSHIFT_FETCH_ALLOW: "127.0.0.1",
-    NIGHTSHIFT_WEBHOOK_SECRET: OWN,
-    PEER_HOP_SECRET: SHARED,
+  fx = await startAppFixture({
+    clock: new ManualClock(Date.now()),
+    unset: ["PEER_UNSET_SECRET"],
+    env: {
+      NIGHTSHIFT_FETCH_ALLOW: "127.0.0.1",
+      NIGHTSHIFT_WEBHOOK_SECRET: OWN,
+      PEER_HOP_SECRET: SHARED,
+    },
   });
-  (await import("@/lib/env")).resetEnvCache();
-  const { inngest } = await import("@/inngest/client");
-  const { functions } = await import("@/inngest/index");
+  ({ sb, double, te, clock } = fx);
   ({ submitTask } = await import("@/lib/tasks/submit"));
-  app = await serveApp(inngest, functions);
-  await te.engine.sync(app.url);
   const rows = [
     { name: "b", base_url: peer.url, source: "from-a", secret_env_name: "PEER_HOP_SECRET", enabled: true },
     { name: "nosecret", base_url: `${peer.url}/other`, source: "from-a", secret_env_name: "PEER_UNSET_SECRET", enabled: true },
@@ -53,11 +45,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await app?.close();
-  await te?.close();
+  await fx?.stop();
   await peer?.stop();
-  await double?.stop();
-  await sb?.stop();
 });
 
 const submit = async (scenario: string, nextHop: string) =>
