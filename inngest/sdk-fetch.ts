@@ -46,9 +46,58 @@ function responseOf(res: IncomingMessage, body: Buffer, method: string): Respons
   const raw = res.rawHeaders;
   for (let i = 0; i + 1 < raw.length; i += 2) headers.append(raw[i]!, raw[i + 1]!);
   const status = res.statusCode ?? 0;
+  const init = { status, statusText: res.statusMessage ?? "", headers };
   const empty = NULL_BODY.has(status) || method === "HEAD";
-  return new Response(empty ? null : (body as unknown as BodyInit), { status, statusText: res.statusMessage ?? "", headers });
+  return empty ? new Response(null, init) : new BufferedResponse(body, init);
 }
+
+/**
+ * A Response whose body is already in memory. undici's Response builds a ReadableStream for every body (~0.05–0.1 ms
+ * of CPU), and the SDK never reads the answer to a checkpoint; so the real Response (with its stream) is made only
+ * when something touches the body: `body`, `bodyUsed`, a read (`text()`, `json()`, ...) or `clone()`.
+ */
+class BufferedResponse extends Response {
+  readonly #bytes: Buffer;
+  readonly #init: ResponseInit;
+  #real: Response | undefined;
+
+  constructor(bytes: Buffer, init: ResponseInit) {
+    super(null, init);
+    this.#bytes = bytes;
+    this.#init = init;
+  }
+
+  real(): Response {
+    return (this.#real ??= new Response(this.#bytes as unknown as BodyInit, this.#init));
+  }
+
+  override text(): Promise<string> {
+    return this.real().text();
+  }
+  override json(): Promise<unknown> {
+    return this.real().json();
+  }
+  override arrayBuffer(): Promise<ArrayBuffer> {
+    return this.real().arrayBuffer();
+  }
+  override blob(): Promise<Blob> {
+    return this.real().blob();
+  }
+  override bytes(): Promise<Uint8Array<ArrayBuffer>> {
+    return this.real().bytes();
+  }
+  override formData(): Promise<FormData> {
+    return this.real().formData();
+  }
+  override clone(): Response {
+    return this.real().clone();
+  }
+}
+// `body` and `bodyUsed` are accessors on Response.prototype (properties in TypeScript's view): shadowed here.
+Object.defineProperties(BufferedResponse.prototype, {
+  body: { get(this: BufferedResponse) { return this.real().body; }, configurable: true },
+  bodyUsed: { get(this: BufferedResponse) { return this.real().bodyUsed; }, configurable: true },
+});
 
 type Attempt = { res: IncomingMessage; body: Buffer } | { redirect: true };
 

@@ -66,6 +66,27 @@ describe("sdkFetch (the Inngest client's fetch)", () => {
     expect(connections - before).toBe(1);
   });
 
+  test("the body behaves as a fetch Response's: a stream on demand, read once, clonable", async () => {
+    const post = () => sdkFetch(`${base}/x`, { method: "POST", body: "{}" });
+    const a = await post();
+    expect(a).toBeInstanceOf(Response);
+    expect(a.bodyUsed).toBe(false);
+    expect(await a.text()).toBe(JSON.stringify({ status: 200 }));
+    expect(a.bodyUsed).toBe(true);
+    await expect(a.json()).rejects.toThrow();
+    const b = await post();
+    const copy = b.clone();
+    expect(await b.json()).toEqual({ status: 200 });
+    expect(await copy.text()).toBe(JSON.stringify({ status: 200 }));
+    const c = await post();
+    const chunks: Uint8Array[] = [];
+    const reader = c.body!.getReader();
+    for (let r = await reader.read(); !r.done; r = await reader.read()) chunks.push(r.value);
+    expect(Buffer.concat(chunks).toString()).toBe(JSON.stringify({ status: 200 }));
+    expect(c.bodyUsed).toBe(true);
+    expect(new Uint8Array(await (await post()).arrayBuffer()).length).toBe(JSON.stringify({ status: 200 }).length);
+  });
+
   test("a non-2xx answer is a response, not an error; a 204 has no body", async () => {
     const res = await sdkFetch(`${base}/conflict`, { method: "POST", body: "{}" });
     expect([res.status, res.ok, res.statusText, await res.text()]).toEqual([409, false, "Conflict", "stale"]);
