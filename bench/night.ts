@@ -48,7 +48,7 @@ interface Report {
   rate_wait_dims: Record<string, number>;
   batch: { tasks: number; paid_micros: number; full_price_micros: number; saving_micros: number };
   /** Where the sonnet limiter's time went (rate_limits counters; pacing on only). */
-  limiter: { admitted: number; deferred: number; trimmed_input: number; trimmed_output: number; excess_output: number; admitted_after_wait: number; wake_late_ms: number; settles_observed: number; settle_lag_ms: number } | null;
+  limiter: { admitted: number; deferred: number; backfilled: number; trimmed_input: number; trimmed_output: number; excess_output: number; admitted_after_wait: number; wake_late_ms: number; settles_observed: number; settle_lag_ms: number } | null;
   /** Seconds the double's sonnet buckets sat full (capacity refilling into a full bucket is lost), sampled by the
    * watch loop: in all, and while some task waited for the rate limit (the limiter held work back while the provider
    * had room in that dimension). */
@@ -221,7 +221,7 @@ async function runMode(mode: "on" | "off"): Promise<Report> {
   const { rows: batchRows } = await sql.query(`select coalesce(sum(cost_micros), 0)::bigint paid from public.tasks where id = any($1::uuid[])`, [[...batchIds]]);
   const paid = Number(batchRows[0].paid);
   const { rows: lim } = await sql.query(
-    `select admitted, deferred, trimmed_input, trimmed_output, excess_output, admitted_after_wait, wake_late_ms, settles_observed, settle_lag_ms from public.rate_limits where model = $1`,
+    `select admitted, deferred, backfilled, trimmed_input, trimmed_output, excess_output, admitted_after_wait, wake_late_ms, settles_observed, settle_lag_ms from public.rate_limits where model = $1`,
     [SONNET],
   );
   const limiter = lim[0] ? (Object.fromEntries(Object.entries(lim[0]).map(([k, v]) => [k, Number(v)])) as Report["limiter"]) : null;
@@ -315,7 +315,7 @@ async function main() {
   row("money waits: in flight / settled", (r) => `${r.parked.in_flight_waits} / ${r.parked.settled_waits}`);
   row("settled waits with room left (must be 0)", (r) => String(r.parked.settled_waits_with_room));
   row("tasks parked, total s / max s", (r) => `${r.parked.parked_tasks}, ${r.parked.parked_s_total.toFixed(1)} / ${r.parked.parked_s_max.toFixed(1)}`);
-  row("limiter: admitted / deferred", (r) => (r.limiter ? `${r.limiter.admitted} / ${r.limiter.deferred}` : "-"));
+  row("limiter: admitted (backfilled) / deferred", (r) => (r.limiter ? `${r.limiter.admitted} (${r.limiter.backfilled}) / ${r.limiter.deferred}` : "-"));
   row("  tokens cut by the provider's remaining in/out", (r) => (r.limiter ? `${r.limiter.trimmed_input} / ${r.limiter.trimmed_output} (${((60 * r.limiter.trimmed_input) / LIMITS.input_tokens_per_minute).toFixed(1)} s / ${((60 * r.limiter.trimmed_output) / LIMITS.output_tokens_per_minute).toFixed(1)} s)` : "-"));
   row("  output beyond the expectation (debt)", (r) => (r.limiter ? `${r.limiter.excess_output} tokens (${((60 * r.limiter.excess_output) / LIMITS.output_tokens_per_minute).toFixed(1)} s)` : "-"));
   row("  settlements: mean lag answer → settle", (r) => (r.limiter ? `${(r.limiter.settle_lag_ms / Math.max(1, r.limiter.settles_observed)).toFixed(0)} ms × ${r.limiter.settles_observed} (≈ ${((r.limiter.settle_lag_ms / 1000) * LIMITS.input_tokens_per_minute / 60).toFixed(0)} input tokens of refill)` : "-"));

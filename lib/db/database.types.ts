@@ -1010,6 +1010,7 @@ export type Database = {
         Row: {
           admitted: number
           admitted_after_wait: number
+          backfilled: number
           blocked_until: string | null
           calibrated_at: string | null
           deferred: number
@@ -1034,6 +1035,7 @@ export type Database = {
         Insert: {
           admitted?: number
           admitted_after_wait?: number
+          backfilled?: number
           blocked_until?: string | null
           calibrated_at?: string | null
           deferred?: number
@@ -1058,6 +1060,7 @@ export type Database = {
         Update: {
           admitted?: number
           admitted_after_wait?: number
+          backfilled?: number
           blocked_until?: string | null
           calibrated_at?: string | null
           deferred?: number
@@ -2260,6 +2263,22 @@ export type Database = {
           isSetofReturn: false
         }
       }
+      rate_limit_backfill: {
+        Args: {
+          a_in: number
+          a_out: number
+          a_req: number
+          p_enq: string
+          p_model: string
+          p_now: string
+          p_pri: number
+          p_ticket: string
+          v: Database["public"]["Tables"]["rate_limits"]["Row"]
+          v_in: number
+          v_out: number
+        }
+        Returns: boolean
+      }
       rate_limit_refill: {
         Args: {
           p_now: string
@@ -2268,6 +2287,7 @@ export type Database = {
         Returns: {
           admitted: number
           admitted_after_wait: number
+          backfilled: number
           blocked_until: string | null
           calibrated_at: string | null
           deferred: number
