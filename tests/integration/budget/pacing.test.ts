@@ -171,6 +171,30 @@ describe("the shared limiter", () => {
     expect(row).toMatchObject({ requests_per_minute: 50, input_tokens_per_minute: 30_000, output_tokens_per_minute: 8_000, source: "headers", input_available: 100 });
   });
 
+  test("backfill: while a bucket is nearly full, a call that sets the tickets ahead back by ≤ 1 s goes first, never past a higher priority", async () => {
+    // 6,000 input tokens a minute (100 a second), 12,000 output. Input is nearly gone; the output bucket is full.
+    const m = await model({ itpm: 6_000, otpm: 12_000 });
+    expect((await takeRateLimit(sb.admin, { model: m, ticket: "fill", priority: 0, inputTokens: 5_900, outputTokens: 0, now: at(0) })).ok).toBe(true);
+    // A waits for input (3,000 input: 29 s).
+    expect((await takeRateLimit(sb.admin, { model: m, ticket: "a", priority: 0, inputTokens: 3_000, outputTokens: 100, now: at(0) })).ok).toBe(false);
+    // B needs 50 input (0.5 s of A's wait) and 1,000 output from the full bucket: admitted ahead of A.
+    expect((await takeRateLimit(sb.admin, { model: m, ticket: "b", priority: 0, inputTokens: 50, outputTokens: 1_000, now: at(0) })).ok).toBe(true);
+    // C needs 100 input, but the 50 left do not hold it: refused (the buckets' own room is never exceeded).
+    expect((await takeRateLimit(sb.admin, { model: m, ticket: "c", priority: 0, inputTokens: 100, outputTokens: 1_000, now: at(0) })).ok).toBe(false);
+    // D (5 input): the output bucket is at 11,000 of 12,000 (92 %), still losing refill: admitted. E then finds it at
+    // 10,000 (83 %): nothing is being lost any more, so E waits its turn behind A.
+    expect((await takeRateLimit(sb.admin, { model: m, ticket: "d", priority: 0, inputTokens: 5, outputTokens: 1_000, now: at(0) })).ok).toBe(true);
+    expect((await takeRateLimit(sb.admin, { model: m, ticket: "e", priority: 0, inputTokens: 5, outputTokens: 1_000, now: at(0) })).ok).toBe(false);
+    const [row] = await sql<{ backfilled: string }>(sb.databaseUrl, `select backfilled::text from public.rate_limits where model = $1`, [m]);
+    expect(row!.backfilled).toBe("2");
+
+    // Never past a higher priority: H (priority 5) waits for input; a priority-0 call is not backfilled ahead of it.
+    const n = await model({ itpm: 6_000, otpm: 12_000 });
+    await takeRateLimit(sb.admin, { model: n, ticket: "fill", priority: 0, inputTokens: 5_900, outputTokens: 0, now: at(0) });
+    expect((await takeRateLimit(sb.admin, { model: n, ticket: "h", priority: 5, inputTokens: 3_000, outputTokens: 100, now: at(0) })).ok).toBe(false);
+    expect((await takeRateLimit(sb.admin, { model: n, ticket: "b", priority: 0, inputTokens: 50, outputTokens: 1_000, now: at(0) })).ok).toBe(false);
+  });
+
   test("the provider's remaining figures cap our buckets as of when the answer was read, not as of the settlement", async () => {
     // 60,000 input tokens a minute = 1,000 a second. A call takes 30,000 at t=0; the provider answers at t=0 with 30,000
     // remaining, and the settlement runs 2 s later (the budget's settlement and the timeline come first).
