@@ -11,6 +11,7 @@ import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { Inngest } from "inngest";
 import { serve } from "inngest/node";
+import { inngestClientOptions } from "../inngest/client";
 import { runSql, startPostgres } from "../local/db/embedded-postgres";
 import { freePort } from "../local/ports";
 import type { EngineMode } from "../local/engine";
@@ -70,12 +71,15 @@ async function benchMode(pgUrl: (db?: string) => string, mode: EngineMode): Prom
   const server = createServer();
   try {
     // The SDK's own requests to the engine (checkpoints), timed: the round trip it waits for after each step.
+    // Through the app's client options (its fetch, its checkpointing), so the bench measures what the app runs;
+    // BENCH_GLOBAL_FETCH=1 swaps in the global fetch for a before/after comparison.
+    const baseFetch: typeof fetch = process.env["BENCH_GLOBAL_FETCH"] === "1" ? fetch : inngestClientOptions.fetch;
     let cpMs = 0;
     let cpCount = 0;
     const timedFetch: typeof fetch = async (input, init) => {
       const t0 = performance.now();
       try {
-        return await fetch(input, init);
+        return await baseFetch(input, init);
       } finally {
         if (String(input instanceof Request ? input.url : input).includes("/v1/checkpoint/")) {
           cpMs += performance.now() - t0;
@@ -84,6 +88,7 @@ async function benchMode(pgUrl: (db?: string) => string, mode: EngineMode): Prom
       }
     };
     const inngest = new Inngest({
+      ...inngestClientOptions,
       id: "bench",
       isDev: true,
       baseUrl: engineUrl,

@@ -113,8 +113,14 @@ async function checkpoint(deps: HttpDeps, runId: string, req: IncomingMessage, r
   if (parsed.data.run_id !== runId) throw new HttpError(400, "run_id in the body does not match the path");
   const out = await deps.executor.checkpoint(runId, parsed.data);
   if (out.status !== 200) return send(res, out.status, { status: out.status, error: out.error });
-  return send(res, 200, { status: 200 });
+  if (res.headersSent) return;
+  res.writeHead(200, CHECKPOINT_OK_HEADERS);
+  res.end(CHECKPOINT_OK);
 }
+
+// The answer to every accepted checkpoint (once per step): built once.
+const CHECKPOINT_OK = Buffer.from(JSON.stringify({ status: 200 }));
+const CHECKPOINT_OK_HEADERS = { "content-type": "application/json", "content-length": String(CHECKPOINT_OK.length) };
 
 async function events(deps: HttpDeps, key: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
   if (deps.eventKey && !safeEqual(key, deps.eventKey)) {
@@ -134,21 +140,43 @@ async function events(deps: HttpDeps, key: string, req: IncomingMessage, res: Se
   return send(res, 200, { ids, status: 200 });
 }
 
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw new HttpError(413, "request body too large");
-    chunks.push(chunk as Buffer);
-  }
-  const text = Buffer.concat(chunks).toString("utf8");
-  if (!text) return null;
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new HttpError(400, "body is not valid JSON");
-  }
+/**
+ * The body as JSON. Read with 'data'/'end' listeners: the async iterator (for await) costs a promise and a
+ * microtask hop per chunk, on the checkpoint path once per step.
+ */
+function readJson(req: IncomingMessage): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let failed = false;
+    req.on("data", (chunk: Buffer) => {
+      if (failed) return;
+      size += chunk.length;
+      if (size > MAX_BODY) {
+        failed = true;
+        // Stop reading; what was sent is discarded (the 413 is answered by the caller).
+        req.resume();
+        reject(new HttpError(413, "request body too large"));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on("error", (err) => {
+      if (failed) return;
+      failed = true;
+      reject(err);
+    });
+    req.on("end", () => {
+      if (failed) return;
+      const text = chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8");
+      if (!text) return resolve(null);
+      try {
+        resolve(JSON.parse(text));
+      } catch {
+        reject(new HttpError(400, "body is not valid JSON"));
+      }
+    });
+  });
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {

@@ -68,4 +68,22 @@ describe("engine store group commit", () => {
     const n = await store.pool.query("SELECT count(*)::int AS n FROM inngest_local.runs WHERE id IN ('second', 'last') OR id LIKE 's%'");
     expect(n.rows[0].n).toBe(12);
   });
+
+  it("commits checkpointed steps (memo + history only) alone and in batches, a memo written twice kept once", async () => {
+    const step = (runId: string, i: number) => ({
+      memos: [{ run_id: runId, hash: `h${i}`, pos: i, value: { data: { i, text: "x".repeat(100) } }, at: 100 + i }],
+      history: [{ run_id: runId, at: 100 + i, type: "step.completed", step: `h${i}`, name: `step-${i}`, detail: { checkpointed: true } }],
+    });
+    await store.apply(step("cp", 0)); // alone
+    await Promise.all([store.apply(step("cp", 1)), ...Array.from({ length: 20 }, (_, i) => store.apply(step(`cp${i}`, i))), store.apply(step("cp", 1))]);
+    const memos = await store.loadMemos("cp");
+    expect(memos.map((m) => [m.hash, m.pos, m.value])).toEqual([
+      ["h0", 0, { data: { i: 0, text: "x".repeat(100) } }],
+      ["h1", 1, { data: { i: 1, text: "x".repeat(100) } }],
+    ]);
+    const hist = await store.history("cp3");
+    expect(hist).toEqual([{ run_id: "cp3", at: 103, type: "step.completed", step: "h3", name: "step-3", detail: { checkpointed: true } }]);
+    const n = await store.pool.query("SELECT count(*)::int AS n FROM inngest_local.memos WHERE run_id LIKE 'cp%'");
+    expect(n.rows[0].n).toBe(22);
+  });
 });

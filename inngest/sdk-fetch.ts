@@ -1,0 +1,169 @@
+// The `fetch` the Inngest client hands to the SDK (inngest/client.ts): its requests to Inngest — a checkpoint
+// after every step (POST /v1/checkpoint/{runId}/async), event sends — over node:http(s) with a keep-alive agent.
+//
+// Why: with checkpointing the SDK waits for one API round trip per step, and the global fetch (undici's WHATWG
+// streams, plus Next's patch of it in route handlers) costs ~0.75–1.0 ms of CPU and wall time per small request on
+// this machine against ~0.44 ms for http.request on a kept-alive socket (docs/benchmarks.md). Only the simple
+// shape the SDK sends is handled here: an http(s) URL, a string or byte body, plain headers. Anything else
+// (streams, Request objects, redirects, a proxy from the environment) goes to the global fetch unchanged, so
+// behaviour never depends on which path a request took.
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+
+// Idle sockets close at the server's Keep-Alive hint (Node's agent honours it) and never hold the process open.
+const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 64 });
+const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 64 });
+
+/** As undici's defaults (headersTimeout / bodyTimeout): a silent peer fails the request after 300 s. */
+const IDLE_TIMEOUT_MS = 300_000;
+
+const REDIRECT = new Set([301, 302, 303, 307, 308]);
+const NULL_BODY = new Set([101, 103, 204, 205, 304]);
+
+type FetchArgs = Parameters<typeof fetch>;
+
+function proxyConfigured(): boolean {
+  const env = process.env;
+  return Boolean(env["HTTPS_PROXY"] || env["https_proxy"] || env["HTTP_PROXY"] || env["http_proxy"]);
+}
+
+function plainHeaders(h: HeadersInit | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!h) return out;
+  const proto = Object.getPrototypeOf(h) as unknown;
+  if (proto === Object.prototype || proto === null) {
+    // What the SDK passes: a plain object (undefined values left out, as its spreads of optional headers mean).
+    for (const [k, v] of Object.entries(h)) if (v !== undefined) out[k.toLowerCase()] = String(v);
+    return out;
+  }
+  // A Headers (of any realm) or a list of pairs: read through a Headers, as fetch would.
+  new Headers(h).forEach((v, k) => (out[k] = v));
+  return out;
+}
+
+function responseOf(res: IncomingMessage, body: Buffer, method: string): Response {
+  const headers = new Headers();
+  const raw = res.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) headers.append(raw[i]!, raw[i + 1]!);
+  const status = res.statusCode ?? 0;
+  const init = { status, statusText: res.statusMessage ?? "", headers };
+  const empty = NULL_BODY.has(status) || method === "HEAD";
+  return empty ? new Response(null, init) : new BufferedResponse(body, init);
+}
+
+/**
+ * A Response whose body is already in memory. undici's Response builds a ReadableStream for every body (~0.05–0.1 ms
+ * of CPU), and the SDK never reads the answer to a checkpoint; so the real Response (with its stream) is made only
+ * when something touches the body: `body`, `bodyUsed`, a read (`text()`, `json()`, ...) or `clone()`.
+ */
+class BufferedResponse extends Response {
+  readonly #bytes: Buffer;
+  readonly #init: ResponseInit;
+  #real: Response | undefined;
+
+  constructor(bytes: Buffer, init: ResponseInit) {
+    super(null, init);
+    this.#bytes = bytes;
+    this.#init = init;
+  }
+
+  real(): Response {
+    return (this.#real ??= new Response(this.#bytes as unknown as BodyInit, this.#init));
+  }
+
+  override text(): Promise<string> {
+    return this.real().text();
+  }
+  override json(): Promise<unknown> {
+    return this.real().json();
+  }
+  override arrayBuffer(): Promise<ArrayBuffer> {
+    return this.real().arrayBuffer();
+  }
+  override blob(): Promise<Blob> {
+    return this.real().blob();
+  }
+  override bytes(): Promise<Uint8Array<ArrayBuffer>> {
+    return this.real().bytes();
+  }
+  override formData(): Promise<FormData> {
+    return this.real().formData();
+  }
+  override clone(): Response {
+    return this.real().clone();
+  }
+}
+// `body` and `bodyUsed` are accessors on Response.prototype (properties in TypeScript's view): shadowed here.
+Object.defineProperties(BufferedResponse.prototype, {
+  body: { get(this: BufferedResponse) { return this.real().body; }, configurable: true },
+  bodyUsed: { get(this: BufferedResponse) { return this.real().bodyUsed; }, configurable: true },
+});
+
+type Attempt = { res: IncomingMessage; body: Buffer } | { redirect: true };
+
+function once(url: URL, method: string, headers: Record<string, string>, body: string | Uint8Array | undefined,
+  signal: AbortSignal | undefined, fresh: boolean): Promise<Attempt> {
+  return new Promise((resolve, reject) => {
+    const https = url.protocol === "https:";
+    const req = (https ? httpsRequest : httpRequest)(
+      url,
+      { method, headers, agent: fresh ? false : https ? httpsAgent : httpAgent, timeout: IDLE_TIMEOUT_MS },
+      (res) => {
+        if (REDIRECT.has(res.statusCode ?? 0)) {
+          res.resume();
+          return resolve({ redirect: true });
+        }
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => resolve({ res, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) }));
+        res.on("error", reject);
+      },
+    );
+    const onAbort = () => req.destroy(signal?.reason instanceof Error ? signal.reason : new Error("aborted"));
+    if (signal) {
+      if (signal.aborted) onAbort();
+      else signal.addEventListener("abort", onAbort, { once: true });
+      req.once("close", () => signal.removeEventListener("abort", onAbort));
+    }
+    req.on("timeout", () => req.destroy(new Error(`no answer within ${IDLE_TIMEOUT_MS} ms`)));
+    req.on("error", (err) => reject(Object.assign(err, { reused: req.reusedSocket })));
+    req.end(body);
+  });
+}
+
+/** A `fetch` for the SDK's API and event requests: keep-alive node:http(s) for simple requests, else the global one. */
+export async function sdkFetch(...[input, init]: FetchArgs): Promise<Response> {
+  const url = typeof input === "string" ? URL.canParse(input) ? new URL(input) : undefined : input instanceof URL ? input : undefined;
+  const rawBody = init?.body;
+  const body = rawBody === undefined || rawBody === null ? undefined : typeof rawBody === "string" || rawBody instanceof Uint8Array ? rawBody : null;
+  const headers = plainHeaders(init?.headers);
+  const simple =
+    url !== undefined &&
+    (url.protocol === "http:" || url.protocol === "https:") &&
+    body !== null &&
+    (init?.redirect === undefined || init.redirect === "follow") &&
+    !proxyConfigured();
+  if (!simple) return globalThis.fetch(input, init);
+  const method = (init?.method ?? "GET").toUpperCase();
+  if (body !== undefined) headers["content-length"] = String(Buffer.byteLength(body));
+  const signal = init?.signal ?? undefined;
+  let attempt: Attempt;
+  try {
+    try {
+      attempt = await once(url, method, headers, body, signal, false);
+    } catch (err) {
+      // A kept-alive socket the server had already closed (ECONNRESET before any answer): the request never
+      // reached it, so it is sent once more on a fresh connection (Node's advice, `request.reusedSocket`).
+      const e = err as { reused?: boolean; code?: string };
+      if (!(e.reused && e.code === "ECONNRESET") || signal?.aborted) throw err;
+      attempt = await once(url, method, headers, body, signal, true);
+    }
+  } catch (err) {
+    if (signal?.aborted) throw signal.reason ?? err;
+    // The global fetch's shape for network errors, which the SDK's fetch wrapper recognises.
+    throw new TypeError("fetch failed", { cause: err });
+  }
+  // Redirects are the global fetch's business (it follows them with its own rules).
+  if ("redirect" in attempt) return globalThis.fetch(input, init);
+  return responseOf(attempt.res, attempt.body, method);
+}
