@@ -88,16 +88,12 @@ export async function relayOutbox(o: RelayOptions = {}): Promise<RelayResult> {
   return total;
 }
 
-// At most MAX_PASSES passes at a time per process: callers that arrive while they run join one, and a pass runs once
-// more after, so what they recorded is covered; a burst of requests thus becomes a few batched sends.
+// At most MAX_PASSES passes at a time per process: a caller that arrives while they run joins them, and a pass runs
+// once more after, so what it recorded is covered; a burst of requests thus becomes a few batched sends.
 const passes = new Set<Promise<RelayResult>>();
 let rerun = false;
 
-export function relayPending(): Promise<RelayResult> {
-  if (passes.size >= MAX_PASSES) {
-    rerun = true;
-    return [...passes].at(-1)!;
-  }
+function startPass(): void {
   const pass = (async (): Promise<RelayResult> => {
     const total: RelayResult = { sent: 0, failed: 0 };
     do {
@@ -110,7 +106,14 @@ export function relayPending(): Promise<RelayResult> {
     return total;
   })().finally(() => passes.delete(pass));
   passes.add(pass);
-  return pass;
+}
+
+/** Relays what is pending. Resolves once every pass running at the call has ended (one of them started after the
+ * call, or runs once more), so what the caller recorded before calling has been sent by then (or has failed). */
+export function relayPending(): Promise<RelayResult> {
+  if (passes.size < MAX_PASSES) startPass();
+  else rerun = true;
+  return Promise.all([...passes]).then((rs) => rs.reduce((a, r) => ({ sent: a.sent + r.sent, failed: a.failed + r.failed }), { sent: 0, failed: 0 }));
 }
 
 /**
