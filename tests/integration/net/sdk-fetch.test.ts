@@ -96,6 +96,10 @@ describe("sdkFetch (the Inngest client's fetch)", () => {
   test("a non-2xx answer is a response, not an error; a 204 has no body", async () => {
     const res = await sdkFetch(`${base}/conflict`, { method: "POST", body: "{}" });
     expect([res.status, res.ok, res.statusText, await res.text()]).toEqual([409, false, "Conflict", "stale"]);
+    // A bodiless POST goes with content-length 0, as fetch sends it (node:http does so on end() without data).
+    expect((await sdkFetch(`${base}/no-body`, { method: "POST" })).status).toBe(200);
+    expect(seen.at(-1)!.headers).toMatchObject({ "content-length": "0" });
+    expect(seen.at(-1)!.headers["transfer-encoding"]).toBeUndefined();
     const empty = await sdkFetch(`${base}/empty`);
     expect(empty.status).toBe(204);
     expect(empty.body).toBeNull();
