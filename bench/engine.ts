@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { cpus, tmpdir, totalmem } from "node:os";
+import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { Inngest } from "inngest";
 import { serve } from "inngest/node";
@@ -198,6 +198,8 @@ async function main(): Promise<void> {
     // BENCH_MODES=checkpoint runs one mode only (e.g. while profiling); the report compares both.
     const modes = (process.env["BENCH_MODES"]?.split(",") ?? ["classic", "checkpoint"]) as EngineMode[];
     const results: Figures[] = [];
+    // Figures from a shared machine mean little without its load: printed with them.
+    const loadAtStart = loadavg();
     for (const mode of modes) results.push(await benchMode((db) => pg.url(db), mode));
     const classic = results[0]!;
     const cp = results.at(-1)!;
@@ -223,6 +225,8 @@ async function main(): Promise<void> {
     row("engine peak RSS (VmHWM)", (x) => `${x.rss.toFixed(0)} MB`, "goal < 300 MB");
     console.log("");
     console.log(`checkpoint vs classic: ${(classic.perStep / cp.perStep).toFixed(1)}× faster per step, ${(cp.stepsPerSec / classic.stepsPerSec).toFixed(1)}× the throughput`);
+    const la = (l: number[]) => l.map((x) => x.toFixed(2)).join(" ");
+    console.log(`load average (1/5/15 min): ${la(loadAtStart)} at the start, ${la(loadavg())} at the end`);
   } finally {
     await pg.stop().catch(() => {});
     await rm(dataDir, { recursive: true, force: true });

@@ -14,6 +14,12 @@ import { db as serverDb } from "@/lib/db/server";
 import { registerOutboxRelay, type RelayResult } from "@/lib/outbox";
 
 export const RELAY_BATCH = 100;
+/** The first claim of a pass is small: what a kick was for (most often a slot's wake-up, which the claim takes before
+ * new work) then leaves in a batch of its own, not behind the engine's ingest of a hundred new runs. */
+export const RELAY_FIRST_BATCH = 10;
+/** Passes one process runs at once: a kick that arrives during a long pass starts a second one at once (claims skip
+ * each other's rows), instead of waiting for the first to end. */
+const MAX_PASSES = 2;
 /** How long a claimed row is held by one relay before another may take it (a relay that died mid-send). */
 export const RELAY_LEASE_SECONDS = 30;
 /** The most one send may take; past it the rows are released (marked failed) for a later pass. */
@@ -30,6 +36,8 @@ export interface RelayOptions {
   /** How events leave: inngest.send by default. Tests inject a failing one. */
   send?: (events: OutgoingEvent[]) => Promise<unknown>;
   limit?: number;
+  /** The first round's claim (default: `limit`). */
+  firstLimit?: number;
   /** Claim-send-mark rounds in one pass at most (each of up to `limit` events). */
   maxRounds?: number;
 }
@@ -57,7 +65,8 @@ export async function relayOutbox(o: RelayOptions = {}): Promise<RelayResult> {
   const limit = o.limit ?? RELAY_BATCH;
   const total: RelayResult = { sent: 0, failed: 0 };
   for (let round = 0; round < (o.maxRounds ?? 10); round++) {
-    const { data: rows, error } = await db.rpc("outbox_claim", { p_limit: limit, p_lease_seconds: RELAY_LEASE_SECONDS });
+    const take = round === 0 ? (o.firstLimit ?? limit) : limit;
+    const { data: rows, error } = await db.rpc("outbox_claim", { p_limit: take, p_lease_seconds: RELAY_LEASE_SECONDS });
     if (error) throw new Error(`outbox_claim failed: ${error.message}`);
     if (!rows || rows.length === 0) break;
     const ids = rows.map((r) => r.id);
@@ -74,37 +83,37 @@ export async function relayOutbox(o: RelayOptions = {}): Promise<RelayResult> {
     // Sent but not marked: the lease runs out and they are sent again under the same ids, which Inngest drops.
     if (markError) throw new Error(`outbox_mark_sent failed: ${markError.message}`);
     total.sent += rows.length;
-    if (rows.length < limit) break;
+    if (rows.length < take) break;
   }
   return total;
 }
 
-// One pass at a time per process: callers that arrive while a pass runs join it, and it runs once more after,
-// so what they recorded is covered; a burst of requests thus becomes a few batched sends.
-let running: Promise<RelayResult> | null = null;
+// At most MAX_PASSES passes at a time per process: a caller that arrives while they run joins them, and a pass runs
+// once more after, so what it recorded is covered; a burst of requests thus becomes a few batched sends.
+const passes = new Set<Promise<RelayResult>>();
 let rerun = false;
 
-export function relayPending(): Promise<RelayResult> {
-  if (running) {
-    rerun = true;
-    return running;
-  }
-  running = (async () => {
+function startPass(): void {
+  const pass = (async (): Promise<RelayResult> => {
     const total: RelayResult = { sent: 0, failed: 0 };
-    try {
-      do {
-        rerun = false;
-        const r = await relayOutbox();
-        total.sent += r.sent;
-        total.failed += r.failed;
-        if (r.failed > 0) break;
-      } while (rerun);
-    } finally {
-      running = null;
-    }
+    do {
+      rerun = false;
+      const r = await relayOutbox({ firstLimit: RELAY_FIRST_BATCH });
+      total.sent += r.sent;
+      total.failed += r.failed;
+      if (r.failed > 0) break;
+    } while (rerun);
     return total;
-  })();
-  return running;
+  })().finally(() => passes.delete(pass));
+  passes.add(pass);
+}
+
+/** Relays what is pending. Resolves once every pass running at the call has ended (one of them started after the
+ * call, or runs once more), so what the caller recorded before calling has been sent by then (or has failed). */
+export function relayPending(): Promise<RelayResult> {
+  if (passes.size < MAX_PASSES) startPass();
+  else rerun = true;
+  return Promise.all([...passes]).then((rs) => rs.reduce((a, r) => ({ sent: a.sent + r.sent, failed: a.failed + r.failed }), { sent: 0, failed: 0 }));
 }
 
 /**

@@ -9,10 +9,18 @@
 // behaviour never depends on which path a request took.
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import { brotliDecompressSync, gunzipSync, inflateSync } from "node:zlib";
 
-// Idle sockets close at the server's Keep-Alive hint (Node's agent honours it) and never hold the process open.
-const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 64 });
-const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 64 });
+// An idle kept-alive socket is closed after 4 s (undici's keepAliveTimeout, which the global fetch uses), or a
+// second before the server's `Keep-Alive: timeout=N` hint when that is shorter: Node's agent applies the hint only
+// when it is below the agent's `timeout`, and without one it keeps idle sockets until the server drops them, so a
+// request could race the server's close. Free sockets are unref'd by the agent: they never hold the process open.
+const IDLE_SOCKET_MS = 4_000;
+const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 64, timeout: IDLE_SOCKET_MS });
+const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 64, timeout: IDLE_SOCKET_MS });
+
+/** Methods a client may repeat on its own (RFC 9110 9.2.2): only these are resent after a dropped kept-alive socket. */
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
 
 /** As undici's defaults (headersTimeout / bodyTimeout): a silent peer fails the request after 300 s. */
 const IDLE_TIMEOUT_MS = 300_000;
@@ -48,7 +56,25 @@ function responseOf(res: IncomingMessage, body: Buffer, method: string): Respons
   const status = res.statusCode ?? 0;
   const init = { status, statusText: res.statusMessage ?? "", headers };
   const empty = NULL_BODY.has(status) || method === "HEAD";
-  return empty ? new Response(null, init) : new BufferedResponse(body, init);
+  return empty ? new Response(null, init) : new BufferedResponse(decoded(body, headers.get("content-encoding")), init);
+}
+
+/**
+ * The body as the global fetch gives it: decompressed. Compression is never asked for here (no Accept-Encoding),
+ * but a server or proxy that compresses anyway must not hand the SDK gzip bytes as JSON. Throws on a corrupt body
+ * (reported as a network error, like the global fetch's).
+ */
+function decoded(body: Buffer, encoding: string | null): Buffer {
+  if (!encoding || body.length === 0) return body;
+  let out = body;
+  // Codings apply in the order listed, so they are undone last to first.
+  for (const coding of encoding.toLowerCase().split(",").map((c) => c.trim()).reverse()) {
+    if (coding === "gzip" || coding === "x-gzip") out = gunzipSync(out);
+    else if (coding === "deflate") out = inflateSync(out);
+    else if (coding === "br") out = brotliDecompressSync(out);
+    else if (coding !== "identity" && coding !== "") return body; // unknown: left as is, as the global fetch does
+  }
+  return out;
 }
 
 /**
@@ -152,10 +178,12 @@ export async function sdkFetch(...[input, init]: FetchArgs): Promise<Response> {
     try {
       attempt = await once(url, method, headers, body, signal, false);
     } catch (err) {
-      // A kept-alive socket the server had already closed (ECONNRESET before any answer): the request never
-      // reached it, so it is sent once more on a fresh connection (Node's advice, `request.reusedSocket`).
+      // A kept-alive socket reset before any answer (`request.reusedSocket`, Node's advice): usually the server had
+      // closed it while idle, but the server may also have received the request and died before answering, so only
+      // an idempotent request is sent again here. A POST (every checkpoint and event send) fails as the global
+      // fetch's would, and the SDK's own retry (retryWithBackoff) decides, as it does with the global fetch.
       const e = err as { reused?: boolean; code?: string };
-      if (!(e.reused && e.code === "ECONNRESET") || signal?.aborted) throw err;
+      if (!(e.reused && e.code === "ECONNRESET") || !IDEMPOTENT.has(method) || signal?.aborted) throw err;
       attempt = await once(url, method, headers, body, signal, true);
     }
   } catch (err) {
@@ -164,6 +192,11 @@ export async function sdkFetch(...[input, init]: FetchArgs): Promise<Response> {
     throw new TypeError("fetch failed", { cause: err });
   }
   // Redirects are the global fetch's business (it follows them with its own rules).
+  // (The first request reached the server, which answered with a redirect and did not act on it.)
   if ("redirect" in attempt) return globalThis.fetch(input, init);
-  return responseOf(attempt.res, attempt.body, method);
+  try {
+    return responseOf(attempt.res, attempt.body, method);
+  } catch (err) {
+    throw new TypeError("fetch failed", { cause: err });
+  }
 }

@@ -113,4 +113,41 @@ describe("the outbox", () => {
     expect(results.reduce((n, r) => n + r.sent, 0)).toBe(30);
     expect([...seen].sort()).toEqual(expected);
   });
+
+  test("wake-ups recorded behind a burst of new work are claimed first; concurrent relays still take each row once", async () => {
+    await sb.admin.from("outbox").update({ sent_at: new Date().toISOString() }).is("sent_at", null);
+    const record = async (events: { name: string; data: Record<string, unknown>; id: string }[]) => {
+      const { error } = await sb.admin.rpc("outbox_record_many", { p_events: events as never });
+      if (error) throw error;
+    };
+    // 150 events that start new work (a name nothing listens to: this test is about the order), then, later, two
+    // wake-ups of runs already under way, then more new work.
+    await record(Array.from({ length: 150 }, (_, i) => ({ name: "test/work.requested", data: { i }, id: `burst-${i}` })));
+    await record([
+      { name: "agent/slot.released", data: { agent_id: "research", task_id: "00000000-0000-4000-8000-000000000001" }, id: "wake-slot" },
+      { name: "approval/decision.made", data: { approval_id: "00000000-0000-4000-8000-000000000002" }, id: "wake-decision" },
+    ]);
+    await record(Array.from({ length: 10 }, (_, i) => ({ name: "test/work.requested", data: { i }, id: `late-${i}` })));
+    const batches: string[][] = [];
+    const send = async (events: { id: string }[]) => void batches.push(events.map((e) => e.id));
+    expect(await relayOutbox({ db: sb.admin, send, limit: 100, maxRounds: 1 })).toEqual({ sent: 100, failed: 0 });
+    // The wake-ups lead the first batch; the rest of it is the oldest new work. (Compared as sets: within one of the
+    // claim's two queries, UPDATE ... RETURNING gives rows in the plan's order, which need not be the id order.)
+    expect(batches[0]!.slice(0, 2).sort()).toEqual(["wake-decision", "wake-slot"]);
+    expect(batches[0]!.slice(2).sort()).toEqual(Array.from({ length: 98 }, (_, i) => `burst-${i}`).sort());
+
+    // More wake-ups arrive while five relays drain the rest at once: every row is sent exactly once, and within
+    // each claim wake-ups come before new work.
+    await record(Array.from({ length: 12 }, (_, i) => ({ name: "agent/slot.released", data: { agent_id: "research", task_id: `w${i}` }, id: `wake-${i}` })));
+    batches.length = 0;
+    const results = await Promise.all(Array.from({ length: 5 }, () => relayOutbox({ db: sb.admin, send, limit: 7 })));
+    expect(results.reduce((n, r) => n + r.sent, 0)).toBe(52 + 10 + 12);
+    const sent = batches.flat();
+    expect(new Set(sent).size).toBe(sent.length);
+    expect(sent.filter((id) => id.startsWith("wake-")).sort()).toEqual(Array.from({ length: 12 }, (_, i) => `wake-${i}`).sort());
+    for (const b of batches) {
+      const firstNew = b.findIndex((id) => !id.startsWith("wake-"));
+      if (firstNew >= 0) expect(b.slice(firstNew).every((id) => !id.startsWith("wake-"))).toBe(true);
+    }
+  });
 });
