@@ -41,7 +41,7 @@ interface Report {
   sonnet: { calls: number; input_tokens: number; output_tokens: number };
   calls: number;
   http_429: number;
-  spend: Array<{ agent: string; settled_micros: number; estimated_micros: number; committed_micros: number; cap_micros: number; overspend_micros: number }>;
+  spend: Array<{ agent: string; settled_micros: number; estimated_micros: number; committed_micros: number; cap_micros: number; overspend_micros: number; windows: number }>;
   parked: { in_flight_waits: number; settled_waits: number; settled_waits_with_room: number; parked_tasks: number; parked_s_total: number; parked_s_max: number };
   rate_waits: number;
   /** The limit named by each paced wait (requests, input tokens, output tokens, retry-after, queue). */
@@ -215,7 +215,9 @@ async function runMode(mode: "on" | "off"): Promise<Report> {
     (Math.max(0, otok - LIMITS.output_tokens_per_minute) / LIMITS.output_tokens_per_minute) * 60,
   );
   const { rows: spend } = await sql.query(
-    `select w.agent_id, sum(w.settled_micros)::bigint s, sum(w.estimated_micros)::bigint e, sum(w.settled_micros + w.reserved_micros)::bigint c, max(a.daily_budget_micros)::bigint cap
+    // Overspend per window (a run that crosses the agents' midnight opens a second window, with its own cap).
+    `select w.agent_id, sum(w.settled_micros)::bigint s, sum(w.estimated_micros)::bigint e, sum(w.settled_micros + w.reserved_micros)::bigint c,
+            max(a.daily_budget_micros)::bigint cap, sum(greatest(w.settled_micros + w.reserved_micros - w.cap_micros, 0))::bigint over, count(*)::int windows
        from public.budget_windows w join public.agents a on a.id = w.agent_id group by w.agent_id order by 1`,
   );
   const { rows: batchRows } = await sql.query(`select coalesce(sum(cost_micros), 0)::bigint paid from public.tasks where id = any($1::uuid[])`, [[...batchIds]]);
@@ -235,7 +237,7 @@ async function runMode(mode: "on" | "off"): Promise<Report> {
     sonnet: { calls: ok.length, input_tokens: itok, output_tokens: otok },
     calls: double.calls({ kind: "messages" }).length,
     http_429: double.calls({ kind: "messages", status: 429 }).length,
-    spend: spend.map((s) => ({ agent: s.agent_id, settled_micros: Number(s.s), estimated_micros: Number(s.e), committed_micros: Number(s.c), cap_micros: Number(s.cap), overspend_micros: Math.max(0, Number(s.c) - Number(s.cap)) })),
+    spend: spend.map((s) => ({ agent: s.agent_id, settled_micros: Number(s.s), estimated_micros: Number(s.e), committed_micros: Number(s.c), cap_micros: Number(s.cap), overspend_micros: Number(s.over), windows: Number(s.windows) })),
     parked: {
       in_flight_waits: inFlightWaits,
       settled_waits: settledWaits,
@@ -309,7 +311,7 @@ async function main() {
   for (const a of reports[0]!.spend.map((s) => s.agent)) {
     row(`${a}: committed / cap (overspend)`, (r) => {
       const s = r.spend.find((x) => x.agent === a);
-      return s ? `${usd(s.committed_micros)} / ${usd(s.cap_micros)} (${usd(s.overspend_micros)})` : "-";
+      return s ? `${usd(s.committed_micros)} / ${usd(s.cap_micros)}${s.windows > 1 ? ` × ${s.windows} windows` : ""} (${usd(s.overspend_micros)})` : "-";
     });
   }
   row("money waits: in flight / settled", (r) => `${r.parked.in_flight_waits} / ${r.parked.settled_waits}`);
