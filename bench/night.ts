@@ -217,7 +217,7 @@ async function runMode(mode: "on" | "off"): Promise<Report> {
   const { rows: spend } = await sql.query(
     // Overspend per window (a run that crosses the agents' midnight opens a second window, with its own cap).
     `select w.agent_id, sum(w.settled_micros)::bigint s, sum(w.estimated_micros)::bigint e, sum(w.settled_micros + w.reserved_micros)::bigint c,
-            max(a.daily_budget_micros)::bigint cap, sum(greatest(w.settled_micros + w.reserved_micros - w.cap_micros, 0))::bigint over, count(*)::int windows
+            max(a.daily_budget_micros)::bigint cap, sum(greatest(w.settled_micros + w.reserved_micros - w.cap_micros, 0))::bigint overspend, count(*)::int windows
        from public.budget_windows w join public.agents a on a.id = w.agent_id group by w.agent_id order by 1`,
   );
   const { rows: batchRows } = await sql.query(`select coalesce(sum(cost_micros), 0)::bigint paid from public.tasks where id = any($1::uuid[])`, [[...batchIds]]);
@@ -237,7 +237,7 @@ async function runMode(mode: "on" | "off"): Promise<Report> {
     sonnet: { calls: ok.length, input_tokens: itok, output_tokens: otok },
     calls: double.calls({ kind: "messages" }).length,
     http_429: double.calls({ kind: "messages", status: 429 }).length,
-    spend: spend.map((s) => ({ agent: s.agent_id, settled_micros: Number(s.s), estimated_micros: Number(s.e), committed_micros: Number(s.c), cap_micros: Number(s.cap), overspend_micros: Number(s.over), windows: Number(s.windows) })),
+    spend: spend.map((s) => ({ agent: s.agent_id, settled_micros: Number(s.s), estimated_micros: Number(s.e), committed_micros: Number(s.c), cap_micros: Number(s.cap), overspend_micros: Number(s.overspend), windows: Number(s.windows) })),
     parked: {
       in_flight_waits: inFlightWaits,
       settled_waits: settledWaits,
