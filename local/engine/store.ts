@@ -176,23 +176,6 @@ END
 $fn$;
 `;
 
-/**
- * What a checkpointed step writes (its memo and its history line; several of each under group commit), as one
- * statement instead of the general plpgsql `apply`: the same rows, the same conflict rule. Data-modifying CTEs run
- * exactly once whether or not they are referenced, in the statement's single transaction.
- */
-const STEPS_SQL = `
-WITH doc AS (SELECT $1::jsonb AS d),
-m AS (
-  INSERT INTO inngest_local.memos (run_id, hash, pos, value, at)
-    SELECT x.run_id, x.hash, x.pos, x.value, x.at
-    FROM doc, jsonb_to_recordset(doc.d->'memos') AS x(run_id text, hash text, pos int, value jsonb, at bigint)
-    ON CONFLICT (run_id, hash) DO NOTHING)
-INSERT INTO inngest_local.history (run_id, at, type, step, name, detail)
-  SELECT x.run_id, x.at, x.type, x.step, x.name, x.detail
-  FROM doc, jsonb_to_recordset(coalesce(doc.d->'history', '[]'::jsonb))
-    AS x(run_id text, at bigint, type text, step text, name text, detail jsonb)`;
-
 export interface RunListFilter {
   status?: string;
   function_id?: string;
@@ -328,14 +311,8 @@ export class Store {
       }
       doc["runUpdates"] = [...merged.values()];
     }
-    const text = JSON.stringify(doc);
-    // Named statements: each pooled connection parses and plans them once, not on every step.
-    if (doc["memos"] && Object.keys(doc).every((k) => k === "memos" || k === "history")) {
-      // The checkpoint transition (a step's memo and its history line, or a batch of them): one plain statement.
-      await this.pool.query({ name: "inngest_local_steps", text: STEPS_SQL, values: [text] });
-    } else {
-      await this.pool.query({ name: "inngest_local_apply", text: "SELECT inngest_local.apply($1::jsonb)", values: [text] });
-    }
+    // A named statement: each pooled connection parses and plans it once, not on every step.
+    await this.pool.query({ name: "inngest_local_apply", text: "SELECT inngest_local.apply($1::jsonb)", values: [JSON.stringify(doc)] });
   }
 
   async saveApp(
