@@ -60,3 +60,17 @@ test("within a priority the oldest tasks go first, whenever their calls first as
   const r4 = await Promise.all([6, 7, 8].map((i) => ask(i, 28)));
   expect(r4.map((r) => r.ok)).toEqual([true, true, true]);
 });
+
+test("the backfill under 30 concurrent callers: only what the nearly full bucket would lose, never more than the buckets hold", async () => {
+  const m = `claude-test-${randomBytes(4).toString("hex")}`;
+  await sql(sb.databaseUrl, `insert into public.rate_limits (model, input_tokens_per_minute, output_tokens_per_minute) values ($1, 6000, 12000)`, [m]);
+  expect((await takeRateLimit(sb.admin, { model: m, ticket: "fill", priority: 0, inputTokens: 5_700, outputTokens: 0, now: at(0) })).ok).toBe(true);
+  // A waits for input (3,000 with 300 in the bucket: 27 s); the output bucket is full.
+  expect((await takeRateLimit(sb.admin, { model: m, ticket: "a", priority: 0, inputTokens: 3_000, outputTokens: 100, now: at(0) })).ok).toBe(false);
+  // 30 calls of 50 input and 1,000 output at once: each would set A back 0.5 s. The output bucket is ≥ 75 % full for
+  // exactly four of them (12,000, 11,000, 10,000, 9,000 before each), whatever the order they arrive in.
+  const r = await Promise.all(Array.from({ length: 30 }, (_, i) => takeRateLimit(sb.admin, { model: m, ticket: `b${i}`, priority: 0, inputTokens: 50, outputTokens: 1_000, now: at(0) })));
+  expect(r.filter((x) => x.ok)).toHaveLength(4);
+  const [row] = await sql<{ input_available: number; output_available: number; backfilled: string }>(sb.databaseUrl, `select input_available, output_available, backfilled::text from public.rate_limits where model = $1`, [m]);
+  expect(row).toMatchObject({ input_available: 100, output_available: 8_000, backfilled: "4" });
+});

@@ -8,10 +8,65 @@
 -- created_at (the slot line's order: priority, then age) lets started chains keep their place, so the two kinds of
 -- work overlap all night and both buckets drain.
 --
+-- The backfill (20261201122000) grows with the wait it fills: a call the buckets hold now may go ahead of the tickets
+-- when a bucket it uses is ≥ 75 % of a minute (it will overflow while they wait) and has room after them, and it sets
+-- them back by at most max(1 s, half of what they wait anyway) — the fixed 1 s let only the smallest calls through
+-- while a ticket waited tens of seconds for input. A ticket's delay by backfills is bounded: no backfill may move any
+-- ticket ahead past 300 s after it began waiting (rate_limit_waiters.waiting_since), and none passes a higher priority.
+--
 -- Starvation: a ticket is passed only by higher priorities, by calls of tasks submitted before its own, and by the
--- backfill (each ≤ 1 s of delay, only while a bucket is nearly full): calls of tasks submitted later never go first.
--- Its wait is therefore bounded by the work of the older tasks (finite: each task's turns are bounded) plus the
--- backfill's. Calls without a task (none in the app today) keep the old order: the time they first asked.
+-- backfill (never past 300 s of waiting): calls of tasks submitted later never go first. Its wait is therefore bounded
+-- by the work of the older tasks of its priority and above (finite: each task's turns are bounded), or 300 s if the
+-- backfill is what holds it. Calls without a task (none in the app today) keep the old order: the time they first asked.
+
+alter table public.rate_limit_waiters add column waiting_since timestamptz;
+
+create or replace function public.rate_limit_backfill(
+  v public.rate_limits, p_pri integer, p_model text, p_ticket text, p_enq timestamptz, p_now timestamptz,
+  a_req double precision, a_in double precision, a_out double precision, v_in double precision, v_out double precision
+) returns boolean
+language plpgsql stable set search_path = '' as $$
+declare
+  v_delay double precision := 0;
+  v_head double precision := 0;
+  v_oldest timestamptz;
+begin
+  -- The call must fit the buckets by itself.
+  if not ((v.requests_per_minute is null or v.requests_available >= 1)
+          and (v.input_tokens_per_minute is null or v.input_available >= v_in)
+          and (v.output_tokens_per_minute is null or v.output_available >= v_out)) then
+    return false;
+  end if;
+  -- A bucket it uses is ≥ 75 % full (a quarter of a minute from losing refill) and has room after the tickets ahead.
+  if not ((v.input_tokens_per_minute is not null and v_in > 0 and v.input_available >= a_in + v_in
+           and v.input_available >= 0.75 * v.input_tokens_per_minute)
+          or (v.output_tokens_per_minute is not null and v_out > 0 and v.output_available >= a_out + v_out
+              and v.output_available >= 0.75 * v.output_tokens_per_minute)) then
+    return false;
+  end if;
+  -- How long the tickets ahead wait anyway (their own shortfall, the longest limit).
+  if v.requests_per_minute is not null and v.requests_available < a_req then v_head := greatest(v_head, (a_req - v.requests_available) * 60.0 / v.requests_per_minute); end if;
+  if v.input_tokens_per_minute is not null and v.input_available < a_in then v_head := greatest(v_head, (a_in - v.input_available) * 60.0 / v.input_tokens_per_minute); end if;
+  if v.output_tokens_per_minute is not null and v.output_available < a_out then v_head := greatest(v_head, (a_out - v.output_available) * 60.0 / v.output_tokens_per_minute); end if;
+  -- How long it sets back the tickets ahead in the dimensions they wait for.
+  if v.requests_per_minute is not null and v.requests_available < a_req + 1 then v_delay := greatest(v_delay, 60.0 / v.requests_per_minute); end if;
+  if v.input_tokens_per_minute is not null and v.input_available < a_in + v_in then v_delay := greatest(v_delay, v_in * 60.0 / v.input_tokens_per_minute); end if;
+  if v.output_tokens_per_minute is not null and v.output_available < a_out + v_out then v_delay := greatest(v_delay, v_out * 60.0 / v.output_tokens_per_minute); end if;
+  if v_delay > greatest(1.0, 0.5 * v_head) then
+    return false;
+  end if;
+  -- Never ahead of a higher priority.
+  if exists (select 1 from public.rate_limit_waiters w
+              where w.model = p_model and w.ticket <> p_ticket and w.expires_at > p_now and w.priority > p_pri) then
+    return false;
+  end if;
+  -- Never moves a ticket ahead past 300 s after it began waiting.
+  select min(coalesce(w.waiting_since, w.enqueued_at)) into v_oldest
+    from public.rate_limit_waiters w
+   where w.model = p_model and w.ticket <> p_ticket and w.expires_at > p_now
+     and w.priority = p_pri and (w.enqueued_at, w.ticket) < (p_enq, p_ticket);
+  return v_oldest is null or extract(epoch from (p_now - v_oldest)) + v_head + v_delay <= 300;
+end $$;
 
 create or replace function public.take_rate_limit(
   p_model text,
@@ -128,8 +183,8 @@ begin
          output_available = v.output_available, refreshed_at = v.refreshed_at,
          deferred = r.deferred + 1, updated_at = v_now
    where r.model = p_model;
-  insert into public.rate_limit_waiters as w (model, ticket, priority, enqueued_at, input_tokens, output_tokens, expected_at, expires_at)
-  values (p_model, p_ticket, v_pri, v_enq, v_in::integer, v_out::integer, v_until, v_until + interval '2 minutes')
+  insert into public.rate_limit_waiters as w (model, ticket, priority, enqueued_at, waiting_since, input_tokens, output_tokens, expected_at, expires_at)
+  values (p_model, p_ticket, v_pri, v_enq, v_now, v_in::integer, v_out::integer, v_until, v_until + interval '2 minutes')
   on conflict (model, ticket) do update
      set priority = excluded.priority, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
          expected_at = excluded.expected_at, expires_at = excluded.expires_at;
