@@ -9,9 +9,8 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
-import { Inngest } from "inngest";
 import { serve } from "inngest/node";
-import { inngestClientOptions } from "../inngest/client";
+import { createInngestClient, inngestClientOptions } from "../inngest/client";
 import { runSql, startPostgres } from "../local/db/embedded-postgres";
 import { freePort } from "../local/ports";
 import type { EngineMode } from "../local/engine";
@@ -87,7 +86,7 @@ async function benchMode(pgUrl: (db?: string) => string, mode: EngineMode): Prom
         }
       }
     };
-    const inngest = new Inngest({
+    const inngest = createInngestClient({
       ...inngestClientOptions,
       id: "bench",
       isDev: true,
