@@ -7,7 +7,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-import { sdkFetch } from "../inngest/sdk-fetch";
+import { keepAliveFetch } from "../lib/net/keepalive-fetch";
 import { startPostgres } from "../local/db/embedded-postgres";
 import { freePort } from "../local/ports";
 
@@ -48,7 +48,7 @@ async function httpFloor(): Promise<void> {
   const port = await new Promise<number>((resolve) => child.stdout!.once("data", (d: Buffer) => resolve(Number(String(d).trim()))));
   const url = `http://127.0.0.1:${port}/v1/checkpoint/r/async`;
   try {
-    const viaApp = await timeIt(N, async () => (await sdkFetch(url, { method: "POST", body: BODY, headers: { "content-type": "application/json" } })).status);
+    const viaApp = await timeIt(N, async () => (await keepAliveFetch(url, { method: "POST", body: BODY, headers: { "content-type": "application/json" } })).status);
     console.log(`HTTP POST 2.1 KB, other process, loopback keep-alive, the app's fetch: ${stats(viaApp)}`);
     const viaGlobal = await timeIt(N, async () => (await fetch(url, { method: "POST", body: BODY, headers: { "content-type": "application/json" } })).text());
     console.log(`  the same with the global fetch (undici):                          ${stats(viaGlobal)}`);

@@ -8,7 +8,7 @@
 //   afterAll(() => fx?.stop());
 import type { Inngest, InngestFunction } from "inngest";
 import { startClaudeDouble, type ClaudeDouble, type ClaudeDoubleOptions } from "../../local/claude/server";
-import type { ManualClock } from "../../local/engine";
+import type { EngineOptions, ManualClock } from "../../local/engine";
 import { serveApp, startTestEngine, type ServedApp, type TestEngine } from "./engine-harness";
 import { createTestSupabase, type TestSupabase } from "./supabase";
 
@@ -31,6 +31,8 @@ export interface AppFixtureOptions {
   /** The engine's clock; without one, startTestEngine's (2030-01-01). Pass `new ManualClock(Date.now())` when the
    * app's rows (stamped with real time) and the engine's timers must agree. */
   clock?: ManualClock;
+  /** More of the engine's options, e.g. `mode: "classic"` (the clock is `clock` above). */
+  engine?: Partial<Omit<EngineOptions, "clock" | "databaseUrl">>;
   /** The double's options; `onEngineClock` makes it tell time by the engine's clock (retry-after, rate windows). */
   double?: ClaudeDoubleOptions & { onEngineClock?: boolean };
   /** More environment for the app, set with the parts' URLs before its modules load. */
@@ -39,13 +41,16 @@ export interface AppFixtureOptions {
    * INNGEST_SIGNING_KEY and INNGEST_EVENT_KEY are always removed: the app talks to this engine in dev mode. */
   unset?: string[];
   /** Serve these instead of the app's functions: a test's own (with its own client when it gives one), made once the
-   * environment points at these parts. `functions: []` serves none: the engine then only receives events. */
-  serve?: (inngest: Inngest.Any) => { client?: Inngest.Any; functions: InngestFunction.Any[] };
+   * environment points at these parts (so it may import the app's modules itself, hence the promise). `functions: []`
+   * serves none: the engine then only receives events. */
+  serve?: (inngest: Inngest.Any) => ServedFunctions | Promise<ServedFunctions>;
   /** Functions served beside the app's (e.g. another app's listener), made with the app's client. */
   extraFunctions?: (inngest: Inngest.Any) => InngestFunction.Any[];
   /** Wraps the SDK's handler, e.g. to count or drop the engine's calls. */
   wrap?: Parameters<typeof serveApp>[2];
 }
+
+type ServedFunctions = { client?: Inngest.Any; functions: InngestFunction.Any[] };
 
 export async function startAppFixture(o: AppFixtureOptions = {}): Promise<AppFixture> {
   const stops: (() => Promise<unknown>)[] = [];
@@ -72,7 +77,7 @@ export async function startAppFixture(o: AppFixtureOptions = {}): Promise<AppFix
     // One holder, so stop() ends whichever double is serving after a restart.
     const current = { double: await startClaudeDouble(doubleOptions) };
     stops.push(() => current.double.stop());
-    const te = await startTestEngine(clock ? { clock } : {});
+    const te = await startTestEngine({ ...o.engine, ...(clock ? { clock } : {}) });
     stops.push(() => te.close());
     for (const k of ["INNGEST_BASE_URL", "INNGEST_SIGNING_KEY", "INNGEST_EVENT_KEY", ...(o.unset ?? [])]) setEnv(k, undefined);
     const env = {
@@ -88,7 +93,7 @@ export async function startAppFixture(o: AppFixtureOptions = {}): Promise<AppFix
     const { inngest } = await import("@/inngest/client");
     let served: { client: Inngest.Any; functions: InngestFunction.Any[] };
     if (o.serve) {
-      const own = o.serve(inngest);
+      const own = await o.serve(inngest);
       served = { client: own.client ?? inngest, functions: own.functions };
     } else {
       const { functions } = await import("@/inngest/index");

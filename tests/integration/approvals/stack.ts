@@ -1,5 +1,5 @@
-// The approvals test stack: a private Supabase (real Postgres + PostgREST), the local Inngest engine with a manual
-// clock, and a test function that uses awaitApproval, served by the real SDK over HTTP. The app's own modules
+// The approvals test stack: the shared app fixture (a private Supabase, the local Inngest engine with a manual clock,
+// the environment) serving a test function that uses awaitApproval, by the real SDK over HTTP. The app's own modules
 // (lib/approvals, the route, inngest/approval) are imported after the environment points them at this stack.
 //
 // The test function (`approval-flow`) is what an agent with a reviewed draft does: mark the task running, write a
@@ -9,8 +9,9 @@
 import type { GetStepTools, Inngest, InngestFunction } from "inngest";
 import { expect } from "vitest";
 import { ManualClock } from "../../../local/engine";
-import { Counter, latch, runFor, serveApp, startTestEngine, until, type ServedApp, type TestEngine } from "../../support/engine-harness";
-import { createTestSupabase, type TestSupabase } from "../../support/supabase";
+import { startAppFixture } from "../../support/app-fixture";
+import { Counter, latch, runFor, until, type ServedApp, type TestEngine } from "../../support/engine-harness";
+import type { TestSupabase } from "../../support/supabase";
 
 export const FLOW_FN = "nightshift-approval-flow";
 export const START_EVENT = "test/approval-flow.started";
@@ -41,48 +42,23 @@ export interface Stack {
 }
 
 export async function startStack(): Promise<Stack> {
-  const saved = { ...process.env };
-  const sb = await createTestSupabase();
   // The manual clock starts at the wall clock's now, so times the route records (wall clock) and times the
   // function records (engine clock) read sensibly side by side; it moves only when a test advances it.
   const clock = new ManualClock(Date.now());
-  const t = await startTestEngine({ clock });
-  for (const k of ["INNGEST_DEV", "INNGEST_BASE_URL", "INNGEST_SIGNING_KEY", "INNGEST_EVENT_KEY"]) delete process.env[k];
-  Object.assign(process.env, {
-    SUPABASE_URL: sb.supabaseUrl,
-    SUPABASE_SECRET_KEY: sb.secretKey,
-    ANTHROPIC_BASE_URL: "http://127.0.0.1:9", // never called: no model in these flows
-    ...t.engine.appEnv(),
-  });
-  (await import("@/lib/env")).resetEnvCache();
-
-  const { inngest } = await import("@/inngest/client");
-  const approvals = await import("@/lib/approvals");
-  const route = await import("@/app/api/approvals/[id]/route");
-  const { createApiKey } = await import("@/lib/api-keys");
-  const apiKey = (await createApiKey(sb.admin, "approval tests")).key;
-
   const hooks: Hooks = { counter: new Counter(), resumedAt: new Map(), holdRequest: new Map(), outcomes: new Map() };
-  const app = await serveApp(inngest, [await flowFunction(inngest, hooks, clock)]);
-  await t.engine.sync(app.url);
-
-  return {
-    sb,
-    t,
-    clock,
-    app,
-    hooks,
-    apiKey,
-    inngest,
-    approvals,
-    route,
-    async close() {
-      await app.close();
-      await t.close();
-      await sb.stop();
-      process.env = saved;
-    },
-  };
+  // No model in these flows: the double is started but never called.
+  const fx = await startAppFixture({ clock, serve: async (inngest) => ({ functions: [await flowFunction(inngest, hooks, clock)] }) });
+  try {
+    const { inngest } = await import("@/inngest/client");
+    const approvals = await import("@/lib/approvals");
+    const route = await import("@/app/api/approvals/[id]/route");
+    const { createApiKey } = await import("@/lib/api-keys");
+    const apiKey = (await createApiKey(fx.sb.admin, "approval tests")).key;
+    return { sb: fx.sb, t: fx.te, clock, app: fx.app, hooks, apiKey, inngest, approvals, route, close: () => fx.stop() };
+  } catch (err) {
+    await fx.stop();
+    throw err;
+  }
 }
 
 async function flowFunction(inngest: Inngest.Any, h: Hooks, clock: ManualClock): Promise<InngestFunction.Any> {

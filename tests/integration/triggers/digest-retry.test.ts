@@ -6,41 +6,22 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { ManualClock } from "../../../local/engine";
+import { startAppFixture, type AppFixture } from "../../support/app-fixture";
 import { startCaptureServer, type CaptureServer } from "../../support/capture-server";
-import { quietTick, serveApp, startTestEngine, until, type ServedApp, type TestEngine } from "../../support/engine-harness";
-import { createTestSupabase, type TestSupabase } from "../../support/supabase";
+import { quietTick, until, type TestEngine } from "../../support/engine-harness";
+import type { TestSupabase } from "../../support/supabase";
 
+let fx: AppFixture;
 let sb: TestSupabase;
 let te: TestEngine;
-let app: ServedApp;
 let slack: CaptureServer;
 let clock: ManualClock;
 let digestCalls = 0;
 let dropped = 0;
 
 beforeAll(async () => {
-  sb = await createTestSupabase();
   clock = new ManualClock(Date.now());
-  te = await startTestEngine({ clock, mode: "classic" });
   slack = await startCaptureServer({ handler: (_req, res) => void res.writeHead(200).end("ok") });
-  for (const k of ["INNGEST_BASE_URL", "INNGEST_SIGNING_KEY", "INNGEST_EVENT_KEY", "TELEGRAM_BOT_TOKEN", "NOTIFY_EMAIL_TO", "RESEND_API_KEY"]) delete process.env[k];
-  Object.assign(process.env, {
-    SUPABASE_URL: sb.supabaseUrl,
-    SUPABASE_SECRET_KEY: sb.secretKey,
-    ANTHROPIC_BASE_URL: "http://127.0.0.1:9",
-    INNGEST_DEV: te.engine.url,
-    SLACK_WEBHOOK_URL: `${slack.url}/services/T0/B0/digestretry0123456789`,
-    NIGHTSHIFT_PUBLIC_URL: "https://nightshift.example",
-    // Due all day (after 00:00 UTC), so the real time the test runs at never matters; an empty night still sends.
-    NIGHTSHIFT_TIMEZONE: "UTC",
-    NIGHTSHIFT_DIGEST_TIME: "00:00",
-    NIGHTSHIFT_DIGEST_EMPTY: "true",
-  });
-  (await import("@/lib/env")).resetEnvCache();
-  const { inngest } = await import("@/inngest/client");
-  const { morningDigest } = await import("@/inngest/functions/morning-digest");
-  const { deliverNotifications } = await import("@/inngest/functions/deliver-notifications");
-  await import("@/inngest/outbox-relay"); // registers the relay that sends notify()'s recorded event
   // The first answer of the morning-digest function is lost after the function did its work.
   const dropFirstDigestAnswer = (handler: (req: IncomingMessage, res: ServerResponse) => unknown) => (req: IncomingMessage, res: ServerResponse) => {
     if (req.method === "POST" && req.url?.includes("fnId=nightshift-morning-digest")) {
@@ -58,16 +39,33 @@ beforeAll(async () => {
     }
     return handler(req, res);
   };
-  app = await serveApp(inngest, [morningDigest, deliverNotifications], dropFirstDigestAnswer as never);
-  await te.engine.sync(app.url);
+  fx = await startAppFixture({
+    clock,
+    engine: { mode: "classic" },
+    unset: ["TELEGRAM_BOT_TOKEN", "NOTIFY_EMAIL_TO", "RESEND_API_KEY"],
+    env: {
+      SLACK_WEBHOOK_URL: `${slack.url}/services/T0/B0/digestretry0123456789`,
+      NIGHTSHIFT_PUBLIC_URL: "https://nightshift.example",
+      // Due all day (after 00:00 UTC), so the real time the test runs at never matters; an empty night still sends.
+      // (The fixture puts back the suite's NIGHTSHIFT_DIGEST_TIME=off on stop.)
+      NIGHTSHIFT_TIMEZONE: "UTC",
+      NIGHTSHIFT_DIGEST_TIME: "00:00",
+      NIGHTSHIFT_DIGEST_EMPTY: "true",
+    },
+    serve: async () => {
+      const { morningDigest } = await import("@/inngest/functions/morning-digest");
+      const { deliverNotifications } = await import("@/inngest/functions/deliver-notifications");
+      await import("@/inngest/outbox-relay"); // registers the relay that sends notify()'s recorded event
+      return { functions: [morningDigest, deliverNotifications] };
+    },
+    wrap: dropFirstDigestAnswer as never,
+  });
+  ({ sb, te } = fx);
 });
 
 afterAll(async () => {
-  await app?.close();
-  await te?.close();
+  await fx?.stop();
   await slack?.stop();
-  await sb?.stop();
-  process.env["NIGHTSHIFT_DIGEST_TIME"] = "off";
 });
 
 test("the digest step retried after its answer was lost sends exactly one digest", async () => {

@@ -3,51 +3,47 @@
 // capture servers. Fixed instants: the digest of 2030-06-02 at 07:00 Europe/Berlin (05:00 UTC, summer time).
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { ManualClock } from "../../../local/engine";
+import { startAppFixture, type AppFixture } from "../../support/app-fixture";
 import { startCaptureServer, type CaptureServer } from "../../support/capture-server";
-import { serveApp, startTestEngine, until, type ServedApp, type TestEngine } from "../../support/engine-harness";
-import { createTestSupabase, type TestSupabase } from "../../support/supabase";
+import { until } from "../../support/engine-harness";
+import type { TestSupabase } from "../../support/supabase";
 
 const TOKEN = "987654321:AAH_digestTelegramToken-abcdefghijklmnopq";
 const CFG = { timezone: "Europe/Berlin", time: "07:00", sendEmpty: true };
 const PUBLIC_URL = "https://nightshift.example";
+let fx: AppFixture;
 let sb: TestSupabase;
-let te: TestEngine;
-let app: ServedApp;
 let slack: CaptureServer;
 let telegram: CaptureServer;
 let resend: CaptureServer;
 let digest: typeof import("@/lib/digest");
 
 beforeAll(async () => {
-  sb = await createTestSupabase();
-  te = await startTestEngine({ clock: new ManualClock(Date.now()) });
   slack = await startCaptureServer({ handler: (_req, res) => void res.writeHead(200).end("ok") });
   telegram = await startCaptureServer({
     handler: (_req, res) => void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ ok: true, result: { message_id: 1 } })),
   });
   resend = await startCaptureServer();
-  for (const k of ["INNGEST_BASE_URL", "INNGEST_SIGNING_KEY", "INNGEST_EVENT_KEY"]) delete process.env[k];
-  Object.assign(process.env, {
-    SUPABASE_URL: sb.supabaseUrl,
-    SUPABASE_SECRET_KEY: sb.secretKey,
-    ANTHROPIC_BASE_URL: "http://127.0.0.1:9",
-    INNGEST_DEV: te.engine.url,
-    SLACK_WEBHOOK_URL: `${slack.url}/services/T0/B0/digestsecret0123456789`,
-    TELEGRAM_BOT_TOKEN: TOKEN,
-    TELEGRAM_CHAT_ID: "-100123",
-    TELEGRAM_API_BASE_URL: telegram.url,
-    NOTIFY_EMAIL_TO: "owner@example.com",
-    RESEND_API_KEY: "re_testkey_0123456789abcdef",
-    RESEND_BASE_URL: resend.url,
-    NIGHTSHIFT_PUBLIC_URL: PUBLIC_URL,
+  fx = await startAppFixture({
+    clock: new ManualClock(Date.now()),
+    env: {
+      SLACK_WEBHOOK_URL: `${slack.url}/services/T0/B0/digestsecret0123456789`,
+      TELEGRAM_BOT_TOKEN: TOKEN,
+      TELEGRAM_CHAT_ID: "-100123",
+      TELEGRAM_API_BASE_URL: telegram.url,
+      NOTIFY_EMAIL_TO: "owner@example.com",
+      RESEND_API_KEY: "re_testkey_0123456789abcdef",
+      RESEND_BASE_URL: resend.url,
+      NIGHTSHIFT_PUBLIC_URL: PUBLIC_URL,
+    },
+    serve: async () => {
+      const { deliverNotifications } = await import("@/inngest/functions/deliver-notifications");
+      await import("@/inngest/outbox-relay"); // registers the relay that sends notify()'s recorded event
+      return { functions: [deliverNotifications] };
+    },
   });
-  (await import("@/lib/env")).resetEnvCache();
+  sb = fx.sb;
   digest = await import("@/lib/digest");
-  const { inngest } = await import("@/inngest/client");
-  const { deliverNotifications } = await import("@/inngest/functions/deliver-notifications");
-  await import("@/inngest/outbox-relay"); // registers the relay that sends notify()'s recorded event
-  app = await serveApp(inngest, [deliverNotifications]);
-  await te.engine.sync(app.url);
 
   // The night: one completed task and one failed (finished 01:00 Berlin), one from the day before (outside).
   const rows: import("@/lib/db/database.types").Database["public"]["Tables"]["tasks"]["Insert"][] = [
@@ -59,10 +55,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await app?.close();
-  await te?.close();
+  await fx?.stop();
   await Promise.all([slack?.stop(), telegram?.stop(), resend?.stop()]);
-  await sb?.stop();
 });
 
 test("the digest is due after 07:00 local only, and covers the night before", async () => {

@@ -3,13 +3,14 @@
 // API routes, and the real every-minute cron function on the local engine starting a due schedule's task.
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { ManualClock } from "../../../local/engine";
-import { quietTick, serveApp, startTestEngine, until, type ServedApp, type TestEngine } from "../../support/engine-harness";
-import { createTestSupabase, type TestSupabase } from "../../support/supabase";
+import { startAppFixture, type AppFixture } from "../../support/app-fixture";
+import { quietTick, until, type TestEngine } from "../../support/engine-harness";
+import type { TestSupabase } from "../../support/supabase";
 
+let fx: AppFixture;
 let sb: TestSupabase;
 let te: TestEngine;
 let clock: ManualClock;
-let app: ServedApp;
 let svc: typeof import("@/lib/schedules/service");
 let apiKey: string;
 let routes: {
@@ -19,17 +20,14 @@ let routes: {
 };
 
 beforeAll(async () => {
-  sb = await createTestSupabase();
   clock = new ManualClock(Date.now());
-  te = await startTestEngine({ clock });
-  for (const k of ["INNGEST_BASE_URL", "INNGEST_SIGNING_KEY", "INNGEST_EVENT_KEY"]) delete process.env[k];
-  Object.assign(process.env, {
-    SUPABASE_URL: sb.supabaseUrl,
-    SUPABASE_SECRET_KEY: sb.secretKey,
-    ANTHROPIC_BASE_URL: "http://127.0.0.1:9", // no model call completes here; runs are only started
-    INNGEST_DEV: te.engine.url,
+  // Only the every-minute dispatcher is served (no model call completes here; runs are only started). Its cron fires
+  // only when the last test moves the manual clock, so the tests before it see no dispatcher pass of their own.
+  fx = await startAppFixture({
+    clock,
+    serve: async () => ({ functions: [(await import("@/inngest/functions/dispatch-schedules")).dispatchSchedules] }),
   });
-  (await import("@/lib/env")).resetEnvCache();
+  ({ sb, te } = fx);
   svc = await import("@/lib/schedules/service");
   routes = {
     list: await import("@/app/api/schedules/route"),
@@ -40,9 +38,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await app?.close();
-  await te?.close();
-  await sb?.stop();
+  await fx?.stop();
 });
 
 async function schedule(name: string, cron: string, timezone: string, nextRunAt: string) {
@@ -156,10 +152,6 @@ describe("API", () => {
 });
 
 test("the every-minute cron function fires a due schedule and starts its task's run", async () => {
-  const { inngest } = await import("@/inngest/client");
-  const { dispatchSchedules } = await import("@/inngest/functions/dispatch-schedules");
-  app = await serveApp(inngest, [dispatchSchedules]);
-  await te.engine.sync(app.url);
   const id = await schedule("engine", "* * * * *", "UTC", new Date(Date.now() - 30_000).toISOString());
   const fired = await until(async () => (await firings(id))[0], { tick: quietTick(te.engine, clock, 60_000), message: "the cron function did not fire", timeoutMs: 90_000 });
   expect(fired.task_id).toBeTruthy();
