@@ -10,6 +10,7 @@ import { after } from "next/server";
 import { inngest } from "@/inngest/client";
 import type { AdminClient } from "@/lib/db/admin";
 import type { Json } from "@/lib/db/database.types";
+import { Coalescer } from "@/lib/coalesce";
 import { db as serverDb } from "@/lib/db/server";
 import { registerOutboxRelay, type RelayResult } from "@/lib/outbox";
 
@@ -20,6 +21,11 @@ export const RELAY_FIRST_BATCH = 10;
 /** Passes one process runs at once: a kick that arrives during a long pass starts a second one at once (claims skip
  * each other's rows), instead of waiting for the first to end. */
 const MAX_PASSES = 2;
+/** Under load, the relays that routes start after their responses begin at most this often per process: a pass costs
+ * three round trips (claim, send, mark) whatever it carries, so at 100 POST/s one pass per POST cost about as much as
+ * the POSTs themselves; every ≥ 50 ms it carries ~5 (docs/benchmarks.md). A POST with no pass in the last 50 ms — a
+ * lone one — still has its relay start right after its response. */
+export const RELAY_COALESCE_MS = 50;
 /** How long a claimed row is held by one relay before another may take it (a relay that died mid-send). */
 export const RELAY_LEASE_SECONDS = 30;
 /** The most one send may take; past it the rows are released (marked failed) for a later pass. */
@@ -98,6 +104,7 @@ function startPass(): void {
     const total: RelayResult = { sent: 0, failed: 0 };
     do {
       rerun = false;
+      routeRelays.started(); // every claim round, kicks' too, opens a window the routes' relays coalesce into
       const r = await relayOutbox({ firstLimit: RELAY_FIRST_BATCH });
       total.sent += r.sent;
       total.failed += r.failed;
@@ -117,12 +124,26 @@ export function relayPending(): Promise<RelayResult> {
 }
 
 /**
- * For route handlers: relay after the response is sent (Next's after(); Vercel keeps the function alive for it).
- * Outside a request scope (a route handler called directly, e.g. by a test) it relays in the background instead.
+ * relayPending for the routes' after-response relays: at once when no claim round began in the last
+ * RELAY_COALESCE_MS (a lone submission is sent right after its response), else one shared pass RELAY_COALESCE_MS
+ * after that round, which every route relay arriving meanwhile joins — a burst of POSTs becomes a few batched passes
+ * instead of one per POST. Resolves as relayPending does: what the caller recorded before calling has been sent by
+ * then (or has failed).
+ */
+const routeRelays = new Coalescer<RelayResult>(() => relayPending(), RELAY_COALESCE_MS);
+
+export function relayCoalesced(): Promise<RelayResult> {
+  return routeRelays.call();
+}
+
+/**
+ * For route handlers: relay after the response is sent (Next's after(); Vercel keeps the function alive for it),
+ * coalesced with the other routes' relays under load (relayCoalesced). Outside a request scope (a route handler
+ * called directly, e.g. by a test) it relays in the background instead.
  */
 export function relayAfterResponse(): void {
   const pass = () =>
-    relayPending().then(
+    relayCoalesced().then(
       () => {},
       (err) => console.warn(`[outbox] relay pass failed: ${err instanceof Error ? err.message : String(err)}; the sweeper will retry`),
     );

@@ -1,13 +1,13 @@
 // API keys look like `ns_<key id>_<secret>`. Only SHA-256 of the whole key is stored; the key id finds the
 // row, and the hashes are compared in constant time so a wrong key leaks nothing through timing.
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { hash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { AdminClient } from "@/lib/db/admin";
 
 const KEY_RE = /^ns_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/;
 const ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
 
 export function hashApiKey(key: string): string {
-  return createHash("sha256").update(key, "utf8").digest("hex");
+  return hash("sha256", key, "hex"); // one-shot: no Hash object per request
 }
 
 function randomId(): string {

@@ -1,6 +1,6 @@
 // Task records: creation with idempotency (decided inside Postgres by `create_task`), reads for the API,
 // and the wire shape. Route handlers and Inngest functions compose these; none of them talk SQL.
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import canonicalize from "canonicalize";
 import type { AdminClient } from "@/lib/db/admin";
 import type { Database, Json } from "@/lib/db/database.types";
@@ -18,9 +18,7 @@ export interface CreatedTask {
 
 /** Hash of the request as the client meant it, independent of key order and whitespace. */
 export function requestHash(body: CreateTaskBody): string {
-  return createHash("sha256")
-    .update(canonicalize(body) ?? "")
-    .digest("hex");
+  return hash("sha256", canonicalize(body) ?? "", "hex");
 }
 
 export async function insertTask(

@@ -1,12 +1,12 @@
-// The `fetch` the Inngest client hands to the SDK (inngest/client.ts): its requests to Inngest — a checkpoint
-// after every step (POST /v1/checkpoint/{runId}/async), event sends — over node:http(s) with a keep-alive agent.
+// A `fetch` over node:http(s) with a keep-alive agent, for the server's own small JSON requests: the Inngest client's
+// (inngest/client.ts: a checkpoint after every step, POST /v1/checkpoint/{runId}/async, and event sends) and the
+// Supabase admin client's (lib/db/admin.ts: every PostgREST call, e.g. POST /api/tasks's one submit_task RPC).
 //
-// Why: with checkpointing the SDK waits for one API round trip per step, and the global fetch (undici's WHATWG
-// streams, plus Next's patch of it in route handlers) costs ~0.75–1.0 ms of CPU and wall time per small request on
-// this machine against ~0.44 ms for http.request on a kept-alive socket (docs/benchmarks.md). Only the simple
-// shape the SDK sends is handled here: an http(s) URL, a string or byte body, plain headers. Anything else
-// (streams, Request objects, redirects, a proxy from the environment) goes to the global fetch unchanged, so
-// behaviour never depends on which path a request took.
+// Why: the global fetch (undici's WHATWG streams, plus Next's patch of it inside route handlers) costs ~0.75–1.0 ms of
+// CPU and wall time per small request on this machine against ~0.44 ms for http.request on a kept-alive socket
+// (docs/benchmarks.md). Only the simple shape those clients send is handled here: an http(s) URL, a string or byte
+// body, plain headers or a Headers. Anything else (streams, Request objects, redirects, a proxy from the environment)
+// goes to the global fetch unchanged, so behaviour never depends on which path a request took.
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { brotliDecompressSync, gunzipSync, inflateSync } from "node:zlib";
@@ -77,15 +77,22 @@ function decoded(body: Buffer, encoding: string | null): Buffer {
   return out;
 }
 
+/** Decodes as Response.text() does (UTF-8, a leading BOM dropped, invalid bytes as U+FFFD); stateless between calls. */
+const utf8 = new TextDecoder();
+
 /**
  * A Response whose body is already in memory. undici's Response builds a ReadableStream for every body (~0.05–0.1 ms
  * of CPU), and the SDK never reads the answer to a checkpoint; so the real Response (with its stream) is made only
- * when something touches the body: `body`, `bodyUsed`, a read (`text()`, `json()`, ...) or `clone()`.
+ * when something touches the body as a stream: `body`, a read other than `text()`/`json()`, or `clone()`. `text()`
+ * and `json()` — all that supabase-js and the SDK call — decode the bytes directly (~0.2 ms less per PostgREST call
+ * than through the stream), with a read-once rule of their own.
  */
 class BufferedResponse extends Response {
   readonly #bytes: Buffer;
   readonly #init: ResponseInit;
   #real: Response | undefined;
+  /** Read by text()/json() without a real Response. */
+  #read = false;
 
   constructor(bytes: Buffer, init: ResponseInit) {
     super(null, init);
@@ -94,14 +101,27 @@ class BufferedResponse extends Response {
   }
 
   real(): Response {
-    return (this.#real ??= new Response(this.#bytes as unknown as BodyInit, this.#init));
+    if (!this.#real) {
+      this.#real = new Response(this.#bytes as unknown as BodyInit, this.#init);
+      // Already read directly: the real one must look read too (bodyUsed, a second read or clone() fails).
+      if (this.#read) this.#real.arrayBuffer().catch(() => {});
+    }
+    return this.#real;
+  }
+
+  get used(): boolean {
+    return this.#real ? this.#real.bodyUsed : this.#read;
   }
 
   override text(): Promise<string> {
-    return this.real().text();
+    if (this.#real) return this.#real.text();
+    if (this.#read) return Promise.reject(new TypeError("Body is unusable: Body has already been read"));
+    this.#read = true;
+    return Promise.resolve(utf8.decode(this.#bytes));
   }
   override json(): Promise<unknown> {
-    return this.real().json();
+    if (this.#real) return this.#real.json();
+    return this.text().then((t) => JSON.parse(t) as unknown);
   }
   override arrayBuffer(): Promise<ArrayBuffer> {
     return this.real().arrayBuffer();
@@ -122,7 +142,7 @@ class BufferedResponse extends Response {
 // `body` and `bodyUsed` are accessors on Response.prototype (properties in TypeScript's view): shadowed here.
 Object.defineProperties(BufferedResponse.prototype, {
   body: { get(this: BufferedResponse) { return this.real().body; }, configurable: true },
-  bodyUsed: { get(this: BufferedResponse) { return this.real().bodyUsed; }, configurable: true },
+  bodyUsed: { get(this: BufferedResponse) { return this.used; }, configurable: true },
 });
 
 type Attempt = { res: IncomingMessage; body: Buffer } | { redirect: true };
@@ -157,8 +177,8 @@ function once(url: URL, method: string, headers: Record<string, string>, body: s
   });
 }
 
-/** A `fetch` for the SDK's API and event requests: keep-alive node:http(s) for simple requests, else the global one. */
-export async function sdkFetch(...[input, init]: FetchArgs): Promise<Response> {
+/** A `fetch` for small API requests: keep-alive node:http(s) for simple requests, else the global one. */
+export async function keepAliveFetch(...[input, init]: FetchArgs): Promise<Response> {
   const url = typeof input === "string" ? URL.canParse(input) ? new URL(input) : undefined : input instanceof URL ? input : undefined;
   const rawBody = init?.body;
   const body = rawBody === undefined || rawBody === null ? undefined : typeof rawBody === "string" || rawBody instanceof Uint8Array ? rawBody : null;

@@ -1,4 +1,4 @@
-// The fetch the Inngest client gives the SDK (inngest/sdk-fetch.ts), against a real local server: what the SDK
+// The keep-alive fetch the Inngest client gives the SDK and the Supabase admin client uses (lib/net/keepalive-fetch.ts), against a real local server: what the SDK
 // reads from a response is what the global fetch would give; requests share one kept-alive connection; a kept-alive
 // socket the server dropped is retried once on a fresh one for an idempotent request only (a POST fails as the
 // global fetch's would: the SDK retries it itself); a compressed answer is decompressed; network errors look like the
@@ -8,8 +8,11 @@ import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { sdkFetch } from "../../../inngest/sdk-fetch";
+import { keepAliveFetch as sdkFetch } from "../../../lib/net/keepalive-fetch";
 import { freePort } from "../../../local/ports";
+
+/** A UTF-8 BOM, text, and an invalid byte: text() must decode them as the global fetch's Response does. */
+const BOM_BYTES = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from("hé"), Buffer.from([0xff])]);
 
 let server: Server;
 let base: string;
@@ -34,6 +37,7 @@ beforeAll(async () => {
       if (req.url === "/conflict") return res.writeHead(409, "Conflict", { "content-type": "text/plain" }).end("stale");
       if (req.url === "/moved") return res.writeHead(307, { location: "/ok" }).end();
       if (req.url === "/empty") return res.writeHead(204).end();
+      if (req.url === "/bom") return res.writeHead(200, { "content-type": "text/plain" }).end(BOM_BYTES);
       if (req.url === "/gzip") return res.writeHead(200, { "content-encoding": "gzip" }).end(gzipSync(JSON.stringify({ z: 1 })));
       if (req.url === "/drop-after") dropNext.add(req.socket);
       res.writeHead(200, { "content-type": "application/json", "x-two": ["a", "b"] }).end(JSON.stringify({ status: 200 }));
@@ -50,7 +54,7 @@ afterAll(async () => {
   await new Promise((r) => server.close(r));
 });
 
-describe("sdkFetch (the Inngest client's fetch)", () => {
+describe("keepAliveFetch (the Inngest client's and the Supabase client's fetch)", () => {
   test("a POST with a JSON body: status, headers and body as fetch gives them, over one kept-alive connection", async () => {
     const before = connections;
     for (let i = 0; i < 5; i++) {
@@ -79,7 +83,16 @@ describe("sdkFetch (the Inngest client's fetch)", () => {
     expect(a.bodyUsed).toBe(false);
     expect(await a.text()).toBe(JSON.stringify({ status: 200 }));
     expect(a.bodyUsed).toBe(true);
-    await expect(a.json()).rejects.toThrow();
+    await expect(a.json()).rejects.toThrow(TypeError);
+    await expect(a.text()).rejects.toThrow(TypeError);
+    // Read directly (text/json decode the bytes without a stream): the stream and clone() see it read too.
+    expect(() => a.clone()).toThrow(TypeError);
+    expect(a.body!.locked).toBe(true);
+    await expect(a.arrayBuffer()).rejects.toThrow(TypeError);
+    const j = await post();
+    expect(await j.json()).toEqual({ status: 200 });
+    expect(j.bodyUsed).toBe(true);
+    await expect(j.json()).rejects.toThrow(TypeError);
     const b = await post();
     const copy = b.clone();
     expect(await b.json()).toEqual({ status: 200 });
@@ -91,6 +104,12 @@ describe("sdkFetch (the Inngest client's fetch)", () => {
     expect(Buffer.concat(chunks).toString()).toBe(JSON.stringify({ status: 200 }));
     expect(c.bodyUsed).toBe(true);
     expect(new Uint8Array(await (await post()).arrayBuffer()).length).toBe(JSON.stringify({ status: 200 }).length);
+  });
+
+  test("text() decodes as the global fetch's Response: the BOM dropped, an invalid byte as U+FFFD", async () => {
+    const expected = await new Response(BOM_BYTES).text();
+    expect(await (await sdkFetch(`${base}/bom`)).text()).toBe(expected);
+    expect(await (await globalThis.fetch(`${base}/bom`)).text()).toBe(expected);
   });
 
   test("a non-2xx answer is a response, not an error; a 204 has no body", async () => {
