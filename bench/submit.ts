@@ -210,6 +210,8 @@ interface Figures {
   pieces: Phase[];
   stubClosed: Phase;
   stubOpen: Phase;
+  /** POSTs of the stub server's warm-up (its profile covers them). */
+  stubWarm: number;
   stubEvents: number;
   post: Phase;
   final: Record<string, number>;
@@ -495,7 +497,7 @@ async function main(): Promise<number> {
     );
     cleanups.push(() => stubApp.stop());
     const stubSpec = taskSpec(stubApp.url, "bench-stub %i");
-    await load.run({ kind: "open", spec: stubSpec, rate: 100, durationMs: 1_500, seqStart: (seq += 1_000_000) });
+    const stubWarm = (await load.run({ kind: "open", spec: stubSpec, rate: 100, durationMs: 1_500, seqStart: (seq += 1_000_000) })).sent;
     components.nextPgid = stubApp.proc.pid;
     const stubClosed = await phase(`stub events: closed loop POST ×${CONCURRENCY}`, {
       kind: "closed",
@@ -543,6 +545,7 @@ async function main(): Promise<number> {
       pieces,
       stubClosed,
       stubOpen,
+      stubWarm,
       stubEvents: stub.events(),
       post,
       final: final.counts,
@@ -712,6 +715,16 @@ What bounds it (ceilings implied by CPU per request; next-server is one event lo
     const fmt = (xs: [string, number][]) => xs.map(([k, ms]) => `${k} ${pct(ms / p.busyMs)}`).join(", ");
     console.log(`  self time by area:    ${fmt(p.byArea.slice(0, 10))}`);
     console.log(`  by calling package:   ${fmt(p.byOwner.slice(0, 10))}`);
+    if (name.startsWith("next-server with stubbed events")) {
+      // Every request this server answered was a POST (warm-up, closed loop, open loop): CPU per POST by stage.
+      const posts = r.stubWarm + r.stubClosed.result.sent + r.stubOpen.result.sent;
+      const startup = p.byStage.find(([k]) => k.startsWith("startup"))?.[1] ?? 0;
+      console.log(`  per POST by stage (${posts} POSTs, startup left out: ${fmtMs((p.busyMs - startup) / posts)} ms in all):`);
+      for (const [k, ms] of p.byStage) {
+        if (k.startsWith("startup")) continue;
+        console.log(`    ${fmtMs(ms / posts).padStart(7)} ms  ${pct(ms / (p.busyMs - startup)).padStart(6)}  ${k}`);
+      }
+    }
     console.log(`  hottest functions:`);
     for (const [f, ms] of p.topFunctions.slice(0, 10)) console.log(`    ${pct(ms / p.busyMs).padStart(6)}  ${f}`);
   }
