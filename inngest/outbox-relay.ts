@@ -100,18 +100,26 @@ const passes = new Set<Promise<RelayResult>>();
 let rerun = false;
 
 function startPass(): void {
-  const pass = (async (): Promise<RelayResult> => {
+  let pass: Promise<RelayResult> | undefined = undefined;
+  pass = (async (): Promise<RelayResult> => {
     const total: RelayResult = { sent: 0, failed: 0 };
-    do {
-      rerun = false;
-      routeRelays.started(); // every claim round, kicks' too, opens a window the routes' relays coalesce into
-      const r = await relayOutbox({ firstLimit: RELAY_FIRST_BATCH });
-      total.sent += r.sent;
-      total.failed += r.failed;
-      if (r.failed > 0) break;
-    } while (rerun);
-    return total;
-  })().finally(() => passes.delete(pass));
+    try {
+      do {
+        rerun = false;
+        routeRelays.started(); // every claim round, kicks' too, opens a window the routes' relays coalesce into
+        const r = await relayOutbox({ firstLimit: RELAY_FIRST_BATCH });
+        total.sent += r.sent;
+        total.failed += r.failed;
+        if (r.failed > 0) break;
+      } while (rerun);
+      return total;
+    } finally {
+      // In the same turn as the last `rerun` check (always after an await, so `pass` is set): a caller from here on
+      // starts a pass of its own. Removed in a later .finally(), a caller in between would set `rerun` for a pass that
+      // had already ended its loop and wait on it, with its rows unsent until some other pass or the sweeper.
+      if (pass) passes.delete(pass);
+    }
+  })();
   passes.add(pass);
 }
 
@@ -166,19 +174,23 @@ function relayWakeUps(): Promise<RelayResult> {
     wakeRerun = true;
     return wakePass;
   }
-  const pass = (async (): Promise<RelayResult> => {
+  let pass: Promise<RelayResult> | undefined = undefined;
+  pass = (async (): Promise<RelayResult> => {
     const total: RelayResult = { sent: 0, failed: 0 };
-    do {
-      wakeRerun = false;
-      const r = await relayOutbox({ firstLimit: RELAY_FIRST_BATCH, maxRounds: 1 });
-      total.sent += r.sent;
-      total.failed += r.failed;
-      if (r.failed > 0) break;
-    } while (wakeRerun);
-    return total;
-  })().finally(() => {
-    if (wakePass === pass) wakePass = undefined;
-  });
+    try {
+      do {
+        wakeRerun = false;
+        const r = await relayOutbox({ firstLimit: RELAY_FIRST_BATCH, maxRounds: 1 });
+        total.sent += r.sent;
+        total.failed += r.failed;
+        if (r.failed > 0) break;
+      } while (wakeRerun);
+      return total;
+    } finally {
+      // In the same turn as the last `wakeRerun` check, as startPass does: a later kick starts a new lane pass.
+      if (pass && wakePass === pass) wakePass = undefined;
+    }
+  })();
   wakePass = pass;
   return pass;
 }

@@ -1,4 +1,4 @@
-// The rate limiter's line within a priority follows the task's age (20261202101000_pacing_task_age_order.sql): a
+// The rate limiter's line within a priority follows the task's age (20261202101000_pacing_task_age_backfill.sql): a
 // call of an older task goes before calls of younger tasks even when it asks later (a chain's next turn keeps its
 // task's place), under concurrent callers, and never more than the bucket holds.
 import { randomBytes } from "node:crypto";
