@@ -9,9 +9,9 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
-import { Inngest } from "inngest";
 import { serve } from "inngest/node";
-import { inngestClientOptions } from "../inngest/client";
+import { Inngest } from "inngest";
+import { createInngestClient, inngestClientOptions } from "../inngest/client";
 import { runSql, startPostgres } from "../local/db/embedded-postgres";
 import { freePort } from "../local/ports";
 import type { EngineMode } from "../local/engine";
@@ -87,7 +87,10 @@ async function benchMode(pgUrl: (db?: string) => string, mode: EngineMode): Prom
         }
       }
     };
-    const inngest = new Inngest({
+    // BENCH_SDK_HEADERS=1: the SDK's own client (headers rebuilt from the environment on every request), for a
+    // before/after comparison of inngest/client-headers.ts.
+    const build = process.env["BENCH_SDK_HEADERS"] === "1" ? (o: ConstructorParameters<typeof Inngest>[0]) => new Inngest(o) : createInngestClient;
+    const inngest = build({
       ...inngestClientOptions,
       id: "bench",
       isDev: true,

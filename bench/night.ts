@@ -30,6 +30,9 @@ const LIMITS = { requests_per_minute: Number(process.env.BENCH_RPM ?? 120), inpu
 /** Scaled-down latency of one model call (ms). */
 const LATENCY = [150, 450] as const;
 const TIMEOUT_MS = Number(process.env.BENCH_TIMEOUT_S ?? 1200) * 1000;
+/** BENCH_TRACE=<file>: also write the night's trace (every sonnet call, each task's agent and status over time, the
+ * double's bucket levels per sample) for bench/pacing-sim.ts and for finding where the time above the bound goes. */
+const TRACE = process.env.BENCH_TRACE;
 
 interface Report {
   mode: "on" | "off";
@@ -148,11 +151,12 @@ async function runMode(mode: "on" | "off"): Promise<Report> {
   let inFlightWaits = 0, settledWaits = 0, settledWithRoom = 0, rateWaits = 0;
   let finishedAt = started;
   const TERMINAL = new Set(["completed", "failed", "stopped", "rejected", "cancelled"]);
-  let rows: Array<{ id: string; status: string; status_reason: string | null; updated_at: string }> = [];
+  let rows: Array<{ id: string; agent_id: string; status: string; status_reason: string | null; updated_at: string }> = [];
+  const samples: Array<{ t: number; in: number | null; out: number | null; st: Record<string, number> }> = [];
   const idle = { inFull: 0, outFull: 0, inFullWaiting: 0, outFullWaiting: 0, lastRateWait: started, sampledAt: started };
   for (;;) {
     for (const a of await listPendingApprovals(db, 200)) await decideApproval(db, a.id, { decision: "approve" }, "bench", "api");
-    ({ rows } = await sql.query(`select id, status::text, status_reason, updated_at::text from public.tasks`));
+    ({ rows } = await sql.query(`select id, agent_id, status::text, status_reason, updated_at::text from public.tasks`));
     const now = Date.now();
     for (const r of rows) {
       if (r.status === "waiting_budget" && r.status_reason) {
@@ -188,6 +192,12 @@ async function runMode(mode: "on" | "off"): Promise<Report> {
     if (waitingRl) idle.lastRateWait = now;
     const dt = now - idle.sampledAt;
     idle.sampledAt = now;
+    if (TRACE) {
+      // Tasks per agent and status (a running task may be in a model call, a tool or its step overhead).
+      const st: Record<string, number> = {};
+      for (const r of rows) if (!TERMINAL.has(r.status)) st[`${r.agent_id}:${r.status}`] = (st[`${r.agent_id}:${r.status}`] ?? 0) + 1;
+      samples.push({ t: now - started, in: lv?.input_tokens?.available ?? null, out: lv?.output_tokens?.available ?? null, st });
+    }
     if (lv?.input_tokens && lv.input_tokens.available >= 0.98 * lv.input_tokens.limit) (idle.inFull += dt, waitingRl && (idle.inFullWaiting += dt));
     if (lv?.output_tokens && lv.output_tokens.available >= 0.98 * lv.output_tokens.limit) (idle.outFull += dt, waitingRl && (idle.outFullWaiting += dt));
     const open = rows.filter((r) => !TERMINAL.has(r.status));
@@ -253,6 +263,15 @@ async function runMode(mode: "on" | "off"): Promise<Report> {
     idle: { input_full_s: idle.inFull / 1000, output_full_s: idle.outFull / 1000, input_full_while_waiting_s: idle.inFullWaiting / 1000, output_full_while_waiting_s: idle.outFullWaiting / 1000, last_rate_wait_s: (idle.lastRateWait - started) / 1000 },
   };
 
+  if (TRACE) {
+    const { writeFile } = await import("node:fs/promises");
+    const { rows: tasks } = await sql.query(`select id, agent_id, status::text, priority, created_at::text, updated_at::text from public.tasks`);
+    await writeFile(`${TRACE}.${mode}.json`, JSON.stringify({
+      started, limits: LIMITS, tasks,
+      calls: sonnetCalls.map((c) => ({ at: Date.parse(c.at) - started, scenario: c.scenario, turn: c.turn, status: c.status, usage: c.usage && { in: c.usage.input_tokens + c.usage.cache_creation_input_tokens, out: c.usage.output_tokens } })),
+      samples,
+    }));
+  }
   await sql.end();
   await new Promise<void>((r) => (app.closeAllConnections(), app.close(() => r())));
   await engine.stop();

@@ -3,6 +3,7 @@
 // with INNGEST_BASE_URL).
 import { Inngest } from "inngest";
 import { keepAliveFetch } from "@/lib/net/keepalive-fetch";
+import { withStableHeaders } from "./client-headers";
 
 /** The client's options; bench/engine.ts builds its client from these too, so it measures what the app runs. */
 export const inngestClientOptions = {
@@ -13,4 +14,9 @@ export const inngestClientOptions = {
   fetch: keepAliveFetch as typeof fetch,
 };
 
-export const inngest = new Inngest({ id: "nightshift", ...inngestClientOptions });
+/** A client built from these options, as the app builds it (bench/engine.ts builds its own with a different id). */
+export function createInngestClient<O extends ConstructorParameters<typeof Inngest>[0]>(options: O) {
+  return withStableHeaders(new Inngest(options));
+}
+
+export const inngest = createInngestClient({ id: "nightshift", ...inngestClientOptions });

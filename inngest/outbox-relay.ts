@@ -12,7 +12,7 @@ import type { AdminClient } from "@/lib/db/admin";
 import type { Json } from "@/lib/db/database.types";
 import { Coalescer } from "@/lib/coalesce";
 import { db as serverDb } from "@/lib/db/server";
-import { registerOutboxRelay, type RelayResult } from "@/lib/outbox";
+import { registerOutboxRelay, type KickOptions, type RelayResult } from "@/lib/outbox";
 
 export const RELAY_BATCH = 100;
 /** The first claim of a pass is small: what a kick was for (most often a slot's wake-up, which the claim takes before
@@ -100,18 +100,26 @@ const passes = new Set<Promise<RelayResult>>();
 let rerun = false;
 
 function startPass(): void {
-  const pass = (async (): Promise<RelayResult> => {
+  let pass: Promise<RelayResult> | undefined = undefined;
+  pass = (async (): Promise<RelayResult> => {
     const total: RelayResult = { sent: 0, failed: 0 };
-    do {
-      rerun = false;
-      routeRelays.started(); // every claim round, kicks' too, opens a window the routes' relays coalesce into
-      const r = await relayOutbox({ firstLimit: RELAY_FIRST_BATCH });
-      total.sent += r.sent;
-      total.failed += r.failed;
-      if (r.failed > 0) break;
-    } while (rerun);
-    return total;
-  })().finally(() => passes.delete(pass));
+    try {
+      do {
+        rerun = false;
+        routeRelays.started(); // every claim round, kicks' too, opens a window the routes' relays coalesce into
+        const r = await relayOutbox({ firstLimit: RELAY_FIRST_BATCH });
+        total.sent += r.sent;
+        total.failed += r.failed;
+        if (r.failed > 0) break;
+      } while (rerun);
+      return total;
+    } finally {
+      // In the same turn as the last `rerun` check (always after an await, so `pass` is set): a caller from here on
+      // starts a pass of its own. Removed in a later .finally(), a caller in between would set `rerun` for a pass that
+      // had already ended its loop and wait on it, with its rows unsent until some other pass or the sweeper.
+      if (pass) passes.delete(pass);
+    }
+  })();
   passes.add(pass);
 }
 
@@ -154,14 +162,47 @@ export function relayAfterResponse(): void {
   }
 }
 
+// The wake-up lane: a kick for a run already under way (a slot handed over) starts a pass of one small round of its
+// own at once — the claim takes wake-ups first — instead of waiting for a running pass to finish its round of a
+// hundred new runs (under a submission burst that wait was most of a slot's idle time: bench:slots, docs/benchmarks.md).
+// One lane pass at a time; a kick meanwhile makes it claim once more before it ends.
+let wakePass: Promise<RelayResult> | undefined;
+let wakeRerun = false;
+
+function relayWakeUps(): Promise<RelayResult> {
+  if (wakePass) {
+    wakeRerun = true;
+    return wakePass;
+  }
+  let pass: Promise<RelayResult> | undefined = undefined;
+  pass = (async (): Promise<RelayResult> => {
+    const total: RelayResult = { sent: 0, failed: 0 };
+    try {
+      do {
+        wakeRerun = false;
+        const r = await relayOutbox({ firstLimit: RELAY_FIRST_BATCH, maxRounds: 1 });
+        total.sent += r.sent;
+        total.failed += r.failed;
+        if (r.failed > 0) break;
+      } while (wakeRerun);
+      return total;
+    } finally {
+      // In the same turn as the last `wakeRerun` check, as startPass does: a later kick starts a new lane pass.
+      if (pass && wakePass === pass) wakePass = undefined;
+    }
+  })();
+  wakePass = pass;
+  return pass;
+}
+
 /**
  * lib's kick (a slot handed over, a task recorded by a step): the pass starts now, and inside a request — the
  * /api/inngest call that ran the step, on Vercel its own invocation — it is also handed to after(), so the platform
  * keeps the invocation alive until the pass ends instead of freezing it with the wake-up unsent (the sweeper would
  * send it only at its next minute).
  */
-function kickedRelay(): Promise<RelayResult> {
-  const pass = relayPending();
+function kickedRelay(o?: KickOptions): Promise<RelayResult> {
+  const pass = o?.wakeUp ? relayWakeUps() : relayPending();
   try {
     after(pass.then(() => {}, () => {})); // a failure is reported by the caller (lib/outbox.ts kickOutboxRelay)
   } catch {

@@ -33,8 +33,14 @@ export interface RelayResult {
   failed: number;
 }
 
+export interface KickOptions {
+  /** The kick is for a wake-up of a run already under way (a slot handed over, a cancellation): the relay sends it in
+   * a small pass of its own instead of after the round of new work it may be in the middle of. */
+  wakeUp?: boolean;
+}
+
 /** A relay pass: sends what is pending. Implemented in inngest/outbox-relay.ts, which registers itself here. */
-export type OutboxRelay = () => Promise<RelayResult>;
+export type OutboxRelay = (o?: KickOptions) => Promise<RelayResult>;
 
 // On globalThis, not in a module variable: Next may load this module more than once in one process (one copy per
 // bundle layer), and the relay registered by any of them should serve all.
@@ -50,10 +56,10 @@ export function registerOutboxRelay(relay: OutboxRelay): void {
  * Starts a relay pass in the background, if a relay is registered in this process, and returns its promise (which
  * never rejects). Only an accelerator: whatever it does not send, the sweeper cron does.
  */
-export function kickOutboxRelay(): Promise<RelayResult> {
+export function kickOutboxRelay(o?: KickOptions): Promise<RelayResult> {
   const relay = (globalThis as Registry)[REGISTRY];
   if (!relay) return Promise.resolve({ sent: 0, failed: 0 });
-  return relay().catch((err) => {
+  return relay(o).catch((err) => {
     console.warn(`[outbox] relay pass failed: ${err instanceof Error ? err.message : String(err)}; the sweeper will retry`);
     return { sent: 0, failed: 0 };
   });

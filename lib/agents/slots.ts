@@ -26,7 +26,7 @@ export async function acquireSlot(
   const row = data?.[0];
   if (!row) throw new Error("claim_agent_slot returned no row");
   // A claim may hand free slots to waiters ahead of this task: their wake-ups are in the outbox.
-  if (!row.ok) void kickOutboxRelay();
+  if (!row.ok) void kickOutboxRelay({ wakeUp: true });
   return { ok: row.ok, holders: row.holders, limit: row.max_concurrency };
 }
 
@@ -36,7 +36,7 @@ export async function releaseSlot(db: AdminClient, taskId: string): Promise<bool
   if (error) throw new Error(`release_agent_slot_fair failed: ${error.message}`);
   const row = data?.[0];
   // The slot went to the next in line: send its wake-up now (the sweeper would, within a minute).
-  if (row && row.handed > 0) void kickOutboxRelay();
+  if (row && row.handed > 0) void kickOutboxRelay({ wakeUp: true });
   return row?.held === true;
 }
 
@@ -47,6 +47,6 @@ export async function releaseSlot(db: AdminClient, taskId: string): Promise<bool
 export async function recheckSlot(db: AdminClient, args: { agentId: string; taskId: string; eventId: string }): Promise<boolean> {
   const { data, error } = await db.rpc("recheck_agent_slot", { p_agent_id: args.agentId, p_task_id: args.taskId, p_event_id: args.eventId });
   if (error) throw new Error(`recheck_agent_slot failed: ${error.message}`);
-  if (data === true) await kickOutboxRelay();
+  if (data === true) await kickOutboxRelay({ wakeUp: true });
   return data === true;
 }

@@ -983,6 +983,7 @@ export type Database = {
           output_tokens: number
           priority: number
           ticket: string
+          waiting_since: string | null
         }
         Insert: {
           enqueued_at: string
@@ -993,6 +994,7 @@ export type Database = {
           output_tokens: number
           priority?: number
           ticket: string
+          waiting_since?: string | null
         }
         Update: {
           enqueued_at?: string
@@ -1003,6 +1005,7 @@ export type Database = {
           output_tokens?: number
           priority?: number
           ticket?: string
+          waiting_since?: string | null
         }
         Relationships: []
       }

@@ -5,8 +5,9 @@
 // Why: the global fetch (undici's WHATWG streams, plus Next's patch of it inside route handlers) costs ~0.75–1.0 ms of
 // CPU and wall time per small request on this machine against ~0.44 ms for http.request on a kept-alive socket
 // (docs/benchmarks.md). Only the simple shape those clients send is handled here: an http(s) URL, a string or byte
-// body, plain headers or a Headers. Anything else (streams, Request objects, redirects, a proxy from the environment)
-// goes to the global fetch unchanged, so behaviour never depends on which path a request took.
+// body, plain headers or a Headers. Anything else (streams, Request objects, a proxy from the environment) goes to the
+// global fetch unchanged, and so does a redirect's next request (never the first one again), so behaviour never
+// depends on which path a request took.
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { brotliDecompressSync, gunzipSync, inflateSync } from "node:zlib";
@@ -145,7 +146,7 @@ Object.defineProperties(BufferedResponse.prototype, {
   bodyUsed: { get(this: BufferedResponse) { return this.used; }, configurable: true },
 });
 
-type Attempt = { res: IncomingMessage; body: Buffer } | { redirect: true };
+type Attempt = { res: IncomingMessage; body: Buffer } | { redirect: number; location: string };
 
 function once(url: URL, method: string, headers: Record<string, string>, body: string | Uint8Array | undefined,
   signal: AbortSignal | undefined, fresh: boolean): Promise<Attempt> {
@@ -155,9 +156,10 @@ function once(url: URL, method: string, headers: Record<string, string>, body: s
       url,
       { method, headers, agent: fresh ? false : https ? httpsAgent : httpAgent, timeout: IDLE_TIMEOUT_MS },
       (res) => {
-        if (REDIRECT.has(res.statusCode ?? 0)) {
+        // A redirect without a Location is an answer like any other (fetch returns it as is).
+        if (REDIRECT.has(res.statusCode ?? 0) && res.headers.location !== undefined) {
           res.resume();
-          return resolve({ redirect: true });
+          return resolve({ redirect: res.statusCode!, location: res.headers.location });
         }
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
@@ -177,6 +179,29 @@ function once(url: URL, method: string, headers: Record<string, string>, body: s
   });
 }
 
+/** Request-body headers (WHATWG fetch): dropped when a redirect turns the request into a bodiless GET. */
+const BODY_HEADERS = ["content-encoding", "content-language", "content-location", "content-type"];
+
+/**
+ * The request fetch makes after a redirect (WHATWG fetch, "HTTP-redirect fetch", as undici does it): the Location
+ * resolved against the URL; 301/302 after a POST and 303 after anything but GET/HEAD become a GET without a body; a
+ * cross-origin hop drops the credentials. Content-Length is left to the global fetch.
+ */
+function redirected(url: URL, status: number, location: string, method: string, init: RequestInit | undefined): [URL, RequestInit] {
+  const next = new URL(location, url);
+  const headers = plainHeaders(init?.headers);
+  delete headers["content-length"];
+  let nextMethod = method;
+  let body = init?.body;
+  if (((status === 301 || status === 302) && method === "POST") || (status === 303 && method !== "GET" && method !== "HEAD")) {
+    nextMethod = "GET";
+    body = undefined;
+    for (const k of BODY_HEADERS) delete headers[k];
+  }
+  if (next.origin !== url.origin) for (const k of ["authorization", "proxy-authorization", "cookie"]) delete headers[k];
+  return [next, { ...init, method: nextMethod, headers, body }];
+}
+
 /** A `fetch` for small API requests: keep-alive node:http(s) for simple requests, else the global one. */
 export async function keepAliveFetch(...[input, init]: FetchArgs): Promise<Response> {
   const url = typeof input === "string" ? URL.canParse(input) ? new URL(input) : undefined : input instanceof URL ? input : undefined;
@@ -192,6 +217,8 @@ export async function keepAliveFetch(...[input, init]: FetchArgs): Promise<Respo
   if (!simple) return globalThis.fetch(input, init);
   const method = (init?.method ?? "GET").toUpperCase();
   if (body !== undefined) headers["content-length"] = String(Buffer.byteLength(body));
+  // As fetch does for a string body sent without a type.
+  if (typeof body === "string" && headers["content-type"] === undefined) headers["content-type"] = "text/plain;charset=UTF-8";
   const signal = init?.signal ?? undefined;
   let attempt: Attempt;
   try {
@@ -211,9 +238,18 @@ export async function keepAliveFetch(...[input, init]: FetchArgs): Promise<Respo
     // The global fetch's shape for network errors, which the SDK's fetch wrapper recognises.
     throw new TypeError("fetch failed", { cause: err });
   }
-  // Redirects are the global fetch's business (it follows them with its own rules).
-  // (The first request reached the server, which answered with a redirect and did not act on it.)
-  if ("redirect" in attempt) return globalThis.fetch(input, init);
+  // Redirects are the global fetch's business (it follows them with its own rules), from the request that follows
+  // this answer: handing it the original request would send that request a second time (a POST answered 303 has
+  // been acted on by the server, which names where to GET the outcome).
+  if ("redirect" in attempt) {
+    let next: [URL, RequestInit];
+    try {
+      next = redirected(url, attempt.redirect, attempt.location, method, init);
+    } catch (err) {
+      throw new TypeError("fetch failed", { cause: err });
+    }
+    return globalThis.fetch(...next);
+  }
   try {
     return responseOf(attempt.res, attempt.body, method);
   } catch (err) {

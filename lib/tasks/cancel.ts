@@ -22,7 +22,7 @@ export async function cancelTask(
   const row = data?.[0];
   if (!row || row.outcome === "not_found") return { outcome: "not_found" };
   if (row.outcome === "already_finished") return { outcome: "already_finished", status: row.status as TaskStatus };
-  if (opts.relay !== "none") void kickOutboxRelay();
+  if (opts.relay !== "none") void kickOutboxRelay({ wakeUp: true }); // a cancellation acts on a run under way
   return { outcome: "cancelled", status: "cancelled" };
 }
 

@@ -200,13 +200,28 @@ export abstract class EngineCore {
   protected async ensureMemo(run: RunMem): Promise<void> {
     if (run.memo) return;
     if (!run.memoLoading) {
-      run.memoLoading = this.store.loadMemos(run.row.id).then((rows) => {
-        run.memo = new Map(rows.map((r) => [r.hash, r.value]));
-        run.stack = rows.map((r) => r.hash);
-        run.memoLoading = undefined;
-      });
+      run.memoLoading = this.store.loadMemos(run.row.id).then(
+        (rows) => {
+          run.memo = new Map(rows.map((r) => [r.hash, r.value]));
+          run.stack = rows.map((r) => r.hash);
+          run.memoLoading = undefined;
+        },
+        (err: unknown) => {
+          run.memoLoading = undefined; // the next caller loads again
+          throw err;
+        },
+      );
     }
     await run.memoLoading;
+  }
+
+  /**
+   * Starts loading an idle run's memo now, while what woke it (an event's commit) is still being committed, so its
+   * resume does not wait for one more Postgres round trip after it. Only a read: the resume loads it anyway.
+   */
+  protected prefetchMemo(run: RunMem): void {
+    if (run.memo || run.memoLoading) return;
+    this.ensureMemo(run).catch(() => {});
   }
 
   protected updateStatus(tx: Tx, run: RunMem): void {
@@ -260,7 +275,25 @@ export abstract class EngineCore {
       this.schedulePump();
       return;
     }
+    if (w.kind === "resume" && w.due_at <= this.clock.now()) {
+      // A matched wait (a slot's wake-up, an approval) or a finished invoke: handled in this turn of the event
+      // loop, not after a timer — under a burst a timer fires one whole loop iteration later (hundreds of ms).
+      this.dueNow(w.id);
+      return;
+    }
     this.queue.push(w.id, w.due_at);
+  }
+
+  private dueNowIds: string[] = [];
+
+  private dueNow(id: string): void {
+    this.dueNowIds.push(id);
+    if (this.dueNowIds.length > 1) return;
+    queueMicrotask(() => {
+      const ids = this.dueNowIds;
+      this.dueNowIds = [];
+      if (!this.stopping) this.onDue(ids);
+    });
   }
 
   /** Scores of the calls in `ready`, which is kept sorted by them (ties in arrival order). */

@@ -100,6 +100,11 @@ export abstract class Dispatch extends Checkpoints {
     this.log(`the app at ${origin} answers again`);
   }
 
+  /** Places in flight that new runs cannot take (an eighth of the cap); see pump. */
+  private get reservedForStarted(): number {
+    return Math.floor(this.maxInflight / 8);
+  }
+
   protected pump(): void {
     if (this.stopping) return;
     let i = 0;
@@ -114,6 +119,13 @@ export abstract class Dispatch extends Checkpoints {
       }
       const fnUrl = this.functions.get(run.row.function_id)?.url;
       if (fnUrl && this.unreachable.size && this.waitingForApp(fnUrl)) {
+        i++;
+        continue;
+      }
+      if (run.row.started_at === null && this.inflight >= this.maxInflight - this.reservedForStarted) {
+        // The last few places in flight are kept for runs already under way (a run woken by a slot's hand-over, an
+        // approval, a finished sleep): in a burst of new runs, their calls would otherwise wait for one of the
+        // burst's calls to end before anything could overtake them.
         i++;
         continue;
       }

@@ -78,6 +78,7 @@ export abstract class Events extends RunLifecycle {
       this.unindex(w);
       tx.undo.push(() => this.index(w));
       if (w.kind === "wait" && w.step) {
+        this.prefetchMemo(run);
         const ready = this.waitReady.get(w.id);
         if (ready) tx.waitFor.push(ready);
         this.delWork(tx, w.id, run);

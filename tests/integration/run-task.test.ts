@@ -5,9 +5,11 @@
 import { InngestTestEngine } from "@inngest/test";
 import { NonRetriableError } from "inngest";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { scenarioMarker, startClaudeDouble, type ClaudeDouble } from "../../local/claude/server";
-import { createTestSupabase, type TestSupabase } from "../support/supabase";
+import { scenarioMarker, type ClaudeDouble } from "../../local/claude/server";
+import { startAppFixture, type AppFixture } from "../support/app-fixture";
+import type { TestSupabase } from "../support/supabase";
 
+let fx: AppFixture;
 let sb: TestSupabase;
 let double: ClaudeDouble;
 let runTask: typeof import("@/inngest/functions/run-task").runTask;
@@ -15,14 +17,9 @@ let insertTask: typeof import("@/lib/tasks/service").insertTask;
 let apiKeyId: string;
 
 beforeAll(async () => {
-  sb = await createTestSupabase();
-  double = await startClaudeDouble();
-  Object.assign(process.env, {
-    SUPABASE_URL: sb.supabaseUrl,
-    SUPABASE_SECRET_KEY: sb.secretKey,
-    ANTHROPIC_BASE_URL: double.url,
-    INNGEST_DEV: "http://127.0.0.1:9", // never reached: @inngest/test runs the function in-process
-  });
+  // @inngest/test runs the function in-process: the engine serves no function here (it only receives what is sent).
+  fx = await startAppFixture({ serve: () => ({ functions: [] }) });
+  ({ sb, double } = fx);
   ({ runTask } = await import("@/inngest/functions/run-task"));
   ({ insertTask } = await import("@/lib/tasks/service"));
   const { createApiKey } = await import("@/lib/api-keys");
@@ -30,8 +27,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await double?.stop();
-  await sb?.stop();
+  await fx?.stop();
 });
 
 async function newTask(scenario: string, agent = "research"): Promise<string> {

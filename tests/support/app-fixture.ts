@@ -6,10 +6,15 @@
 //   let fx: AppFixture;
 //   beforeAll(async () => { fx = await startAppFixture({ clock: new ManualClock(Date.now()) }); });
 //   afterAll(() => fx?.stop());
+//
+// Tests of the route handlers (and the console's operations) need only the first part: startRouteFixture gives the
+// same Supabase and environment, with a recording stand-in for Inngest's event API instead of the engine, so a test
+// can assert exactly which events a request sent (and make the event API fail). Both start from the same core.
 import type { Inngest, InngestFunction } from "inngest";
 import { startClaudeDouble, type ClaudeDouble, type ClaudeDoubleOptions } from "../../local/claude/server";
 import type { EngineOptions, ManualClock } from "../../local/engine";
 import { serveApp, startTestEngine, type ServedApp, type TestEngine } from "./engine-harness";
+import { startEventCapture, type EventCapture } from "./event-capture";
 import { createTestSupabase, type TestSupabase } from "./supabase";
 
 export interface AppFixture {
@@ -52,7 +57,9 @@ export interface AppFixtureOptions {
 
 type ServedFunctions = { client?: Inngest.Any; functions: InngestFunction.Any[] };
 
-export async function startAppFixture(o: AppFixtureOptions = {}): Promise<AppFixture> {
+/** The common core: a private Supabase, and the environment set for the app (put back on stop). Each part started
+ * registers how to stop it; stop() ends them in reverse order, then restores the environment. */
+function fixtureCore() {
   const stops: (() => Promise<unknown>)[] = [];
   const savedEnv = new Map<string, string | undefined>();
   const setEnv = (k: string, v: string | undefined) => {
@@ -68,9 +75,63 @@ export async function startAppFixture(o: AppFixtureOptions = {}): Promise<AppFix
     }
     savedEnv.clear();
   };
+  return {
+    stops,
+    stop,
+    async supabase(): Promise<TestSupabase> {
+      const sb = await createTestSupabase();
+      stops.push(() => sb.stop());
+      return sb;
+    },
+    /** Points the app at the parts: the Inngest cloud keys and `unset` removed, `env` set, lib/env's cache dropped
+     * (a module loaded earlier in the file must see the variables just set). */
+    async pointApp(env: Record<string, string>, unset: string[] = []) {
+      for (const k of ["INNGEST_BASE_URL", "INNGEST_SIGNING_KEY", "INNGEST_EVENT_KEY", ...unset]) setEnv(k, undefined);
+      for (const [k, v] of Object.entries(env)) setEnv(k, v);
+      (await import("@/lib/env")).resetEnvCache();
+    },
+  };
+}
+
+export interface RouteFixture {
+  sb: TestSupabase;
+  /** What the app sent to Inngest's event API (INNGEST_DEV points here); set `failing` to make it answer 500. */
+  events: EventCapture;
+  /** Stops what it started and puts back the environment variables it set. */
+  stop(): Promise<void>;
+}
+
+export interface RouteFixtureOptions {
+  /** More environment for the app, set before its modules load. */
+  env?: Record<string, string>;
+  /** Variables to remove for the fixture's life (the Inngest cloud keys always are). */
+  unset?: string[];
+}
+
+/** A private Supabase and a recording event API, with the app's environment pointing at them; no engine, no double
+ * (ANTHROPIC_BASE_URL points at a closed port: nothing here calls a model). Import the app's modules after it. */
+export async function startRouteFixture(o: RouteFixtureOptions = {}): Promise<RouteFixture> {
+  const core = fixtureCore();
   try {
-    const sb = await createTestSupabase();
-    stops.push(() => sb.stop());
+    const sb = await core.supabase();
+    const events = await startEventCapture();
+    core.stops.push(() => events.stop());
+    await core.pointApp(
+      { SUPABASE_URL: sb.supabaseUrl, SUPABASE_SECRET_KEY: sb.secretKey, ANTHROPIC_BASE_URL: "http://127.0.0.1:9", INNGEST_DEV: events.url, ...o.env },
+      o.unset,
+    );
+    return { sb, events, stop: core.stop };
+  } catch (err) {
+    await core.stop();
+    throw err;
+  }
+}
+
+export async function startAppFixture(o: AppFixtureOptions = {}): Promise<AppFixture> {
+  const core = fixtureCore();
+  const { stops, stop } = core;
+  try {
+    const sb = await core.supabase();
     const { onEngineClock, ...doubleOpts } = o.double ?? {};
     const clock = o.clock;
     const doubleOptions: ClaudeDoubleOptions = { ...doubleOpts, ...(onEngineClock && clock ? { now: () => clock.now() } : {}) };
@@ -79,17 +140,10 @@ export async function startAppFixture(o: AppFixtureOptions = {}): Promise<AppFix
     stops.push(() => current.double.stop());
     const te = await startTestEngine({ ...o.engine, ...(clock ? { clock } : {}) });
     stops.push(() => te.close());
-    for (const k of ["INNGEST_BASE_URL", "INNGEST_SIGNING_KEY", "INNGEST_EVENT_KEY", ...(o.unset ?? [])]) setEnv(k, undefined);
-    const env = {
-      SUPABASE_URL: sb.supabaseUrl,
-      SUPABASE_SECRET_KEY: sb.secretKey,
-      ANTHROPIC_BASE_URL: current.double.url,
-      INNGEST_DEV: te.engine.url,
-      ...o.env,
-    };
-    for (const [k, v] of Object.entries(env)) setEnv(k, v);
-    // lib/env caches what it parsed: a module loaded earlier in this file must see the variables just set.
-    (await import("@/lib/env")).resetEnvCache();
+    await core.pointApp(
+      { SUPABASE_URL: sb.supabaseUrl, SUPABASE_SECRET_KEY: sb.secretKey, ANTHROPIC_BASE_URL: current.double.url, INNGEST_DEV: te.engine.url, ...o.env },
+      o.unset,
+    );
     const { inngest } = await import("@/inngest/client");
     let served: { client: Inngest.Any; functions: InngestFunction.Any[] };
     if (o.serve) {

@@ -2,11 +2,11 @@
 // approval ids on tasks and the approval list, artifacts, and agents (read, change, audit — the audit written by
 // the same Postgres function that changes the agent, hammered concurrently).
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { startEventCapture, type EventCapture } from "../../support/event-capture";
-import { createTestSupabase, type TestSupabase } from "../../support/supabase";
+import { startRouteFixture, type RouteFixture } from "../../support/app-fixture";
+import type { TestSupabase } from "../../support/supabase";
 
+let fx: RouteFixture;
 let sb: TestSupabase;
-let events: EventCapture;
 let apiKey: string;
 let apiKeyId: string;
 let routes: {
@@ -20,14 +20,8 @@ let routes: {
 };
 
 beforeAll(async () => {
-  sb = await createTestSupabase();
-  events = await startEventCapture();
-  Object.assign(process.env, {
-    SUPABASE_URL: sb.supabaseUrl,
-    SUPABASE_SECRET_KEY: sb.secretKey,
-    ANTHROPIC_BASE_URL: "http://127.0.0.1:9",
-    INNGEST_DEV: events.url,
-  });
+  fx = await startRouteFixture();
+  sb = fx.sb;
   const { createApiKey } = await import("@/lib/api-keys");
   const k = await createApiKey(sb.admin, "console api tests");
   apiKey = k.key;
@@ -44,8 +38,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await events?.stop();
-  await sb?.stop();
+  await fx?.stop();
 });
 
 const auth = (extra: Record<string, string> = {}) => ({ authorization: `Bearer ${apiKey}`, ...extra });

@@ -1,10 +1,12 @@
 // The tasks API route handlers, on the real embedded Postgres + PostgREST through supabase-js, with the
 // real Inngest SDK sending to a recording event API.
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { createTestSupabase, type TestSupabase } from "../../support/supabase";
-import { startEventCapture, type EventCapture } from "../../support/event-capture";
+import { startRouteFixture, type RouteFixture } from "../../support/app-fixture";
+import type { EventCapture } from "../../support/event-capture";
 import { until } from "../../support/engine-harness";
+import type { TestSupabase } from "../../support/supabase";
 
+let fx: RouteFixture;
 let sb: TestSupabase;
 let events: EventCapture;
 let apiKey: string;
@@ -12,14 +14,9 @@ let tasksRoute: typeof import("@/app/api/tasks/route");
 let taskRoute: typeof import("@/app/api/tasks/[id]/route");
 
 beforeAll(async () => {
-  sb = await createTestSupabase();
-  events = await startEventCapture();
-  Object.assign(process.env, {
-    SUPABASE_URL: sb.supabaseUrl,
-    SUPABASE_SECRET_KEY: sb.secretKey,
-    ANTHROPIC_BASE_URL: "http://127.0.0.1:9", // never called: routes do not run agents
-    INNGEST_DEV: events.url,
-  });
+  // Routes do not run agents: no engine, no double; the events they send are recorded.
+  fx = await startRouteFixture();
+  ({ sb, events } = fx);
   const { createApiKey } = await import("@/lib/api-keys");
   apiKey = (await createApiKey(sb.admin, "route tests")).key;
   tasksRoute = await import("@/app/api/tasks/route");
@@ -27,8 +24,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await events?.stop();
-  await sb?.stop();
+  await fx?.stop();
 });
 
 function post(body: unknown, headers: Record<string, string> = {}): Promise<Response> {

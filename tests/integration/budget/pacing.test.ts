@@ -181,18 +181,46 @@ describe("the shared limiter", () => {
     expect((await takeRateLimit(sb.admin, { model: m, ticket: "b", priority: 0, inputTokens: 50, outputTokens: 1_000, now: at(0) })).ok).toBe(true);
     // C needs 100 input, but the 50 left do not hold it: refused (the buckets' own room is never exceeded).
     expect((await takeRateLimit(sb.admin, { model: m, ticket: "c", priority: 0, inputTokens: 100, outputTokens: 1_000, now: at(0) })).ok).toBe(false);
-    // D (5 input): the output bucket is at 11,000 of 12,000 (92 %), still losing refill: admitted. E then finds it at
-    // 10,000 (83 %): nothing is being lost any more, so E waits its turn behind A.
-    expect((await takeRateLimit(sb.admin, { model: m, ticket: "d", priority: 0, inputTokens: 5, outputTokens: 1_000, now: at(0) })).ok).toBe(true);
-    expect((await takeRateLimit(sb.admin, { model: m, ticket: "e", priority: 0, inputTokens: 5, outputTokens: 1_000, now: at(0) })).ok).toBe(false);
+    // D, E, F (5 input each) find the output bucket at 11,000, 10,000 and 9,000 of 12,000 (≥ 75 %: it would fill up
+    // while A waits): admitted. G then finds it at 8,000 (67 %): not being lost, so G waits its turn behind A.
+    for (const t of ["d", "e", "f"]) expect((await takeRateLimit(sb.admin, { model: m, ticket: t, priority: 0, inputTokens: 5, outputTokens: 1_000, now: at(0) })).ok).toBe(true);
+    expect((await takeRateLimit(sb.admin, { model: m, ticket: "g", priority: 0, inputTokens: 5, outputTokens: 1_000, now: at(0) })).ok).toBe(false);
     const [row] = await sql<{ backfilled: string }>(sb.databaseUrl, `select backfilled::text from public.rate_limits where model = $1`, [m]);
-    expect(row!.backfilled).toBe("2");
+    expect(row!.backfilled).toBe("4");
 
     // Never past a higher priority: H (priority 5) waits for input; a priority-0 call is not backfilled ahead of it.
     const n = await model({ itpm: 6_000, otpm: 12_000 });
     await takeRateLimit(sb.admin, { model: n, ticket: "fill", priority: 0, inputTokens: 5_900, outputTokens: 0, now: at(0) });
     expect((await takeRateLimit(sb.admin, { model: n, ticket: "h", priority: 5, inputTokens: 3_000, outputTokens: 100, now: at(0) })).ok).toBe(false);
     expect((await takeRateLimit(sb.admin, { model: n, ticket: "b", priority: 0, inputTokens: 50, outputTokens: 1_000, now: at(0) })).ok).toBe(false);
+  });
+
+  test("backfill allowance: up to half of what the tickets ahead wait anyway, never moving a ticket past 300 s of waiting", async () => {
+    // 6,000 input tokens a minute (100 a second), 12,000 output. A waits for 3,000 input with 100 in the bucket: 29 s.
+    const m = await model({ itpm: 6_000, otpm: 12_000 });
+    expect((await takeRateLimit(sb.admin, { model: m, ticket: "fill", priority: 0, inputTokens: 5_900, outputTokens: 0, now: at(0) })).ok).toBe(true);
+    expect((await takeRateLimit(sb.admin, { model: m, ticket: "a", priority: 0, inputTokens: 3_000, outputTokens: 100, now: at(0) })).ok).toBe(false);
+    // At 10 s the bucket holds 1,100 input and A waits 19 s more; the output bucket is full. D (800 input: sets A back
+    // 8 s ≤ 19 / 2) goes ahead; E (200 input: 2 s, while A now waits 27 s) too; F (250) does not fit the 100 left.
+    expect((await takeRateLimit(sb.admin, { model: m, ticket: "d", priority: 0, inputTokens: 800, outputTokens: 1_000, now: at(10) })).ok).toBe(true);
+    expect((await takeRateLimit(sb.admin, { model: m, ticket: "e", priority: 0, inputTokens: 200, outputTokens: 1_000, now: at(10) })).ok).toBe(true);
+    expect((await takeRateLimit(sb.admin, { model: m, ticket: "f", priority: 0, inputTokens: 250, outputTokens: 1_000, now: at(10) })).ok).toBe(false);
+    // A call that would set the line back by more than half its wait is refused: at 20 s the bucket holds 1,100 input
+    // and A and F (3,250) wait 21.5 s; H's 1,100 input would cost them 11 s > 10.75 s.
+    expect((await takeRateLimit(sb.admin, { model: m, ticket: "h", priority: 0, inputTokens: 1_100, outputTokens: 1_000, now: at(20) })).ok).toBe(false);
+
+    // The bound: tickets that together wait ~360 s for input (6 × 6,000 = 36,000 tokens at 100 a second) are never
+    // moved further by the backfill, however small the call: the oldest would pass 300 s of waiting.
+    const n = await model({ itpm: 6_000, otpm: 12_000 });
+    expect((await takeRateLimit(sb.admin, { model: n, ticket: "fill", priority: 0, inputTokens: 6_000, outputTokens: 0, now: at(0) })).ok).toBe(true);
+    for (let i = 0; i < 6; i++) expect((await takeRateLimit(sb.admin, { model: n, ticket: `q${i}`, priority: 0, inputTokens: 6_000, outputTokens: 10, now: at(1) })).ok).toBe(false);
+    // At 3 s the bucket holds 300 input; a 5-input call with a full output bucket delays them 0.05 s — refused anyway.
+    expect((await takeRateLimit(sb.admin, { model: n, ticket: "small", priority: 0, inputTokens: 5, outputTokens: 1_000, now: at(3) })).ok).toBe(false);
+    // With a short line (one ticket of 600 input: 3 s of wait) the same call goes ahead.
+    const k = await model({ itpm: 6_000, otpm: 12_000 });
+    expect((await takeRateLimit(sb.admin, { model: k, ticket: "fill", priority: 0, inputTokens: 6_000, outputTokens: 0, now: at(0) })).ok).toBe(true);
+    expect((await takeRateLimit(sb.admin, { model: k, ticket: "q", priority: 0, inputTokens: 600, outputTokens: 10, now: at(1) })).ok).toBe(false);
+    expect((await takeRateLimit(sb.admin, { model: k, ticket: "small", priority: 0, inputTokens: 5, outputTokens: 1_000, now: at(3) })).ok).toBe(true);
   });
 
   test("the provider's remaining figures cap our buckets as of when the answer was read, not as of the settlement", async () => {

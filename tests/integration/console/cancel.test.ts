@@ -1,29 +1,24 @@
 // Cancelling a task from its console page, on the real database, behind the console's session + CSRF guard.
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { createTestSupabase, type TestSupabase } from "../../support/supabase";
-import { startEventCapture, type EventCapture } from "../../support/event-capture";
+import { startRouteFixture, type RouteFixture } from "../../support/app-fixture";
+import type { EventCapture } from "../../support/event-capture";
+import type { TestSupabase } from "../../support/supabase";
 import type * as Ops from "@/lib/console/operations";
 import { configureConsole, form, sameOriginHeaders, sessionCookie, withToken } from "./helpers";
 
+let fx: RouteFixture;
 let sb: TestSupabase;
 let events: EventCapture;
 let ops: typeof Ops;
 
 beforeAll(async () => {
-  sb = await createTestSupabase();
-  events = await startEventCapture();
-  Object.assign(process.env, {
-    SUPABASE_URL: sb.supabaseUrl,
-    SUPABASE_SECRET_KEY: sb.secretKey,
-    ANTHROPIC_BASE_URL: "http://127.0.0.1:9",
-    INNGEST_DEV: events.url,
-  });
+  fx = await startRouteFixture();
+  ({ sb, events } = fx);
   configureConsole();
   ops = await import("@/lib/console/operations");
 });
 afterAll(async () => {
-  await events?.stop();
-  await sb?.stop();
+  await fx?.stop();
 });
 
 async function newTask(): Promise<string> {

@@ -2,34 +2,29 @@
 // with a foreign Origin, without the session's CSRF token, with another session's token or without a session
 // changes nothing; a genuine one queues the task through submitTask, once per form.
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { createTestSupabase, type TestSupabase } from "../../support/supabase";
-import { startEventCapture, type EventCapture } from "../../support/event-capture";
+import { startRouteFixture, type RouteFixture } from "../../support/app-fixture";
+import type { EventCapture } from "../../support/event-capture";
+import type { TestSupabase } from "../../support/supabase";
 import { until } from "../../support/engine-harness";
 import { CSRF_FIELD } from "@/lib/console/csrf";
 import type { queueWork as QueueWork } from "@/lib/console/operations";
 import { configureConsole, form, sameOriginHeaders, sessionCookie, withToken } from "./helpers";
 
+let fx: RouteFixture;
 let sb: TestSupabase;
 let events: EventCapture;
 let queueWork: typeof QueueWork;
 
 beforeAll(async () => {
-  sb = await createTestSupabase();
-  events = await startEventCapture();
-  Object.assign(process.env, {
-    SUPABASE_URL: sb.supabaseUrl,
-    SUPABASE_SECRET_KEY: sb.secretKey,
-    ANTHROPIC_BASE_URL: "http://127.0.0.1:9",
-    INNGEST_DEV: events.url,
-  });
+  fx = await startRouteFixture();
+  ({ sb, events } = fx);
   configureConsole();
   await import("@/inngest/outbox-relay"); // registers the relay, as the app does when it loads
   ({ queueWork } = await import("@/lib/console/operations"));
 });
 
 afterAll(async () => {
-  await events?.stop();
-  await sb?.stop();
+  await fx?.stop();
 });
 
 async function taskCount(): Promise<number> {

@@ -1,27 +1,23 @@
 // Decisions from the review page on the real database: through decideApproval's compare-and-set, with the
 // console's session + CSRF guard in front. decided/repeat succeed; conflict and expired name the decision that stands.
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { createTestSupabase, type TestSupabase } from "../../support/supabase";
-import { startEventCapture, type EventCapture } from "../../support/event-capture";
+import { startRouteFixture, type RouteFixture } from "../../support/app-fixture";
+import type { EventCapture } from "../../support/event-capture";
+import type { TestSupabase } from "../../support/supabase";
 import { until } from "../../support/engine-harness";
 import type * as Ops from "@/lib/console/operations";
 import type * as Approvals from "@/lib/approvals";
 import { configureConsole, form, sameOriginHeaders, sessionCookie, withToken } from "./helpers";
 
+let fx: RouteFixture;
 let sb: TestSupabase;
 let events: EventCapture;
 let ops: typeof Ops;
 let approvals: typeof Approvals;
 
 beforeAll(async () => {
-  sb = await createTestSupabase();
-  events = await startEventCapture();
-  Object.assign(process.env, {
-    SUPABASE_URL: sb.supabaseUrl,
-    SUPABASE_SECRET_KEY: sb.secretKey,
-    ANTHROPIC_BASE_URL: "http://127.0.0.1:9",
-    INNGEST_DEV: events.url,
-  });
+  fx = await startRouteFixture();
+  ({ sb, events } = fx);
   configureConsole();
   await import("@/inngest/outbox-relay"); // registers the relay, as the app does when it loads
   ops = await import("@/lib/console/operations");
@@ -29,8 +25,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await events?.stop();
-  await sb?.stop();
+  await fx?.stop();
 });
 
 /** A task waiting on a visible approval, as the run-task function leaves it. */

@@ -36,6 +36,8 @@ beforeAll(async () => {
       seen.push({ method: req.method!, url: req.url!, headers: req.headers, body: Buffer.concat(chunks).toString() });
       if (req.url === "/conflict") return res.writeHead(409, "Conflict", { "content-type": "text/plain" }).end("stale");
       if (req.url === "/moved") return res.writeHead(307, { location: "/ok" }).end();
+      if (req.url === "/see-other") return res.writeHead(303, { location: "/ok" }).end();
+      if (req.url === "/no-location") return res.writeHead(302, { "content-type": "text/plain" }).end("nowhere");
       if (req.url === "/empty") return res.writeHead(204).end();
       if (req.url === "/bom") return res.writeHead(200, { "content-type": "text/plain" }).end(BOM_BYTES);
       if (req.url === "/gzip") return res.writeHead(200, { "content-encoding": "gzip" }).end(gzipSync(JSON.stringify({ z: 1 })));
@@ -173,6 +175,24 @@ describe("keepAliveFetch (the Inngest client's and the Supabase client's fetch)"
     const viaRequest = await sdkFetch(new Request(`${base}/request`, { method: "POST", body: "r" }));
     expect(viaRequest.status).toBe(200);
     expect(seen.at(-1)).toMatchObject({ url: "/request", body: "r" });
+  });
+
+  test("a redirected POST is sent once: a 303 is followed by a GET without the body, a 307 re-sends it to the new place only", async () => {
+    const from = seen.length;
+    const seeOther = await sdkFetch(`${base}/see-other`, { method: "POST", headers: { "content-type": "application/json" }, body: "{\"n\":1}" });
+    expect([seeOther.status, seeOther.url]).toEqual([200, `${base}/ok`]);
+    const temporary = await sdkFetch(`${base}/moved`, { method: "POST", body: "again" });
+    expect([temporary.status, temporary.url]).toEqual([200, `${base}/ok`]);
+    expect(seen.slice(from).map((r) => [r.method, r.url, r.body, r.headers["content-type"]])).toEqual([
+      ["POST", "/see-other", "{\"n\":1}", "application/json"],
+      ["GET", "/ok", "", undefined],
+      ["POST", "/moved", "again", "text/plain;charset=UTF-8"],
+      ["POST", "/ok", "again", "text/plain;charset=UTF-8"],
+    ]);
+    // A redirect status without a Location is an answer, as fetch gives it.
+    const nowhere = await sdkFetch(`${base}/no-location`, { method: "POST", body: "x" });
+    expect([nowhere.status, await nowhere.text()]).toEqual([302, "nowhere"]);
+    expect(seen.slice(from + 4).map((r) => r.url)).toEqual(["/no-location"]);
   });
 
   test("an aborted signal aborts the request", async () => {

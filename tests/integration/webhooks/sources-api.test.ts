@@ -5,9 +5,11 @@
 import { randomBytes } from "node:crypto";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { createTestSupabase, type TestSupabase } from "../../support/supabase";
+import { startRouteFixture, type RouteFixture } from "../../support/app-fixture";
+import type { TestSupabase } from "../../support/supabase";
 
 const SECRET = `whsec_${randomBytes(32).toString("base64")}`;
+let fx: RouteFixture;
 let sb: TestSupabase;
 let apiKey: string;
 let apiKeyId: string;
@@ -19,15 +21,9 @@ let routes: {
 };
 
 beforeAll(async () => {
-  sb = await createTestSupabase();
-  Object.assign(process.env, {
-    SUPABASE_URL: sb.supabaseUrl,
-    SUPABASE_SECRET_KEY: sb.secretKey,
-    ANTHROPIC_BASE_URL: "http://127.0.0.1:9",
-    INNGEST_DEV: "http://127.0.0.1:9", // nothing here starts a run
-    SOURCES_API_SECRET: SECRET,
-  });
-  (await import("@/lib/env")).resetEnvCache();
+  // Nothing here starts a run: the fixture's event API only records.
+  fx = await startRouteFixture({ env: { SOURCES_API_SECRET: SECRET } });
+  sb = fx.sb;
   routes = {
     list: await import("@/app/api/webhook-sources/route"),
     one: await import("@/app/api/webhook-sources/[name]/route"),
@@ -40,7 +36,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await sb?.stop();
+  await fx?.stop();
 });
 
 const call = (method: string, path: string, body?: unknown, key = apiKey) =>
