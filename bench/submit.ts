@@ -38,7 +38,7 @@ import type { LoadResult, RequestSpec } from "./lib/load";
 import { COMPONENT_NAMES, cpuBetween, renice, snapshot, type Components, type CpuUse } from "./lib/procs";
 import type { RunsChildReady } from "./lib/runs-child";
 import { fmtMs } from "./lib/stats";
-import { adminClient, build, DIST_DIR, log, root, startNext, type NextServer } from "./lib/next-app";
+import { adminClient, build, DIST_DIR, killGroupOnExit, log, root, startNext, type NextServer } from "./lib/next-app";
 
 
 const RATE = Number(process.env["BENCH_RATE"] ?? 100); // requests/s, open loop
@@ -116,6 +116,7 @@ class RunsChild {
       stdio: ["ignore", "inherit", "inherit", "ipc"],
       env: { ...process.env, BENCH_DATABASE_URL: databaseUrl },
     });
+    killGroupOnExit(proc);
     const ready = await new Promise<RunsChildReady>((resolve, reject) => {
       proc.once("message", (m) => resolve(m as RunsChildReady));
       proc.once("exit", (code) => reject(new Error(`the engine's process exited (${code}) before it was ready`)));
