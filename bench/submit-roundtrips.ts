@@ -11,6 +11,8 @@ import { startDataStack, type DataStack } from "../local/data-stack";
 import { adminClient } from "./lib/next-app";
 
 const N = Number(process.env["BENCH_POSTS"] ?? 200);
+/** POSTs of the steady phase (one every 10 ms). */
+const STEADY = Number(process.env["BENCH_STEADY_POSTS"] ?? 300);
 
 function body(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -43,9 +45,11 @@ async function main() {
       res.writeHead(r.status, h).end(out);
     });
     let events = 0;
+    let sends = 0;
     const eventApi = createServer(async (req, res) => {
       const list = JSON.parse((await body(req)).toString("utf8")) as unknown[];
       events += list.length;
+      sends++;
       res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ ids: list.map((_, i) => `e${i}`), status: 200 }));
     });
     for (const s of [proxy, eventApi]) {
@@ -78,9 +82,10 @@ async function main() {
       const res = await post(i);
       if (res.status !== 202) throw new Error(`POST answered ${res.status}: ${await res.text()}`);
       before.push(seen.length - start);
-      // Let this POST's relay finish before the next, so its requests are not counted against the next one.
-      const { relayPending } = await import("../inngest/outbox-relay");
-      await relayPending();
+      // Let this POST's relay finish before the next, so its requests are not counted against the next one. The
+      // route's relay may be a coalesced pass a few ms later (relayCoalesced): joining it waits for that one too.
+      const { relayCoalesced } = await import("../inngest/outbox-relay");
+      await relayCoalesced();
     }
     const hot = new Map<string, number>();
     const all = seen.length;
@@ -88,15 +93,39 @@ async function main() {
     const burstStart = seen.length;
     const eventsBefore = events;
     await Promise.all(Array.from({ length: N }, (_, i) => post(N + i)));
-    const { relayPending } = await import("../inngest/outbox-relay");
+    const { relayPending, relayCoalesced } = await import("../inngest/outbox-relay");
     for (let k = 0; k < 20 && events - eventsBefore < N; k++) await relayPending();
     for (const s of seen.slice(burstStart)) hot.set(s, (hot.get(s) ?? 0) + 1);
+    const burstRequests = seen.length - burstStart;
+    const burstEvents = events - eventsBefore;
+
+    // A steady stream: one POST every 10 ms (100/s) for STEADY POSTs, each relayed after its answer as the route does.
+    const steadyStart = seen.length;
+    const steadyEvents = events;
+    const sendsBefore = sends;
+    const t0 = performance.now();
+    const steady: Promise<Response>[] = [];
+    for (let i = 0; i < STEADY; i++) {
+      const due = t0 + i * 10 - performance.now();
+      if (due > 0) await new Promise((r) => setTimeout(r, due));
+      steady.push(post(2 * N + i));
+    }
+    await Promise.all(steady);
+    const steadyMs = performance.now() - t0;
+    for (let k = 0; k < 20 && events - steadyEvents < STEADY; k++) await relayCoalesced();
+    const steadySeen = seen.slice(steadyStart);
 
     console.log(`bench:submit-roundtrips — ${new Date().toISOString()}`);
     console.log(`sequential: ${N} POSTs, database requests before each answer: min ${Math.min(...before)}, max ${Math.max(...before)} (${[...new Set(seen.slice(0, all).filter((s) => s.includes("submit_task")))].join(", ")})`);
     console.log(`sequential incl. relay: ${(all / N).toFixed(2)} database requests per POST (relay after the answer: claim + mark sent + one empty claim)`);
-    console.log(`burst of ${N} at once: ${seen.length - burstStart} database requests in all, ${((seen.length - burstStart) / N).toFixed(2)} per POST; ${events - eventsBefore} events sent`);
+    console.log(`burst of ${N} at once: ${burstRequests} database requests in all, ${(burstRequests / N).toFixed(2)} per POST; ${burstEvents} events sent`);
     for (const [k, v] of [...hot.entries()].sort((a, b) => b[1] - a[1])) console.log(`  ${String(v).padStart(5)}  ${k}`);
+    const count = (what: string) => steadySeen.filter((x) => x.includes(what)).length;
+    console.log(
+      `steady ${STEADY} POSTs at 100/s (all answered in ${(steadyMs / 1000).toFixed(1)} s): ${(steadySeen.length / STEADY).toFixed(2)} database requests per POST ` +
+        `(${count("submit_task")} submit_task, ${count("outbox_claim")} claims, ${count("outbox_mark_sent")} marks); ` +
+        `${events - steadyEvents} events in ${sends - sendsBefore} sends (${((events - steadyEvents) / Math.max(1, sends - sendsBefore)).toFixed(1)} per send)`,
+    );
   } finally {
     for (const s of servers) s.close();
     await stack?.stop().catch(() => {});

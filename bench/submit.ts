@@ -38,7 +38,7 @@ import type { LoadResult, RequestSpec } from "./lib/load";
 import { COMPONENT_NAMES, cpuBetween, renice, snapshot, type Components, type CpuUse } from "./lib/procs";
 import type { RunsChildReady } from "./lib/runs-child";
 import { fmtMs } from "./lib/stats";
-import { adminClient, build, DIST_DIR, log, root, startNext, type NextServer } from "./lib/next-app";
+import { adminClient, build, DIST_DIR, killGroupOnExit, log, root, startNext, type NextServer } from "./lib/next-app";
 
 
 const RATE = Number(process.env["BENCH_RATE"] ?? 100); // requests/s, open loop
@@ -116,6 +116,7 @@ class RunsChild {
       stdio: ["ignore", "inherit", "inherit", "ipc"],
       env: { ...process.env, BENCH_DATABASE_URL: databaseUrl },
     });
+    killGroupOnExit(proc);
     const ready = await new Promise<RunsChildReady>((resolve, reject) => {
       proc.once("message", (m) => resolve(m as RunsChildReady));
       proc.once("exit", (code) => reject(new Error(`the engine's process exited (${code}) before it was ready`)));
@@ -210,6 +211,8 @@ interface Figures {
   pieces: Phase[];
   stubClosed: Phase;
   stubOpen: Phase;
+  /** POSTs of the stub server's warm-up (its profile covers them). */
+  stubWarm: number;
   stubEvents: number;
   post: Phase;
   final: Record<string, number>;
@@ -495,7 +498,7 @@ async function main(): Promise<number> {
     );
     cleanups.push(() => stubApp.stop());
     const stubSpec = taskSpec(stubApp.url, "bench-stub %i");
-    await load.run({ kind: "open", spec: stubSpec, rate: 100, durationMs: 1_500, seqStart: (seq += 1_000_000) });
+    const stubWarm = (await load.run({ kind: "open", spec: stubSpec, rate: 100, durationMs: 1_500, seqStart: (seq += 1_000_000) })).sent;
     components.nextPgid = stubApp.proc.pid;
     const stubClosed = await phase(`stub events: closed loop POST ×${CONCURRENCY}`, {
       kind: "closed",
@@ -543,6 +546,7 @@ async function main(): Promise<number> {
       pieces,
       stubClosed,
       stubOpen,
+      stubWarm,
       stubEvents: stub.events(),
       post,
       final: final.counts,
@@ -712,6 +716,16 @@ What bounds it (ceilings implied by CPU per request; next-server is one event lo
     const fmt = (xs: [string, number][]) => xs.map(([k, ms]) => `${k} ${pct(ms / p.busyMs)}`).join(", ");
     console.log(`  self time by area:    ${fmt(p.byArea.slice(0, 10))}`);
     console.log(`  by calling package:   ${fmt(p.byOwner.slice(0, 10))}`);
+    if (name.startsWith("next-server with stubbed events")) {
+      // Every request this server answered was a POST (warm-up, closed loop, open loop): CPU per POST by stage.
+      const posts = r.stubWarm + r.stubClosed.result.sent + r.stubOpen.result.sent;
+      const startup = p.byStage.find(([k]) => k.startsWith("startup"))?.[1] ?? 0;
+      console.log(`  per POST by stage (${posts} POSTs, startup left out: ${fmtMs((p.busyMs - startup) / posts)} ms in all):`);
+      for (const [k, ms] of p.byStage) {
+        if (k.startsWith("startup")) continue;
+        console.log(`    ${fmtMs(ms / posts).padStart(7)} ms  ${pct(ms / (p.busyMs - startup)).padStart(6)}  ${k}`);
+      }
+    }
     console.log(`  hottest functions:`);
     for (const [f, ms] of p.topFunctions.slice(0, 10)) console.log(`    ${pct(ms / p.busyMs).padStart(6)}  ${f}`);
   }

@@ -35,7 +35,23 @@ export interface ProfileSummary {
   /** The same samples credited to the innermost caller that is a package or app code (not node internals). */
   byOwner: [string, number][];
   topFunctions: [string, number][];
+  /** Busy time by stage of a request (STAGES, first match on the sample's whole stack), module loading included. */
+  byStage: [string, number][];
 }
+
+/**
+ * The stages of a POST /api/tasks in next-server, matched against the source files (after source maps) of a sample's
+ * whole stack, first match wins: so time in node:http under the Supabase call counts as the call, and Next's own
+ * request handling is what is left under next/.
+ */
+export const STAGES: [string, RegExp][] = [
+  ["startup, module loading", /cjs\/loader|require-hook|load-components|lazy-module|esm\/loader|run_main/],
+  ["outbox relay (after())", /outbox-relay|after-context|after\/after/],
+  ["database call (supabase-js + fetch)", /keepalive-fetch|supabase-js|postgrest-js|patch-fetch|dedupe-fetch|undici.*fetch|auth-js/],
+  ["route handler (auth, body, zod, hash, answer)", /app\/api\/|lib\/http|lib\/tasks|lib\/api-keys|zod|canonicalize/],
+  ["proxy.ts (Next's middleware adapter)", /adapter\.js|proxy\.ts|next-request|middleware/],
+  ["Next request handling and response", /next\//],
+];
 
 const maps = new Map<string, SourceMap | null>();
 function sourceMapFor(url: string): SourceMap | null {
@@ -51,6 +67,14 @@ function sourceMapFor(url: string): SourceMap | null {
   }
   maps.set(url, map);
   return map;
+}
+
+/** The frame's source file after its source map (node: and native frames by name). */
+function sourceFile(frame: CallFrame): string {
+  if (!frame.url) return frame.functionName;
+  const map = sourceMapFor(frame.url);
+  const e = map?.findEntry(frame.lineNumber, frame.columnNumber) as { originalSource?: string } | undefined;
+  return e?.originalSource ?? frame.url;
 }
 
 /** Where a frame's code comes from, as a short label. */
@@ -95,6 +119,7 @@ export function summarizeProfiles(dir: string): ProfileSummary | null {
   const byArea = new Map<string, number>();
   const byFn = new Map<string, number>();
   const byOwner = new Map<string, number>();
+  const byStage = new Map<string, number>();
   let totalMs = 0;
   let idleMs = 0;
   for (const f of files) {
@@ -107,6 +132,19 @@ export function summarizeProfiles(dir: string): ProfileSummary | null {
       let l = located.get(n.id);
       if (!l) located.set(n.id, (l = locate(n.callFrame)));
       return l;
+    };
+    const stages = new Map<number, string>();
+    const stageOf = (n: ProfileNode): string => {
+      const fn = n.callFrame.functionName;
+      if (fn === "(garbage collector)" || fn === "(program)") return fn;
+      let st = stages.get(n.id);
+      if (st) return st;
+      const files: string[] = [];
+      for (let cur: ProfileNode | undefined = n; cur; cur = nodes.get(parent.get(cur.id) ?? -1)) files.push(sourceFile(cur.callFrame));
+      const stack = files.join("\n");
+      st = STAGES.find(([, re]) => re.test(stack))?.[0] ?? "node internals (http, streams, timers)";
+      stages.set(n.id, st);
+      return st;
     };
     const owners = new Map<number, string>();
     const ownerOf = (n: ProfileNode): string => {
@@ -136,10 +174,12 @@ export function summarizeProfiles(dir: string): ProfileSummary | null {
       const l = loc(node);
       byArea.set(l.area, (byArea.get(l.area) ?? 0) + ms);
       byFn.set(l.where, (byFn.get(l.where) ?? 0) + ms);
+      const st = stageOf(node);
+      byStage.set(st, (byStage.get(st) ?? 0) + ms);
       const o = ownerOf(node);
       byOwner.set(o, (byOwner.get(o) ?? 0) + ms);
     }
   }
   const top = (m: Map<string, number>, n: number) => [...m].sort((a, b) => b[1] - a[1]).slice(0, n);
-  return { files: files.length, totalMs, busyMs: totalMs - idleMs, byArea: top(byArea, 14), byOwner: top(byOwner, 14), topFunctions: top(byFn, 14) };
+  return { files: files.length, totalMs, busyMs: totalMs - idleMs, byArea: top(byArea, 14), byOwner: top(byOwner, 14), topFunctions: top(byFn, 14), byStage: top(byStage, 20) };
 }

@@ -87,6 +87,27 @@ export function adminClient(url: string, secretKey: string): AdminClient {
   });
 }
 
+// Process groups this bench started and has not seen exit: killed (SIGKILL) when the bench process exits by any path,
+// so an interrupted bench never leaves a `next start` behind. (SIGTERM alone was not enough: a next-server in its
+// graceful shutdown waits for its after() work, e.g. a relay pass to an engine that is gone, and an interrupted bench
+// could exit before its 5 s SIGKILL fallback; such orphans spun at 25–37 % CPU each.)
+const liveGroups = new Set<number>();
+process.on("exit", () => {
+  for (const g of liveGroups) {
+    try {
+      process.kill(-g, "SIGKILL");
+    } catch {}
+  }
+});
+
+/** Kills the child's process group (it must be spawned `detached`) if it is still running when this process exits. */
+export function killGroupOnExit(proc: ChildProcess): void {
+  const g = proc.pid;
+  if (!g) return;
+  liveGroups.add(g);
+  proc.once("exit", () => liveGroups.delete(g));
+}
+
 export interface NextServer {
   url: string;
   proc: ChildProcess;
@@ -111,6 +132,7 @@ export async function startNext(
     detached: true, // its own process group: one kill reaches every process `next start` made
     env: { ...process.env, NODE_ENV: "production", NEXT_TELEMETRY_DISABLED: "1", NIGHTSHIFT_DIST_DIR: DIST_DIR, ...env },
   });
+  killGroupOnExit(proc);
   const lines: string[] = [];
   for (const s of [proc.stdout, proc.stderr]) {
     s?.setEncoding("utf8");

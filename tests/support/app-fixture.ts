@@ -10,6 +10,8 @@
 // Tests of the route handlers (and the console's operations) need only the first part: startRouteFixture gives the
 // same Supabase and environment, with a recording stand-in for Inngest's event API instead of the engine, so a test
 // can assert exactly which events a request sent (and make the event API fail). Both start from the same core.
+// One fixture per test file: the app's Inngest client is a module singleton that reads INNGEST_DEV once, so a second
+// startAppFixture in the same file would sync against the first engine's address.
 import type { Inngest, InngestFunction } from "inngest";
 import { startClaudeDouble, type ClaudeDouble, type ClaudeDoubleOptions } from "../../local/claude/server";
 import type { EngineOptions, ManualClock } from "../../local/engine";

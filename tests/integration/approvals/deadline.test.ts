@@ -53,9 +53,14 @@ describe("the early event", () => {
       "console",
     );
     expect(early.outcome).toBe("decided");
-    // The wake-up is recorded (and relayed) — before any wait existed.
+    // The wake-up is recorded, and relayed to the engine before any wait exists: the hold opens only once the relay
+    // has marked it sent (under load the relay's pass can otherwise land after the wait and be matched).
     const { data: wake } = await s.sb.admin.from("outbox").select("event_id").eq("event_id", `approval-decision-${pending.id}`);
     expect(wake).toHaveLength(1);
+    await until(
+      async () => (await s.sb.admin.from("outbox").select("sent_at").eq("event_id", `approval-decision-${pending.id}`).single()).data?.sent_at,
+      { message: "the early wake-up was never relayed" },
+    );
 
     hold!.open();
     const waiting = await runReaches(s.t.engine, runId, "waiting");
