@@ -75,6 +75,7 @@ afterEach(async () => {
   // Each channel's circuit breaker lives in this file's database: a test that failed a channel must not leave the
   // next one facing an open (or nearly open) breaker.
   delete process.env["NIGHTSHIFT_BREAKER_THRESHOLD"];
+  delete process.env["NIGHTSHIFT_BREAKER_COOLDOWN_S"];
   (await import("@/lib/env")).resetEnvCache();
   await sb.admin.from("breakers").delete().in("dependency", ["slack", "telegram", "resend"]);
 });
@@ -392,7 +393,14 @@ describe("notify → deliver-notifications", () => {
   test("a channel that stays down opens its breaker: its notices wait instead of failing, go out once after it closes, and the operator hears once each way", async () => {
     let slackDown = true;
     slack.setHandler((req, res) => (slackDown ? void res.writeHead(503, { "content-type": "text/plain" }).end("down") : slackOk(req, res)));
+    // The breaker stamps its probe time with the app's clock (real time), the sleeps run on the engine's, which the
+    // five attempts' backoffs have moved minutes ahead: with the default 60 s cool-down a waiting delivery woke at
+    // once and probed while this test still expected the breaker open (CI, 1 in 4 runs). An hour's cool-down keeps
+    // it open until the test moves the engine's clock past it, in big steps, once Slack is back.
+    process.env["NIGHTSHIFT_BREAKER_COOLDOWN_S"] = "3600";
+    (await import("@/lib/env")).resetEnvCache();
     const tick = quietTick(te.engine, clock, 10_000);
+    const bigTick = quietTick(te.engine, clock, 300_000);
     const first = await notify({ kind: "task_failed", dedupeKey: "task_failed:tb1", title: "Outage one [tb1]", body: "Slack is down." });
 
     // Five failed attempts open Slack's breaker; the fifth does not fail the delivery, it waits for the probe.
@@ -418,11 +426,11 @@ describe("notify → deliver-notifications", () => {
     await until(async () => {
       const [a, b] = await Promise.all([deliveries(first.notificationId), deliveries(second.notificationId)]);
       return a["slack"]?.status === "sent" && b["slack"]?.status === "sent";
-    }, { tick, timeoutMs: 60_000, message: "the waiting notices were not sent after the recovery" });
+    }, { tick: bigTick, timeoutMs: 60_000, message: "the waiting notices were not sent after the recovery" });
     expect(about(slack, "[tb1]")).toHaveLength(before + 1);
     expect(about(slack, "[tb2]")).toHaveLength(1);
     for (const id of [first.notificationId, second.notificationId]) {
-      await until(async () => (await notification(id)).delivered_at, { tick, timeoutMs: 30_000 });
+      await until(async () => (await notification(id)).delivered_at, { tick: bigTick, timeoutMs: 30_000 });
     }
     const { data: closed } = await sb.admin.from("breakers").select("state").eq("dependency", "slack").single();
     expect(closed!.state).toBe("closed");
@@ -432,7 +440,7 @@ describe("notify → deliver-notifications", () => {
     const notices = async (kind: string) => (await sb.admin.from("notifications").select("id,dedupe_key").eq("kind", kind).like("dedupe_key", "breaker_%:slack:%")).data!;
     expect(await notices("dependency_down")).toHaveLength(1);
     expect(await notices("dependency_recovered")).toHaveLength(1);
-    await until(async () => about(slack, "slack is down: its circuit breaker opened").length === 1, { tick, timeoutMs: 60_000, message: "the breaker's own notice never reached Slack" });
+    await until(async () => about(slack, "slack is down: its circuit breaker opened").length === 1, { tick: bigTick, timeoutMs: 60_000, message: "the breaker's own notice never reached Slack" });
     expect(about(resend, "slack is down: its circuit breaker opened")).toHaveLength(1);
   }, 180_000); // its waits on the engine's clock have their own deadlines; a loaded CI machine needs more than 60 s
 });
