@@ -4,7 +4,8 @@
 //
 // Around one direct model call (batch calls are paced by the Batches API's own limits, not these):
 //   1. takeRateLimit(...)  — one request, the counted input tokens and the call's EXPECTED output
-//                            (expectedOutputTokens: the API counts output as it is produced, not at max_tokens);
+//                            (admissionOutputTokens: the API counts output as it is produced, not at max_tokens;
+//                            max_tokens until the agent's own answers calibrate it);
 //                            not admitted: the task waits (durably) until `waitUntil`, then tries again
 //   2. call the model      — a 429 anyway: noteRateLimited(...) with the bounded retry-after, then wait
 //   3. settleRateLimit(...) with the real usage (what was taken minus what was used: unused tokens go back, tokens
@@ -66,6 +67,17 @@ export async function takeRateLimit(
 export async function expectedOutputTokens(db: AdminClient, args: { agentId: string; model: string; maxTokens: number }): Promise<number> {
   const { data, error } = await db.rpc("expected_output_tokens", { p_agent_id: args.agentId, p_model: args.model, p_max_tokens: args.maxTokens });
   if (error) throw new PacingError("expected_output_tokens", error);
+  const n = Number(data);
+  return Number.isFinite(n) && n > 0 ? n : args.maxTokens;
+}
+
+/** What admission takes from the output bucket for a call (admission_output_tokens): the agent's own mean on the model
+ * once at least 3 of its real answers calibrate it, else maxTokens — every agent's mean or a quarter of maxTokens
+ * (expectedOutputTokens, the lost-call estimate) let a night's first seconds overdraw the provider's output bucket.
+ * The settlement gives back what the answer did not use. */
+export async function admissionOutputTokens(db: AdminClient, args: { agentId: string; model: string; maxTokens: number }): Promise<number> {
+  const { data, error } = await db.rpc("admission_output_tokens", { p_agent_id: args.agentId, p_model: args.model, p_max_tokens: args.maxTokens });
+  if (error) throw new PacingError("admission_output_tokens", error);
   const n = Number(data);
   return Number.isFinite(n) && n > 0 ? n : args.maxTokens;
 }

@@ -12,7 +12,7 @@ import { classifyFailure } from "@/lib/failures";
 import { classifyModelError } from "@/lib/llm/errors";
 import { costMicros } from "@/lib/llm/prices";
 import { fittingMaxTokens } from "@/lib/budget-waits";
-import { expectedOutputTokens, noteRateLimited, readRateLimitHeaders, returnRateLimit, settleRateLimit, takeRateLimit } from "@/lib/pacing";
+import { admissionOutputTokens, noteRateLimited, readRateLimitHeaders, returnRateLimit, settleRateLimit, takeRateLimit } from "@/lib/pacing";
 import { taskHasEnded } from "@/lib/tasks/cancel";
 import { recordStep } from "@/lib/tasks/lifecycle";
 import type { AgentConfig } from "./catalog";
@@ -149,8 +149,8 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
   let reservationKey = lost.nextKey;
 
   // Pacing: the model's shared rate-limit buckets first, so a task waiting for its turn holds no budget. Output is
-  // taken at what the call is expected to produce (the API counts output as generated, not at max_tokens); the
-  // answer's usage corrects it.
+  // taken at what the call is expected to produce (the API counts output as generated, not at max_tokens; the worst
+  // case until the agent's own answers calibrate it); the answer's usage corrects it.
   const pacing = env().NIGHTSHIFT_PACING === "on";
   const admission = !pacing
     ? { ok: true, waitUntil: null, dimension: null, inputTaken: 0, outputTaken: 0 }
@@ -159,7 +159,7 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
     ticket: `${args.taskId}:${args.turnId}`,
     priority: args.priority ?? 0,
     inputTokens,
-    outputTokens: await expectedOutputTokens(db, { agentId: agent.id, model: agent.model, maxTokens: agent.max_tokens }),
+    outputTokens: await admissionOutputTokens(db, { agentId: agent.id, model: agent.model, maxTokens: agent.max_tokens }),
     taskId: args.taskId,
     now: args.now,
   });

@@ -1726,6 +1726,10 @@ export type Database = {
           ok: boolean
         }[]
       }
+      admission_output_tokens: {
+        Args: { p_agent_id: string; p_max_tokens: number; p_model: string }
+        Returns: number
+      }
       agent_slot_handoff: {
         Args: {
           p_agent_id: string

@@ -4,7 +4,7 @@ import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { MAX_RETRY_AFTER_SECONDS, expectedOutputTokens, noteRateLimited, readRateLimitHeaders, settleRateLimit, takeRateLimit } from "../../../lib/pacing";
+import { MAX_RETRY_AFTER_SECONDS, admissionOutputTokens, expectedOutputTokens, noteRateLimited, readRateLimitHeaders, settleRateLimit, takeRateLimit } from "../../../lib/pacing";
 import { createTestSupabase, type TestSupabase } from "../../support/supabase";
 import { sql } from "../db/sql";
 import { createAgent, createTask } from "./helpers";
@@ -112,6 +112,35 @@ describe("the shared limiter", () => {
     // An agent new to the model starts from every agent's calls of it.
     expect(await expectedOutputTokens(sb.admin, { agentId: "someone-else", model: m, maxTokens: 512 })).toBe(241);
     expect(await expectedOutputTokens(sb.admin, { agentId: agent, model: `${m}-other`, maxTokens: 1_000 })).toBe(250);
+  });
+
+  test("admission takes max_tokens until the agent's own answers calibrate it (not other agents' mean, not a quarter)", async () => {
+    const m = await model({ otpm: 10_000 });
+    const agent = await createAgent(sb.databaseUrl, { capMicros: 10_000_000, model: m });
+    const other = await createAgent(sb.databaseUrl, { capMicros: 10_000_000, model: m });
+    const admission = (agentId: string, maxTokens = 2_048) => admissionOutputTokens(sb.admin, { agentId, model: m, maxTokens });
+    const settle = async (agentId: string, outs: number[], estimated = false) => {
+      const task = await createTask(sb.databaseUrl, agentId);
+      for (const [i, out] of outs.entries()) {
+        await sql(
+          sb.databaseUrl,
+          `insert into public.budget_reservations (agent_id, task_id, step_id, model, window_start, reserved_micros, actual_micros, status, estimated, output_tokens, reserved_at, settled_at)
+           values ($1, $2, $3, $4, current_date, 1000, 100, 'settled', $5, $6, now(), now() + make_interval(secs => $7))`,
+          [agentId, task, `turn-${i}`, m, estimated, out, i],
+        );
+      }
+    };
+    expect(await admission(agent)).toBe(2_048); // no history: the worst case (the estimate would say 512)
+    await settle(other, [120, 120, 120, 120]);
+    expect(await expectedOutputTokens(sb.admin, { agentId: agent, model: m, maxTokens: 2_048 })).toBe(120);
+    expect(await admission(agent)).toBe(2_048); // another agent's answers say nothing about this one's
+    await settle(agent, [900, 1_000]);
+    await settle(agent, [5_000], true); // a lost call's estimate teaches nothing
+    expect(await admission(agent)).toBe(2_048); // two answers are not a calibration
+    await settle(agent, [1_100]);
+    expect(await admission(agent)).toBe(1_000); // three: their mean
+    expect(await admission(agent, 512)).toBe(512); // never above max_tokens
+    expect(await admission(other)).toBe(120);
   });
 
   test("a model's first calibration starts from the provider's remaining figures, not from an empty bucket", async () => {
