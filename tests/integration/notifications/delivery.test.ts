@@ -76,6 +76,7 @@ afterEach(async () => {
   // next one facing an open (or nearly open) breaker.
   delete process.env["NIGHTSHIFT_BREAKER_THRESHOLD"];
   delete process.env["NIGHTSHIFT_BREAKER_COOLDOWN_S"];
+  delete process.env["NIGHTSHIFT_BREAKER_MAX_COOLDOWN_S"];
   (await import("@/lib/env")).resetEnvCache();
   await sb.admin.from("breakers").delete().in("dependency", ["slack", "telegram", "resend"]);
 });
@@ -393,14 +394,17 @@ describe("notify → deliver-notifications", () => {
   test("a channel that stays down opens its breaker: its notices wait instead of failing, go out once after it closes, and the operator hears once each way", async () => {
     let slackDown = true;
     slack.setHandler((req, res) => (slackDown ? void res.writeHead(503, { "content-type": "text/plain" }).end("down") : slackOk(req, res)));
-    // The breaker stamps its probe time with the app's clock (real time), the sleeps run on the engine's, which the
-    // five attempts' backoffs have moved minutes ahead: with the default 60 s cool-down a waiting delivery woke at
-    // once and probed while this test still expected the breaker open (CI, 1 in 4 runs). An hour's cool-down keeps
-    // it open until the test moves the engine's clock past it, in big steps, once Slack is back.
-    process.env["NIGHTSHIFT_BREAKER_COOLDOWN_S"] = "3600";
+    // The breaker stamps its probe time with the app's clock (real time), the sleeps run on the engine's, which this
+    // file's earlier tests and the five attempts' backoffs have moved ahead of real time (by more than an hour in a
+    // CI run): with a shorter cool-down a waiting delivery woke at once and probed while this test still expected
+    // the breaker open. A cool-down of that lead plus three hours (the backoffs add to it; the maximum is raised with it: it caps the cool-down)
+    // keeps it open until the test moves the engine's clock past it, in big steps, once Slack is back.
+    const cooldownS = Math.min(86_400, Math.ceil(Math.max(0, clock.now() - Date.now()) / 1000) + 10_800);
+    process.env["NIGHTSHIFT_BREAKER_COOLDOWN_S"] = String(cooldownS);
+    process.env["NIGHTSHIFT_BREAKER_MAX_COOLDOWN_S"] = String(cooldownS);
     (await import("@/lib/env")).resetEnvCache();
     const tick = quietTick(te.engine, clock, 10_000);
-    const bigTick = quietTick(te.engine, clock, 300_000);
+    const bigTick = quietTick(te.engine, clock, Math.ceil(cooldownS / 8) * 1000);
     const first = await notify({ kind: "task_failed", dedupeKey: "task_failed:tb1", title: "Outage one [tb1]", body: "Slack is down." });
 
     // Five failed attempts open Slack's breaker; the fifth does not fail the delivery, it waits for the probe.
