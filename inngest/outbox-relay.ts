@@ -94,41 +94,60 @@ export async function relayOutbox(o: RelayOptions = {}): Promise<RelayResult> {
   return total;
 }
 
-// At most MAX_PASSES passes at a time per process: a caller that arrives while they run joins them, and a pass runs
-// once more after, so what it recorded is covered; a burst of requests thus becomes a few batched sends.
-const passes = new Set<Promise<RelayResult>>();
-let rerun = false;
+/**
+ * Passes of one kind, at most `maxPasses` at a time per process: a caller that arrives while they run joins them, and
+ * a pass runs `round` once more after, so what the caller recorded is covered; a burst of kicks thus becomes a few
+ * batched sends. run() resolves once every pass running at the call has ended (one of them started after the call,
+ * or runs once more).
+ */
+class RelayLane {
+  private readonly passes = new Set<Promise<RelayResult>>();
+  private rerun = false;
 
-function startPass(): void {
-  let pass: Promise<RelayResult> | undefined = undefined;
-  pass = (async (): Promise<RelayResult> => {
-    const total: RelayResult = { sent: 0, failed: 0 };
-    try {
-      do {
-        rerun = false;
-        routeRelays.started(); // every claim round, kicks' too, opens a window the routes' relays coalesce into
-        const r = await relayOutbox({ firstLimit: RELAY_FIRST_BATCH });
-        total.sent += r.sent;
-        total.failed += r.failed;
-        if (r.failed > 0) break;
-      } while (rerun);
-      return total;
-    } finally {
-      // In the same turn as the last `rerun` check (always after an await, so `pass` is set): a caller from here on
-      // starts a pass of its own. Removed in a later .finally(), a caller in between would set `rerun` for a pass that
-      // had already ended its loop and wait on it, with its rows unsent until some other pass or the sweeper.
-      if (pass) passes.delete(pass);
-    }
-  })();
-  passes.add(pass);
+  constructor(
+    private readonly maxPasses: number,
+    private readonly round: () => Promise<RelayResult>,
+  ) {}
+
+  run(): Promise<RelayResult> {
+    if (this.passes.size < this.maxPasses) this.start();
+    else this.rerun = true;
+    return Promise.all([...this.passes]).then((rs) => rs.reduce((a, r) => ({ sent: a.sent + r.sent, failed: a.failed + r.failed }), { sent: 0, failed: 0 }));
+  }
+
+  private start(): void {
+    let pass: Promise<RelayResult> | undefined = undefined;
+    pass = (async (): Promise<RelayResult> => {
+      const total: RelayResult = { sent: 0, failed: 0 };
+      try {
+        do {
+          this.rerun = false;
+          const r = await this.round();
+          total.sent += r.sent;
+          total.failed += r.failed;
+          if (r.failed > 0) break;
+        } while (this.rerun);
+        return total;
+      } finally {
+        // In the same turn as the last `rerun` check (always after an await, so `pass` is set): a caller from here on
+        // starts a pass of its own. Removed in a later .finally(), a caller in between would set `rerun` for a pass
+        // that had already ended its loop and wait on it, with its rows unsent until some other pass or the sweeper.
+        if (pass) this.passes.delete(pass);
+      }
+    })();
+    this.passes.add(pass);
+  }
 }
+
+const pending = new RelayLane(MAX_PASSES, () => {
+  routeRelays.started(); // every claim round, kicks' too, opens a window the routes' relays coalesce into
+  return relayOutbox({ firstLimit: RELAY_FIRST_BATCH });
+});
 
 /** Relays what is pending. Resolves once every pass running at the call has ended (one of them started after the
  * call, or runs once more), so what the caller recorded before calling has been sent by then (or has failed). */
 export function relayPending(): Promise<RelayResult> {
-  if (passes.size < MAX_PASSES) startPass();
-  else rerun = true;
-  return Promise.all([...passes]).then((rs) => rs.reduce((a, r) => ({ sent: a.sent + r.sent, failed: a.failed + r.failed }), { sent: 0, failed: 0 }));
+  return pending.run();
 }
 
 /**
@@ -166,34 +185,7 @@ export function relayAfterResponse(): void {
 // own at once — the claim takes wake-ups first — instead of waiting for a running pass to finish its round of a
 // hundred new runs (under a submission burst that wait was most of a slot's idle time: bench:slots, docs/benchmarks.md).
 // One lane pass at a time; a kick meanwhile makes it claim once more before it ends.
-let wakePass: Promise<RelayResult> | undefined;
-let wakeRerun = false;
-
-function relayWakeUps(): Promise<RelayResult> {
-  if (wakePass) {
-    wakeRerun = true;
-    return wakePass;
-  }
-  let pass: Promise<RelayResult> | undefined = undefined;
-  pass = (async (): Promise<RelayResult> => {
-    const total: RelayResult = { sent: 0, failed: 0 };
-    try {
-      do {
-        wakeRerun = false;
-        const r = await relayOutbox({ firstLimit: RELAY_FIRST_BATCH, maxRounds: 1 });
-        total.sent += r.sent;
-        total.failed += r.failed;
-        if (r.failed > 0) break;
-      } while (wakeRerun);
-      return total;
-    } finally {
-      // In the same turn as the last `wakeRerun` check, as startPass does: a later kick starts a new lane pass.
-      if (pass && wakePass === pass) wakePass = undefined;
-    }
-  })();
-  wakePass = pass;
-  return pass;
-}
+const wakeUps = new RelayLane(1, () => relayOutbox({ firstLimit: RELAY_FIRST_BATCH, maxRounds: 1 }));
 
 /**
  * lib's kick (a slot handed over, a task recorded by a step): the pass starts now, and inside a request — the
@@ -202,7 +194,7 @@ function relayWakeUps(): Promise<RelayResult> {
  * send it only at its next minute).
  */
 function kickedRelay(o?: KickOptions): Promise<RelayResult> {
-  const pass = o?.wakeUp ? relayWakeUps() : relayPending();
+  const pass = o?.wakeUp ? wakeUps.run() : relayPending();
   try {
     after(pass.then(() => {}, () => {})); // a failure is reported by the caller (lib/outbox.ts kickOutboxRelay)
   } catch {
