@@ -284,7 +284,8 @@ export abstract class EngineCore {
     this.queue.push(w.id, w.due_at);
   }
 
-  private dueNowIds: string[] = [];
+  /** Resumes due now, handled in a microtask (not yet under a run's lock): idle() counts them as work. */
+  protected dueNowIds: string[] = [];
 
   private dueNow(id: string): void {
     this.dueNowIds.push(id);

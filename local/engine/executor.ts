@@ -135,7 +135,7 @@ export class Executor extends Pruning {
    * still under way (timers that fire on the move make work ready again).
    */
   idle(): boolean {
-    if (this.inflight !== 0 || this.busy !== 0 || this.pumpScheduled) return false;
+    if (this.inflight !== 0 || this.busy !== 0 || this.pumpScheduled || this.dueNowIds.length !== 0) return false;
     // The ready list may still hold calls whose work is gone (a run that ended, a cron removed by a sync): pump()
     // drops those only when it next runs, which may be never once everything sleeps.
     return !this.ready.some((id) => {
