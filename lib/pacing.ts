@@ -10,6 +10,9 @@
 //   2. call the model      — a 429 anyway: noteRateLimited(...) with the bounded retry-after, then wait
 //   3. settleRateLimit(...) with the real usage (what was taken minus what was used: unused tokens go back, tokens
 //                            beyond the expectation are charged) and the answer's headers
+// A call is in flight (rate_limit_in_flight) from its admission to its settlement, return or 429, under its ticket:
+// the provider counts output only when it is produced, so its remaining figure is compared with ours less the output
+// of the calls in flight.
 import type { AdminClient } from "@/lib/db/admin";
 
 /** The longest a 429's retry-after is obeyed in one wait: a provider asking for an hour is asked again sooner, and
@@ -125,6 +128,8 @@ export async function settleRateLimit(
   db: AdminClient,
   args: {
     model: string;
+    /** The admitted call's ticket (takeRateLimit's): it is no longer in flight. */
+    ticket: string;
     refundInput: number;
     refundOutput: number;
     headers: RateLimitHeaders;
@@ -147,17 +152,19 @@ export async function settleRateLimit(
     p_output_remaining: h.outputRemaining ?? undefined,
     p_now: args.now?.toISOString(),
     p_observed_at: args.observedAt?.toISOString(),
+    p_ticket: args.ticket,
   });
   if (error) throw new PacingError("settle_rate_limit", error);
 }
 
 /** Gives an admitted call's tokens back whole (it was not sent). */
-export async function returnRateLimit(db: AdminClient, args: { model: string; input: number; output: number; now?: Date }): Promise<void> {
+export async function returnRateLimit(db: AdminClient, args: { model: string; ticket: string; input: number; output: number; now?: Date }): Promise<void> {
   const { error } = await db.rpc("return_rate_limit", {
     p_model: args.model,
     p_input: args.input,
     p_output: args.output,
     p_now: args.now?.toISOString(),
+    p_ticket: args.ticket,
   });
   if (error) throw new PacingError("return_rate_limit", error);
 }
@@ -166,7 +173,7 @@ export async function returnRateLimit(db: AdminClient, args: { model: string; in
  * the task waiting_rate_limit. Returns when to try again (ISO). */
 export async function noteRateLimited(
   db: AdminClient,
-  args: { model: string; headers: RateLimitHeaders; taskId?: string; now?: Date },
+  args: { model: string; ticket: string; headers: RateLimitHeaders; taskId?: string; now?: Date },
 ): Promise<{ retryAt: string; retryAfterSeconds: number }> {
   const h = args.headers;
   const retryAfterSeconds = boundedRetryAfter(h.retryAfterSeconds);
@@ -181,6 +188,7 @@ export async function noteRateLimited(
     p_output_limit: h.outputLimit ?? undefined,
     p_output_remaining: h.outputRemaining ?? undefined,
     p_now: args.now?.toISOString(),
+    p_ticket: args.ticket,
   });
   if (error) throw new PacingError("note_rate_limited", error);
   return { retryAt: new Date(data as string).toISOString(), retryAfterSeconds };

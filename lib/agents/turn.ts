@@ -152,11 +152,12 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
   // taken at what the call is expected to produce (the API counts output as generated, not at max_tokens; the worst
   // case until the agent's own answers calibrate it); the answer's usage corrects it.
   const pacing = env().NIGHTSHIFT_PACING === "on";
+  const ticket = `${args.taskId}:${args.turnId}`;
   const admission = !pacing
     ? { ok: true, waitUntil: null, dimension: null, inputTaken: 0, outputTaken: 0 }
     : await takeRateLimit(db, {
     model: agent.model,
-    ticket: `${args.taskId}:${args.turnId}`,
+    ticket,
     priority: args.priority ?? 0,
     inputTokens,
     outputTokens: await admissionOutputTokens(db, { agentId: agent.id, model: agent.model, maxTokens: agent.max_tokens }),
@@ -166,7 +167,7 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
   if (!admission.ok) {
     return { kind: "rate_limited", model: agent.model, wait_until: admission.waitUntil!, dimension: admission.dimension, provider_429: false, refused_at: args.now.getTime() };
   }
-  const giveBackTokens = async () => pacing && returnRateLimit(db, { model: agent.model, input: admission.inputTaken, output: admission.outputTaken });
+  const giveBackTokens = async () => pacing && returnRateLimit(db, { model: agent.model, ticket, input: admission.inputTaken, output: admission.outputTaken });
 
   let maxTokens = agent.max_tokens;
   let needed = worstCase(maxTokens);
@@ -220,7 +221,7 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
       // budget; the limiter takes the provider's figures.
       await releaseBudget(db, { taskId: args.taskId, stepId: reservationKey, now: laterOf(args.now) });
       const h = readRateLimitHeaders(err.headers);
-      const { retryAt } = await noteRateLimited(db, { model: agent.model, headers: h, taskId: args.taskId, now: laterOf(args.now) });
+      const { retryAt } = await noteRateLimited(db, { model: agent.model, ticket, headers: h, taskId: args.taskId, now: laterOf(args.now) });
       return { kind: "rate_limited", model: agent.model, wait_until: retryAt, dimension: "retry_after", provider_429: true, refused_at: laterOf(args.now).getTime() };
     }
     const failure = classifyFailure(classified);
@@ -268,21 +269,22 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
     throw classified;
   }
 
-  await recordBreaker(db, dep, { success: true }, args.now);
-
-  const answered = await settleAnsweredTurn(db, args, { message, reservationKey, started, detail: maxTokens < agent.max_tokens ? { max_tokens: maxTokens } : undefined });
-  // What was taken minus what the call used: unused tokens go back, output beyond the expectation is charged; the
-  // answer's headers calibrate the model's limits.
-  const u = answered.usage;
+  // The rate limit first, right after the answer: what was taken minus what the call used (unused tokens go back,
+  // output beyond the expectation is charged), and the answer's headers calibrate the model's limits. While a call is
+  // answered but not settled, the provider has counted its output and the limiter still holds it in flight; the
+  // sooner it settles, the less the next settlements subtract twice.
+  const u = message.usage;
   if (pacing) await settleRateLimit(db, {
     model: agent.model,
-    refundInput: admission.inputTaken - (u.input_tokens + u.cache_creation_input_tokens),
+    ticket,
+    refundInput: admission.inputTaken - (u.input_tokens + (u.cache_creation_input_tokens ?? 0)),
     refundOutput: admission.outputTaken - u.output_tokens,
     headers: readRateLimitHeaders(headers),
     now: laterOf(args.now),
     observedAt: answeredAt,
   });
-  return answered;
+  await recordBreaker(db, dep, { success: true }, args.now);
+  return settleAnsweredTurn(db, args, { message, reservationKey, started, detail: maxTokens < agent.max_tokens ? { max_tokens: maxTokens } : undefined });
 }
 
 /** The request never reached the API (refused connection, unknown host): it cannot have been billed. */

@@ -973,6 +973,27 @@ export type Database = {
           },
         ]
       }
+      rate_limit_in_flight: {
+        Row: {
+          admitted_at: string
+          model: string
+          output_tokens: number
+          ticket: string
+        }
+        Insert: {
+          admitted_at: string
+          model: string
+          output_tokens: number
+          ticket: string
+        }
+        Update: {
+          admitted_at?: string
+          model?: string
+          output_tokens?: number
+          ticket?: string
+        }
+        Relationships: []
+      }
       rate_limit_waiters: {
         Row: {
           enqueued_at: string
@@ -2151,6 +2172,7 @@ export type Database = {
           p_requests_remaining?: number
           p_retry_after_seconds: number
           p_task_id?: string
+          p_ticket?: string
         }
         Returns: string
       }
@@ -2285,6 +2307,10 @@ export type Database = {
           v_out: number
         }
         Returns: boolean
+      }
+      rate_limit_in_flight_output: {
+        Args: { p_model: string; p_now: string; p_ticket: string }
+        Returns: number
       }
       rate_limit_refill: {
         Args: {
@@ -2520,6 +2546,7 @@ export type Database = {
           p_model: string
           p_now?: string
           p_output: number
+          p_ticket?: string
         }
         Returns: undefined
       }
@@ -2593,6 +2620,7 @@ export type Database = {
           p_refund_output: number
           p_requests_limit?: number
           p_requests_remaining?: number
+          p_ticket?: string
         }
         Returns: undefined
       }

@@ -10,7 +10,7 @@ const results = await Promise.all(
   Array.from({ length: Number(count) }, async (_, i) => {
     const r = await takeRateLimit(db, { model: model!, ticket: `${tag}-${i}`, priority: 0, inputTokens: Number(input), outputTokens: Number(output), now: new Date(now!) });
     if (r.ok && actual !== undefined) {
-      await settleRateLimit(db, { model: model!, refundInput: 0, refundOutput: r.outputTaken - Number(actual), headers: readRateLimitHeaders(null), now: new Date(now!) });
+      await settleRateLimit(db, { model: model!, ticket: `${tag}-${i}`, refundInput: 0, refundOutput: r.outputTaken - Number(actual), headers: readRateLimitHeaders(null), now: new Date(now!) });
     }
     return r;
   }),

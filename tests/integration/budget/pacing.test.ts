@@ -4,7 +4,7 @@ import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { MAX_RETRY_AFTER_SECONDS, admissionOutputTokens, expectedOutputTokens, noteRateLimited, readRateLimitHeaders, settleRateLimit, takeRateLimit } from "../../../lib/pacing";
+import { MAX_RETRY_AFTER_SECONDS, admissionOutputTokens, expectedOutputTokens, noteRateLimited, readRateLimitHeaders, returnRateLimit, settleRateLimit, takeRateLimit } from "../../../lib/pacing";
 import { createTestSupabase, type TestSupabase } from "../../support/supabase";
 import { sql } from "../db/sql";
 import { createAgent, createTask } from "./helpers";
@@ -153,7 +153,7 @@ describe("the shared limiter", () => {
       "anthropic-ratelimit-input-tokens-limit": "30000", "anthropic-ratelimit-input-tokens-remaining": "29500",
       "anthropic-ratelimit-output-tokens-limit": "8000", "anthropic-ratelimit-output-tokens-remaining": "7900",
     }));
-    await settleRateLimit(sb.admin, { model: m, refundInput: 0, refundOutput: 0, headers, now: at(0) });
+    await settleRateLimit(sb.admin, { model: m, ticket: "first", refundInput: 0, refundOutput: 0, headers, now: at(0) });
     const [row] = await sql<Record<string, number>>(sb.databaseUrl, `select requests_available, input_available, output_available from public.rate_limits where model = $1`, [m]);
     expect(row).toEqual({ requests_available: 49, input_available: 29_500, output_available: 7_900 });
     expect((await takeRateLimit(sb.admin, { model: m, ticket: "second", priority: 0, inputTokens: 20_000, outputTokens: 5_000, now: at(0) })).ok).toBe(true);
@@ -184,7 +184,7 @@ describe("the shared limiter", () => {
     const m = await model({ itpm: 10_000, otpm: 4_000 });
     await takeRateLimit(sb.admin, { model: m, ticket: "x", priority: 0, inputTokens: 2_000, outputTokens: 4_000, now: at(0) });
     expect((await takeRateLimit(sb.admin, { model: m, ticket: "y", priority: 0, inputTokens: 10, outputTokens: 1_000, now: at(0) })).ok).toBe(false);
-    await settleRateLimit(sb.admin, { model: m, refundInput: 500, refundOutput: 3_500, headers: readRateLimitHeaders(null), now: at(0) });
+    await settleRateLimit(sb.admin, { model: m, ticket: "x", refundInput: 500, refundOutput: 3_500, headers: readRateLimitHeaders(null), now: at(0) });
     expect((await takeRateLimit(sb.admin, { model: m, ticket: "y", priority: 0, inputTokens: 10, outputTokens: 1_000, now: at(0) })).ok).toBe(true);
 
     const headers = new Headers({
@@ -195,7 +195,7 @@ describe("the shared limiter", () => {
       "anthropic-ratelimit-output-tokens-limit": "8000",
       "anthropic-ratelimit-output-tokens-remaining": "7000",
     });
-    await settleRateLimit(sb.admin, { model: m, refundInput: 0, refundOutput: 0, headers: readRateLimitHeaders(headers), now: at(0) });
+    await settleRateLimit(sb.admin, { model: m, ticket: "y", refundInput: 0, refundOutput: 0, headers: readRateLimitHeaders(headers), now: at(0) });
     const [row] = await sql<Record<string, unknown>>(sb.databaseUrl, `select * from public.rate_limits where model = $1`, [m]);
     expect(row).toMatchObject({ requests_per_minute: 50, input_tokens_per_minute: 30_000, output_tokens_per_minute: 8_000, source: "headers", input_available: 100 });
   });
@@ -265,14 +265,14 @@ describe("the shared limiter", () => {
     const available = async () =>
       (await sql<{ i: number; o: number; ti: string }>(sb.databaseUrl, `select input_available i, output_available o, trimmed_input::text ti from public.rate_limits where model = $1`, [m]))[0]!;
     expect((await takeRateLimit(sb.admin, { model: m, ticket: "a", priority: 0, inputTokens: 30_000, outputTokens: 1_000, now: at(0) })).ok).toBe(true);
-    await settleRateLimit(sb.admin, { model: m, refundInput: 0, refundOutput: 0, headers, now: at(2), observedAt: at(0) });
+    await settleRateLimit(sb.admin, { model: m, ticket: "a", refundInput: 0, refundOutput: 0, headers, now: at(2), observedAt: at(0) });
     // Both buckets refilled 2 s' worth since the answer: nothing was cut.
     expect(await available()).toEqual({ i: 32_000, o: 11_400, ti: "0" });
 
     // Without the time of the answer the figures are taken as current: the 2 s of refill are cut (counted).
     const n = await model({ itpm: 60_000, otpm: 12_000 });
     await takeRateLimit(sb.admin, { model: n, ticket: "a", priority: 0, inputTokens: 30_000, outputTokens: 1_000, now: at(0) });
-    await settleRateLimit(sb.admin, { model: n, refundInput: 0, refundOutput: 0, headers, now: at(2) });
+    await settleRateLimit(sb.admin, { model: n, ticket: "a", refundInput: 0, refundOutput: 0, headers, now: at(2) });
     const [row] = await sql<{ i: number; ti: string }>(sb.databaseUrl, `select input_available i, trimmed_input::text ti from public.rate_limits where model = $1`, [n]);
     expect(row).toEqual({ i: 30_000, ti: "2000" });
 
@@ -280,9 +280,78 @@ describe("the shared limiter", () => {
     const o = await model({ itpm: 60_000 });
     await takeRateLimit(sb.admin, { model: o, ticket: "a", priority: 0, inputTokens: 30_000, outputTokens: 0, now: at(0) });
     const other = readRateLimitHeaders(new Headers({ "anthropic-ratelimit-input-tokens-limit": "60000", "anthropic-ratelimit-input-tokens-remaining": "10000" }));
-    await settleRateLimit(sb.admin, { model: o, refundInput: 0, refundOutput: 0, headers: other, now: at(2), observedAt: at(0) });
+    await settleRateLimit(sb.admin, { model: o, ticket: "a", refundInput: 0, refundOutput: 0, headers: other, now: at(2), observedAt: at(0) });
     const [row2] = await sql<{ i: number }>(sb.databaseUrl, `select input_available i from public.rate_limits where model = $1`, [o]);
     expect(row2!.i).toBe(12_000);
+  });
+
+  test("the provider's output remaining is compared with ours less the output of the calls in flight", async () => {
+    // Output is counted by the provider when it is produced, by us when a call is admitted. Three calls in flight
+    // (1,000 + 2,000 + 3,000 expected); the first ends, and the provider says 6,500 left: it has counted that call and
+    // 3,500 of another client's, not yet the two still running, so what is really free is 6,500 − 5,000.
+    const m = await model({ otpm: 12_000 });
+    const outHeaders = (remaining: number) => readRateLimitHeaders(new Headers({
+      "anthropic-ratelimit-output-tokens-limit": "12000", "anthropic-ratelimit-output-tokens-remaining": String(remaining),
+    }));
+    const take = (ticket: string, output: number) => takeRateLimit(sb.admin, { model: m, ticket, priority: 0, inputTokens: 10, outputTokens: output, now: at(0) });
+    const state = async () => {
+      const [r] = await sql<{ o: number }>(sb.databaseUrl, `select output_available o from public.rate_limits where model = $1`, [m]);
+      const f = await sql<{ ticket: string }>(sb.databaseUrl, `select ticket from public.rate_limit_in_flight where model = $1 order by ticket`, [m]);
+      return { available: r!.o, inFlight: f.map((x) => x.ticket) };
+    };
+    for (const [t, o] of [["a", 1_000], ["b", 2_000], ["c", 3_000]] as const) expect((await take(t, o)).ok).toBe(true);
+    expect(await state()).toEqual({ available: 6_000, inFlight: ["a", "b", "c"] });
+    await settleRateLimit(sb.admin, { model: m, ticket: "a", refundInput: 0, refundOutput: 0, headers: outHeaders(6_500), now: at(0), observedAt: at(0) });
+    expect(await state()).toEqual({ available: 1_500, inFlight: ["b", "c"] });
+    expect((await take("d", 2_000)).ok).toBe(false);
+    // b was never sent (its budget was refused): its tokens come back and it is no longer in flight.
+    await returnRateLimit(sb.admin, { model: m, ticket: "b", input: 10, output: 2_000, now: at(0) });
+    expect(await state()).toEqual({ available: 3_500, inFlight: ["c"] });
+    // c meets a 429 (not billed): the provider's figure replaces ours, less what is still in flight (d, now admitted).
+    expect((await take("d", 2_000)).ok).toBe(true);
+    await noteRateLimited(sb.admin, { model: m, ticket: "c", headers: { ...outHeaders(4_000), retryAfterSeconds: 1 }, now: at(0) });
+    expect(await state()).toEqual({ available: 2_000, inFlight: ["d"] });
+  });
+
+  test("calls admitted before a model's limits are known are charged at its first calibration: concurrent callers never overdraw the provider", async () => {
+    // The provider (simulated here in one process: its bucket is a number) has 10,000 output tokens a minute and the
+    // clock stands still (no refill), so every token it counts is a token it has. Six calls go out before anything is
+    // known about the model (unpaced); the first answer calibrates it; then 20 callers hit the database at once, then
+    // every answer comes back at once. Before this rule the calibration started our bucket at the provider's 8,900,
+    // not knowing that five answers (5,500 tokens) were still to be counted: 8 more calls went out and the provider
+    // ended 4,400 tokens in debt (a 429 for every request after).
+    const m = `claude-uncalibrated-${randomBytes(3).toString("hex")}`;
+    const provider = { remaining: 10_000 };
+    const OUT = 1_100;
+    const answer = async (ticket: string, taken: number) => {
+      provider.remaining -= OUT; // the answer ends: the provider counts what it produced
+      const headers = readRateLimitHeaders(new Headers({
+        "anthropic-ratelimit-output-tokens-limit": "10000", "anthropic-ratelimit-output-tokens-remaining": String(provider.remaining),
+      }));
+      await settleRateLimit(sb.admin, { model: m, ticket, refundInput: 0, refundOutput: taken - OUT, headers, now: at(0), observedAt: at(0) });
+    };
+    const calls: { ticket: string; taken: number }[] = [];
+    for (let i = 0; i < 6; i++) {
+      const r = await takeRateLimit(sb.admin, { model: m, ticket: `early-${i}`, priority: 0, inputTokens: 100, outputTokens: OUT, now: at(0) });
+      expect(r.ok).toBe(true); // unpaced: nothing is known yet
+      calls.push({ ticket: `early-${i}`, taken: r.outputTaken });
+    }
+    await answer(calls[0]!.ticket, calls[0]!.taken);
+    const late = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => takeRateLimit(sb.admin, { model: m, ticket: `late-${i}`, priority: 0, inputTokens: 100, outputTokens: OUT, now: at(0) })),
+    );
+    late.forEach((r, i) => r.ok && calls.push({ ticket: `late-${i}`, taken: r.outputTaken }));
+    expect(late.filter((r) => r.ok)).toHaveLength(3); // (10,000 − 6 × 1,100) / 1,100: what the provider had, no more
+    await Promise.all(calls.slice(1).map((c) => answer(c.ticket, c.taken)));
+    expect(provider.remaining).toBe(100);
+    const [row] = await sql<{ o: number; n: number }>(
+      sb.databaseUrl,
+      `select output_available o, (select count(*)::int from public.rate_limit_in_flight f where f.model = $1) n from public.rate_limits where model = $1`,
+      [m],
+    );
+    // Nothing is left in flight, and ours never thinks it has more than the provider.
+    expect(row!.n).toBe(0);
+    expect(row!.o).toBeLessThanOrEqual(provider.remaining);
   });
 });
 
@@ -294,7 +363,7 @@ describe("a 429", () => {
     await sql(sb.databaseUrl, `update public.tasks set status = 'running' where id = $1`, [task]);
     const headers = readRateLimitHeaders(new Headers({ "retry-after": "3600", "anthropic-ratelimit-input-tokens-limit": "8000", "anthropic-ratelimit-input-tokens-remaining": "0" }));
     expect(headers.retryAfterSeconds).toBe(3600);
-    const { retryAt, retryAfterSeconds } = await noteRateLimited(sb.admin, { model: m, headers, taskId: task, now: at(0) });
+    const { retryAt, retryAfterSeconds } = await noteRateLimited(sb.admin, { model: m, ticket: `${task}:turn-1`, headers, taskId: task, now: at(0) });
     expect(retryAfterSeconds).toBe(MAX_RETRY_AFTER_SECONDS);
     expect(retryAt).toBe(at(MAX_RETRY_AFTER_SECONDS).toISOString());
     const [t] = await sql<{ status: string; status_reason: string }>(sb.databaseUrl, `select status::text, status_reason from public.tasks where id = $1`, [task]);
