@@ -44,6 +44,7 @@ export abstract class Checkpoints extends Ops {
       const memo = run.memo!;
       const now = this.clock.now();
       const tx = new Tx();
+      if (tracing) tx.traceKey = key;
       const logs: string[] = [];
       for (const op of body.steps) {
         const name = op.displayName ?? op.userland?.id ?? op.name ?? op.id;
