@@ -73,7 +73,10 @@ async function main() {
     const { functions } = await import("../inngest/index");
     const { submitTask } = await import("../lib/tasks/submit");
     const { serve } = await import("inngest/node");
-    const { directlySentCount } = await import("../inngest/outbox-relay");
+    const { directlySentCount, watchDirectSends } = await import("../inngest/outbox-relay");
+    // Each direct send of a hand-over's wake-up: when the releasing step began it and when the engine accepted it.
+    const directSends = new Map<string, { startedAt: number; sentAt: number }>();
+    watchDirectSends((ids, startedAt, sentAt) => ids.forEach((id) => directSends.set(id, { startedAt, sentAt })));
 
     let appUrl = "";
     // The counting proxy: every engine -> app call, by task.
@@ -192,6 +195,11 @@ async function main() {
     const resumeMs: number[] = [];
     // Per woken task: its first hand-over (recorded, relayed) — the slot is its own from then on.
     const handedAt = new Map<string, { created: number; sent: number }>();
+    // The direct sends' split: release transaction start -> the step has the claimed wake-up (RPC returned) -> the
+    // engine accepted it (inngest.send) -> the engine's call for the woken run reached the app.
+    const directRpcMs: number[] = [];
+    const directSendMs: number[] = [];
+    const directCallMs: number[] = [];
     for (let from = 0; ; from += 1000) {
       const { data: ob, error: obErr } = await db
         .from("outbox")
@@ -205,6 +213,13 @@ async function main() {
         if (!o.sent_at || !taskId) continue;
         const created = Date.parse(o.created_at);
         const sent = Date.parse(o.sent_at);
+        const d = directSends.get(o.event_id);
+        if (d) {
+          directRpcMs.push(d.startedAt - created);
+          directSendMs.push(d.sentAt - d.startedAt);
+          const call = (callTimes.get(taskId) ?? []).find((t) => t >= d.sentAt);
+          if (call !== undefined) directCallMs.push(call - d.sentAt);
+        }
         relayMs.push(sent - created);
         const h = handedAt.get(taskId);
         if (!h || created < h.created) handedAt.set(taskId, { created, sent });
@@ -263,6 +278,9 @@ async function main() {
       `  of which hand-over recorded -> relayed to the engine: p50 ${pct(relayMs, 50)} ms, p99 ${pct(relayMs, 99)} ms, max ${Math.max(0, ...relayMs)} ms (${relayMs.length} wake-ups)`,
     );
     console.log(`  wake-ups sent by the releasing step itself (release_agent_slot_direct + deliverClaimed): ${directlySentCount()}; the rest by relay passes`);
+    const split = (xs: number[]) => `p50 ${pct(xs, 50)} / p90 ${pct(xs, 90)} / p99 ${pct(xs, 99)} / max ${Math.max(0, ...xs)} ms`;
+    console.log(`  direct sends: release transaction start -> the step has its wake-up: ${split(directRpcMs)}`);
+    console.log(`    -> the engine accepted it (inngest.send): ${split(directSendMs)}; -> the engine's call reached the app: ${split(directCallMs)}`);
     console.log(`  of which relayed -> woken task's turn recorded: p50 ${pct(resumeMs, 50)} ms, p99 ${pct(resumeMs, 99)} ms, max ${Math.max(0, ...resumeMs)} ms`);
     console.log(
       `slot handed over -> the woken task's turn called (slot held, task not working yet): p50 ${pct(toWork, 50)} ms, p99 ${pct(toWork, 99)} ms, max ${Math.max(0, ...toWork)} ms over ${toWork.length} hand-overs`,

@@ -180,7 +180,12 @@ registerOutboxRelay(kickedRelay);
  * DIRECT_CLAIM_SECONDS pass, then sent by a relay pass (the sweeper at the latest), under the same event id.
  */
 function deliverDirect(rows: ClaimedEvent[]): Promise<RelayResult> {
-  const sending = sendClaimed(rows).then((r) => {
+  const watch = directSendWatcher;
+  const startedAt = Date.now();
+  const send = watch
+    ? (events: OutgoingEvent[]) => defaultSend(events).then((x) => (watch(events.map((e) => e.id), startedAt, Date.now()), x))
+    : undefined;
+  const sending = sendClaimed(rows, { send }).then((r) => {
     directlySent += r.sent;
     return r;
   });
@@ -195,6 +200,11 @@ function deliverDirect(rows: ClaimedEvent[]): Promise<RelayResult> {
 registerOutboxDelivery(deliverDirect);
 
 let directlySent = 0;
+let directSendWatcher: ((eventIds: string[], startedAt: number, sentAt: number) => void) | null = null;
+/** bench:slots: told, for each direct send that succeeded, when it started and when the event API accepted it. */
+export function watchDirectSends(watcher: typeof directSendWatcher): void {
+  directSendWatcher = watcher;
+}
 /** How many events this process sent directly (deliverDirect) since it started: for bench:slots. */
 export function directlySentCount(): number {
   return directlySent;
