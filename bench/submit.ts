@@ -725,7 +725,7 @@ function report(r: Figures): void {
     { name: "POST stubbed closed", cpu: r.stubClosed.cpu, requests: r.stubClosed.result.sent },
     { name: "D. POST, runs on", cpu: r.post.cpu, requests: r.post.result.sent },
   ];
-  const W = 19;
+  const W = 20;
   console.log(`  ${"".padEnd(22)}${cols.map((c) => c.name.padStart(W)).join("")}`);
   for (const n of COMPONENT_NAMES) {
     const cells = cols.map((c) => {
