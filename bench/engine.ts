@@ -16,6 +16,8 @@ import { runSql, startPostgres } from "../local/db/embedded-postgres";
 import { freePort } from "../local/ports";
 import type { EngineMode } from "../local/engine";
 import { cpuMs } from "./lib/procs";
+import { fdatasyncFloor, floorStats, httpFloor, pgFloors, type FloorStats } from "./lib/floors";
+import { createHash } from "node:crypto";
 
 const STEPS = 50;
 const OUTPUT_BYTES = 2048;
@@ -28,13 +30,22 @@ function peakRssMb(pid: number): number {
 }
 
 
-async function startEngineProcess(databaseUrl: string, port: number, mode: EngineMode): Promise<ChildProcess> {
+// BENCH_TRACE=1: a hop trace of every checkpoint of the single-run phase, both processes (local/engine/trace.ts on
+// the engine's side; the step body and the SDK's fetch here), on CLOCK_MONOTONIC so the two line up exactly.
+const TRACE = process.env["BENCH_TRACE"] === "1";
+const FLOOR_N = Number(process.env["BENCH_FLOOR_N"] ?? 400);
+const nowUs = () => Number(process.hrtime.bigint() / 1000n);
+/** The SDK's hashed step id (sha1 of the id), so the bench's marks meet the engine's, keyed by the step. */
+const STEP_HASHES = Array.from({ length: STEPS }, (_, i) => createHash("sha1").update(`step-${i}`).digest("hex"));
+
+async function startEngineProcess(databaseUrl: string, port: number, mode: EngineMode, traceFile?: string): Promise<ChildProcess> {
   // BENCH_ENGINE_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the engine process.
   const nodeArgs = process.env["BENCH_ENGINE_NODE_ARGS"]?.split(" ").filter(Boolean) ?? [];
   const args = [...nodeArgs, "--import", "tsx", "local/engine/main.ts", "--database-url", databaseUrl, "--port", String(port), "--mode", mode];
   // stdout ignored: the engine logs one line per step, and a pipe the (busy) bench reads late blocks the engine's
   // synchronous writes, which then dominate its CPU profile. Readiness comes from /health instead.
-  const proc = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "inherit"] });
+  const env = traceFile ? { ...process.env, INNGEST_ENGINE_TRACE: traceFile } : process.env;
+  const proc = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "inherit"], env });
   let exited = false;
   proc.once("exit", () => (exited = true));
   for (const deadline = Date.now() + 60_000; ; ) {
@@ -59,14 +70,75 @@ interface Figures {
   stepsPerSec: number;
   cpu: { engine: number; app: number; pg: number };
   rss: number;
+  /** Measured in the same run, checkpoint mode only (bench/lib/floors.ts). */
+  floors?: { http: FloorStats; select1: FloorStats; apply: FloorStats; applyNoFlush: FloorStats; fdatasync: FloorStats; roundTrip: FloorStats };
+  trace?: Segment[];
+}
+
+interface Segment {
+  label: string;
+  whose: string;
+  p50: number;
+  mean: number;
+  n: number;
+}
+
+/** Hops of one checkpointed step, in order; each segment runs from one hop to the next. */
+const HOPS: [string, string, string][] = [
+  ["body", "step body → SDK's checkpoint fetch starts (serialise, hash, build the request)", "SDK"],
+  ["fetch", "fetch starts → engine's request event (our fetch, kernel, engine wakes)", "ours + kernel"],
+  ["in", "engine: body read, JSON.parse", "ours"],
+  ["read", "engine: zod", "ours"],
+  ["parsed", "engine: parsed → run lock taken", "ours"],
+  ["locked", "engine: lock → commit sent (checks, memo)", "ours"],
+  ["commit", "engine: commit → statement sent (group-commit queue, JSON)", "ours"],
+  ["sent", "engine: Postgres round trip (pg driver, apply, WAL flush)", "Postgres + disk + kernel"],
+  ["pgdone", "engine: statement done → commit resolved", "ours"],
+  ["committed", "engine: committed → answer written", "ours"],
+  ["answered", "answer written → SDK's fetch resolved (kernel, SDK wakes, our fetch)", "ours + kernel"],
+  ["fetched", "fetch resolved → next step body (SDK; a setTimeout every 10th step)", "SDK"],
+];
+
+/** Joins the bench's marks with the engine's trace file: per-segment p50/mean over the single-run phase's steps. */
+function traceSegments(bench: Map<string, Record<string, number>>, engineFile: string): Segment[] {
+  const byKey = new Map<string, Record<string, number>>();
+  for (const line of readFileSync(engineFile, "utf8").split("\n")) {
+    if (!line) continue;
+    const [key, hop, at] = JSON.parse(line) as [string, string, number];
+    if (!bench.has(key)) continue;
+    (byKey.get(key) ?? byKey.set(key, {}).get(key)!)[hop] = at;
+  }
+  const samples = HOPS.map(() => [] as number[]);
+  for (const [key, b] of bench) {
+    const e = byKey.get(key);
+    const [runId, hash] = key.split(":");
+    const i = STEP_HASHES.indexOf(hash!);
+    const next = i >= 0 && i + 1 < STEPS ? bench.get(`${runId}:${STEP_HASHES[i + 1]}`)?.["body"] : undefined;
+    if (!e || next === undefined) continue;
+    const t = { ...b, ...e, next };
+    const order = [...HOPS.map((h) => h[0]), "next"];
+    if (order.some((h) => t[h as keyof typeof t] === undefined)) continue;
+    HOPS.forEach((_, j) => samples[j]!.push((t[order[j + 1] as keyof typeof t]! - t[order[j] as keyof typeof t]!) / 1000));
+  }
+  return HOPS.map(([, label, whose], j) => ({ label, whose, ...floorStats(samples[j]!), n: samples[j]!.length }));
 }
 
 /** The same workload against a fresh engine process (and database) in one execution mode. */
-async function benchMode(pgUrl: (db?: string) => string, mode: EngineMode): Promise<Figures> {
+async function benchMode(pgUrl: (db?: string) => string, mode: EngineMode, dataDir: string): Promise<Figures> {
   const dbName = `bench_engine_${mode}`;
   await runSql(pgUrl(), `CREATE DATABASE ${dbName}`);
   const enginePort = await freePort();
-  const engine = await startEngineProcess(pgUrl(dbName), enginePort, mode);
+  const traceFile = TRACE && mode === "checkpoint" ? join(tmpdir(), `nightshift-engine-trace-${process.pid}.jsonl`) : undefined;
+  // BENCH_PG_UNIX=1: the engine (and the apply floor) reach Postgres over its Unix socket in /tmp instead of TCP.
+  const dbUrl = process.env["BENCH_PG_UNIX"] === "1" ? pgUrl(dbName).replace(/@127\.0\.0\.1:(\d+)\/(\w+)$/, "@/$2?host=/tmp&port=$1") : pgUrl(dbName);
+  const engine = await startEngineProcess(dbUrl, enginePort, mode, traceFile);
+  /** The bench's (SDK side) marks while tracing the single runs: key `${runId}:${step hash}` → hop → µs. */
+  const marks = new Map<string, Record<string, number>>();
+  let tracingNow = false;
+  const mark = (key: string, hop: string, at: number) => (marks.get(key) ?? marks.set(key, {}).get(key)!)[hop] = at;
+  let floors: Figures["floors"];
+  let trace: Segment[] | undefined;
+  const cpSamples: number[] = [];
   const engineUrl = `http://127.0.0.1:${enginePort}`;
   const server = createServer();
   try {
@@ -78,12 +150,22 @@ async function benchMode(pgUrl: (db?: string) => string, mode: EngineMode): Prom
     let cpCount = 0;
     const timedFetch: typeof fetch = async (input, init) => {
       const t0 = performance.now();
+      const u0 = tracingNow ? nowUs() : 0;
       try {
         return await baseFetch(input, init);
       } finally {
         if (String(input instanceof Request ? input.url : input).includes("/v1/checkpoint/")) {
-          cpMs += performance.now() - t0;
+          const ms = performance.now() - t0;
+          cpMs += ms;
           cpCount++;
+          cpSamples.push(ms);
+          if (tracingNow) {
+            const u1 = nowUs();
+            const b = JSON.parse(String(init?.body)) as { run_id: string; steps: { id: string }[] };
+            const key = `${b.run_id}:${b.steps[0]?.id}`;
+            mark(key, "fetch", u0);
+            mark(key, "fetched", u1);
+          }
         }
       }
     };
@@ -99,10 +181,13 @@ async function benchMode(pgUrl: (db?: string) => string, mode: EngineMode): Prom
       logger: { info() {}, warn() {}, error() {}, debug() {} },
     });
     const payload = "x".repeat(OUTPUT_BYTES);
-    const fn = inngest.createFunction({ id: "fifty", triggers: [{ event: "bench/go" }] }, async ({ step }) => {
+    const fn = inngest.createFunction({ id: "fifty", triggers: [{ event: "bench/go" }] }, async ({ step, runId }) => {
       let n = 0;
       for (let i = 0; i < STEPS; i++) {
-        const r = await step.run(`step-${i}`, () => ({ i, payload }));
+        const r = await step.run(`step-${i}`, () => {
+          if (tracingNow) mark(`${runId}:${STEP_HASHES[i]}`, "body", nowUs());
+          return { i, payload };
+        });
         n += r.i;
       }
       return n;
@@ -157,19 +242,32 @@ async function benchMode(pgUrl: (db?: string) => string, mode: EngineMode): Prom
     await measure(2); // warm up JIT, connections and Postgres caches
 
     const singles = [];
+    tracingNow = traceFile !== undefined;
+    cpSamples.length = 0;
     for (let i = 0; i < 5; i++) singles.push(await measure(1));
+    tracingNow = false;
+    const roundTrip = floorStats(cpSamples);
     singles.sort((a, b) => a.wall - b.wall);
     const single = singles[2]!; // median of 5
 
+    if (mode === "checkpoint" && FLOOR_N > 0) {
+      // The floors, right after the single runs, on the same machine state: what the round trip above is made of.
+      const body = JSON.stringify({ run_id: "r", fn_id: "bench-fifty", qi_id: "q", request_id: "x", steps: [{ id: STEP_HASHES[0], op: "StepRun", name: "step-0", displayName: "step-0", data: { i: 0, payload } }], ts: Date.now() });
+      const http = floorStats(await httpFloor(baseFetch, body, FLOOR_N));
+      const p = await pgFloors(dbUrl, { i: 0, payload }, FLOOR_N);
+      const fdatasync = floorStats(fdatasyncFloor(dataDir, FLOOR_N));
+      floors = { http, select1: floorStats(p.select1), apply: floorStats(p.apply), applyNoFlush: floorStats(p.applyNoFlush), fdatasync, roundTrip };
+    }
+
     const concurrent = [];
-    const cpu0 = { engine: cpuMs({ pid: engine.pid! }), app: process.cpuUsage(), pg: cpuMs({ comm: "postgres" }) };
+    const cpu0 = { engine: cpuMs({ pid: engine.pid! }), app: process.cpuUsage(), pg: cpuMs({ comm: "postgres", under: process.pid }) };
     for (let i = 0; i < 3; i++) concurrent.push(await measure(CONCURRENT));
     const appCpu = process.cpuUsage(cpu0.app);
     const totalSteps = 3 * CONCURRENT * STEPS;
     const cpu = {
       engine: (cpuMs({ pid: engine.pid! }) - cpu0.engine) / totalSteps,
       app: (appCpu.user + appCpu.system) / 1000 / totalSteps,
-      pg: (cpuMs({ comm: "postgres" }) - cpu0.pg) / totalSteps,
+      pg: (cpuMs({ comm: "postgres", under: process.pid }) - cpu0.pg) / totalSteps,
     };
     concurrent.sort((a, b) => a.wall - b.wall);
     const conc = concurrent[1]!; // median of 3
@@ -184,6 +282,10 @@ async function benchMode(pgUrl: (db?: string) => string, mode: EngineMode): Prom
       stepsPerSec: (CONCURRENT * STEPS) / (conc.wall / 1000),
       cpu,
       rss: peakRssMb(engine.pid!),
+      floors,
+      get trace() {
+        return trace;
+      },
     };
   } finally {
     server.closeAllConnections();
@@ -191,6 +293,15 @@ async function benchMode(pgUrl: (db?: string) => string, mode: EngineMode): Prom
     const exited = new Promise((r) => engine.once("exit", r));
     engine.kill("SIGTERM");
     await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+    if (traceFile) {
+      // The engine writes its marks when it stops (SIGTERM above).
+      try {
+        trace = traceSegments(marks, traceFile);
+      } catch (err) {
+        console.error(`trace: ${String(err)}`);
+      }
+      await rm(traceFile, { force: true });
+    }
   }
 }
 
@@ -203,7 +314,7 @@ async function main(): Promise<void> {
     const results: Figures[] = [];
     // Figures from a shared machine mean little without its load: printed with them.
     const loadAtStart = loadavg();
-    for (const mode of modes) results.push(await benchMode((db) => pg.url(db), mode));
+    for (const mode of modes) results.push(await benchMode((db) => pg.url(db), mode, dataDir));
     const classic = results[0]!;
     const cp = results.at(-1)!;
 
@@ -228,6 +339,26 @@ async function main(): Promise<void> {
     row("engine peak RSS (VmHWM)", (x) => `${x.rss.toFixed(0)} MB`, "goal < 300 MB");
     console.log("");
     console.log(`checkpoint vs classic: ${(classic.perStep / cp.perStep).toFixed(1)}× faster per step, ${(cp.stepsPerSec / classic.stepsPerSec).toFixed(1)}× the throughput`);
+    const ms = (x: FloorStats) => `p50 ${x.p50.toFixed(2)}  mean ${x.mean.toFixed(2)} ms`;
+    if (cp.floors) {
+      const f = cp.floors;
+      console.log("");
+      console.log(`floors, measured in this run right after the single runs (${FLOOR_N} samples each):`);
+      console.log(`  checkpoint round trip (the SDK's fetch), single runs    ${ms(f.roundTrip)}`);
+      console.log(`  HTTP POST round trip, loopback, the app's fetch         ${ms(f.http)}`);
+      console.log(`  Postgres SELECT 1 round trip (the engine's URL)         ${ms(f.select1)}`);
+      console.log(`  apply of one checkpointed step, durable commit          ${ms(f.apply)}`);
+      console.log(`  the same, synchronous_commit=off (prices the flush only) ${ms(f.applyNoFlush)}`);
+      console.log(`  the disk alone: 8 KB rewrite + fdatasync (not ours)     ${ms(f.fdatasync)}`);
+      const sum = f.http.p50 + f.apply.p50;
+      console.log(`  floors' sum (HTTP + durable apply, p50)                 ${sum.toFixed(2)} ms; round trip − floors = ${(f.roundTrip.p50 - sum).toFixed(2)} ms (p50)`);
+    }
+    if (cp.trace) {
+      console.log("");
+      console.log("where a checkpointed step goes (BENCH_TRACE=1, single runs, both processes on CLOCK_MONOTONIC):");
+      for (const s of cp.trace) console.log(`  ${s.label.padEnd(82)} p50 ${s.p50.toFixed(3).padStart(6)}  mean ${s.mean.toFixed(3).padStart(6)} ms   ${s.whose}`);
+      console.log(`  ${"sum".padEnd(82)} p50 ${cp.trace.reduce((a, s) => a + s.p50, 0).toFixed(3).padStart(6)}  mean ${cp.trace.reduce((a, s) => a + s.mean, 0).toFixed(3).padStart(6)} ms`);
+    }
     const la = (l: number[]) => l.map((x) => x.toFixed(2)).join(" ");
     console.log(`load average (1/5/15 min): ${la(loadAtStart)} at the start, ${la(loadavg())} at the end`);
   } finally {

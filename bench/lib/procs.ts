@@ -151,8 +151,18 @@ export function cpuBetween(a: CpuSnapshot, b: CpuSnapshot): CpuUse {
 }
 
 /** CPU time (ms) of one process, or of every process whose command is `comm`, from /proc (100 ticks/s). */
-export function cpuMs(filter: { pid?: number; comm?: string }): number {
+export function cpuMs(filter: { pid?: number; comm?: string; under?: number }): number {
   let ticks = 0;
+  if (filter.under !== undefined) {
+    // Only the descendants of one process (e.g. the Postgres this bench started): on a shared machine, counting
+    // every process of that name counts other people's servers too.
+    const procs = readProcs();
+    for (const p of procs.values()) {
+      if (filter.comm && p.comm !== filter.comm) continue;
+      if (p.pid !== filter.under && descendsFrom(procs, p.pid, filter.under)) ticks += p.cpuMs / 10;
+    }
+    return ticks * 10;
+  }
   const pids = filter.pid ? [String(filter.pid)] : readdirSync("/proc").filter((d) => /^\d+$/.test(d));
   for (const pid of pids) {
     try {

@@ -4,6 +4,7 @@ import type { CheckpointBody } from "./protocol";
 import { TERMINAL } from "./store";
 import { MAX_STEPS, Tx } from "./core";
 import { Ops } from "./ops";
+import { traceMark, tracing } from "./trace";
 
 export abstract class Checkpoints extends Ops {
   /**
@@ -16,7 +17,9 @@ export abstract class Checkpoints extends Ops {
     const run = this.runs.get(runId);
     if (!run) return { status: 409, error: `run ${runId} is not active` };
     let out: { status: number; error?: string } = { status: 500, error: "checkpoint not processed" };
+    const key = tracing ? `${runId}:${body.steps[0]?.id}` : "";
     await this.withLock(run, async () => {
+      if (tracing) traceMark(key, "locked");
       const w = this.work.get(body.qi_id);
       const current = this.dispatches.get(body.qi_id);
       if (
@@ -41,6 +44,7 @@ export abstract class Checkpoints extends Ops {
       const memo = run.memo!;
       const now = this.clock.now();
       const tx = new Tx();
+      if (tracing) tx.traceKey = key;
       const logs: string[] = [];
       for (const op of body.steps) {
         const name = op.displayName ?? op.userland?.id ?? op.name ?? op.id;
@@ -55,7 +59,9 @@ export abstract class Checkpoints extends Ops {
         out = { status: 409, error: `run ${runId} exceeded ${MAX_STEPS} steps` };
         return;
       }
+      if (tracing) traceMark(key, "commit");
       await this.commit(tx);
+      if (tracing) traceMark(key, "committed");
       const fnId = run.row.function_id;
       for (const l of logs) this.log(`run ${runId} ${fnId} ${l}`);
       out = { status: 200 };

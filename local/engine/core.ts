@@ -78,6 +78,8 @@ export class Tx {
   undo: (() => void)[] = [];
   waitFor: Promise<unknown>[] = [];
   internalEvents: EventRow[] = [];
+  /** While tracing (local/engine/trace.ts): the checkpoint this transition commits, so the store marks its hops. */
+  traceKey?: string;
 }
 
 export interface CallResult {
@@ -366,7 +368,7 @@ export abstract class EngineCore {
     if (tx.waitFor.length) await Promise.all(tx.waitFor);
     for (let i = 0; ; i++) {
       try {
-        await this.store.apply(tx.ch);
+        await this.store.apply(tx.ch, tx.traceKey);
         break;
       } catch (err) {
         if (i >= 3) {

@@ -4,6 +4,7 @@ import type { Executor } from "./executor";
 import { checkpointBodySchema, eventSchema, registerSchema } from "./protocol";
 import { safeEqual, verifyBearer } from "./signing";
 import type { Store } from "./store";
+import { nowUs, traceMark, tracing } from "./trace";
 import { runDetail, runView, v1RunView } from "./views";
 
 const MAX_BODY = 16 * 1024 * 1024;
@@ -27,6 +28,7 @@ class HttpError extends Error {
 
 export function createEngineServer(deps: HttpDeps): Server {
   return createServer((req, res) => {
+    if (tracing) arrivals.set(req, nowUs());
     handle(deps, req, res).catch((err: unknown) => {
       const status = err instanceof HttpError ? err.status : 500;
       const message = err instanceof Error ? err.message : String(err);
@@ -106,17 +108,29 @@ async function register(deps: HttpDeps, req: IncomingMessage, res: ServerRespons
 
 async function checkpoint(deps: HttpDeps, runId: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
   if (deps.signingKey && !verifyBearer(req.headers.authorization, deps.signingKey)) throw new HttpError(401, "unauthorized");
-  const parsed = checkpointBodySchema.safeParse(await readJson(req));
+  const raw = await readJson(req);
+  const readAt = tracing ? nowUs() : 0;
+  const parsed = checkpointBodySchema.safeParse(raw);
   if (!parsed.success) {
     throw new HttpError(400, `invalid checkpoint: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
   }
   if (parsed.data.run_id !== runId) throw new HttpError(400, "run_id in the body does not match the path");
+  const key = tracing ? `${runId}:${parsed.data.steps[0]?.id}` : "";
+  if (tracing) {
+    traceMark(key, "in", arrivals.get(req));
+    traceMark(key, "read", readAt);
+    traceMark(key, "parsed");
+  }
   const out = await deps.executor.checkpoint(runId, parsed.data);
   if (out.status !== 200) return send(res, out.status, { status: out.status, error: out.error });
   if (res.headersSent) return;
   res.writeHead(200, CHECKPOINT_OK_HEADERS);
   res.end(CHECKPOINT_OK);
+  if (tracing) traceMark(key, "answered");
 }
+
+/** When each request arrived (the server's 'request' event), while tracing (local/engine/trace.ts). */
+const arrivals = new WeakMap<IncomingMessage, number>();
 
 // The answer to every accepted checkpoint (once per step): built once.
 const CHECKPOINT_OK = Buffer.from(JSON.stringify({ status: 200 }));

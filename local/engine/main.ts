@@ -1,5 +1,6 @@
 // CLI: tsx local/engine/main.ts --database-url postgres://... [--port 8288] [--signing-key ...] [--event-key ...] [--mode checkpoint|classic]
 import { engineModeFromEnv, startEngine } from "./index";
+import { flushTrace } from "./trace";
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -21,5 +22,10 @@ const engine = await startEngine({
 });
 console.log(JSON.stringify({ ready: true, url: engine.url, port: engine.port }));
 for (const sig of ["SIGINT", "SIGTERM"] as const) {
-  process.once(sig, () => void engine.stop().finally(() => process.exit(0)));
+  process.once(sig, () =>
+    void engine.stop().finally(() => {
+      flushTrace(); // INNGEST_ENGINE_TRACE (bench:engine with BENCH_TRACE=1); a no-op otherwise
+      process.exit(0);
+    }),
+  );
 }

@@ -4,6 +4,7 @@
 // one SQL function call: one round trip per step, and the memo grows by one row instead of being rewritten.
 import pg from "pg";
 import type { EngineEvent, MemoValue } from "./protocol";
+import { traceMark, tracing } from "./trace";
 
 export type RunStatus = "queued" | "running" | "sleeping" | "waiting" | "completed" | "failed" | "cancelled";
 export const TERMINAL: ReadonlySet<RunStatus> = new Set(["completed", "failed", "cancelled"]);
@@ -176,6 +177,14 @@ END
 $fn$;
 `;
 
+interface PendingApply {
+  changes: Changes;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+  /** While tracing: the checkpoint this transition commits (local/engine/trace.ts). */
+  traceKey?: string;
+}
+
 export interface RunListFilter {
   status?: string;
   function_id?: string;
@@ -244,7 +253,7 @@ export class Store {
 
   /** Applies one transition atomically, in one round trip. */
   /** Transitions waiting for the apply in flight: group commit (see apply). */
-  private applyQueue: { changes: Changes; resolve: () => void; reject: (err: unknown) => void }[] = [];
+  private applyQueue: PendingApply[] = [];
   private applying = false;
 
   /**
@@ -254,10 +263,10 @@ export class Store {
    * (one run), a transition goes straight through. If a merged batch fails, its transitions are applied one by
    * one, so one bad transition never fails the others.
    */
-  apply(changes: Changes): Promise<void> {
+  apply(changes: Changes, traceKey?: string): Promise<void> {
     if (!Object.values(changes).some((v) => Array.isArray(v) && v.length)) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
-      this.applyQueue.push({ changes, resolve, reject });
+      this.applyQueue.push({ changes, resolve, reject, traceKey });
       this.drainApplies();
     });
   }
@@ -272,14 +281,15 @@ export class Store {
     });
   }
 
-  private async applyBatch(batch: { changes: Changes; resolve: () => void; reject: (err: unknown) => void }[]): Promise<void> {
+  private async applyBatch(batch: PendingApply[]): Promise<void> {
+    const keys = tracing ? batch.flatMap((b) => (b.traceKey ? [b.traceKey] : [])) : [];
     if (batch.length > 1) {
       const merged: Record<string, unknown[]> = {};
       for (const b of batch) {
         for (const [k, v] of Object.entries(b.changes)) if (Array.isArray(v) && v.length) (merged[k] ??= []).push(...v);
       }
       try {
-        await this.applyNow(merged as Changes);
+        await this.applyNow(merged as Changes, keys);
         for (const b of batch) b.resolve();
         return;
       } catch {
@@ -288,7 +298,7 @@ export class Store {
     }
     for (const b of batch) {
       try {
-        await this.applyNow(b.changes);
+        await this.applyNow(b.changes, b.traceKey ? [b.traceKey] : []);
         b.resolve();
       } catch (err) {
         b.reject(err);
@@ -296,7 +306,7 @@ export class Store {
     }
   }
 
-  private async applyNow(changes: Changes): Promise<void> {
+  private async applyNow(changes: Changes, traceKeys: string[] = []): Promise<void> {
     const doc: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(changes)) if (Array.isArray(v) && v.length) doc[k] = v;
     if (!Object.keys(doc).length) return;
@@ -312,7 +322,10 @@ export class Store {
       doc["runUpdates"] = [...merged.values()];
     }
     // A named statement: each pooled connection parses and plans it once, not on every step.
-    await this.pool.query({ name: "inngest_local_apply", text: "SELECT inngest_local.apply($1::jsonb)", values: [JSON.stringify(doc)] });
+    const text = JSON.stringify(doc);
+    for (const k of traceKeys) traceMark(k, "sent");
+    await this.pool.query({ name: "inngest_local_apply", text: "SELECT inngest_local.apply($1::jsonb)", values: [text] });
+    for (const k of traceKeys) traceMark(k, "pgdone");
   }
 
   async saveApp(
