@@ -73,6 +73,7 @@ async function main() {
     const { functions } = await import("../inngest/index");
     const { submitTask } = await import("../lib/tasks/submit");
     const { serve } = await import("inngest/node");
+    const { directlySentCount } = await import("../inngest/outbox-relay");
 
     let appUrl = "";
     // The counting proxy: every engine -> app call, by task.
@@ -261,6 +262,7 @@ async function main() {
     console.log(
       `  of which hand-over recorded -> relayed to the engine: p50 ${pct(relayMs, 50)} ms, p99 ${pct(relayMs, 99)} ms, max ${Math.max(0, ...relayMs)} ms (${relayMs.length} wake-ups)`,
     );
+    console.log(`  wake-ups sent by the releasing step itself (release_agent_slot_direct + deliverClaimed): ${directlySentCount()}; the rest by relay passes`);
     console.log(`  of which relayed -> woken task's turn recorded: p50 ${pct(resumeMs, 50)} ms, p99 ${pct(resumeMs, 99)} ms, max ${Math.max(0, ...resumeMs)} ms`);
     console.log(
       `slot handed over -> the woken task's turn called (slot held, task not working yet): p50 ${pct(toWork, 50)} ms, p99 ${pct(toWork, 99)} ms, max ${Math.max(0, ...toWork)} ms over ${toWork.length} hand-overs`,

@@ -12,7 +12,8 @@ import type { AdminClient } from "@/lib/db/admin";
 import type { Json } from "@/lib/db/database.types";
 import { Coalescer } from "@/lib/coalesce";
 import { db as serverDb } from "@/lib/db/server";
-import { registerOutboxRelay, type KickOptions, type RelayResult } from "@/lib/outbox";
+import { registerOutboxDelivery, registerOutboxRelay, type ClaimedEvent, type KickOptions, type RelayResult } from "@/lib/outbox";
+import { RelayLane } from "@/lib/relay-lane";
 
 export const RELAY_BATCH = 100;
 /** The first claim of a pass is small: what a kick was for (most often a slot's wake-up, which the claim takes before
@@ -64,10 +65,31 @@ async function defaultSend(events: OutgoingEvent[]): Promise<unknown> {
   }
 }
 
+/**
+ * Sends claimed rows in one batch and marks them sent; on a failed send marks them failed (they back off and are
+ * retried). Rejects only when marking them sent fails (they were sent: the lease runs out and they are sent again
+ * under the same ids, which Inngest drops).
+ */
+export async function sendClaimed(rows: ClaimedEvent[], o: Pick<RelayOptions, "db" | "send"> = {}): Promise<RelayResult> {
+  const db = o.db ?? serverDb();
+  const send = o.send ?? defaultSend;
+  const ids = rows.map((r) => r.id);
+  try {
+    await send(rows.map((r) => ({ name: r.name, data: r.data, id: r.event_id })));
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    console.warn(`[outbox] ${rows.length} event(s) not sent (${message}); they stay recorded and are retried`);
+    await db.rpc("outbox_mark_failed", { p_ids: ids, p_error: message });
+    return { sent: 0, failed: rows.length };
+  }
+  const { error: markError } = await db.rpc("outbox_mark_sent", { p_ids: ids });
+  if (markError) throw new Error(`outbox_mark_sent failed: ${markError.message}`);
+  return { sent: rows.length, failed: 0 };
+}
+
 /** One relay pass: claim pending events, send them in one batch, mark them sent; repeat while full batches come. */
 export async function relayOutbox(o: RelayOptions = {}): Promise<RelayResult> {
   const db = o.db ?? serverDb();
-  const send = o.send ?? defaultSend;
   const limit = o.limit ?? RELAY_BATCH;
   const total: RelayResult = { sent: 0, failed: 0 };
   for (let round = 0; round < (o.maxRounds ?? 10); round++) {
@@ -75,68 +97,13 @@ export async function relayOutbox(o: RelayOptions = {}): Promise<RelayResult> {
     const { data: rows, error } = await db.rpc("outbox_claim", { p_limit: take, p_lease_seconds: RELAY_LEASE_SECONDS });
     if (error) throw new Error(`outbox_claim failed: ${error.message}`);
     if (!rows || rows.length === 0) break;
-    const ids = rows.map((r) => r.id);
-    try {
-      await send(rows.map((r) => ({ name: r.name, data: r.data, id: r.event_id })));
-    } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      console.warn(`[outbox] ${rows.length} event(s) not sent (${message}); they stay recorded and are retried`);
-      await db.rpc("outbox_mark_failed", { p_ids: ids, p_error: message });
-      total.failed += rows.length;
-      break; // the event API is down: leave the rest for the next pass
-    }
-    const { error: markError } = await db.rpc("outbox_mark_sent", { p_ids: ids });
-    // Sent but not marked: the lease runs out and they are sent again under the same ids, which Inngest drops.
-    if (markError) throw new Error(`outbox_mark_sent failed: ${markError.message}`);
-    total.sent += rows.length;
+    const r = await sendClaimed(rows, { db, send: o.send });
+    total.sent += r.sent;
+    total.failed += r.failed;
+    if (r.failed > 0) break; // the event API is down: leave the rest for the next pass
     if (rows.length < take) break;
   }
   return total;
-}
-
-/**
- * Passes of one kind, at most `maxPasses` at a time per process: a caller that arrives while they run joins them, and
- * a pass runs `round` once more after, so what the caller recorded is covered; a burst of kicks thus becomes a few
- * batched sends. run() resolves once every pass running at the call has ended (one of them started after the call,
- * or runs once more).
- */
-class RelayLane {
-  private readonly passes = new Set<Promise<RelayResult>>();
-  private rerun = false;
-
-  constructor(
-    private readonly maxPasses: number,
-    private readonly round: () => Promise<RelayResult>,
-  ) {}
-
-  run(): Promise<RelayResult> {
-    if (this.passes.size < this.maxPasses) this.start();
-    else this.rerun = true;
-    return Promise.all([...this.passes]).then((rs) => rs.reduce((a, r) => ({ sent: a.sent + r.sent, failed: a.failed + r.failed }), { sent: 0, failed: 0 }));
-  }
-
-  private start(): void {
-    let pass: Promise<RelayResult> | undefined = undefined;
-    pass = (async (): Promise<RelayResult> => {
-      const total: RelayResult = { sent: 0, failed: 0 };
-      try {
-        do {
-          this.rerun = false;
-          const r = await this.round();
-          total.sent += r.sent;
-          total.failed += r.failed;
-          if (r.failed > 0) break;
-        } while (this.rerun);
-        return total;
-      } finally {
-        // In the same turn as the last `rerun` check (always after an await, so `pass` is set): a caller from here on
-        // starts a pass of its own. Removed in a later .finally(), a caller in between would set `rerun` for a pass
-        // that had already ended its loop and wait on it, with its rows unsent until some other pass or the sweeper.
-        if (pass) this.passes.delete(pass);
-      }
-    })();
-    this.passes.add(pass);
-  }
 }
 
 const pending = new RelayLane(MAX_PASSES, () => {
@@ -204,3 +171,31 @@ function kickedRelay(o?: KickOptions): Promise<RelayResult> {
 }
 
 registerOutboxRelay(kickedRelay);
+
+/**
+ * lib's direct send of rows it claimed itself (a slot's hand-over: the release returned its wake-up already claimed,
+ * lib/agents/slots.ts): sent and marked now, with no relay pass's claim round trip and no wait for a pass to be free.
+ * Inside a request it is handed to after() as kickedRelay's pass is, so Vercel keeps the invocation alive until it
+ * ends. Whatever it does not send stays recorded: marked failed (backoff) or, if this process dies, leased until
+ * DIRECT_CLAIM_SECONDS pass, then sent by a relay pass (the sweeper at the latest), under the same event id.
+ */
+function deliverDirect(rows: ClaimedEvent[]): Promise<RelayResult> {
+  const sending = sendClaimed(rows).then((r) => {
+    directlySent += r.sent;
+    return r;
+  });
+  try {
+    after(sending.then(() => {}, () => {})); // a failure is reported by the caller (lib/outbox.ts deliverClaimed)
+  } catch {
+    // Outside a request scope: nothing to keep alive.
+  }
+  return sending;
+}
+
+registerOutboxDelivery(deliverDirect);
+
+let directlySent = 0;
+/** How many events this process sent directly (deliverDirect) since it started: for bench:slots. */
+export function directlySentCount(): number {
+  return directlySent;
+}

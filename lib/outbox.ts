@@ -52,6 +52,52 @@ export function registerOutboxRelay(relay: OutboxRelay): void {
   (globalThis as Registry)[REGISTRY] = relay;
 }
 
+/** An outbox row claimed (leased) for sending: by a relay's claim, or by the call that recorded it (a release's
+ * wake-ups, `release_agent_slot_direct`). */
+export interface ClaimedEvent {
+  id: number;
+  event_id: string;
+  name: string;
+  data: Json;
+}
+
+/** Sends rows the caller claimed itself and marks them sent (or failed, for the relay to retry). Implemented in
+ * inngest/outbox-relay.ts, which registers itself here. */
+export type OutboxDelivery = (rows: ClaimedEvent[]) => Promise<RelayResult>;
+
+const DELIVERY = Symbol.for("nightshift.outbox.delivery");
+type DeliveryRegistry = { [DELIVERY]?: OutboxDelivery };
+
+/** Called by inngest/outbox-relay.ts when it loads. */
+export function registerOutboxDelivery(delivery: OutboxDelivery): void {
+  (globalThis as DeliveryRegistry)[DELIVERY] = delivery;
+}
+
+/** How long a caller holds the wake-ups it records and claims to send them itself: longer than one send may take
+ * (10 s), so the relay does not send them too meanwhile; a caller that died leaves them to the relay's sweep after. */
+export const DIRECT_CLAIM_SECONDS = 15;
+
+/** The lease to ask a recording RPC for (its `p_claim_seconds`): 0 when nothing in this process can send events —
+ * then nothing is claimed and the relay sends them. */
+export function directClaimSeconds(): number {
+  return (globalThis as DeliveryRegistry)[DELIVERY] ? DIRECT_CLAIM_SECONDS : 0;
+}
+
+/**
+ * Sends rows this process claimed (a hand-over's wake-ups) now, without waiting for a relay pass, and marks them
+ * sent. Never rejects: a row not sent stays recorded (marked failed, or leased until DIRECT_CLAIM_SECONDS pass) and
+ * the relay's sweep sends it.
+ */
+export function deliverClaimed(rows: ClaimedEvent[]): Promise<RelayResult> {
+  const delivery = (globalThis as DeliveryRegistry)[DELIVERY];
+  if (rows.length === 0) return Promise.resolve({ sent: 0, failed: 0 });
+  if (!delivery) return Promise.resolve({ sent: 0, failed: rows.length });
+  return delivery(rows).catch((err) => {
+    console.warn(`[outbox] direct send failed: ${err instanceof Error ? err.message : String(err)}; the relay will retry`);
+    return { sent: 0, failed: rows.length };
+  });
+}
+
 /**
  * Starts a relay pass in the background, if a relay is registered in this process, and returns its promise (which
  * never rejects). Only an accelerator: whatever it does not send, the sweeper cron does.

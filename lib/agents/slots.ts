@@ -2,8 +2,11 @@
 // A task that finds every slot taken joins its agent's line (priority, then age) and waits for the event
 // `agent/slot.released`, which whoever gives a slot back records for the first in line, with the slot itself: the
 // slot is handed over, never left free while tasks wait. A durable timeout on the wait is the fallback.
+// The release (and the waiting task's re-check) also claims the wake-ups it records, in its transaction, and this
+// process sends them at once (deliverClaimed) instead of leaving them to a relay pass's claim (migration
+// 20261203130000_slot_handoff_direct.sql); the outbox row stays the durable fallback.
 import type { AdminClient } from "@/lib/db/admin";
-import { kickOutboxRelay } from "@/lib/outbox";
+import { deliverClaimed, directClaimSeconds, kickOutboxRelay, type ClaimedEvent } from "@/lib/outbox";
 
 export interface SlotClaim {
   ok: boolean;
@@ -32,21 +35,32 @@ export async function acquireSlot(
 
 /** Gives the slot back (the task ends or starts waiting) and hands it to the next in line; true when it held one. */
 export async function releaseSlot(db: AdminClient, taskId: string): Promise<boolean> {
-  const { data, error } = await db.rpc("release_agent_slot_fair", { p_task_id: taskId });
-  if (error) throw new Error(`release_agent_slot_fair failed: ${error.message}`);
+  const { data, error } = await db.rpc("release_agent_slot_direct", { p_task_id: taskId, p_claim_seconds: directClaimSeconds() });
+  if (error) throw new Error(`release_agent_slot_direct failed: ${error.message}`);
   const row = data?.[0];
-  // The slot went to the next in line: send its wake-up now (the sweeper would, within a minute).
-  if (row && row.handed > 0) void kickOutboxRelay({ wakeUp: true });
+  const wakeups = (row?.wakeups ?? []) as unknown as ClaimedEvent[];
+  // The slot went to the next in line: send its wake-up now, in the background (the step goes on meanwhile).
+  if (wakeups.length > 0) void deliverClaimed(wakeups);
+  // Not claimed here (nothing in this process can send events): the relay sends it (the sweeper, within a minute).
+  if (row && row.handed > wakeups.length) void kickOutboxRelay({ wakeUp: true });
   return row?.held === true;
 }
 
 /**
  * For a task whose wait for `agent/slot.released` is registered: when the slot was handed over before the wait could
- * hear it (or one is free now), records the wake-up again under `eventId` and relays it. True when it did.
+ * hear it (or one is free now), records the wake-up again under `eventId` and sends it. True when it did.
  */
 export async function recheckSlot(db: AdminClient, args: { agentId: string; taskId: string; eventId: string }): Promise<boolean> {
-  const { data, error } = await db.rpc("recheck_agent_slot", { p_agent_id: args.agentId, p_task_id: args.taskId, p_event_id: args.eventId });
-  if (error) throw new Error(`recheck_agent_slot failed: ${error.message}`);
-  if (data === true) await kickOutboxRelay({ wakeUp: true });
-  return data === true;
+  const { data, error } = await db.rpc("recheck_agent_slot_direct", {
+    p_agent_id: args.agentId,
+    p_task_id: args.taskId,
+    p_event_id: args.eventId,
+    p_claim_seconds: directClaimSeconds(),
+  });
+  if (error) throw new Error(`recheck_agent_slot_direct failed: ${error.message}`);
+  const row = data?.[0];
+  const wakeups = (row?.wakeups ?? []) as unknown as ClaimedEvent[];
+  if (wakeups.length > 0) await deliverClaimed(wakeups);
+  else if (row?.woken) await kickOutboxRelay({ wakeUp: true });
+  return row?.woken === true;
 }

@@ -1760,6 +1760,18 @@ export type Database = {
         }
         Returns: number
       }
+      agent_slot_handoff_events: {
+        Args: {
+          p_agent_id: string
+          p_caller?: string
+          p_lease_seconds: number
+          p_now?: string
+        }
+        Returns: {
+          handed_task: string
+          wakeup_event_id: string
+        }[]
+      }
       api_key_hash: { Args: { p_key_id: string }; Returns: string }
       approval_task_resumes: { Args: { p_task_id: string }; Returns: undefined }
       approve_with_edit: {
@@ -2249,6 +2261,10 @@ export type Database = {
           name: string
         }[]
       }
+      outbox_claim_events: {
+        Args: { p_event_ids: string[]; p_lease_seconds: number }
+        Returns: Json
+      }
       outbox_mark_failed: {
         Args: { p_error: string; p_ids: number[]; p_now?: string }
         Returns: number
@@ -2358,6 +2374,19 @@ export type Database = {
         }
         Returns: boolean
       }
+      recheck_agent_slot_direct: {
+        Args: {
+          p_agent_id: string
+          p_claim_seconds?: number
+          p_event_id: string
+          p_now?: string
+          p_task_id: string
+        }
+        Returns: {
+          wakeups: Json
+          woken: boolean
+        }[]
+      }
       record_notification: {
         Args: {
           p_agent_id?: string
@@ -2424,6 +2453,14 @@ export type Database = {
         }
       }
       release_agent_slot: { Args: { p_task_id: string }; Returns: boolean }
+      release_agent_slot_direct: {
+        Args: { p_claim_seconds?: number; p_now?: string; p_task_id: string }
+        Returns: {
+          handed: number
+          held: boolean
+          wakeups: Json
+        }[]
+      }
       release_agent_slot_fair: {
         Args: { p_now?: string; p_task_id: string }
         Returns: {
