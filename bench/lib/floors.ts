@@ -18,10 +18,12 @@ export function floorStats(samples: number[]): FloorStats {
   return { p50: s[Math.floor(s.length / 2)] ?? NaN, mean: s.reduce((a, b) => a + b, 0) / (s.length || 1) };
 }
 
-async function timeIt(n: number, f: (i: number) => Promise<unknown>): Promise<number[]> {
+/** Idle time before each timed sample: 0 = back to back; > 0 lets every process sleep first, as in a run. */
+async function timeIt(n: number, f: (i: number) => Promise<unknown>, idleMs = 0): Promise<number[]> {
   for (let i = 0; i < Math.min(100, n); i++) await f(-1 - i); // warm up
   const out: number[] = [];
   for (let i = 0; i < n; i++) {
+    if (idleMs > 0) await new Promise((r) => setTimeout(r, idleMs));
     const t0 = performance.now();
     await f(i);
     out.push(performance.now() - t0);
@@ -42,12 +44,12 @@ srv.listen(0, "127.0.0.1", () => process.stdout.write(String(srv.address().port)
 `;
 
 /** POST `body` to a bare Node server in another process (keep-alive loopback) with `fetchImpl`; ms per round trip. */
-export async function httpFloor(fetchImpl: typeof fetch, body: string, n: number): Promise<number[]> {
+export async function httpFloor(fetchImpl: typeof fetch, body: string, n: number, idleMs = 0): Promise<number[]> {
   const child = spawn(process.execPath, ["-e", SERVER], { stdio: ["ignore", "pipe", "inherit"] });
   try {
     const port = await new Promise<number>((resolve) => child.stdout!.once("data", (d: Buffer) => resolve(Number(String(d).trim()))));
     const url = `http://127.0.0.1:${port}/v1/checkpoint/r/async`;
-    return await timeIt(n, async () => (await fetchImpl(url, { method: "POST", body, headers: { "content-type": "application/json" } })).status);
+    return await timeIt(n, async () => (await fetchImpl(url, { method: "POST", body, headers: { "content-type": "application/json" } })).status, idleMs);
   } finally {
     child.kill();
   }
@@ -56,6 +58,8 @@ export async function httpFloor(fetchImpl: typeof fetch, body: string, n: number
 export interface PgFloors {
   select1: number[];
   apply: number[];
+  /** The durable apply after `idleMs` of idle each time (everything asleep, as between two steps of a run). */
+  applyAfterIdle: number[];
   applyNoFlush: number[];
 }
 
@@ -63,7 +67,7 @@ export interface PgFloors {
  * On the engine's database (schema inngest_local must exist): `SELECT 1`, and `inngest_local.apply` of what one
  * checkpointed step commits (its memo of `payload` and its history line; a fresh step id each time, as in a run).
  */
-export async function pgFloors(url: string, payload: unknown, n: number): Promise<PgFloors> {
+export async function pgFloors(url: string, payload: unknown, n: number, idleMs = 3): Promise<PgFloors> {
   const c = new pg.Client({ connectionString: url });
   c.on("error", () => {});
   await c.connect();
@@ -81,12 +85,13 @@ export async function pgFloors(url: string, payload: unknown, n: number): Promis
     };
     const select1 = await timeIt(n, () => c.query({ name: "floor_s1", text: "SELECT 1" }));
     const durable = await timeIt(n, apply);
+    const afterIdle = await timeIt(n, apply, idleMs);
     await c.query("SET synchronous_commit = off");
     const noFlush = await timeIt(n, apply);
     await c.query("SET synchronous_commit = on");
     await c.query("DELETE FROM inngest_local.memos WHERE run_id = $1", [runId]);
     await c.query("DELETE FROM inngest_local.history WHERE run_id = $1", [runId]);
-    return { select1, apply: durable, applyNoFlush: noFlush };
+    return { select1, apply: durable, applyAfterIdle: afterIdle, applyNoFlush: noFlush };
   } finally {
     await c.end().catch(() => {});
   }
