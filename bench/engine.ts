@@ -16,7 +16,7 @@ import { runSql, startPostgres } from "../local/db/embedded-postgres";
 import { freePort } from "../local/ports";
 import type { EngineMode } from "../local/engine";
 import { cpuMs } from "./lib/procs";
-import { fdatasyncFloor, floorStats, httpFloor, pgFloors, type FloorStats } from "./lib/floors";
+import { checkpointChainFloor, fdatasyncFloor, floorStats, httpFloor, pgFloors, type FloorStats } from "./lib/floors";
 import { createHash } from "node:crypto";
 
 const STEPS = 50;
@@ -81,6 +81,9 @@ interface Figures {
     applyAfterIdle: FloorStats;
     applyNoFlush: FloorStats;
     fdatasync: FloorStats;
+    /** A bare server doing the same apply per POST: every hop of a checkpoint, none of the engine's code. */
+    chain: FloorStats;
+    chainAfterIdle: FloorStats;
     roundTrip: FloorStats;
   };
   trace?: Segment[];
@@ -268,6 +271,7 @@ async function benchMode(pgUrl: (db?: string) => string, mode: EngineMode, dataD
       const httpAfterIdle = floorStats(await httpFloor(baseFetch, body, FLOOR_N, FLOOR_IDLE_MS));
       const p = await pgFloors(dbUrl, { i: 0, payload }, FLOOR_N, FLOOR_IDLE_MS);
       const fdatasync = floorStats(fdatasyncFloor(dataDir, FLOOR_N));
+      const chain = await checkpointChainFloor(baseFetch, body, dbUrl, FLOOR_N, FLOOR_IDLE_MS);
       floors = {
         http,
         httpAfterIdle,
@@ -276,6 +280,8 @@ async function benchMode(pgUrl: (db?: string) => string, mode: EngineMode, dataD
         applyAfterIdle: floorStats(p.applyAfterIdle),
         applyNoFlush: floorStats(p.applyNoFlush),
         fdatasync,
+        chain: floorStats(chain.back),
+        chainAfterIdle: floorStats(chain.idle),
         roundTrip,
       };
     }
@@ -377,6 +383,9 @@ async function main(): Promise<void> {
       const idleSum = f.httpAfterIdle.p50 + f.applyAfterIdle.p50;
       console.log(`  floors' sum (HTTP + durable apply, p50)                 ${sum.toFixed(2)} ms; round trip − floors = ${(f.roundTrip.p50 - sum).toFixed(2)} ms (p50)`);
       console.log(`  the same after idle                                     ${idleSum.toFixed(2)} ms; round trip − floors = ${(f.roundTrip.p50 - idleSum).toFixed(2)} ms (p50)`);
+      console.log(`  every hop, none of the engine's code (a bare server that runs the same apply per POST):`);
+      console.log(`    back to back                                          ${ms(f.chain)}`);
+      console.log(`    each after ${FLOOR_IDLE_MS} ms idle                                  ${ms(f.chainAfterIdle)}; round trip − this = ${(f.roundTrip.p50 - f.chainAfterIdle.p50).toFixed(2)} ms (p50)`);
     }
     if (cp.trace) {
       console.log("");

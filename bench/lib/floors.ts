@@ -43,6 +43,56 @@ srv.keepAliveTimeout = 60000;
 srv.listen(0, "127.0.0.1", () => process.stdout.write(String(srv.address().port) + "\\n"));
 `;
 
+/**
+ * The whole hop chain of a checkpoint with none of the engine's code: a bare Node server in another process that, for
+ * each POST, runs the engine's `apply` of one step (durable commit) on its own pg client and then answers. Its round
+ * trip against the SDK's measured one says how much of a step the engine's code adds beyond the hops themselves.
+ */
+const APPLY_SERVER = `
+const http = require("node:http");
+const pg = require("pg");
+const ok = Buffer.from('{"status":200}');
+const c = new pg.Client({ connectionString: process.env.FLOOR_DB_URL });
+let seq = 0;
+c.connect().then(() => {
+  const runId = "floor-server-" + Date.now();
+  const srv = http.createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (x) => chunks.push(x));
+    req.on("end", () => {
+      const body = JSON.parse(Buffer.concat(chunks).toString());
+      const at = Date.now();
+      const hash = "s" + seq++;
+      const doc = { memos: [{ run_id: runId, hash, pos: seq, value: { data: body.steps[0].data }, at }],
+        history: [{ run_id: runId, at, type: "step.completed", step: hash, name: hash, detail: { checkpointed: true } }] };
+      c.query({ name: "a", text: "SELECT inngest_local.apply($1::jsonb)", values: [JSON.stringify(doc)] }).then(() => {
+        res.writeHead(200, { "content-type": "application/json", "content-length": ok.length });
+        res.end(ok);
+      });
+    });
+  });
+  srv.keepAliveTimeout = 60000;
+  srv.listen(0, "127.0.0.1", () => process.stdout.write(String(srv.address().port) + "\\n"));
+  process.on("SIGTERM", () => c.query("DELETE FROM inngest_local.memos WHERE run_id = $1", [runId])
+    .then(() => c.query("DELETE FROM inngest_local.history WHERE run_id = $1", [runId])).finally(() => process.exit(0)));
+});
+`;
+
+/** POST `body` (a checkpoint) to APPLY_SERVER; ms per round trip, back to back and after `idleMs` of idle each. */
+export async function checkpointChainFloor(fetchImpl: typeof fetch, body: string, dbUrl: string, n: number, idleMs: number): Promise<{ back: number[]; idle: number[] }> {
+  const child = spawn(process.execPath, ["-e", APPLY_SERVER], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, FLOOR_DB_URL: dbUrl } });
+  try {
+    const port = await new Promise<number>((resolve) => child.stdout!.once("data", (d: Buffer) => resolve(Number(String(d).trim()))));
+    const url = `http://127.0.0.1:${port}/v1/checkpoint/r/async`;
+    const post = async () => (await fetchImpl(url, { method: "POST", body, headers: { "content-type": "application/json" } })).status;
+    return { back: await timeIt(n, post), idle: await timeIt(n, post, idleMs) };
+  } finally {
+    const exited = new Promise((r) => child.once("exit", r));
+    child.kill("SIGTERM");
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
+  }
+}
+
 /** POST `body` to a bare Node server in another process (keep-alive loopback) with `fetchImpl`; ms per round trip. */
 export async function httpFloor(fetchImpl: typeof fetch, body: string, n: number, idleMs = 0): Promise<number[]> {
   const child = spawn(process.execPath, ["-e", SERVER], { stdio: ["ignore", "pipe", "inherit"] });
