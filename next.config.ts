@@ -3,7 +3,7 @@
 // HSTS everywhere but `next dev`: browsers ignore it over plain http, and NODE_ENV is not yet "production" when
 // `next build` reads this file.
 import type { NextConfig } from "next";
-import { commonSecurityHeaders } from "./lib/http/security-headers";
+import { API_CSP, commonSecurityHeaders, PROXY_FREE_API_PATHS } from "./lib/http/security-headers";
 
 const securityHeaders = Object.entries(commonSecurityHeaders(process.env.NODE_ENV !== "development")).map(([key, value]) => ({ key, value }));
 
@@ -15,7 +15,11 @@ const nextConfig: NextConfig = {
   // Native/binary packages stay out of the server bundle.
   serverExternalPackages: ["ws"],
   async headers() {
-    return [{ source: "/:path*", headers: securityHeaders }];
+    return [
+      { source: "/:path*", headers: securityHeaders },
+      // The API routes proxy.ts skips get from here the CSP it sets on every other API answer.
+      ...PROXY_FREE_API_PATHS.map((source) => ({ source, headers: [{ key: "Content-Security-Policy", value: API_CSP }] })),
+    ];
   },
   // `npm test` runs `tsc --noEmit` over the whole tree first; the e2e build skips Next's second, slower pass.
   typescript: { ignoreBuildErrors: process.env.NIGHTSHIFT_SKIP_BUILD_TYPECHECK === "1" },

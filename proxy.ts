@@ -1,7 +1,9 @@
 // The front door, run before every page, server action and API route (not Next's static assets):
 //   - every path: a malformed percent-escape or a method Next has no handler slot for (TRACE, CONNECT, ...) is
 //     answered here — as JSON under /api — because Next would otherwise answer a text/plain 500 or an HTML page;
-//   - /api: nothing else (API-key auth happens in the routes); its answers get a CSP that allows nothing;
+//   - /api: nothing else (API-key auth happens in the routes); its answers get a CSP that allows nothing. The hottest
+//     API routes (POST /api/tasks, GET /api/health: PROXY_FREE_API_PATHS) skip this file altogether — the matcher
+//     below — and get the same contract elsewhere (see lib/http/security-headers.ts);
 //   - pages: a fresh CSP nonce per request (lib/http/security-headers.ts);
 //   - a page without a valid session cookie redirects to /login (pages and actions check again themselves);
 //   - a POST (every console mutation is one) from another origin is refused with 403 before any action runs;
@@ -9,10 +11,8 @@
 import { NextResponse, type NextRequest } from "next/server";
 import { checkSameOrigin } from "@/lib/console/csrf";
 import { SESSION_COOKIE, sessionOf } from "@/lib/console/session";
+import { KNOWN_METHODS, KNOWN_METHODS_ALLOW } from "@/lib/http/methods";
 import { API_CSP, commonSecurityHeaders, consoleCsp } from "@/lib/http/security-headers";
-
-// The methods Next's route handlers and pages can answer; anything else never reaches a handler.
-const KNOWN_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 
 export function proxy(req: NextRequest): NextResponse {
   const rawPath = new URL(req.url).pathname;
@@ -21,7 +21,7 @@ export function proxy(req: NextRequest): NextResponse {
 
   if (!KNOWN_METHODS.has(req.method)) {
     return refuse(isApi, 405, "method_not_allowed", `Method ${req.method.slice(0, 20)} is not allowed`, {
-      Allow: "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
+      Allow: KNOWN_METHODS_ALLOW,
     });
   }
   if (!decodable(rawPath)) return refuse(isApi, 400, "invalid_path", "The URL path holds a malformed percent-escape");
@@ -86,6 +86,8 @@ function withHeaders(res: NextResponse): NextResponse {
 }
 
 export const config = {
-  // Everything except Next's assets and the icons (which get their headers from next.config.ts).
-  matcher: ["/((?!_next/static|_next/image|favicon.ico|robots.txt).*)"],
+  // Everything except Next's assets and the icons (which get their headers from next.config.ts), and the exact paths
+  // of PROXY_FREE_API_PATHS (`$`: only those paths, not /api/tasks/<id> nor a malformed escape after them). Next reads
+  // this statically: it must stay a literal.
+  matcher: ["/((?!_next/static|_next/image|favicon.ico|robots.txt|api/tasks$|api/health$).*)"],
 };

@@ -16,7 +16,7 @@ import { runSql, startPostgres } from "../local/db/embedded-postgres";
 import { freePort } from "../local/ports";
 import type { EngineMode } from "../local/engine";
 import { cpuMs } from "./lib/procs";
-import { fdatasyncFloor, floorStats, httpFloor, pgFloors, type FloorStats } from "./lib/floors";
+import { checkpointChainFloor, fdatasyncFloor, floorStats, httpFloor, pgFloors, type FloorStats } from "./lib/floors";
 import { createHash } from "node:crypto";
 
 const STEPS = 50;
@@ -34,6 +34,8 @@ function peakRssMb(pid: number): number {
 // the engine's side; the step body and the SDK's fetch here), on CLOCK_MONOTONIC so the two line up exactly.
 const TRACE = process.env["BENCH_TRACE"] === "1";
 const FLOOR_N = Number(process.env["BENCH_FLOOR_N"] ?? 400);
+/** Idle before each sample of the "after idle" floors: about what each process sleeps between two steps of a run. */
+const FLOOR_IDLE_MS = 3;
 const nowUs = () => Number(process.hrtime.bigint() / 1000n);
 /** The SDK's hashed step id (sha1 of the id), so the bench's marks meet the engine's, keyed by the step. */
 const STEP_HASHES = Array.from({ length: STEPS }, (_, i) => createHash("sha1").update(`step-${i}`).digest("hex"));
@@ -71,7 +73,19 @@ interface Figures {
   cpu: { engine: number; app: number; pg: number };
   rss: number;
   /** Measured in the same run, checkpoint mode only (bench/lib/floors.ts). */
-  floors?: { http: FloorStats; select1: FloorStats; apply: FloorStats; applyNoFlush: FloorStats; fdatasync: FloorStats; roundTrip: FloorStats };
+  floors?: {
+    http: FloorStats;
+    httpAfterIdle: FloorStats;
+    select1: FloorStats;
+    apply: FloorStats;
+    applyAfterIdle: FloorStats;
+    applyNoFlush: FloorStats;
+    fdatasync: FloorStats;
+    /** A bare server doing the same apply per POST: every hop of a checkpoint, none of the engine's code. */
+    chain: FloorStats;
+    chainAfterIdle: FloorStats;
+    roundTrip: FloorStats;
+  };
   trace?: Segment[];
 }
 
@@ -254,9 +268,22 @@ async function benchMode(pgUrl: (db?: string) => string, mode: EngineMode, dataD
       // The floors, right after the single runs, on the same machine state: what the round trip above is made of.
       const body = JSON.stringify({ run_id: "r", fn_id: "bench-fifty", qi_id: "q", request_id: "x", steps: [{ id: STEP_HASHES[0], op: "StepRun", name: "step-0", displayName: "step-0", data: { i: 0, payload } }], ts: Date.now() });
       const http = floorStats(await httpFloor(baseFetch, body, FLOOR_N));
-      const p = await pgFloors(dbUrl, { i: 0, payload }, FLOOR_N);
+      const httpAfterIdle = floorStats(await httpFloor(baseFetch, body, FLOOR_N, FLOOR_IDLE_MS));
+      const p = await pgFloors(dbUrl, { i: 0, payload }, FLOOR_N, FLOOR_IDLE_MS);
       const fdatasync = floorStats(fdatasyncFloor(dataDir, FLOOR_N));
-      floors = { http, select1: floorStats(p.select1), apply: floorStats(p.apply), applyNoFlush: floorStats(p.applyNoFlush), fdatasync, roundTrip };
+      const chain = await checkpointChainFloor(baseFetch, body, dbUrl, FLOOR_N, FLOOR_IDLE_MS);
+      floors = {
+        http,
+        httpAfterIdle,
+        select1: floorStats(p.select1),
+        apply: floorStats(p.apply),
+        applyAfterIdle: floorStats(p.applyAfterIdle),
+        applyNoFlush: floorStats(p.applyNoFlush),
+        fdatasync,
+        chain: floorStats(chain.back),
+        chainAfterIdle: floorStats(chain.idle),
+        roundTrip,
+      };
     }
 
     const concurrent = [];
@@ -346,12 +373,19 @@ async function main(): Promise<void> {
       console.log(`floors, measured in this run right after the single runs (${FLOOR_N} samples each):`);
       console.log(`  checkpoint round trip (the SDK's fetch), single runs    ${ms(f.roundTrip)}`);
       console.log(`  HTTP POST round trip, loopback, the app's fetch         ${ms(f.http)}`);
+      console.log(`    the same, each after ${FLOOR_IDLE_MS} ms idle (both processes asleep) ${ms(f.httpAfterIdle)}`);
       console.log(`  Postgres SELECT 1 round trip (the engine's URL)         ${ms(f.select1)}`);
       console.log(`  apply of one checkpointed step, durable commit          ${ms(f.apply)}`);
+      console.log(`    the same, each after ${FLOOR_IDLE_MS} ms idle                  ${ms(f.applyAfterIdle)}`);
       console.log(`  the same, synchronous_commit=off (prices the flush only) ${ms(f.applyNoFlush)}`);
       console.log(`  the disk alone: 8 KB rewrite + fdatasync (not ours)     ${ms(f.fdatasync)}`);
       const sum = f.http.p50 + f.apply.p50;
+      const idleSum = f.httpAfterIdle.p50 + f.applyAfterIdle.p50;
       console.log(`  floors' sum (HTTP + durable apply, p50)                 ${sum.toFixed(2)} ms; round trip − floors = ${(f.roundTrip.p50 - sum).toFixed(2)} ms (p50)`);
+      console.log(`  the same after idle                                     ${idleSum.toFixed(2)} ms; round trip − floors = ${(f.roundTrip.p50 - idleSum).toFixed(2)} ms (p50)`);
+      console.log(`  every hop, none of the engine's code (a bare server that runs the same apply per POST):`);
+      console.log(`    back to back                                          ${ms(f.chain)}`);
+      console.log(`    each after ${FLOOR_IDLE_MS} ms idle                                  ${ms(f.chainAfterIdle)}; round trip − this = ${(f.roundTrip.p50 - f.chainAfterIdle.p50).toFixed(2)} ms (p50)`);
     }
     if (cp.trace) {
       console.log("");

@@ -1,12 +1,38 @@
-// TRACE and TRACK never reach Next's proxy or a route: Next builds a WHATWG Request for every request, and the
-// fetch standard forbids these methods (undici throws), so `next start` answered them with a text/plain 500.
-// This answers them on the Node HTTP server itself, before Next sees them, with the API's JSON 405. Installed
-// once per process from instrumentation.ts (Node runtime only). CONNECT is a separate server event Next does not
-// listen for; Node closes such connections itself.
+// Methods Next has no handler slot for never reach Next: this answers them on the Node HTTP server itself with a 405
+// — JSON under /api, plain text elsewhere, as proxy.ts does. Installed once per process from instrumentation.ts (Node
+// runtime only).
+//   - TRACE and TRACK: Next builds a WHATWG Request for every request and the fetch standard forbids them (undici
+//     throws), so `next start` answered them with a text/plain 500 before proxy.ts could see them.
+//   - every other unknown method (PROPFIND, M-SEARCH, ...): proxy.ts refuses them, but the hottest API routes skip
+//     proxy.ts (its matcher; the cost of Next's middleware adapter per request, docs/benchmarks.md), and Next would
+//     answer them with an empty 400. Answered here for every path, so the contract does not depend on the matcher.
+// CONNECT is a separate server event Next does not listen for; Node closes such connections itself.
 import http from "node:http";
+import { KNOWN_METHODS, KNOWN_METHODS_ALLOW } from "./methods";
+import { API_CSP, commonSecurityHeaders } from "./security-headers";
 
-const FORBIDDEN = new Set(["TRACE", "TRACK"]);
 const INSTALLED = Symbol.for("nightshift.forbiddenMethods");
+
+/** The answer to a method outside KNOWN_METHODS (or null to let Next handle the request). Exported for tests. */
+export function unknownMethodAnswer(method: string, url: string): { status: number; headers: Record<string, string>; body: string } | null {
+  if (KNOWN_METHODS.has(method)) return null;
+  const path = url.split("?", 1)[0] ?? "";
+  const isApi = path === "/api" || path.startsWith("/api/");
+  const message = `Method ${method.slice(0, 20)} is not allowed`;
+  const body = isApi ? JSON.stringify({ error: { code: "method_not_allowed", message } }) : message;
+  return {
+    status: 405,
+    headers: {
+      ...commonSecurityHeaders(),
+      ...(isApi ? { "Content-Security-Policy": API_CSP } : {}),
+      "Content-Type": isApi ? "application/json" : "text/plain; charset=utf-8",
+      Allow: KNOWN_METHODS_ALLOW,
+      "Cache-Control": "no-store",
+      "Content-Length": String(Buffer.byteLength(body)),
+    },
+    body,
+  };
+}
 
 export function answerForbiddenMethods(): void {
   const proto = http.Server.prototype as http.Server & { [INSTALLED]?: boolean };
@@ -16,16 +42,10 @@ export function answerForbiddenMethods(): void {
   proto.emit = function (this: http.Server, event: string | symbol, ...args: unknown[]): boolean {
     if (event === "request") {
       const [req, res] = args as [http.IncomingMessage, http.ServerResponse];
-      if (FORBIDDEN.has((req.method ?? "").toUpperCase())) {
-        const body = JSON.stringify({ error: { code: "method_not_allowed", message: `Method ${req.method} is not allowed` } });
-        res.writeHead(405, {
-          "content-type": "application/json",
-          allow: "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
-          "cache-control": "no-store",
-          "x-content-type-options": "nosniff",
-          "content-length": Buffer.byteLength(body),
-        });
-        res.end(body);
+      const answer = unknownMethodAnswer((req.method ?? "").toUpperCase(), req.url ?? "/");
+      if (answer) {
+        res.writeHead(answer.status, answer.headers);
+        res.end(answer.body);
         req.resume();
         return true;
       }

@@ -24,6 +24,15 @@ export function consoleCsp(nonce: string, dev = process.env.NODE_ENV === "develo
 
 export const API_CSP = "default-src 'none'; frame-ancestors 'none'";
 
+/**
+ * The hot API routes proxy.ts's matcher leaves out (keep the two lists equal; tests/integration/console/proxy.test.ts
+ * checks): Next's middleware adapter cost 11–14 % of such a request's CPU (docs/benchmarks.md) only to set the CSP
+ * above and refuse what these exact paths cannot carry. Their contract is kept elsewhere: the CSP by next.config.ts's
+ * headers(), unknown methods by lib/http/forbidden-methods.ts, the routes' own methods by lib/http/methods.ts; an exact
+ * path holds no percent-escape, malformed or not.
+ */
+export const PROXY_FREE_API_PATHS = ["/api/tasks", "/api/health"] as const;
+
 /** Headers every response carries (pages and API). */
 export function commonSecurityHeaders(production = process.env.NODE_ENV !== "development"): Record<string, string> {
   return {

@@ -21,6 +21,8 @@ export interface StartPostgrestOptions {
   log?: (line: string) => void;
   /** Milliseconds to wait for the schema cache to load. */
   readyTimeoutMs?: number;
+  /** PostgREST's jwt-cache-max-lifetime in seconds (3600; 0 turns the JWT cache off, for a before/after). */
+  jwtCacheMaxLifetimeS?: number;
 }
 
 export interface RunningPostgrest {
@@ -136,6 +138,10 @@ export async function startPostgrest(opts: StartPostgrestOptions): Promise<Runni
       PGRST_DB_CHANNEL_ENABLED: "true",
       PGRST_DB_CONFIG: "false",
       PGRST_JWT_SECRET: opts.jwtSecret,
+      // PostgREST 12 verifies the JWT on every request unless told to cache it (0, the default, disables the cache);
+      // the server calls all carry the one service_role key, so verified once it is a lookup (bench:submit,
+      // docs/benchmarks.md). An entry lives until the token's exp or this many seconds, whichever comes first.
+      PGRST_JWT_CACHE_MAX_LIFETIME: String(opts.jwtCacheMaxLifetimeS ?? 3600),
       PGRST_SERVER_UNIX_SOCKET: socketPath,
       PGRST_SERVER_UNIX_SOCKET_MODE: "600",
       PGRST_LOG_LEVEL: "error", // 5xx answers and failures; 4xx are the clients' business

@@ -4,6 +4,9 @@ import { NextRequest } from "next/server";
 import { beforeAll, describe, expect, test } from "vitest";
 import { config as proxyConfig, proxy } from "@/proxy";
 import { SESSION_COOKIE } from "@/lib/console/session";
+import { unknownMethodAnswer } from "@/lib/http/forbidden-methods";
+import { PROXY_FREE_API_PATHS } from "@/lib/http/security-headers";
+import nextConfig from "@/next.config";
 import { APP, configureConsole, sessionCookie } from "./helpers";
 
 const PAGES = ["/", "/review", "/tasks/7b0f6a52-3a8e-4c52-9d3a-2d1c1f0e9a11", "/?status=failed&agent=research", "/anything-else"];
@@ -58,9 +61,41 @@ describe("pages need a session", () => {
     }
   });
 
-  test("the matcher covers the console pages and the API, not static assets", () => {
-    for (const p of ["/", "/review", "/tasks/abc", "/login", "/api/tasks", "/api/approvals/1", "/api/inngest"]) expect(matches(p)).toBe(true);
-    for (const p of ["/_next/static/chunks/a.js", "/favicon.ico"]) expect(matches(p)).toBe(false);
+  test("the matcher covers the console pages and the API, not static assets nor the exact hot API paths", () => {
+    for (const p of ["/", "/review", "/tasks/abc", "/login", "/api/approvals/1", "/api/inngest", "/api/tasks/abc", "/api/tasks/%zz", "/api/tasks/x/cancel", "/api/healthz", "/api/health/x"]) {
+      expect(matches(p), p).toBe(true);
+    }
+    for (const p of ["/_next/static/chunks/a.js", "/favicon.ico"]) expect(matches(p), p).toBe(false);
+    // The paths it skips are exactly PROXY_FREE_API_PATHS, whose contract lives elsewhere (tested below).
+    for (const p of PROXY_FREE_API_PATHS) expect(matches(p), p).toBe(false);
+  });
+
+  test("the hot API paths proxy.ts skips get the API CSP from next.config.ts's headers()", async () => {
+    const rules = (await nextConfig.headers!()) as { source: string; headers: { key: string; value: string }[] }[];
+    for (const p of PROXY_FREE_API_PATHS) {
+      const rule = rules.find((r) => r.source === p);
+      expect(rule?.headers).toContainEqual({ key: "Content-Security-Policy", value: "default-src 'none'; frame-ancestors 'none'" });
+    }
+  });
+
+  test("a method Next has no slot for is a JSON 405 under /api and a plain 405 elsewhere, before Next (any matcher)", async () => {
+    for (const method of ["PROPFIND", "M-SEARCH", "TRACE", "TRACK"]) {
+      for (const path of ["/api/tasks", "/api/health?x=1", "/api/tasks/abc"]) {
+        const a = unknownMethodAnswer(method, path)!;
+        expect(a.status).toBe(405);
+        expect(a.headers["Content-Type"]).toBe("application/json");
+        expect(a.headers["Content-Security-Policy"]).toBe("default-src 'none'; frame-ancestors 'none'");
+        expect(a.headers["X-Content-Type-Options"]).toBe("nosniff");
+        expect((JSON.parse(a.body) as { error: { code: string } }).error.code).toBe("method_not_allowed");
+      }
+      const page = unknownMethodAnswer(method, "/login")!;
+      expect(page.status).toBe(405);
+      expect(page.headers["Content-Type"]).toMatch(/^text\/plain/);
+      // proxy.ts answers the same where it runs.
+      const viaProxy = proxy(new NextRequest(`${APP}/api/tasks/abc`, { method: method === "TRACE" || method === "TRACK" ? "PROPFIND" : method }));
+      expect(viaProxy.status).toBe(405);
+    }
+    for (const method of ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]) expect(unknownMethodAnswer(method, "/api/tasks")).toBeNull();
   });
 
   test("the API passes through untouched by session and origin checks (API-key auth is the routes' job)", () => {
