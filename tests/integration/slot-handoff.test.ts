@@ -137,14 +137,20 @@ describe("a slot's hand-over", () => {
     const released = await releaseDirect(holder, 1);
     expect(released.wakeups).toHaveLength(1);
     const eventId = released.wakeups[0]!.event_id;
-    // While the lease holds, no relay takes it.
+    // While the lease holds, no relay takes it — judged when the relay's pass ended within the lease: a loaded machine
+    // can stall this test past the 1 s lease, and then the relay rightly takes it (and the rest holds as well).
+    const leaseEnd = Date.parse((await slotWakeups(taskId))[0]!.available_at);
     const seen = new Map<string, number>();
     await relay.relayOutbox({ db: sb.admin, send: countingSend(seen) });
-    expect(seen.has(eventId)).toBe(false);
-    expect(await status(taskId)).toBe("running");
+    if (Date.now() < leaseEnd) {
+      expect(seen.has(eventId)).toBe(false);
+      expect(await status(taskId)).toBe("running");
+    }
     // The lease ends (1 s of real time); then the sweeper's next minute (the engine's clock, moved once, while the
     // engine is idle) relays it. The task's fallback (10 minutes) is far away: only the hand-over can wake it.
-    await until(async () => Date.parse((await slotWakeups(taskId))[0]!.available_at) < Date.now() - 100, { message: "the lease never ended" });
+    if (!seen.has(eventId)) {
+      await until(async () => Date.parse((await slotWakeups(taskId))[0]!.available_at) < Date.now() - 100, { message: "the lease never ended" });
+    }
     let moved = false;
     const busySince = Date.now();
     await until(async () => (await slotWakeups(taskId))[0]!.sent_at, {
