@@ -74,7 +74,7 @@ async function waitingBehindHolder(agent: string, scenario: string): Promise<{ h
   const { taskId } = await submitTask(sb.admin, { agent, prompt: `${scenarioMarker(scenario)} Go.` }, null, null);
   await until(async () => (await runOf(taskId))?.history.find((h) => h.type === "step.completed" && h.step_name === "slot-check-1-1"), {
     message: "the task never waited in line",
-    timeoutMs: 60_000,
+    timeoutMs: 120_000,
   });
   expect(await status(taskId)).toBe("running"); // started, in line: its turn has not run
   return { holder: holder.taskId, taskId };
@@ -98,7 +98,8 @@ function countingSend(seen: Map<string, number>) {
 describe("a slot's hand-over", () => {
   test("the release claims the wake-up it records and the releasing side sends it; a relay never sees it; a resend is dropped", async () => {
     const { holder, taskId } = await waitingBehindHolder("handoff_direct", "handoff-direct");
-    const released = await releaseDirect(holder, outbox.DIRECT_CLAIM_SECONDS);
+    // (A claim longer than DIRECT_CLAIM_SECONDS: no stall of a loaded machine may end it before the relay's check.)
+    const released = await releaseDirect(holder, 600);
     expect(released).toMatchObject({ held: true, handed: 1 });
     expect(released.wakeups).toHaveLength(1);
     const [wake] = released.wakeups;
@@ -134,23 +135,20 @@ describe("a slot's hand-over", () => {
   test("a crash between recorded and sent: the claimed wake-up is sent by the relay's sweep once its lease ends, and the task runs", async () => {
     const { holder, taskId } = await waitingBehindHolder("handoff_crash", "handoff-crash");
     // The releasing process records and claims the wake-up, then dies before sending it (nobody calls deliverClaimed).
-    const released = await releaseDirect(holder, 1);
+    // A long lease, so that no stall of a loaded machine can end it before the check below; its end is then simulated
+    // (the row's lease moved to the past) instead of waited for in real time.
+    const released = await releaseDirect(holder, 600);
     expect(released.wakeups).toHaveLength(1);
     const eventId = released.wakeups[0]!.event_id;
-    // While the lease holds, no relay takes it — judged when the relay's pass ended within the lease: a loaded machine
-    // can stall this test past the 1 s lease, and then the relay rightly takes it (and the rest holds as well).
-    const leaseEnd = Date.parse((await slotWakeups(taskId))[0]!.available_at);
+    // While the lease holds, no relay takes it, and the task stays in line.
     const seen = new Map<string, number>();
     await relay.relayOutbox({ db: sb.admin, send: countingSend(seen) });
-    if (Date.now() < leaseEnd) {
-      expect(seen.has(eventId)).toBe(false);
-      expect(await status(taskId)).toBe("running");
-    }
-    // The lease ends (1 s of real time); then the sweeper's next minute (the engine's clock, moved once, while the
-    // engine is idle) relays it. The task's fallback (10 minutes) is far away: only the hand-over can wake it.
-    if (!seen.has(eventId)) {
-      await until(async () => Date.parse((await slotWakeups(taskId))[0]!.available_at) < Date.now() - 100, { message: "the lease never ended" });
-    }
+    expect(seen.has(eventId)).toBe(false);
+    expect(await status(taskId)).toBe("running");
+    expect((await slotWakeups(taskId))[0]).toMatchObject({ event_id: eventId, attempts: 1, sent_at: null });
+    // The lease ends; then the sweeper's next minute (the engine's clock, moved once, while the engine is idle) relays
+    // it. The task's fallback (10 minutes) is far away: only the hand-over can wake it.
+    await sb.admin.from("outbox").update({ available_at: new Date(Date.now() - 1000).toISOString() }).eq("event_id", eventId);
     let moved = false;
     const busySince = Date.now();
     await until(async () => (await slotWakeups(taskId))[0]!.sent_at, {
