@@ -12,6 +12,7 @@
 import type { AdminClient } from "@/lib/db/admin";
 import type { Json } from "@/lib/db/database.types";
 import type { EventName } from "@/lib/events";
+import { z } from "zod";
 
 export interface OutboxEvent {
   name: EventName;
@@ -59,6 +60,17 @@ export interface ClaimedEvent {
   event_id: string;
   name: string;
   data: Json;
+}
+
+const claimedEventsSchema = z.array(
+  z.object({ id: z.number().int(), event_id: z.string().min(1), name: z.string().min(1), data: z.json() }),
+);
+
+/** The rows a recording RPC claimed for its caller to send (its `wakeups` jsonb; null or absent: none). */
+export function claimedEvents(json: Json | null | undefined): ClaimedEvent[] {
+  const parsed = claimedEventsSchema.safeParse(json ?? []);
+  if (!parsed.success) throw new Error(`claimed outbox rows have an unexpected shape: ${parsed.error.message}`);
+  return parsed.data as ClaimedEvent[];
 }
 
 /** Sends rows the caller claimed itself and marks them sent (or failed, for the relay to retry). Implemented in

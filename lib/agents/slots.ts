@@ -6,7 +6,7 @@
 // process sends them at once (deliverClaimed) instead of leaving them to a relay pass's claim (migration
 // 20261203130000_slot_handoff_direct.sql); the outbox row stays the durable fallback.
 import type { AdminClient } from "@/lib/db/admin";
-import { deliverClaimed, directClaimSeconds, kickOutboxRelay, type ClaimedEvent } from "@/lib/outbox";
+import { claimedEvents, deliverClaimed, directClaimSeconds, kickOutboxRelay } from "@/lib/outbox";
 
 export interface SlotClaim {
   ok: boolean;
@@ -38,7 +38,7 @@ export async function releaseSlot(db: AdminClient, taskId: string): Promise<bool
   const { data, error } = await db.rpc("release_agent_slot_direct", { p_task_id: taskId, p_claim_seconds: directClaimSeconds() });
   if (error) throw new Error(`release_agent_slot_direct failed: ${error.message}`);
   const row = data?.[0];
-  const wakeups = (row?.wakeups ?? []) as unknown as ClaimedEvent[];
+  const wakeups = claimedEvents(row?.wakeups);
   // The slot went to the next in line: send its wake-up now, in the background (the step goes on meanwhile).
   if (wakeups.length > 0) void deliverClaimed(wakeups);
   // Not claimed here (nothing in this process can send events): the relay sends it (the sweeper, within a minute).
@@ -59,7 +59,7 @@ export async function recheckSlot(db: AdminClient, args: { agentId: string; task
   });
   if (error) throw new Error(`recheck_agent_slot_direct failed: ${error.message}`);
   const row = data?.[0];
-  const wakeups = (row?.wakeups ?? []) as unknown as ClaimedEvent[];
+  const wakeups = claimedEvents(row?.wakeups);
   if (wakeups.length > 0) await deliverClaimed(wakeups);
   else if (row?.woken) await kickOutboxRelay({ wakeUp: true });
   return row?.woken === true;

@@ -9,7 +9,7 @@ type RouteMethod = (typeof ROUTE_METHODS)[number];
 /** The methods Next's route handlers and pages can answer; anything else never reaches a handler. */
 export const KNOWN_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 /** The Allow header of a 405 for a method outside KNOWN_METHODS. */
-export const KNOWN_METHODS_ALLOW = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+export const KNOWN_METHODS_ALLOW = [...KNOWN_METHODS].join(", ");
 
 export function methodNotAllowed(allowed: readonly RouteMethod[]): Record<RouteMethod, () => Response> {
   const allow = [...new Set([...allowed, ...(allowed.includes("GET") ? ["HEAD"] : []), "OPTIONS"])].sort().join(", ");
