@@ -16,7 +16,6 @@ import {
   openSync,
   readFileSync,
   rmSync,
-  write,
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
@@ -116,7 +115,7 @@ export class JournalFile {
     const init = Buffer.alloc(PREALLOC_BYTES);
     header.copy(init, 0);
     // O_DSYNC: each write returns once its data is on disk — one system call per group commit instead of a write
-    // and an fdatasync (and, for the libuv path, one trip to the thread pool instead of two).
+    // and an fdatasync.
     const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC, 0o600);
     try {
       writeAll(fd, init, 0);
@@ -138,17 +137,6 @@ export class JournalFile {
   /** Writes `buf` after the last record; returns once it is on disk (blocks the event loop for that long). */
   appendSync(buf: Buffer): void {
     writeAll(this.fd, buf, this.pos);
-    this.pos += buf.length;
-  }
-
-  /** The same through libuv's thread pool: the event loop keeps serving requests while the disk works. */
-  async append(buf: Buffer): Promise<void> {
-    let off = 0;
-    while (off < buf.length) {
-      off += await new Promise<number>((resolve, reject) =>
-        write(this.fd, buf, off, buf.length - off, this.pos + off, (err, n) => (err ? reject(err) : resolve(n))),
-      );
-    }
     this.pos += buf.length;
   }
 

@@ -249,8 +249,6 @@ const READ_WAIT_MS = 30_000;
 /** Times Postgres may reject a journaled transition that passed rejectedByPostgres before it is skipped. */
 const MAX_REJECTIONS = 3;
 
-// MEASURING ONLY (to be removed): how the journal's write is issued.
-const JOURNAL_IO = process.env["INNGEST_ENGINE_JOURNAL_IO"] ?? "sync";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -587,8 +585,6 @@ export class Store {
   /** Transitions waiting for the apply in flight: group commit (see apply). */
   private applyQueue: PendingApply[] = [];
   private applying = false;
-  private deferred = false;
-  private ripe = false;
 
   /**
    * Commits one transition. Group commit: while one commit is in flight, the transitions that arrive are queued
@@ -613,22 +609,6 @@ export class Store {
     if (this.applying || this.applyQueue.length === 0) return;
     this.applying = true;
     const j = this.journal;
-    if (j && JOURNAL_IO === "setimmediate") {
-      // MEASURING ONLY: let this turn of the event loop queue its transitions first (one write for all of them).
-      if (!this.ripe) {
-        this.applying = false;
-        if (!this.deferred) {
-          this.deferred = true;
-          setImmediate(() => {
-            this.deferred = false;
-            this.ripe = true;
-            this.drainApplies();
-          });
-        }
-        return;
-      }
-      this.ripe = false;
-    }
     const batch = this.applyQueue.splice(0, this.applyQueue.length);
     void (j ? this.journalBatch(j, batch) : this.applyBatch(batch)).finally(() => {
       this.applying = false;
@@ -668,8 +648,9 @@ export class Store {
         for (const k of keys) traceMark(k, "sent");
         if (j.applied === j.written && !this.applierBusy) j.file.rewind();
         try {
-          if (JOURNAL_IO === "async") await j.file.append(Buffer.from(text));
-          else j.file.appendSync(Buffer.from(text));
+          // Synchronous, in the event loop: measured against libuv's thread pool and against gathering a whole
+          // turn of the event loop first (setImmediate), it was as fast or faster (docs/benchmarks.md, session 7).
+          j.file.appendSync(Buffer.from(text));
         } catch (err) {
           for (const b of group) b.reject(err);
           await this.abandonJournal(j, err);
