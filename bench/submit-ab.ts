@@ -1,31 +1,38 @@
-// npm run bench:submit-ab — an interleaved before/after of session 6's two cuts in a POST's CPU, on one data stack
-// in one sitting (so both sides see the same machine load, which on a shared box moves more than the cuts do):
-//   - proxy.ts's matcher: two `next start` from one build — `.next-bench` as built (POST /api/tasks and GET
-//     /api/health skip proxy.ts) and a copy, `.next-bench-before`, whose compiled matcher is the old one (proxy.ts runs
-//     for them, as before) — with the event API stubbed (no runs), closed loops health then POST, alternating order;
-//   - PostgREST's JWT cache: `rpc/api_key_hash` against the stack's PostgREST (cache on) and a second PostgREST on the
-//     same database with jwt-cache-max-lifetime 0 (PostgREST 12's default), alternating.
-// Needs `.next-bench` (run `npm run bench:submit` once, or `npm run bench:submit-ab -- --build`). AB_ROUNDS (4),
-// AB_MS (5000: each closed loop). Prints per round and the medians: rate, and CPU per request of the next-server and
-// of PostgREST (from /proc), with the load average.
+// npm run bench:submit-ab — interleaved before/after of the cuts in a POST's CPU, on one data stack in one sitting (so
+// both sides see the same machine load, which on a shared box moves more than the cuts do). CPU per request from /proc,
+// per component; medians over the rounds. AB_ROUNDS (4), AB_MS (5000: each closed loop of 16 clients).
+//
+// Session 7 (the default, AB=s7): two `next start` from one build (`.next-bench`), the event API stubbed (no runs):
+//   - "after": as built — the app's Supabase URL is the stack's `/rest/v1` proxy (local/db/rest-proxy.ts: bytes passed
+//     through, only the request line rewritten) and submitTask calls submit_task directly (lib/db/direct-rpc.ts);
+//   - "before": the same build with NIGHTSHIFT_DIRECT_RPC=off (the call through supabase-js) and its Supabase URL on
+//     the old proxy (bench/lib/http-rest-proxy.ts: a Node http server re-issuing each request) on the same PostgREST;
+//   closed loops health then POST, order alternating; and, straight to PostgREST through the stack's proxy,
+//   rpc/submit_task (as migrated: outbox_record in PL/pgSQL) against rpc/submit_task_before (a copy made here whose
+//   outbox_record is the SQL-language function of before 20261204100000), alternating.
+// Session 6 (AB=s6): the proxy.ts matcher (a copy of the build with the old matcher) and PostgREST's JWT cache.
+// Needs `.next-bench` (run `npm run bench:submit` once, or `npm run bench:submit-ab -- --build`).
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { cpSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { createApiKey } from "../lib/api-keys";
+import pg from "pg";
+import { createApiKey, parseApiKey } from "../lib/api-keys";
 import { startDataStack } from "../local/data-stack";
 import { asAuthenticator, startPostgrest } from "../local/db/postgrest";
+import { startHttpRestProxy } from "./lib/http-rest-proxy";
 import type { LoadJob, LoadJobSpec, LoadReply } from "./lib/load-child";
 import type { LoadResult, RequestSpec } from "./lib/load";
 import { cpuBetween, snapshot } from "./lib/procs";
-import { cpSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { adminClient, build, DIST_DIR, root, startNext } from "./lib/next-app";
+import { adminClient, build, DIST_DIR, root, startNext, type NextServer } from "./lib/next-app";
 
 const ROUNDS = Number(process.env.AB_ROUNDS ?? 4);
 const MS = Number(process.env.AB_MS ?? 5000);
+const MODE = process.env.AB === "s6" ? "s6" : "s7";
 const C = 16;
 
 class Load {
@@ -50,11 +57,12 @@ class Load {
 }
 
 if (process.argv.includes("--build")) build();
-// The same build with the matcher proxy.ts had before: the two exact-path exclusions taken out of the compiled regexp.
+// Session 6: the same build with the matcher proxy.ts had before: the two exact-path exclusions taken out of the
+// compiled regexp.
 const BEFORE_DIR = `${DIST_DIR}-before`;
-rmSync(join(root, BEFORE_DIR), { recursive: true, force: true });
-cpSync(join(root, DIST_DIR), join(root, BEFORE_DIR), { recursive: true });
-{
+if (MODE === "s6") {
+  rmSync(join(root, BEFORE_DIR), { recursive: true, force: true });
+  cpSync(join(root, DIST_DIR), join(root, BEFORE_DIR), { recursive: true });
   const f = join(root, BEFORE_DIR, "server", "functions-config-manifest.json");
   const text = readFileSync(f, "utf8");
   const old = text.replaceAll("|api\\\\/tasks$|api\\\\/health$", "").replaceAll("|api/tasks$|api/health$", "");
@@ -62,9 +70,9 @@ cpSync(join(root, DIST_DIR), join(root, BEFORE_DIR), { recursive: true });
   writeFileSync(f, old);
 }
 
+console.log(`[ab] ${MODE}: ${ROUNDS} rounds of ${MS} ms closed loops, ${C} clients; load average ${loadavg().map((x) => x.toFixed(2)).join(" ")}`);
 const dataDir = await mkdtemp(join(tmpdir(), "ab-submit-"));
 const stack = await startDataStack({ dataDir, persistent: false });
-const noCache = await startPostgrest({ databaseUrl: asAuthenticator(stack.databaseUrl), jwtSecret: stack.jwtSecret, jwtCacheMaxLifetimeS: 0 });
 const stub = createServer((req, res) => {
   const chunks: Buffer[] = [];
   req.on("data", (c: Buffer) => chunks.push(c));
@@ -81,16 +89,30 @@ const stub = createServer((req, res) => {
 });
 await new Promise<void>((r) => stub.listen(0, "127.0.0.1", () => r()));
 const stubUrl = `http://127.0.0.1:${(stub.address() as AddressInfo).port}`;
-const env = (dist: string) => ({
-  SUPABASE_URL: stack.supabaseUrl,
+const env = (o: { dist?: string; supabaseUrl?: string; extra?: Record<string, string> }) => ({
+  SUPABASE_URL: o.supabaseUrl ?? stack.supabaseUrl,
   SUPABASE_SECRET_KEY: stack.secretKey,
   ANTHROPIC_BASE_URL: "http://127.0.0.1:9",
   ANTHROPIC_API_KEY: "",
   INNGEST_DEV: stubUrl,
-  NIGHTSHIFT_DIST_DIR: dist,
+  NIGHTSHIFT_DIST_DIR: o.dist ?? DIST_DIR,
+  ...o.extra,
 });
-const before = await startNext(env(BEFORE_DIR));
-const after = await startNext(env(DIST_DIR));
+const cleanups: (() => Promise<unknown> | void)[] = [];
+let before: NextServer, after: NextServer;
+let noCache: Awaited<ReturnType<typeof startPostgrest>> | undefined;
+if (MODE === "s6") {
+  noCache = await startPostgrest({ databaseUrl: asAuthenticator(stack.databaseUrl), jwtSecret: stack.jwtSecret, jwtCacheMaxLifetimeS: 0 });
+  const n = noCache;
+  cleanups.push(() => n.stop());
+  before = await startNext(env({ dist: BEFORE_DIR }));
+  after = await startNext(env({}));
+} else {
+  const oldProxy = await startHttpRestProxy(stack.postgrestSocket);
+  cleanups.push(() => oldProxy.close());
+  before = await startNext(env({ supabaseUrl: oldProxy.url, extra: { NIGHTSHIFT_DIRECT_RPC: "off" } }));
+  after = await startNext(env({}));
+}
 for (const [n, s] of [["before", before], ["after", after]] as const) {
   const r = await fetch(`${s.url}/api/health`);
   console.log(`${n}: /api/health CSP = ${JSON.stringify(r.headers.get("content-security-policy"))}`);
@@ -109,55 +131,140 @@ const post = (u: string): RequestSpec => ({
   expectStatus: 202,
   timeoutMs: 5000,
 });
+const service = { apikey: stack.secretKey, authorization: `Bearer ${stack.secretKey}`, "content-type": "application/json" };
 const rpc = (u: string): RequestSpec => ({
   url: `${u}/rest/v1/rpc/api_key_hash`,
   method: "POST",
-  headers: { apikey: stack.secretKey, authorization: `Bearer ${stack.secretKey}`, "content-type": "application/json" },
+  headers: service,
   bodyTemplate: JSON.stringify({ p_key_id: key.id }),
   expectStatus: 200,
 });
+// submit_task as the app calls it (a key, no idempotency key), straight to PostgREST.
+const presented = parseApiKey(key.key)!;
+const submitRpc = (fn: string): RequestSpec => ({
+  url: `${stack.supabaseUrl}/rest/v1/rpc/${fn}`,
+  method: "POST",
+  headers: service,
+  bodyTemplate: JSON.stringify({
+    p_key_id: presented.id, p_key_hash: presented.hash, p_agent_id: "research", p_prompt: "ab rpc %i", p_input: null,
+    p_priority: 0, p_mode: null, p_require_approval: false, p_callback_url: null, p_idempotency_key: null, p_request_hash: "ab",
+  }),
+  expectStatus: 200,
+  timeoutMs: 5000,
+});
+if (MODE === "s7") await createSubmitTaskBefore(stack.databaseUrl);
+
+interface Figures { rate: number; next: number; pgrst: number; pg: number; proxy: number; all: number }
 let seq = 0;
-const measure = async (name: string, spec: RequestSpec, pg: number | undefined) => {
-  const comps = { benchPid: process.pid, nextPgid: pg, loadPid: loadProc.pid };
+const measure = async (name: string, spec: RequestSpec, pgid: number | undefined): Promise<Figures> => {
+  const comps = { benchPid: process.pid, nextPgid: pgid, loadPid: loadProc.pid };
   const l0 = loadavg()[0]!;
   const a = snapshot(comps);
   const r = await load.run({ kind: "closed", spec, concurrency: C, durationMs: MS, seqStart: (seq += 1_000_000) });
   const cpu = cpuBetween(a, snapshot(comps));
-  const per = (k: keyof typeof cpu.cpuMs) => (cpu.cpuMs[k] / r.sent).toFixed(2);
+  const per = (k: keyof typeof cpu.cpuMs) => cpu.cpuMs[k] / r.sent;
+  const f: Figures = {
+    rate: r.achievedRate,
+    next: per("next-server"),
+    pgrst: per("postgrest"),
+    pg: per("postgres"),
+    proxy: per("bench: REST proxy"),
+    all: per("next-server") + per("postgrest") + per("postgres") + per("bench: REST proxy"),
+  };
   console.log(
-    `${name.padEnd(22)} ${r.achievedRate.toFixed(0).padStart(5)}/s ok ${r.ok}/${r.sent}  CPU/req: next ${per("next-server")} pgrst ${per("postgrest")} pg ${per("postgres")} restproxy ${per("bench: REST proxy")} other ${per("other processes")} ms  load ${l0.toFixed(2)}`,
+    `${name.padEnd(24)} ${r.achievedRate.toFixed(0).padStart(5)}/s ok ${r.ok}/${r.sent}  CPU/req: next ${f.next.toFixed(2)} ` +
+      `pgrst ${f.pgrst.toFixed(2)} pg ${f.pg.toFixed(2)} restproxy+stub ${f.proxy.toFixed(2)} = ${f.all.toFixed(2)} ms; ` +
+      `other ${per("other processes").toFixed(2)} ms  load ${l0.toFixed(2)}`,
   );
-  return { rate: r.achievedRate, next: cpu.cpuMs["next-server"] / r.sent, pgrst: cpu.cpuMs["postgrest"] / r.sent };
+  return f;
 };
 // warm-up
 for (const s of [before, after]) {
   await load.run({ kind: "closed", spec: health(s.url), concurrency: C, durationMs: 1500 });
   await load.run({ kind: "closed", spec: post(s.url), concurrency: C, durationMs: 2000, seqStart: (seq += 1_000_000) });
 }
-const res: Record<string, { rate: number; next: number; pgrst: number }[]> = {};
-const add = (k: string, v: { rate: number; next: number; pgrst: number }) => (res[k] ??= []).push(v);
+if (MODE === "s7") {
+  for (const fn of ["submit_task", "submit_task_before"]) {
+    await load.run({ kind: "closed", spec: submitRpc(fn), concurrency: C, durationMs: 1500, seqStart: (seq += 1_000_000) });
+  }
+}
+const res: Record<string, Figures[]> = {};
+const add = (k: string, v: Figures) => (res[k] ??= []).push(v);
 for (let i = 0; i < ROUNDS; i++) {
   const order = i % 2 ? [["after", after], ["before", before]] as const : [["before", before], ["after", after]] as const;
   for (const [n, s] of order) {
     add(`${n} health`, await measure(`r${i} ${n} health`, health(s.url), s.proc.pid));
     add(`${n} POST`, await measure(`r${i} ${n} POST`, post(s.url), s.proc.pid));
   }
-  const pOrder = i % 2 ? [["jwt cache", stack.supabaseUrl], ["no cache", noCache.url]] as const : [["no cache", noCache.url], ["jwt cache", stack.supabaseUrl]] as const;
-  for (const [n, u] of pOrder) add(`rpc ${n}`, await measure(`r${i} rpc ${n}`, rpc(u), undefined));
+  if (MODE === "s6") {
+    const pOrder = i % 2 ? [["jwt cache", stack.supabaseUrl], ["no cache", noCache!.url]] as const : [["no cache", noCache!.url], ["jwt cache", stack.supabaseUrl]] as const;
+    for (const [n, u] of pOrder) add(`rpc ${n}`, await measure(`r${i} rpc ${n}`, rpc(u), undefined));
+  } else {
+    const fns = i % 2 ? ["submit_task", "submit_task_before"] : ["submit_task_before", "submit_task"];
+    for (const fn of fns) add(`rpc ${fn}`, await measure(`r${i} rpc ${fn}`, submitRpc(fn), undefined));
+  }
 }
 const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-console.log("\nmedians over rounds:");
-for (const [k, v] of Object.entries(res)) console.log(`  ${k.padEnd(16)} ${med(v.map((x) => x.rate)).toFixed(0)}/s  next CPU ${med(v.map((x) => x.next)).toFixed(2)} ms  postgrest CPU ${med(v.map((x) => x.pgrst)).toFixed(2)} ms`);
+console.log(`\nmedians over ${ROUNDS} rounds (CPU ms per request; restproxy+stub = this process: the /rest/v1 proxies and the event stub):`);
+for (const [k, v] of Object.entries(res)) {
+  const m = (f: keyof Figures) => med(v.map((x) => x[f]));
+  console.log(
+    `  ${k.padEnd(24)} ${m("rate").toFixed(0).padStart(5)}/s  next ${m("next").toFixed(2)}  pgrst ${m("pgrst").toFixed(2)}  ` +
+      `pg ${m("pg").toFixed(2)}  restproxy+stub ${m("proxy").toFixed(2)}  sum ${m("all").toFixed(2)}`,
+  );
+}
 for (const n of ["before", "after"]) {
   const h = res[`${n} health`]!, p = res[`${n} POST`]!;
   console.log(`  ${n}: POST/health per round ${h.map((x, i) => ((p[i]!.rate / x.rate) * 100).toFixed(1) + "%").join(" ")}`);
 }
+console.log(`  load average at the end: ${loadavg().map((x) => x.toFixed(2)).join(" ")}`);
 loadProc.kill();
 await before.stop();
 await after.stop();
 stub.close();
-await noCache.stop();
+for (const c of cleanups.reverse()) await c();
 await stack.stop();
 await rm(dataDir, { recursive: true, force: true });
-rmSync(join(root, BEFORE_DIR), { recursive: true, force: true });
+if (MODE === "s6") rmSync(join(root, BEFORE_DIR), { recursive: true, force: true });
 process.exit(0);
+
+/**
+ * submit_task as it was before 20261204100000 (outbox_record in LANGUAGE sql), under other names, in this bench's
+ * scratch database only: the function's current definition with its outbox_record call pointed at a SQL-language copy.
+ */
+async function createSubmitTaskBefore(databaseUrl: string): Promise<void> {
+  const c = new pg.Client({ connectionString: databaseUrl });
+  await c.connect();
+  try {
+    await c.query(`create function public.outbox_record_as_sql(p_name text, p_data jsonb, p_event_id text)
+      returns void language sql set search_path = '' as $$
+        insert into public.outbox (event_id, name, data) values (p_event_id, p_name, p_data)
+        on conflict (event_id) do nothing
+      $$`);
+    const { rows } = await c.query<{ def: string }>(
+      "select pg_get_functiondef(p.oid) as def from pg_proc p join pg_namespace n on n.oid = p.pronamespace where n.nspname = 'public' and p.proname = 'submit_task'",
+    );
+    if (rows.length !== 1) throw new Error(`expected one submit_task, found ${rows.length}`);
+    const def = rows[0]!.def;
+    const copy = def.replace("FUNCTION public.submit_task(", "FUNCTION public.submit_task_before(").replaceAll("public.outbox_record(", "public.outbox_record_as_sql(");
+    if (copy === def || !copy.includes("outbox_record_as_sql(")) throw new Error("could not make submit_task_before from submit_task's definition");
+    await c.query(copy);
+    await c.query("grant execute on function public.submit_task_before to service_role");
+    await c.query("notify pgrst, 'reload schema'");
+  } finally {
+    await c.end();
+  }
+  // PostgREST reloads its schema cache asynchronously.
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const r = await fetch(`${stack.supabaseUrl}/rest/v1/rpc/submit_task_before`, {
+      method: "POST",
+      headers: { apikey: stack.secretKey, authorization: `Bearer ${stack.secretKey}`, "content-type": "application/json" },
+      body: submitRpc("submit_task_before").bodyTemplate!.replace("%i", "probe"),
+    });
+    await r.text();
+    if (r.status === 200) return;
+    if (Date.now() > deadline) throw new Error(`rpc/submit_task_before answers ${r.status}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

@@ -24,6 +24,9 @@ const EnvSchema = z
     // Token-weighted pacing under the models' rate limits (lib/pacing.ts). "off" sends every call straight away
     // (a 429 is then retried by the step, as a plain SDK client would): for comparison in bench:night.
     NIGHTSHIFT_PACING: optionalString.pipe(z.enum(["on", "off"]).optional()).transform((v) => v ?? "on"),
+    // "off" sends submitTask's one RPC through supabase-js instead of directly (lib/db/direct-rpc.ts): the "before" of
+    // bench:submit-ab; the answer is the same either way.
+    NIGHTSHIFT_DIRECT_RPC: optionalString.pipe(z.enum(["on", "off"]).optional()).transform((v) => v ?? "on"),
     // Mode "auto" sends a call through the Message Batches API only while the task's deadline is at least this many
     // seconds away (lib/agents/call-mode.ts); 3600: most batches end within an hour, 86400: every batch does.
     NIGHTSHIFT_BATCH_ROOM_S: intSetting(60, 86_400, 3600),

@@ -35,6 +35,8 @@ export interface DataStack {
   /** Superuser connection string to the app database (for tooling, never for the app). */
   databaseUrl: string;
   jwtSecret: string;
+  /** PostgREST's own unix socket, without the `/rest/v1` prefix (bench:submit-ab puts a second proxy on it). */
+  postgrestSocket: string;
   stop(): Promise<void>;
 }
 
@@ -93,6 +95,7 @@ export async function startDataStack(opts: DataStackOptions): Promise<DataStack>
     let stopping: Promise<void> | undefined;
     return {
       supabaseUrl: rest.url,
+      postgrestSocket: rest.socketPath,
       ...keys,
       databaseUrl,
       jwtSecret,

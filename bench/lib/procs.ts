@@ -11,6 +11,9 @@ interface Proc {
   ppid: number;
   pgrp: number;
   comm: string;
+  /** Start time since boot (clock ticks): with the pid, what identifies a process. The comm does not: a kernel
+   * worker renames itself after the workqueue it serves ("kworker/1:2-events" → "kworker/1:2-mm_percpu_wq"). */
+  start: number;
   /** utime + stime, in ms. */
   cpuMs: number;
 }
@@ -23,12 +26,13 @@ function readProcs(): Map<number, Proc> {
       const stat = readFileSync(`/proc/${d}/stat`, "utf8");
       const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
       const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      // After the comm: state(0) ppid(1) pgrp(2) ... utime(11) stime(12)
+      // After the comm: state(0) ppid(1) pgrp(2) ... utime(11) stime(12) ... starttime(19)
       out.set(Number(d), {
         pid: Number(d),
         ppid: Number(f[1]),
         pgrp: Number(f[2]),
         comm,
+        start: Number(f[19]),
         cpuMs: ((Number(f[11]) + Number(f[12])) * 1000) / TICKS_PER_S,
       });
     } catch {
@@ -73,7 +77,7 @@ export interface CpuSnapshot {
   at: number;
   byComponent: Record<ComponentName, number>;
   /** Per pid, so that a process that exits between snapshots is not counted negative. */
-  perPid: Map<number, { component: ComponentName; cpuMs: number; comm: string }>;
+  perPid: Map<number, { component: ComponentName; cpuMs: number; comm: string; start: number }>;
   machine: MachineTicks;
 }
 
@@ -96,7 +100,7 @@ function machineTicks(): MachineTicks {
 
 export function snapshot(c: Components): CpuSnapshot {
   const procs = readProcs();
-  const perPid = new Map<number, { component: ComponentName; cpuMs: number; comm: string }>();
+  const perPid = new Map<number, { component: ComponentName; cpuMs: number; comm: string; start: number }>();
   for (const p of procs.values()) {
     let component: ComponentName | undefined;
     if (p.pid === c.benchPid) component = "bench: REST proxy";
@@ -108,7 +112,7 @@ export function snapshot(c: Components): CpuSnapshot {
       if (p.comm === "postgrest") component = "postgrest";
       else if (p.comm.startsWith("postgres")) component = "postgres";
     }
-    perPid.set(p.pid, { component: component ?? "other processes", cpuMs: p.cpuMs, comm: p.comm });
+    perPid.set(p.pid, { component: component ?? "other processes", cpuMs: p.cpuMs, comm: p.comm, start: p.start });
   }
   const byComponent = Object.fromEntries(COMPONENT_NAMES.map((n) => [n, 0])) as Record<ComponentName, number>;
   for (const v of perPid.values()) byComponent[v.component] += v.cpuMs;
@@ -133,8 +137,9 @@ export function cpuBetween(a: CpuSnapshot, b: CpuSnapshot): CpuUse {
   const others = new Map<string, number>();
   for (const [pid, v] of b.perPid) {
     const before = a.perPid.get(pid);
-    // A pid seen only in `b` started during the phase; a reused pid (other comm) too.
-    const d = v.cpuMs - (before && before.comm === v.comm ? before.cpuMs : 0);
+    // A pid seen only in `b` started during the phase; a reused pid (other start time) too. Not the comm: a kernel
+    // worker that changed workqueue was counted with its whole lifetime's CPU (~4 s "in" every phase).
+    const d = v.cpuMs - (before && before.start === v.start ? before.cpuMs : 0);
     cpuMs[v.component] += d;
     if (v.component === "other processes" && d > 0) others.set(v.comm, (others.get(v.comm) ?? 0) + d);
   }

@@ -5,6 +5,7 @@ import { createClient, type SupabaseClient, type SupabaseClientOptions } from "@
 import WebSocket from "ws";
 import { keepAliveFetch } from "@/lib/net/keepalive-fetch";
 import type { Database } from "./database.types";
+import { registerDirectRpc } from "./direct-rpc";
 
 export type AdminClient = SupabaseClient<Database>;
 
@@ -13,8 +14,13 @@ export type AdminClient = SupabaseClient<Database>;
 type WebSocketTransport = NonNullable<NonNullable<SupabaseClientOptions<"public">["realtime"]>["transport"]>;
 export const nodeWebSocket = WebSocket as unknown as WebSocketTransport;
 
-export function createAdminClient(opts: { url: string; secretKey: string }): AdminClient {
-  return createClient<Database>(opts.url, opts.secretKey, {
+export function createAdminClient(opts: {
+  url: string;
+  secretKey: string;
+  /** The hot path's RPC without supabase-js's request machinery (lib/db/direct-rpc.ts); default on. */
+  directRpc?: boolean;
+}): AdminClient {
+  const client = createClient<Database>(opts.url, opts.secretKey, {
     // A server has no user session to keep or refresh.
     auth: { persistSession: false, autoRefreshToken: false },
     // supabase-js 2.119 on Node 20 has no global WebSocket and throws in createClient without one.
@@ -23,4 +29,6 @@ export function createAdminClient(opts: { url: string; secretKey: string }): Adm
     // of it inside route handlers): ~0.5 ms less CPU per call, which is most of a POST /api/tasks (docs/benchmarks.md).
     global: { fetch: keepAliveFetch as typeof fetch },
   });
+  if (opts.directRpc !== false) registerDirectRpc(client, opts.url, opts.secretKey);
+  return client;
 }

@@ -8,9 +8,13 @@ let clientFor: string | undefined;
 
 export function db(): AdminClient {
   const e = env();
-  const key = `${e.SUPABASE_URL}|${e.SUPABASE_SECRET_KEY}`;
+  const key = `${e.SUPABASE_URL}|${e.SUPABASE_SECRET_KEY}|${e.NIGHTSHIFT_DIRECT_RPC}`;
   if (!client || clientFor !== key) {
-    client = createAdminClient({ url: e.SUPABASE_URL, secretKey: e.SUPABASE_SECRET_KEY });
+    client = createAdminClient({
+      url: e.SUPABASE_URL,
+      secretKey: e.SUPABASE_SECRET_KEY,
+      directRpc: e.NIGHTSHIFT_DIRECT_RPC === "on",
+    });
     clientFor = key;
   }
   return client;

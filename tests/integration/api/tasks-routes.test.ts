@@ -234,6 +234,44 @@ describe("POST /api/tasks", () => {
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe("database_unavailable");
   });
 
+  test("submitTask's direct call (lib/db/direct-rpc.ts) answers exactly as the call through supabase-js", async () => {
+    const { submitTask } = await import("@/lib/tasks/submit");
+    const { createAdminClient } = await import("@/lib/db/admin");
+    const { parseApiKey, createApiKey } = await import("@/lib/api-keys");
+    const { errorJson } = await import("@/lib/http/errors");
+    const key = parseApiKey((await createApiKey(sb.admin, "direct vs supabase-js")).key)!;
+    const wrongSecret = { id: key.id, hash: "0".repeat(64) };
+    const outcome = async (p: Promise<unknown>) => {
+      try {
+        const t = (await p) as { taskId: string; outcome: string; status: string };
+        return { ok: true, outcome: t.outcome, status: t.status, hasId: /^[0-9a-f-]{36}$/.test(t.taskId) };
+      } catch (e) {
+        const res = errorJson(e as never);
+        // The conflict names its task: the same shape, another id per client.
+        const text = (await res.text()).replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, "<id>");
+        return { ok: false, status: res.status, body: JSON.parse(text) as unknown, retryAfter: res.headers.get("retry-after") };
+      }
+    };
+    const results: Record<string, unknown[]> = {};
+    for (const directRpc of [true, false]) {
+      const db = createAdminClient({ url: sb.supabaseUrl, secretKey: sb.secretKey, directRpc });
+      const down = createAdminClient({ url: "http://127.0.0.1:9", secretKey: sb.secretKey, directRpc });
+      const idem = `direct-${directRpc}`;
+      const body = { agent: "research", prompt: "same either way", input: { n: 1 }, priority: 3 };
+      results[String(directRpc)] = [
+        await outcome(submitTask(db, body, key, idem, { relay: "none" })),
+        await outcome(submitTask(db, body, key, idem, { relay: "none" })), // replayed
+        await outcome(submitTask(db, { ...body, prompt: "another" }, key, idem, { relay: "none" })), // conflict
+        await outcome(submitTask(db, body, wrongSecret, null, { relay: "none" })), // unauthorized
+        await outcome(submitTask(db, { agent: "nobody", prompt: "x" }, key, null, { relay: "none" })), // unknown agent
+        await outcome(submitTask(db, { ...body, next_hop: "no-such-peer" }, key, null, { relay: "none" })), // unknown peer
+        await outcome(submitTask(down, body, key, null, { relay: "none" })), // unreachable
+      ];
+    }
+    expect(results["true"]).toEqual(results["false"]);
+    expect((results["true"] as { status: number }[]).map((r) => r.status)).toEqual(["queued", "queued", 409, 401, 400, 400, 503]);
+  });
+
   test("a deleted key is refused at once (401, not 500), as is a key revoked after it was used", async () => {
     const { createApiKey } = await import("@/lib/api-keys");
     const k = await createApiKey(sb.admin, "short-lived");
