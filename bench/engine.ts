@@ -16,7 +16,7 @@ import { runSql, startPostgres } from "../local/db/embedded-postgres";
 import { freePort } from "../local/ports";
 import type { EngineMode } from "../local/engine";
 import { cpuMs } from "./lib/procs";
-import { checkpointChainFloor, fdatasyncFloor, floorStats, httpFloor, pgFloors, type FloorStats } from "./lib/floors";
+import { checkpointChainFloor, dsyncWriteFloor, fdatasyncFloor, floorStats, httpFloor, pgFloors, type FloorStats } from "./lib/floors";
 import { createHash } from "node:crypto";
 
 const STEPS = 50;
@@ -36,14 +36,17 @@ const TRACE = process.env["BENCH_TRACE"] === "1";
 const FLOOR_N = Number(process.env["BENCH_FLOOR_N"] ?? 400);
 /** Idle before each sample of the "after idle" floors: about what each process sleeps between two steps of a run. */
 const FLOOR_IDLE_MS = 3;
+/** The engine's journal directory (INNGEST_ENGINE_JOURNAL_DIR; "off" for Postgres as the durable point); default: in
+ * the bench's data directory, on the same disk as Postgres. */
+const JOURNAL = process.env["INNGEST_ENGINE_JOURNAL_DIR"] || "";
 const nowUs = () => Number(process.hrtime.bigint() / 1000n);
 /** The SDK's hashed step id (sha1 of the id), so the bench's marks meet the engine's, keyed by the step. */
 const STEP_HASHES = Array.from({ length: STEPS }, (_, i) => createHash("sha1").update(`step-${i}`).digest("hex"));
 
-async function startEngineProcess(databaseUrl: string, port: number, mode: EngineMode, traceFile?: string): Promise<ChildProcess> {
+async function startEngineProcess(databaseUrl: string, port: number, mode: EngineMode, journalDir: string, traceFile?: string): Promise<ChildProcess> {
   // BENCH_ENGINE_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the engine process.
   const nodeArgs = process.env["BENCH_ENGINE_NODE_ARGS"]?.split(" ").filter(Boolean) ?? [];
-  const args = [...nodeArgs, "--import", "tsx", "local/engine/main.ts", "--database-url", databaseUrl, "--port", String(port), "--mode", mode];
+  const args = [...nodeArgs, "--import", "tsx", "local/engine/main.ts", "--database-url", databaseUrl, "--port", String(port), "--mode", mode, "--journal-dir", journalDir];
   // stdout ignored: the engine logs one line per step, and a pipe the (busy) bench reads late blocks the engine's
   // synchronous writes, which then dominate its CPU profile. Readiness comes from /health instead.
   const env = traceFile ? { ...process.env, INNGEST_ENGINE_TRACE: traceFile } : process.env;
@@ -81,6 +84,8 @@ interface Figures {
     applyAfterIdle: FloorStats;
     applyNoFlush: FloorStats;
     fdatasync: FloorStats;
+    /** A journal record's size written to a preallocated O_DSYNC file: what the journal's durable write costs. */
+    journalWrite: FloorStats;
     /** A bare server doing the same apply per POST: every hop of a checkpoint, none of the engine's code. */
     chain: FloorStats;
     chainAfterIdle: FloorStats;
@@ -106,8 +111,9 @@ const HOPS: [string, string, string][] = [
   ["parsed", "engine: parsed → run lock taken", "ours"],
   ["locked", "engine: lock → commit sent (checks, memo)", "ours"],
   ["commit", "engine: commit → statement sent (group-commit queue, JSON)", "ours"],
-  ["sent", "engine: Postgres round trip (pg driver, apply, WAL flush)", "Postgres + disk + kernel"],
-  ["pgdone", "engine: statement done → commit resolved", "ours"],
+  // The durable point: the journal's write (O_DSYNC), or with INNGEST_ENGINE_JOURNAL_DIR=off the Postgres round trip.
+  ["sent", JOURNAL === "off" ? "engine: Postgres round trip (pg driver, apply, WAL flush)" : "engine: journal write, O_DSYNC (the durable point)", JOURNAL === "off" ? "Postgres + disk + kernel" : "disk + kernel"],
+  ["pgdone", "engine: durable → commit resolved", "ours"],
   ["committed", "engine: committed → answer written", "ours"],
   ["answered", "answer written → SDK's fetch resolved (kernel, SDK wakes, our fetch)", "ours + kernel"],
   ["fetched", "fetch resolved → next step body (SDK; a setTimeout every 10th step)", "SDK"],
@@ -145,7 +151,7 @@ async function benchMode(pgUrl: (db?: string) => string, mode: EngineMode, dataD
   const traceFile = TRACE && mode === "checkpoint" ? join(tmpdir(), `nightshift-engine-trace-${process.pid}.jsonl`) : undefined;
   // BENCH_PG_UNIX=1: the engine (and the apply floor) reach Postgres over its Unix socket in /tmp instead of TCP.
   const dbUrl = process.env["BENCH_PG_UNIX"] === "1" ? pgUrl(dbName).replace(/@127\.0\.0\.1:(\d+)\/(\w+)$/, "@/$2?host=/tmp&port=$1") : pgUrl(dbName);
-  const engine = await startEngineProcess(dbUrl, enginePort, mode, traceFile);
+  const engine = await startEngineProcess(dbUrl, enginePort, mode, JOURNAL || join(dataDir, `engine-journal-${mode}`), traceFile);
   /** The bench's (SDK side) marks while tracing the single runs: key `${runId}:${step hash}` → hop → µs. */
   const marks = new Map<string, Record<string, number>>();
   let tracingNow = false;
@@ -271,6 +277,7 @@ async function benchMode(pgUrl: (db?: string) => string, mode: EngineMode, dataD
       const httpAfterIdle = floorStats(await httpFloor(baseFetch, body, FLOOR_N, FLOOR_IDLE_MS));
       const p = await pgFloors(dbUrl, { i: 0, payload }, FLOOR_N, FLOOR_IDLE_MS);
       const fdatasync = floorStats(fdatasyncFloor(dataDir, FLOOR_N));
+      const journalWrite = floorStats(dsyncWriteFloor(dataDir, FLOOR_N, body.length + 200));
       const chain = await checkpointChainFloor(baseFetch, body, dbUrl, FLOOR_N, FLOOR_IDLE_MS);
       floors = {
         http,
@@ -280,6 +287,7 @@ async function benchMode(pgUrl: (db?: string) => string, mode: EngineMode, dataD
         applyAfterIdle: floorStats(p.applyAfterIdle),
         applyNoFlush: floorStats(p.applyNoFlush),
         fdatasync,
+        journalWrite,
         chain: floorStats(chain.back),
         chainAfterIdle: floorStats(chain.idle),
         roundTrip,
@@ -351,6 +359,7 @@ async function main(): Promise<void> {
     console.log(`\nLocal Inngest engine benchmark — ${new Date().toISOString()}`);
     console.log(`machine: ${cpus().length} cores (${cpu}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, node ${process.version}`);
     console.log(`workload: ${STEPS}-step function, ${OUTPUT_BYTES} B per step output, real SDK serve() over HTTP, Postgres ${pg.port}`);
+    console.log(`engine's durable point: ${JOURNAL === "off" ? "Postgres (INNGEST_ENGINE_JOURNAL_DIR=off)" : `its journal (${JOURNAL || "in the bench's data directory"})`}`);
     console.log("");
     console.log(`${"".padEnd(40)}${"classic".padStart(14)}${"checkpoint".padStart(16)}`);
     row("single run, wall (median of 5)", (x) => `${x.singleWall.toFixed(0)} ms`);
@@ -379,6 +388,7 @@ async function main(): Promise<void> {
       console.log(`    the same, each after ${FLOOR_IDLE_MS} ms idle                  ${ms(f.applyAfterIdle)}`);
       console.log(`  the same, synchronous_commit=off (prices the flush only) ${ms(f.applyNoFlush)}`);
       console.log(`  the disk alone: 8 KB rewrite + fdatasync (not ours)     ${ms(f.fdatasync)}`);
+      console.log(`  a journal record's write alone (O_DSYNC, preallocated)  ${ms(f.journalWrite)}`);
       const sum = f.http.p50 + f.apply.p50;
       const idleSum = f.httpAfterIdle.p50 + f.applyAfterIdle.p50;
       console.log(`  floors' sum (HTTP + durable apply, p50)                 ${sum.toFixed(2)} ms; round trip − floors = ${(f.roundTrip.p50 - sum).toFixed(2)} ms (p50)`);

@@ -142,7 +142,8 @@ async function main(): Promise<void> {
     }
     // Due work resumes at once, but a call the app refuses (next dev not listening yet) waits without
     // counting as an attempt (local/engine/dispatch.ts).
-    engine = await startEngine({ port: ports.engine, databaseUrl, log: log("engine") });
+    // The journal beside the rest of the data, so a restart (or a reboot) finds what was acknowledged from it.
+    engine = await startEngine({ port: ports.engine, databaseUrl, journalDir: process.env.INNGEST_ENGINE_JOURNAL_DIR || join(dataDir, "engine-journal"), log: log("engine") });
     running.push({ name: "engine", stop: () => engine!.stop() });
     env.INNGEST_DEV = engine.url;
   }

@@ -4,7 +4,7 @@
 // of a checkpoint-shaped transition with its durable commit (and, to price the WAL flush alone, the same with
 // `synchronous_commit = off` on that one measuring connection — never what the engine does).
 import { spawn } from "node:child_process";
-import { closeSync, fdatasyncSync, openSync, rmSync, writeSync } from "node:fs";
+import { closeSync, constants, fdatasyncSync, openSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
 
@@ -163,6 +163,31 @@ export function fdatasyncFloor(dir: string, n: number): number[] {
       const t0 = performance.now();
       writeSync(fd, page, 0, page.length, (i % 64) * page.length);
       fdatasyncSync(fd);
+      if (i >= 50) out.push(performance.now() - t0);
+    }
+    return out;
+  } finally {
+    closeSync(fd);
+    rmSync(file, { force: true });
+  }
+}
+
+/**
+ * What the engine's journal write costs (local/engine/journal.ts): `bytes` written into a zero-filled file opened
+ * O_DSYNC, one record after the other from its start, as the journal writes between two rewinds.
+ */
+export function dsyncWriteFloor(dir: string, n: number, bytes: number): number[] {
+  const file = join(dir, `nightshift-dsync-floor-${process.pid}`);
+  const fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_DSYNC, 0o600);
+  const rec = Buffer.alloc(bytes, 1);
+  try {
+    writeSync(fd, Buffer.alloc(1 << 20), 0, 1 << 20, 0);
+    fdatasyncSync(fd);
+    const out: number[] = [];
+    const per = Math.floor((1 << 20) / bytes);
+    for (let i = 0; i < n + 50; i++) {
+      const t0 = performance.now();
+      writeSync(fd, rec, 0, rec.length, (i % per) * bytes);
       if (i >= 50) out.push(performance.now() - t0);
     }
     return out;

@@ -1,6 +1,8 @@
 // The local Inngest engine: a small, durable, single-machine stand-in for the Inngest dev server that speaks
 // the SDK's HTTP protocol (inngest 4.24) to the app's real serve route. See docs/engine.md.
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { RealClock, type Clock } from "./clock";
 import { Executor, type EngineMode } from "./executor";
 import { createEngineServer } from "./http";
@@ -17,6 +19,15 @@ export function engineModeFromEnv(value = process.env["INNGEST_ENGINE_MODE"]): E
   if (!value || value === "checkpoint") return "checkpoint";
   if (value === "classic") return "classic";
   throw new Error(`INNGEST_ENGINE_MODE must be "checkpoint" or "classic", not "${value}"`);
+}
+
+/**
+ * Where the engine journals its transitions (docs/engine.md, "The journal"): `journalDir`, else
+ * INNGEST_ENGINE_JOURNAL_DIR, else `<os tmpdir>/nightshift-engine-journal`; "off" keeps Postgres the durable point.
+ */
+export function resolveJournalDir(value = process.env["INNGEST_ENGINE_JOURNAL_DIR"]): string | undefined {
+  if (value === "off") return undefined;
+  return value || join(tmpdir(), "nightshift-engine-journal");
 }
 
 export interface EngineOptions {
@@ -39,6 +50,9 @@ export interface EngineOptions {
   maxRetryAfterMs?: number;
   /** "checkpoint" (default) or "classic"; see docs/engine.md. Default from INNGEST_ENGINE_MODE. */
   mode?: EngineMode;
+  /** Directory of the engine's journal, or "off"; default INNGEST_ENGINE_JOURNAL_DIR, else a directory in the OS
+   * temp dir (see resolveJournalDir). The dev stack passes its data directory. */
+  journalDir?: string;
 }
 
 export interface Engine {
@@ -65,9 +79,18 @@ export interface Engine {
 export async function startEngine(opts: EngineOptions): Promise<Engine> {
   const log = opts.log ?? (() => {});
   const clock = opts.clock ?? new RealClock();
-  const store = new Store(opts.databaseUrl);
+  const store = new Store(opts.databaseUrl, { log });
   await store.migrate();
   await store.acquireEngineLock();
+  try {
+    // Before anything reads the state: what a previous engine acknowledged from its journal but did not apply.
+    await store.recoverJournals();
+    const journalDir = resolveJournalDir(opts.journalDir);
+    if (journalDir) await store.openJournal(journalDir);
+  } catch (err) {
+    await store.close().catch(() => {});
+    throw err;
+  }
   const executor = new Executor({
     store,
     clock,

@@ -1,4 +1,5 @@
-// CLI: tsx local/engine/main.ts --database-url postgres://... [--port 8288] [--signing-key ...] [--event-key ...] [--mode checkpoint|classic]
+// CLI: tsx local/engine/main.ts --database-url postgres://... [--port 8288] [--signing-key ...] [--event-key ...]
+//   [--mode checkpoint|classic] [--journal-dir <dir>|off]
 import { engineModeFromEnv, startEngine } from "./index";
 import { flushTrace } from "./trace";
 
@@ -18,6 +19,7 @@ const engine = await startEngine({
   signingKey: arg("signing-key"),
   eventKey: arg("event-key"),
   mode: engineModeFromEnv(arg("mode")),
+  journalDir: arg("journal-dir"), // also INNGEST_ENGINE_JOURNAL_DIR
   log: (line) => console.log(`[engine] ${line}`),
 });
 console.log(JSON.stringify({ ready: true, url: engine.url, port: engine.port }));

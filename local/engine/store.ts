@@ -4,6 +4,20 @@
 // one SQL function call: one round trip per step, and the memo grows by one row instead of being rewritten.
 import pg from "pg";
 import type { EngineEvent, MemoValue } from "./protocol";
+import { existsSync, rmSync } from "node:fs";
+import { resolve } from "node:path";
+import { ulid } from "./ids";
+import {
+  JournalFile,
+  journalPath,
+  mergeRunUpdates,
+  mergedDoc,
+  readJournal,
+  recordLine,
+  recordParts,
+  rejectedByPostgres,
+  type JournalRecord,
+} from "./journal";
 import { traceMark, tracing } from "./trace";
 
 export type RunStatus = "queued" | "running" | "sleeping" | "waiting" | "completed" | "failed" | "cancelled";
@@ -131,8 +145,23 @@ CREATE TABLE IF NOT EXISTS inngest_local.work (
   attempt int NOT NULL DEFAULT 0, data jsonb);
 CREATE INDEX IF NOT EXISTS work_run ON inngest_local.work (run_id);
 
+-- The engine's journals (local/engine/journal.ts): one row per journal file, created and committed before the
+-- file's first write; applied_seq is moved by the same statement that applies the records, so a replay applies
+-- exactly the records after it. A file with no row here belongs to another database and is never applied.
+CREATE TABLE IF NOT EXISTS inngest_local.journals (
+  id text PRIMARY KEY, path text NOT NULL, applied_seq bigint NOT NULL DEFAULT 0, created_at bigint NOT NULL);
+
 CREATE OR REPLACE FUNCTION inngest_local.apply(doc jsonb) RETURNS void LANGUAGE plpgsql AS $fn$
 BEGIN
+  -- Journaled records first (compare-and-set): a batch whose first record is already applied changes nothing.
+  IF doc ? 'journal' THEN
+    UPDATE inngest_local.journals SET applied_seq = (doc->'journal'->>'last')::bigint
+      WHERE id = doc->'journal'->>'id' AND applied_seq < (doc->'journal'->>'first')::bigint;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'engine journal % has no row or is already applied past seq %',
+        doc->'journal'->>'id', doc->'journal'->>'first' USING ERRCODE = 'NSJ01';
+    END IF;
+  END IF;
   IF doc ? 'events' THEN
     INSERT INTO inngest_local.events SELECT * FROM jsonb_populate_recordset(NULL::inngest_local.events, doc->'events');
   END IF;
@@ -185,6 +214,26 @@ interface PendingApply {
   traceKey?: string;
 }
 
+/** The open journal (local/engine/journal.ts) and how far Postgres has caught up with it. */
+interface OpenJournal {
+  file: JournalFile;
+  /** The last seq written to the file (durable, acknowledged). */
+  written: number;
+  /** The last seq applied to Postgres (or skipped, see applyRecords). */
+  applied: number;
+  /** Written, not yet applied, in seq order. */
+  toApply: JournalRecord[];
+  /** Test hook (INNGEST_ENGINE_JOURNAL_HOLD=1, holdJournal): the applier applies nothing while set. */
+  held: boolean;
+  /** The applier's last Postgres error while it retries, for the reads' error message. */
+  lastError?: string;
+}
+
+export interface StoreOptions {
+  /** Where the journal's warnings and errors go (they matter: see applyRecords). */
+  log?: (line: string) => void;
+}
+
 export interface RunListFilter {
   status?: string;
   function_id?: string;
@@ -192,14 +241,43 @@ export interface RunListFilter {
   limit?: number;
 }
 
+const APPLY_SQL = "SELECT inngest_local.apply($1::jsonb)";
+/** Journaled transitions applied to Postgres in one statement, at most. */
+const APPLY_BATCH = 512;
+/** How long a read waits for Postgres to catch up with the journal before it fails (Postgres down). */
+const READ_WAIT_MS = 30_000;
+/** Times Postgres may reject a journaled transition that passed rejectedByPostgres before it is skipped. */
+const MAX_REJECTIONS = 3;
+
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A Postgres error that says the statement itself was refused (a constraint, bad data, a raised exception), as
+ * opposed to Postgres being unreachable, restarting or shedding load — which the applier just waits out.
+ */
+function isRejection(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) && !code.startsWith("E") && !/^(08|40|53|57|58)/.test(code);
+}
+
+const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
 export class Store {
   readonly pool: pg.Pool;
   private lockClient: pg.PoolClient | undefined;
+  private readonly log: (line: string) => void;
+  private journal: OpenJournal | undefined;
+  private applierBusy = false;
+  private closed = false;
+  /** Reads waiting for the journal to be applied up to `seq`. */
+  private waiters: { seq: number; resolve: () => void }[] = [];
 
-  constructor(databaseUrl: string) {
+  constructor(databaseUrl: string, opts: StoreOptions = {}) {
     this.pool = new pg.Pool({ connectionString: databaseUrl, max: 12 });
     // An idle client killed by the server (e.g. Postgres stopping) must not crash the process.
     this.pool.on("error", () => {});
+    this.log = opts.log ?? (() => {});
   }
 
   /** Creates the schema (idempotent, safe against concurrent engines starting at once). */
@@ -242,7 +320,29 @@ export class Store {
     }
   }
 
+  /**
+   * Stops the store. With a journal, everything journaled is applied first (bounded: with Postgres down the
+   * journal is kept, and the next start applies it), then the journal is retired.
+   */
   async close(): Promise<void> {
+    this.closed = true;
+    const j = this.journal;
+    if (j) {
+      try {
+        for (const deadline = Date.now() + READ_WAIT_MS; this.applying || this.applyQueue.length; ) {
+          if (Date.now() > deadline) throw new Error("transitions still being written");
+          await sleep(5);
+        }
+        if (j.held) throw new Error("held by the test hook");
+        await this.waitApplied(j, j.written, READ_WAIT_MS);
+        await this.pool.query("DELETE FROM inngest_local.journals WHERE id = $1", [j.file.id]);
+        j.file.remove();
+      } catch (err) {
+        this.log(`engine journal ${j.file.path} kept (${message(err)}): the next start applies it to Postgres`);
+        j.file.close();
+      }
+      this.journal = undefined;
+    }
     if (this.lockClient) {
       await this.lockClient.query("SELECT pg_advisory_unlock(hashtext('inngest_local.engine'))").catch(() => {});
       this.lockClient.release();
@@ -251,20 +351,254 @@ export class Store {
     await this.pool.end();
   }
 
-  /** Applies one transition atomically, in one round trip. */
+  // ---- the journal (local/engine/journal.ts; docs/engine.md "The journal") ----
+
+  /**
+   * Applies what earlier engines journaled but did not apply (a crash, a stop with Postgres down), then retires
+   * those journals. Only journals with a row in this database: a file without one (the database was recreated)
+   * is never applied. Call after acquireEngineLock and before anything reads the state.
+   */
+  async recoverJournals(): Promise<void> {
+    const rows = await this.pool.query<{ id: string; path: string; applied_seq: string }>(
+      "SELECT id, path, applied_seq::text FROM inngest_local.journals ORDER BY id",
+    );
+    for (const row of rows.rows) {
+      const after = Number(row.applied_seq);
+      let ours = true;
+      if (!existsSync(row.path)) {
+        this.log(`engine journal ${row.id}: ${row.path} is missing; Postgres has its transitions up to seq ${after}`);
+      } else {
+        const r = readJournal(row.path, row.id, after);
+        if (r.foreign) {
+          ours = false;
+          this.log(`engine journal ${row.id}: ${row.path} is another journal's file; not applied`);
+        } else {
+          for (let i = 0; i < r.records.length; i += APPLY_BATCH) {
+            await this.applyRecords(row.id, r.records.slice(i, i + APPLY_BATCH), () => {}, false);
+          }
+          const range = r.records.length ? ` (seq ${r.records[0]!.seq}..${r.records[r.records.length - 1]!.seq})` : "";
+          this.log(
+            `engine journal ${row.id}: applied ${r.records.length} journaled transitions to Postgres${range}` +
+              (r.torn ? "; ignored an unreadable last line (a write the stop cut short, never acknowledged)" : ""),
+          );
+        }
+      }
+      await this.pool.query("DELETE FROM inngest_local.journals WHERE id = $1", [row.id]);
+      if (ours) rmSync(row.path, { force: true });
+    }
+  }
+
+  /**
+   * From now on a transition is acknowledged once it is in a fresh journal file in `dir` (fsynced), and applied to
+   * Postgres in the background. The journal's row is committed before the file's first write, and records the
+   * file's path, so a restart with another journal directory still finds it.
+   */
+  async openJournal(dir: string): Promise<void> {
+    const id = ulid();
+    const abs = resolve(dir);
+    await this.pool.query("INSERT INTO inngest_local.journals (id, path, applied_seq, created_at) VALUES ($1, $2, 0, $3)", [
+      id,
+      journalPath(abs, id),
+      Date.now(),
+    ]);
+    let file: JournalFile;
+    try {
+      file = JournalFile.create(abs, id);
+    } catch (err) {
+      await this.pool.query("DELETE FROM inngest_local.journals WHERE id = $1", [id]).catch(() => {});
+      throw err;
+    }
+    // Test hook: INNGEST_ENGINE_JOURNAL_HOLD=1 keeps everything in the journal (tests/integration/engine/journal.test.ts).
+    this.journal = { file, written: 0, applied: 0, toApply: [], held: process.env["INNGEST_ENGINE_JOURNAL_HOLD"] === "1" };
+  }
+
+  /** The journal file in use, if any. */
+  get journalPath(): string | undefined {
+    return this.journal?.file.path;
+  }
+
+  /** Test hook: holds (or releases) the applier, so a test can see a transition acknowledged but not yet applied. */
+  holdJournal(held: boolean): void {
+    if (!this.journal) throw new Error("no journal is open");
+    this.journal.held = held;
+    if (!held) this.kickApplier();
+  }
+
+  /** Reads wait here until Postgres has every transition acknowledged before the read. */
+  private async readBarrier(): Promise<void> {
+    const j = this.journal;
+    if (!j || j.applied >= j.written) return;
+    await this.waitApplied(j, j.written, READ_WAIT_MS);
+  }
+
+  private waitApplied(j: OpenJournal, seq: number, ms: number): Promise<void> {
+    if (j.applied >= seq) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const w = {
+        seq,
+        resolve: () => {
+          clearTimeout(t);
+          resolve();
+        },
+      };
+      const t = setTimeout(() => {
+        this.waiters = this.waiters.filter((x) => x !== w);
+        reject(
+          new Error(
+            `the engine's journal is ${j.written - j.applied} transitions ahead of Postgres after ${ms / 1000} s` +
+              (j.lastError ? ` (Postgres: ${j.lastError})` : ""),
+          ),
+        );
+      }, ms);
+      this.waiters.push(w);
+    });
+  }
+
+  private wakeWaiters(j: OpenJournal): void {
+    if (!this.waiters.length) return;
+    this.waiters = this.waiters.filter((w) => {
+      if (w.seq > j.applied) return true;
+      w.resolve();
+      return false;
+    });
+  }
+
+  private applierScheduled = false;
+
+  /** The applier starts after this turn of the event loop: the answers to what was just made durable go out first. */
+  private scheduleApplier(): void {
+    if (this.applierScheduled || this.applierBusy) return;
+    this.applierScheduled = true;
+    setImmediate(() => {
+      this.applierScheduled = false;
+      this.kickApplier();
+    });
+  }
+
+  private kickApplier(): void {
+    const j = this.journal;
+    if (!j || j.held || this.applierBusy || j.toApply.length === 0) return;
+    this.applierBusy = true;
+    void this.runApplier(j)
+      .catch(async (err: unknown) => {
+        this.log(`ENGINE ERROR: the journal's applier failed (${message(err)}); retrying`);
+        await sleep(500);
+      })
+      .finally(() => {
+        this.applierBusy = false;
+        this.kickApplier(); // released meanwhile, or written while the last batch finished
+      });
+  }
+
+  /** The background applier: journaled transitions to Postgres, strictly in seq order, in batches. */
+  private async runApplier(j: OpenJournal): Promise<void> {
+    while (j.toApply.length && !j.held) {
+      const batch = j.toApply.slice(0, APPLY_BATCH);
+      await this.applyRecords(j.file.id, batch, (seq) => {
+        j.applied = seq;
+        j.lastError = undefined;
+        let k = 0;
+        while (k < j.toApply.length && j.toApply[k]!.seq <= seq) k++;
+        j.toApply.splice(0, k);
+        this.wakeWaiters(j);
+      }, true, j);
+    }
+    // Everything written is applied: the next write starts right after the header again (the writer's loop does the
+    // same before a write; here only when no write is in flight, so no append races the rewind).
+    if (j.applied === j.written && !this.applying) j.file.rewind();
+  }
+
+  /**
+   * Applies journaled records in one statement that also moves the journal's applied position. If Postgres
+   * rejects the batch, its records are applied one at a time; one it keeps rejecting (it passed
+   * rejectedByPostgres, so an engine bug) is logged with its seq and, after MAX_REJECTIONS tries, skipped with an
+   * error line rather than wedging the engine. Postgres unreachable: retried with backoff when `retry`, else thrown.
+   */
+  private async applyRecords(
+    id: string,
+    records: JournalRecord[],
+    applied: (seq: number) => void,
+    retry: boolean,
+    j?: OpenJournal,
+  ): Promise<void> {
+    let rejections = 0;
+    let outage = 0;
+    for (;;) {
+      try {
+        await this.pool.query({ name: "inngest_local_apply", text: APPLY_SQL, values: [mergedDoc(records, { id })] });
+        if (outage) this.log(`engine journal: Postgres is back; applying the journal again`);
+        applied(records[records.length - 1]!.seq);
+        return;
+      } catch (err) {
+        if ((err as { code?: string }).code === "NSJ01") {
+          // Postgres has (some of) these already: a commit whose answer was lost with its connection. Skip those.
+          const r = await this.pool
+            .query<{ a: string }>("SELECT applied_seq::text AS a FROM inngest_local.journals WHERE id = $1", [id])
+            .catch(() => undefined);
+          const done = r?.rows[0] ? Number(r.rows[0].a) : undefined;
+          if (done !== undefined) {
+            const rest = records.filter((x) => x.seq > done);
+            if (rest.length < records.length) {
+              applied(Math.min(done, records[records.length - 1]!.seq));
+              if (!rest.length) return;
+              records = rest;
+              continue;
+            }
+          }
+        }
+        if (!isRejection(err)) {
+          if (!retry) throw err;
+          if (j) j.lastError = message(err);
+          if (outage++ === 0) {
+            this.log(`engine journal: Postgres unavailable (${message(err)}); retrying — acknowledgements continue from the journal, reads wait`);
+          }
+          await sleep(Math.min(2_000, 50 * 2 ** Math.min(outage, 6)));
+          continue;
+        }
+        if (records.length > 1) {
+          for (const r of records) await this.applyRecords(id, [r], applied, retry, j);
+          return;
+        }
+        const seq = records[0]!.seq;
+        rejections++;
+        this.log(`engine journal ${id}: Postgres rejected transition seq ${seq} (try ${rejections} of ${MAX_REJECTIONS}): ${message(err)}`);
+        if (rejections < MAX_REJECTIONS) {
+          await sleep(100 * rejections);
+          continue;
+        }
+        this.log(`ENGINE ERROR: journal ${id}: transition seq ${seq} SKIPPED after ${MAX_REJECTIONS} rejections; Postgres lacks it: ${message(err)}`);
+        for (;;) {
+          try {
+            await this.pool.query("UPDATE inngest_local.journals SET applied_seq = $2 WHERE id = $1 AND applied_seq < $2", [id, seq]);
+            break;
+          } catch (e) {
+            if (!retry) throw e;
+            await sleep(500);
+          }
+        }
+        applied(seq);
+        return;
+      }
+    }
+  }
+
   /** Transitions waiting for the apply in flight: group commit (see apply). */
   private applyQueue: PendingApply[] = [];
   private applying = false;
 
   /**
-   * Commits one transition. Group commit: while one apply is in flight, the transitions that arrive are queued
-   * and then committed together in one statement and one transaction — one round trip and one WAL flush (fsync)
-   * for all of them, instead of one each. Each caller is answered only once its transition is committed. Alone
-   * (one run), a transition goes straight through. If a merged batch fails, its transitions are applied one by
-   * one, so one bad transition never fails the others.
+   * Commits one transition. Group commit: while one commit is in flight, the transitions that arrive are queued
+   * and then committed together — one write and one flush for all of them, instead of one each. Each caller is
+   * answered only once its transition is durable. Alone (one run), a transition goes straight through.
+   *
+   * With a journal (openJournal) the durable point is the journal: the batch is one write to the journal file
+   * (opened O_DSYNC), and Postgres gets it from the background applier. Without one it is Postgres: one statement,
+   * one transaction, one WAL flush; if a merged batch fails, its transitions are applied one by one, so one bad
+   * transition never fails the others.
    */
   apply(changes: Changes, traceKey?: string): Promise<void> {
     if (!Object.values(changes).some((v) => Array.isArray(v) && v.length)) return Promise.resolve();
+    if (this.closed) return Promise.reject(new Error("the engine's store is closed"));
     return new Promise<void>((resolve, reject) => {
       this.applyQueue.push({ changes, resolve, reject, traceKey });
       this.drainApplies();
@@ -274,11 +608,94 @@ export class Store {
   private drainApplies(): void {
     if (this.applying || this.applyQueue.length === 0) return;
     this.applying = true;
+    const j = this.journal;
     const batch = this.applyQueue.splice(0, this.applyQueue.length);
-    void this.applyBatch(batch).finally(() => {
+    void (j ? this.journalBatch(j, batch) : this.applyBatch(batch)).finally(() => {
       this.applying = false;
       this.drainApplies();
     });
+  }
+
+  /**
+   * The journal's group commit: consecutive transitions become one durable write, then their callers are answered
+   * and the applier takes them. A transition Postgres would refuse whatever happens (rejectedByPostgres) is not
+   * acknowledged early: once everything before it is applied, it is applied directly, and answered (or rejected,
+   * as with the journal off) from Postgres — never journaled, so a replay never meets it.
+   */
+  private async journalBatch(j: OpenJournal, all: PendingApply[]): Promise<void> {
+    const batch: { b: PendingApply; parts: [string, string][]; refused: boolean }[] = [];
+    for (const b of all) {
+      try {
+        const parts = recordParts(b.changes);
+        batch.push({ b, parts, refused: parts.some(([, inner]) => rejectedByPostgres(inner)) });
+      } catch (err) {
+        b.reject(err); // not serialisable (as JSON.stringify failing in applyNow with the journal off)
+      }
+    }
+    let i = 0;
+    while (i < batch.length) {
+      const group: PendingApply[] = [];
+      const records: JournalRecord[] = [];
+      let text = "";
+      for (; i < batch.length && !batch[i]!.refused; i++) {
+        const seq = j.written + records.length + 1;
+        group.push(batch[i]!.b);
+        records.push({ seq, parts: batch[i]!.parts });
+        text += recordLine(seq, batch[i]!.parts);
+      }
+      if (records.length) {
+        const keys = tracing ? group.flatMap((b) => (b.traceKey ? [b.traceKey] : [])) : [];
+        for (const k of keys) traceMark(k, "sent");
+        if (j.applied === j.written && !this.applierBusy) j.file.rewind();
+        try {
+          // Synchronous, in the event loop: measured against libuv's thread pool and against gathering a whole
+          // turn of the event loop first (setImmediate), it was as fast or faster (docs/benchmarks.md, session 7).
+          j.file.appendSync(Buffer.from(text));
+        } catch (err) {
+          for (const b of group) b.reject(err);
+          await this.abandonJournal(j, err);
+          return this.applyBatch(batch.slice(i).map((x) => x.b));
+        }
+        for (const k of keys) traceMark(k, "pgdone");
+        j.written = records[records.length - 1]!.seq;
+        j.toApply.push(...records);
+        for (const b of group) b.resolve();
+        this.scheduleApplier();
+      }
+      if (i < batch.length) {
+        const { b } = batch[i++]!;
+        try {
+          await this.waitApplied(j, j.written, READ_WAIT_MS);
+          await this.applyNow(b.changes, b.traceKey ? [b.traceKey] : []);
+          b.resolve();
+        } catch (err) {
+          b.reject(err);
+        }
+      }
+    }
+  }
+
+  /**
+   * The journal file cannot be written (disk full, I/O error): once Postgres has everything acknowledged, the
+   * journal is retired and the engine commits to Postgres directly from then on (the journal-off path).
+   */
+  private async abandonJournal(j: OpenJournal, err: unknown): Promise<void> {
+    this.log(`ENGINE ERROR: the journal ${j.file.path} cannot be written (${message(err)}); committing to Postgres directly from now on`);
+    for (;;) {
+      try {
+        await this.waitApplied(j, j.written, READ_WAIT_MS);
+        break;
+      } catch {
+        // Postgres is down: nothing can be committed anywhere until it is back
+      }
+    }
+    this.journal = undefined;
+    await this.pool.query("DELETE FROM inngest_local.journals WHERE id = $1", [j.file.id]).catch(() => {});
+    try {
+      j.file.remove();
+    } catch {
+      // the row is gone: the file is never applied again
+    }
   }
 
   private async applyBatch(batch: PendingApply[]): Promise<void> {
@@ -310,21 +727,11 @@ export class Store {
     const doc: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(changes)) if (Array.isArray(v) && v.length) doc[k] = v;
     if (!Object.keys(doc).length) return;
-    // One update per run: UPDATE ... FROM applies only one of several rows that match the same run, so a
-    // transition (or a batch of them) that changes a run twice is merged here, in order, the later value winning.
-    if (changes.runUpdates && changes.runUpdates.length > 1) {
-      const merged = new Map<string, RunUpdate>();
-      for (const u of changes.runUpdates) {
-        const m: Record<string, unknown> = { ...merged.get(u.id) };
-        for (const [k, v] of Object.entries(u)) if (v !== undefined) m[k] = v;
-        merged.set(u.id, m as unknown as RunUpdate);
-      }
-      doc["runUpdates"] = [...merged.values()];
-    }
+    if (changes.runUpdates && changes.runUpdates.length > 1) doc["runUpdates"] = mergeRunUpdates(changes.runUpdates);
     // A named statement: each pooled connection parses and plans it once, not on every step.
     const text = JSON.stringify(doc);
     for (const k of traceKeys) traceMark(k, "sent");
-    await this.pool.query({ name: "inngest_local_apply", text: "SELECT inngest_local.apply($1::jsonb)", values: [text] });
+    await this.pool.query({ name: "inngest_local_apply", text: APPLY_SQL, values: [text] });
     for (const k of traceKeys) traceMark(k, "pgdone");
   }
 
@@ -333,6 +740,7 @@ export class Store {
     fns: { id: string; name?: string; config: unknown }[],
     cron: { remove: string[]; add: WorkRow[] },
   ): Promise<string[]> {
+    await this.readBarrier(); // after everything acknowledged before it, as when Postgres was the durable point
     const c = await this.pool.connect();
     try {
       await c.query("BEGIN");
@@ -372,10 +780,12 @@ export class Store {
   }
 
   async loadFunctions(): Promise<{ id: string; app_id: string; config: Record<string, unknown> }[]> {
+    await this.readBarrier();
     return (await this.pool.query("SELECT id, app_id, config FROM inngest_local.functions")).rows;
   }
 
   async loadActiveRuns(): Promise<RunRow[]> {
+    await this.readBarrier();
     const r = await this.pool.query<RunRow>(
       "SELECT * FROM inngest_local.runs WHERE status NOT IN ('completed','failed','cancelled') ORDER BY created_at",
     );
@@ -383,11 +793,13 @@ export class Store {
   }
 
   async loadWork(): Promise<WorkRow[]> {
+    await this.readBarrier();
     const r = await this.pool.query<WorkRow>("SELECT * FROM inngest_local.work");
     return r.rows.map((w) => ({ ...w, due_at: w.due_at === null ? null : Number(w.due_at) }));
   }
 
   async loadMemos(runId: string): Promise<MemoRow[]> {
+    await this.readBarrier();
     const r = await this.pool.query<MemoRow>(
       "SELECT run_id, hash, pos, value, at FROM inngest_local.memos WHERE run_id = $1 ORDER BY pos",
       [runId],
@@ -396,16 +808,19 @@ export class Store {
   }
 
   async loadUnprocessedEvents(): Promise<EventRow[]> {
+    await this.readBarrier();
     const r = await this.pool.query<EventRow>("SELECT * FROM inngest_local.events WHERE NOT processed ORDER BY seq");
     return r.rows.map((e) => ({ ...e, seq: Number(e.seq), received_at: Number(e.received_at) }));
   }
 
   async maxEventSeq(): Promise<number> {
+    await this.readBarrier();
     const r = await this.pool.query<{ m: string | null }>("SELECT max(seq)::text AS m FROM inngest_local.events");
     return Number(r.rows[0]?.m ?? 0);
   }
 
   async recentEventIds(since: number): Promise<{ id: string; received_at: number }[]> {
+    await this.readBarrier();
     const r = await this.pool.query<{ id: string; received_at: string }>(
       "SELECT id, max(received_at)::text AS received_at FROM inngest_local.events WHERE id IS NOT NULL AND NOT duplicate AND received_at >= $1 GROUP BY id",
       [since],
@@ -416,6 +831,7 @@ export class Store {
   // ---- read API ----
 
   async listRuns(f: RunListFilter): Promise<RunRow[]> {
+    await this.readBarrier();
     const where: string[] = [];
     const args: unknown[] = [];
     if (f.status) {
@@ -440,11 +856,13 @@ export class Store {
   }
 
   async getRun(id: string): Promise<RunRow | undefined> {
+    await this.readBarrier();
     const r = await this.pool.query<RunRow>("SELECT * FROM inngest_local.runs WHERE id = $1", [id]);
     return r.rows[0] ? normalizeRun(r.rows[0]) : undefined;
   }
 
   async history(runId: string): Promise<HistoryRow[]> {
+    await this.readBarrier();
     const r = await this.pool.query<HistoryRow>(
       "SELECT run_id, at, type, step, name, detail FROM inngest_local.history WHERE run_id = $1 ORDER BY id",
       [runId],
@@ -453,6 +871,7 @@ export class Store {
   }
 
   async getEvent(internalId: string): Promise<EventRow | undefined> {
+    await this.readBarrier();
     const r = await this.pool.query<EventRow>("SELECT * FROM inngest_local.events WHERE internal_id = $1", [internalId]);
     const e = r.rows[0];
     return e ? { ...e, seq: Number(e.seq), received_at: Number(e.received_at) } : undefined;

@@ -2,58 +2,42 @@
 // middle of a step and again during a sleep, restarts on the same database, and the run completes with every
 // completed step body having run exactly once. Run in both execution flows: with checkpointing, s1 and s2 are
 // checkpointed inside the request that is still running s3 when the engine dies, and must not run again.
-import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Inngest } from "inngest";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { EngineMode } from "../../../local/engine";
 import { freePort } from "../../../local/ports";
 import { Counter, latch, quietLogger, serveApp, until, type ServedApp } from "../../support/engine-harness";
+import { kill9, startEngineProcess as startEngine, type EngineProcess as Child } from "../../support/engine-process";
 import { createTestDatabase, type TestDatabase } from "../../support/postgres";
 
-interface Child {
-  proc: ChildProcess;
-  output: string[];
+async function startEngineProcess(databaseUrl: string, port: number, mode: EngineMode, journalDir: string): Promise<Child> {
+  return startEngine({ databaseUrl, port, mode, journalDir });
 }
 
-async function startEngineProcess(databaseUrl: string, port: number, mode: EngineMode): Promise<Child> {
-  const args = ["--import", "tsx", "local/engine/main.ts", "--database-url", databaseUrl, "--port", String(port), "--mode", mode];
-  const proc = spawn(process.execPath, args, {
-    cwd: process.cwd(),
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const output: string[] = [];
-  const ready = new Promise<void>((resolve, reject) => {
-    const onData = (b: Buffer) => {
-      output.push(b.toString());
-      if (output.join("").includes('"ready":true')) resolve();
-    };
-    proc.stdout!.on("data", onData);
-    proc.stderr!.on("data", (b: Buffer) => output.push(b.toString()));
-    proc.once("exit", (code) => reject(new Error(`engine exited early (${code}): ${output.join("")}`)));
-  });
-  await ready;
-  return { proc, output };
-}
+// The journal (the default durable point) in both execution flows; Postgres as the durable point (journal off) once.
+const CASES: [EngineMode, "journal" | "no journal"][] = [
+  ["checkpoint", "journal"],
+  ["classic", "journal"],
+  ["checkpoint", "no journal"],
+];
 
-async function kill9(c: Child): Promise<void> {
-  if (c.proc.exitCode !== null) return;
-  const exited = new Promise((r) => c.proc.once("exit", r));
-  c.proc.kill("SIGKILL");
-  await exited;
-}
-
-describe.each(["checkpoint", "classic"] as const)("local engine durability across kill -9 (%s execution)", (mode) => {
+describe.each(CASES)("local engine durability across kill -9 (%s execution, %s)", (mode, journal) => {
   let db: TestDatabase;
   let app: ServedApp;
   let engine: Child | undefined;
   let port: number;
   const counter = new Counter();
   const hold = latch();
+  const dir = mkdtempSync(join(tmpdir(), "nightshift-durability-"));
+  const journalDir = journal === "journal" ? dir : "off";
 
   beforeAll(async () => {
     db = await createTestDatabase({ empty: true });
     port = await freePort();
-    engine = await startEngineProcess(db.url, port, mode);
+    engine = await startEngineProcess(db.url, port, mode, journalDir);
     const inngest = new Inngest({ id: "durable", isDev: true, baseUrl: `http://127.0.0.1:${port}`, logger: quietLogger });
     const fn = inngest.createFunction({ id: "five-steps", triggers: [{ event: "durable/go" }] }, async ({ step }) => {
       const a = await step.run("s1", () => (counter.hit("s1"), 1));
@@ -78,6 +62,7 @@ describe.each(["checkpoint", "classic"] as const)("local engine durability acros
     if (engine) await kill9(engine);
     await app?.close();
     await db?.drop().catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
   });
 
   const api = async (path: string) => (await fetch(`http://127.0.0.1:${port}${path}`)).json();
@@ -91,12 +76,12 @@ describe.each(["checkpoint", "classic"] as const)("local engine durability acros
     await hold.reached;
     await kill9(engine!); // crash while s3 runs: s1 and s2 are memoized, s3 is not
     hold.open();
-    engine = await startEngineProcess(db.url, port, mode);
+    engine = await startEngineProcess(db.url, port, mode, journalDir);
     const runs = (await api(`/v0/runs?event_id=${ids[0]}`)) as { data: { run_id: string }[] };
     const runId = runs.data[0]!.run_id;
     await until(async () => (await api(`/v0/runs/${runId}`)).status === "sleeping", { timeoutMs: 30_000, intervalMs: 50 });
     await kill9(engine); // crash during the sleep: the timer must survive
-    engine = await startEngineProcess(db.url, port, mode);
+    engine = await startEngineProcess(db.url, port, mode, journalDir);
     const run = await until(
       async () => {
         const r = await api(`/v0/runs/${runId}`);

@@ -1,0 +1,210 @@
+// The engine's durable point when a journal directory is configured (docs/engine.md, "The journal"): every
+// transition is appended to a file the engine fsyncs itself and is acknowledged then; Store applies the journaled
+// transitions to Postgres afterwards, in order, in batches. Waking Postgres for every step costs more than the
+// flush itself on this VM (docs/benchmarks.md, session 6); a small write to a file opened O_DSYNC does not.
+//
+// File format: `engine-journal-<id>.jsonl`, a header line `{"journal":"<id>"}` then one line per transition,
+// `{"seq":N,"doc":{...}}` (the document `inngest_local.apply` takes), seq strictly increasing. The file is zero-filled
+// ahead of use (so a write rewrites allocated blocks and the flush needs no metadata commit) and rewound once
+// everything in it was applied. A reader therefore stops at the first line that does not parse (a torn write, the
+// zeros) or whose seq does not increase (older, applied lines behind a rewind).
+import {
+  closeSync,
+  constants,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
+import { join } from "node:path";
+import type { Changes, RunUpdate } from "./store";
+
+/** Zero-filled ahead of the writes; the file only grows past this while Postgres lags behind by more. */
+const PREALLOC_BYTES = 1 << 20;
+
+/** The keys of a transition's document, in the order `inngest_local.apply` reads them. */
+const KEYS = ["events", "processed", "runs", "runUpdates", "memos", "history", "delWork", "addWork"] as const;
+
+/** One journaled transition, serialised once: its document's arrays as JSON text without their brackets. */
+export interface JournalRecord {
+  seq: number;
+  parts: [key: string, inner: string][];
+}
+
+/** The arrays of a transition as JSON text (a snapshot: the engine's live objects change after the ack). */
+export function recordParts(changes: Changes): [string, string][] {
+  const parts: [string, string][] = [];
+  for (const k of KEYS) {
+    const v = changes[k];
+    if (Array.isArray(v) && v.length) parts.push([k, JSON.stringify(v).slice(1, -1)]);
+  }
+  return parts;
+}
+
+export function recordLine(seq: number, parts: [string, string][]): string {
+  return `{"seq":${seq},"doc":{${parts.map(([k, inner]) => `"${k}":[${inner}]`).join(",")}}}\n`;
+}
+
+/**
+ * JSON that Postgres' jsonb refuses whatever the state: the escape `\u0000` and lone UTF-16 surrogates (which
+ * JSON.stringify writes as `\ud8xx`..`\udfxx` escapes; a valid pair is written as the character itself). Such a
+ * transition is never acknowledged early: it goes to Postgres first, as with the journal off. A false positive (the
+ * text `\u0000` inside a string is written `\\u0000`) only takes that slower path.
+ */
+export function rejectedByPostgres(jsonText: string): boolean {
+  return /\\u(?:0000|d[89a-f])/i.test(jsonText);
+}
+
+/**
+ * One document for several journaled transitions, in seq order, as `inngest_local.apply` takes it, with the
+ * journal's new applied position (`first`..`last`) so Postgres records it in the same transaction.
+ */
+export function mergedDoc(records: JournalRecord[], journal?: { id: string }): string {
+  const byKey = new Map<string, string[]>();
+  for (const r of records) for (const [k, inner] of r.parts) (byKey.get(k) ?? byKey.set(k, []).get(k)!).push(inner);
+  const out: string[] = [];
+  for (const [k, inners] of byKey) {
+    if (k === "runUpdates") out.push(`"runUpdates":${JSON.stringify(mergeRunUpdates(JSON.parse(`[${inners.join(",")}]`) as RunUpdate[]))}`);
+    else out.push(`"${k}":[${inners.join(",")}]`);
+  }
+  if (journal && records.length) {
+    out.push(`"journal":${JSON.stringify({ id: journal.id, first: records[0]!.seq, last: records[records.length - 1]!.seq })}`);
+  }
+  return `{${out.join(",")}}`;
+}
+
+/**
+ * One update per run: UPDATE ... FROM applies only one of several rows that match the same run, so updates of one
+ * run are merged here, in order, the later value winning.
+ */
+export function mergeRunUpdates(updates: RunUpdate[]): RunUpdate[] {
+  if (updates.length < 2) return updates;
+  const merged = new Map<string, RunUpdate>();
+  for (const u of updates) {
+    const m: Record<string, unknown> = { ...merged.get(u.id) };
+    for (const [k, v] of Object.entries(u)) if (v !== undefined) m[k] = v;
+    merged.set(u.id, m as unknown as RunUpdate);
+  }
+  return [...merged.values()];
+}
+
+export function journalPath(dir: string, id: string): string {
+  return join(dir, `engine-journal-${id}.jsonl`);
+}
+
+/** The open journal file: durable writes at the end, rewound once everything written was applied. */
+export class JournalFile {
+  private pos: number;
+
+  private constructor(
+    readonly id: string,
+    readonly path: string,
+    private fd: number,
+    private readonly headerLen: number,
+  ) {
+    this.pos = headerLen;
+  }
+
+  /** Creates the file (never an existing one), zero-filled, with its header; file and directory entry durable. */
+  static create(dir: string, id: string): JournalFile {
+    mkdirSync(dir, { recursive: true });
+    const path = journalPath(dir, id);
+    const header = Buffer.from(`${JSON.stringify({ journal: id })}\n`);
+    const init = Buffer.alloc(PREALLOC_BYTES);
+    header.copy(init, 0);
+    // O_DSYNC: each write returns once its data is on disk — one system call per group commit instead of a write
+    // and an fdatasync.
+    const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC, 0o600);
+    try {
+      writeAll(fd, init, 0);
+      fsyncSync(fd);
+      const dfd = openSync(dir, constants.O_RDONLY);
+      try {
+        fsyncSync(dfd); // the new name itself
+      } finally {
+        closeSync(dfd);
+      }
+    } catch (err) {
+      closeSync(fd);
+      rmSync(path, { force: true });
+      throw err;
+    }
+    return new JournalFile(id, path, fd, header.length);
+  }
+
+  /** Writes `buf` after the last record; returns once it is on disk (blocks the event loop for that long). */
+  appendSync(buf: Buffer): void {
+    writeAll(this.fd, buf, this.pos);
+    this.pos += buf.length;
+  }
+
+  /** Bytes of records since the last rewind. */
+  get used(): number {
+    return this.pos - this.headerLen;
+  }
+
+  /** Everything written was applied: the next record goes right after the header again. */
+  rewind(): void {
+    this.pos = this.headerLen;
+  }
+
+  close(): void {
+    if (this.fd < 0) return;
+    closeSync(this.fd);
+    this.fd = -1;
+  }
+
+  /** Closes and deletes the file (everything in it was applied). */
+  remove(): void {
+    this.close();
+    rmSync(this.path, { force: true });
+  }
+}
+
+function writeAll(fd: number, buf: Buffer, position: number): void {
+  let off = 0;
+  while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off, position + off);
+}
+
+export interface ReadJournal {
+  /** The file's header names another journal: it is not this row's file and must not be applied. */
+  foreign: boolean;
+  records: JournalRecord[];
+  /** A partial last line was found (a write the crash interrupted: never acknowledged) and ignored. */
+  torn: boolean;
+}
+
+/** Reads a journal file's records with seq > `after`, in order (see the file format above). */
+export function readJournal(path: string, id: string, after: number): ReadJournal {
+  const text = readFileSync(path, "utf8");
+  const lines = text.split("\n");
+  let header: unknown;
+  try {
+    header = JSON.parse(lines[0] ?? "");
+  } catch {
+    header = undefined;
+  }
+  if (!header || typeof header !== "object" || (header as { journal?: unknown }).journal !== id) {
+    return { foreign: true, records: [], torn: false };
+  }
+  const records: JournalRecord[] = [];
+  let last = 0;
+  let torn = false;
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (line === "" || line.charCodeAt(0) === 0) break; // the zero-filled rest
+    let rec: { seq?: unknown; doc?: unknown };
+    try {
+      rec = JSON.parse(line) as typeof rec;
+    } catch {
+      torn = true; // a write cut short: never acknowledged (acks come after the write is on disk)
+      break;
+    }
+    if (typeof rec.seq !== "number" || rec.seq <= last || !rec.doc || typeof rec.doc !== "object") break; // behind a rewind
+    last = rec.seq;
+    if (rec.seq > after) records.push({ seq: rec.seq, parts: recordParts(rec.doc as Changes) });
+  }
+  return { foreign: false, records, torn };
+}
