@@ -8,8 +8,8 @@
 //   - "before": the same build with NIGHTSHIFT_DIRECT_RPC=off (the call through supabase-js) and its Supabase URL on
 //     the old proxy (bench/lib/http-rest-proxy.ts: a Node http server re-issuing each request) on the same PostgREST;
 //   closed loops health then POST, order alternating; and, straight to PostgREST through the stack's proxy,
-//   rpc/submit_task (as migrated: outbox_record in PL/pgSQL) against rpc/submit_task_before (a copy made here whose
-//   outbox_record is the SQL-language function of before 20261204100000), alternating.
+//   rpc/submit_task (as migrated) against rpc/submit_task_before (made here from 20261130121000's definition, with
+//   outbox_record in LANGUAGE sql as before 20261204100000: the function before session 7), alternating.
 // Session 6 (AB=s6): the proxy.ts matcher (a copy of the build with the old matcher) and PostgREST's JWT cache.
 // Needs `.next-bench` (run `npm run bench:submit` once, or `npm run bench:submit-ab -- --build`).
 import { spawn, type ChildProcess } from "node:child_process";
@@ -229,8 +229,8 @@ if (MODE === "s6") rmSync(join(root, BEFORE_DIR), { recursive: true, force: true
 process.exit(0);
 
 /**
- * submit_task as it was before 20261204100000 (outbox_record in LANGUAGE sql), under other names, in this bench's
- * scratch database only: the function's current definition with its outbox_record call pointed at a SQL-language copy.
+ * submit_task as it was before session 7 (20261130121000_overnight_mode.sql's body, calling outbox_record in LANGUAGE
+ * sql), under other names, in this bench's scratch database only.
  */
 async function createSubmitTaskBefore(databaseUrl: string): Promise<void> {
   const c = new pg.Client({ connectionString: databaseUrl });
@@ -241,13 +241,14 @@ async function createSubmitTaskBefore(databaseUrl: string): Promise<void> {
         insert into public.outbox (event_id, name, data) values (p_event_id, p_name, p_data)
         on conflict (event_id) do nothing
       $$`);
-    const { rows } = await c.query<{ def: string }>(
-      "select pg_get_functiondef(p.oid) as def from pg_proc p join pg_namespace n on n.oid = p.pronamespace where n.nspname = 'public' and p.proname = 'submit_task'",
-    );
-    if (rows.length !== 1) throw new Error(`expected one submit_task, found ${rows.length}`);
-    const def = rows[0]!.def;
-    const copy = def.replace("FUNCTION public.submit_task(", "FUNCTION public.submit_task_before(").replaceAll("public.outbox_record(", "public.outbox_record_as_sql(");
-    if (copy === def || !copy.includes("outbox_record_as_sql(")) throw new Error("could not make submit_task_before from submit_task's definition");
+    const old = readFileSync(join(root, "supabase/migrations/20261130121000_overnight_mode.sql"), "utf8");
+    const start = old.indexOf("create function public.submit_task(");
+    const end = old.indexOf("end $$;", start);
+    if (start < 0 || end < 0) throw new Error("submit_task's definition not found in 20261130121000_overnight_mode.sql");
+    const copy = old
+      .slice(start, end + "end $$;".length)
+      .replace("create function public.submit_task(", "create function public.submit_task_before(")
+      .replaceAll("public.outbox_record(", "public.outbox_record_as_sql(");
     await c.query(copy);
     await c.query("grant execute on function public.submit_task_before to service_role");
     await c.query("notify pgrst, 'reload schema'");

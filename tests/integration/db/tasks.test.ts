@@ -197,6 +197,57 @@ describe("tasks through supabase-js (secret key)", () => {
     expect(after).toEqual({ progress_done: 1 });
   });
 
+  test("submit_task under concurrency: every call with the live key records its task and event; last_used_at moves once a minute at most; a wrong hash or a revoked key records nothing", async () => {
+    const hash = createHash("sha256").update("ns_tasktest0001_secret").digest("hex");
+    const submit = (prompt: string, keyHash = hash) =>
+      sb.admin.rpc("submit_task", {
+        p_key_id: API_KEY_ID, p_key_hash: keyHash, p_agent_id: "research", p_prompt: prompt, p_input: null as never,
+        p_priority: 0, p_mode: null as never, p_require_approval: false, p_callback_url: null as never,
+        p_idempotency_key: null as never, p_request_hash: "h",
+      });
+    const lastUsed = async () =>
+      (await sql<{ t: Date | null }>(sb.databaseUrl, "select last_used_at as t from public.api_keys where id = $1", [API_KEY_ID]))[0]!.t;
+    await sql(sb.databaseUrl, "update public.api_keys set last_used_at = now() - interval '2 minutes' where id = $1", [API_KEY_ID]);
+    const stale = (await lastUsed())!;
+
+    const tag = randomUUID();
+    const results = await Promise.all(Array.from({ length: 24 }, (_, i) => submit(`${tag} ${i}`)));
+    for (const r of results) {
+      expect(r.error).toBeNull();
+      expect(r.data?.[0]?.outcome).toBe("created");
+    }
+    const ids = results.map((r) => r.data![0]!.task_id);
+    const rows = await sql<{ n: string; events: string }>(
+      sb.databaseUrl,
+      `select count(*) as n, (select count(*) from public.outbox o where o.event_id = any($2::text[])) as events
+         from public.tasks t where t.prompt like $1`,
+      [`${tag} %`, ids.map((id) => `task-run-${id}`)],
+    );
+    expect(rows[0]).toEqual({ n: "24", events: "24" });
+    const moved = (await lastUsed())!;
+    expect(moved.getTime()).toBeGreaterThan(stale.getTime() + 60_000);
+    // Used less than a minute ago (here: a time no clock reaches during the test), it stays where it is.
+    await sql(sb.databaseUrl, "update public.api_keys set last_used_at = now() + interval '1 hour' where id = $1", [API_KEY_ID]);
+    const recent = (await lastUsed())!;
+    expect((await submit(`${tag} again`)).data?.[0]?.outcome).toBe("created");
+    expect((await lastUsed())!.getTime()).toBe(recent.getTime());
+
+    // A wrong hash, then a revoked key: 'unauthorized', nothing recorded, last_used_at untouched.
+    expect((await submit(`${tag} forged`, "0".repeat(64))).data?.[0]?.outcome).toBe("unauthorized");
+    await sql(sb.databaseUrl, "update public.api_keys set revoked_at = now(), last_used_at = now() - interval '2 minutes' where id = $1", [API_KEY_ID]);
+    try {
+      const before = await lastUsed();
+      const refused = await Promise.all(Array.from({ length: 6 }, (_, i) => submit(`${tag} revoked ${i}`)));
+      for (const r of refused) expect(r.data?.[0]).toMatchObject({ outcome: "unauthorized", task_id: null });
+      const left = await sql<{ n: string }>(sb.databaseUrl, "select count(*) as n from public.tasks where prompt like $1", [`${tag} forged%`]);
+      const leftRevoked = await sql<{ n: string }>(sb.databaseUrl, "select count(*) as n from public.tasks where prompt like $1", [`${tag} revoked%`]);
+      expect([left[0]!.n, leftRevoked[0]!.n]).toEqual(["0", "0"]);
+      expect((await lastUsed())!.getTime()).toBe(before!.getTime());
+    } finally {
+      await sql(sb.databaseUrl, "update public.api_keys set revoked_at = null where id = $1", [API_KEY_ID]);
+    }
+  });
+
   test("finish_task transitions once: of concurrent finishers exactly one wins", async () => {
     const { task_id } = await createTask();
     await sb.admin.rpc("start_task", { p_task_id: task_id, p_run_id: "run-x" });
