@@ -525,7 +525,18 @@ export class Store {
     let outage = 0;
     for (;;) {
       try {
-        await this.pool.query({ name: "inngest_local_apply", text: APPLY_SQL, values: [mergedDoc(records, { id })] });
+        // Connecting apart from the statement: an error while connecting (refused, not accepting connections, too
+        // many clients, even a permission error) says Postgres cannot be reached, never that it refused the records.
+        const client = await this.pool.connect().catch((err: unknown) => {
+          throw Object.assign(new Error(`cannot connect to Postgres: ${message(err)}`), { connectFailed: true });
+        });
+        try {
+          await client.query({ name: "inngest_local_apply", text: APPLY_SQL, values: [mergedDoc(records, { id })] });
+          client.release();
+        } catch (err) {
+          client.release(isRejection(err) ? undefined : (err as Error)); // a broken connection is not reused
+          throw err;
+        }
         if (outage) this.log(`engine journal: Postgres is back; applying the journal again`);
         applied(records[records.length - 1]!.seq);
         return;
@@ -546,7 +557,7 @@ export class Store {
             }
           }
         }
-        if (!isRejection(err)) {
+        if ((err as { connectFailed?: boolean }).connectFailed || !isRejection(err)) {
           if (!retry) throw err;
           if (j) j.lastError = message(err);
           if (outage++ === 0) {

@@ -155,6 +155,34 @@ describe("engine journal (store)", () => {
     }
   });
 
+  it("Postgres unreachable: acknowledgements keep coming from the journal, reads wait, and everything lands when it is back", async () => {
+    const admin = db.url.replace(/\/[^/]*$/, "/postgres");
+    const lines: string[] = [];
+    const store = await openStore(db.url, dir, lines);
+    const other = new pg.Client({ connectionString: admin });
+    await other.connect();
+    try {
+      // Postgres stops taking connections to this database and drops the ones it has (the engine's pool included).
+      await other.query(`ALTER DATABASE ${db.name} ALLOW_CONNECTIONS false`);
+      await other.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [db.name]);
+      await Promise.all(Array.from({ length: 5 }, (_, i) => store.apply({ runs: [run(`down-${i}`)] }))); // acknowledged all the same
+      let read: unknown;
+      const reading = store.getRun("down-4").then((r) => (read = r));
+      // The outage lasts until the applier has met it (and took it for an outage, not for a refusal of the records).
+      await until(() => lines.some((l) => l.includes("Postgres unavailable")), { message: "the applier never met the outage" });
+      expect(read).toBeUndefined(); // waiting for the applier, which waits for Postgres
+      await other.query(`ALTER DATABASE ${db.name} ALLOW_CONNECTIONS true`);
+      await reading;
+      expect((read as RunRow).id).toBe("down-4");
+      expect(await count(db.url, "SELECT count(*) AS n FROM inngest_local.runs WHERE id LIKE 'down-%'")).toBe(5);
+      expect(lines.filter((l) => /rejected|SKIPPED/.test(l))).toEqual([]);
+    } finally {
+      await other.query(`ALTER DATABASE ${db.name} ALLOW_CONNECTIONS true`).catch(() => {});
+      await other.end();
+      await store.close();
+    }
+  });
+
   it("concurrent runs' transitions interleave and all land, in order per run, while the applier lags", async () => {
     const store = await openStore(db.url, dir);
     try {
