@@ -74,6 +74,7 @@ if (MODE === "s6") {
 console.log(`[ab] ${MODE}: ${ROUNDS} rounds of ${MS} ms closed loops, ${C} clients; load average ${loadavg().map((x) => x.toFixed(2)).join(" ")}`);
 const dataDir = await mkdtemp(join(tmpdir(), "ab-submit-"));
 const stack = await startDataStack({ dataDir, persistent: false });
+const stubCount = { batches: 0, events: 0 };
 const stub = createServer((req, res) => {
   const chunks: Buffer[] = [];
   req.on("data", (c: Buffer) => chunks.push(c));
@@ -83,6 +84,8 @@ const stub = createServer((req, res) => {
       const b = JSON.parse(Buffer.concat(chunks).toString()) as unknown;
       n = Array.isArray(b) ? b.length : 1;
     } catch {}
+    stubCount.batches++;
+    stubCount.events += n;
     const t = JSON.stringify({ ids: Array.from({ length: n }, () => randomUUID()), status: 200 });
     res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(t) });
     res.end(t);
@@ -163,8 +166,10 @@ const measure = async (name: string, spec: RequestSpec, pgid: number | undefined
   const comps = { benchPid: process.pid, nextPgid: pgid, loadPid: loadProc.pid };
   const l0 = loadavg()[0]!;
   const a = snapshot(comps);
+  const s0 = { ...stubCount };
   const r = await load.run({ kind: "closed", spec, concurrency: C, durationMs: MS, seqStart: (seq += 1_000_000) });
   const cpu = cpuBetween(a, snapshot(comps));
+  const sent = { batches: stubCount.batches - s0.batches, events: stubCount.events - s0.events };
   const per = (k: keyof typeof cpu.cpuMs) => cpu.cpuMs[k] / r.sent;
   const f: Figures = {
     rate: r.achievedRate,
@@ -177,7 +182,8 @@ const measure = async (name: string, spec: RequestSpec, pgid: number | undefined
   console.log(
     `${name.padEnd(24)} ${r.achievedRate.toFixed(0).padStart(5)}/s ok ${r.ok}/${r.sent}  CPU/req: next ${f.next.toFixed(2)} ` +
       `pgrst ${f.pgrst.toFixed(2)} pg ${f.pg.toFixed(2)} restproxy+stub ${f.proxy.toFixed(2)} = ${f.all.toFixed(2)} ms; ` +
-      `other ${per("other processes").toFixed(2)} ms  load ${l0.toFixed(2)}`,
+      `other ${per("other processes").toFixed(2)} ms  load ${l0.toFixed(2)}` +
+      (sent.batches ? `; event batches ${sent.batches} (${(sent.events / sent.batches).toFixed(1)} events each)` : ""),
   );
   return f;
 };
