@@ -13,6 +13,8 @@ import { adminClient } from "./lib/next-app";
 const N = Number(process.env["BENCH_POSTS"] ?? 200);
 /** POSTs of the steady phase (one every 10 ms). */
 const STEADY = Number(process.env["BENCH_STEADY_POSTS"] ?? 300);
+/** The closed loop's length (16 clients). */
+const CLOSED_MS = Number(process.env["BENCH_CLOSED_MS"] ?? 3000);
 
 function body(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -114,6 +116,25 @@ async function main() {
     const steadyMs = performance.now() - t0;
     for (let k = 0; k < 20 && events - steadyEvents < STEADY; k++) await relayCoalesced();
     const steadySeen = seen.slice(steadyStart);
+    const steadySent = { events: events - steadyEvents, sends: sends - sendsBefore };
+
+    // A closed loop as bench:submit's C line runs it: 16 clients, each posting again as soon as it is answered.
+    const closedStart = seen.length;
+    const closedEvents = events;
+    const closedSends = sends;
+    const t1 = performance.now();
+    let closedPosts = 0;
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (performance.now() - t1 < CLOSED_MS) {
+          const res = await post(3 * N + STEADY + closedPosts++);
+          if (res.status !== 202) throw new Error(`POST answered ${res.status}`);
+        }
+      }),
+    );
+    const closedMs = performance.now() - t1;
+    for (let k = 0; k < 20 && events - closedEvents < closedPosts; k++) await relayCoalesced();
+    const closedSeen = seen.slice(closedStart);
 
     console.log(`bench:submit-roundtrips — ${new Date().toISOString()}`);
     console.log(`sequential: ${N} POSTs, database requests before each answer: min ${Math.min(...before)}, max ${Math.max(...before)} (${[...new Set(seen.slice(0, all).filter((s) => s.includes("submit_task")))].join(", ")})`);
@@ -124,7 +145,14 @@ async function main() {
     console.log(
       `steady ${STEADY} POSTs at 100/s (all answered in ${(steadyMs / 1000).toFixed(1)} s): ${(steadySeen.length / STEADY).toFixed(2)} database requests per POST ` +
         `(${count("submit_task")} submit_task, ${count("outbox_claim")} claims, ${count("outbox_mark_sent")} marks); ` +
-        `${events - steadyEvents} events in ${sends - sendsBefore} sends (${((events - steadyEvents) / Math.max(1, sends - sendsBefore)).toFixed(1)} per send)`,
+        `${steadySent.events} events in ${steadySent.sends} sends (${(steadySent.events / Math.max(1, steadySent.sends)).toFixed(1)} per send)`,
+    );
+    const closedCount = (what: string) => closedSeen.filter((x) => x.includes(what)).length;
+    console.log(
+      `closed loop, 16 clients for ${(closedMs / 1000).toFixed(1)} s: ${closedPosts} POSTs (${((closedPosts * 1000) / closedMs).toFixed(0)}/s), ` +
+        `${(closedSeen.length / closedPosts).toFixed(2)} database requests per POST (${closedCount("outbox_claim")} claims, ` +
+        `${closedCount("outbox_mark_sent")} marks: ${((closedCount("outbox_claim") + closedCount("outbox_mark_sent")) / closedPosts).toFixed(2)} per POST); ` +
+        `${events - closedEvents} events in ${sends - closedSends} sends (${((events - closedEvents) / Math.max(1, sends - closedSends)).toFixed(1)} per send)`,
     );
   } finally {
     for (const s of servers) s.close();
