@@ -110,7 +110,7 @@ const HOPS: [string, string, string][] = [
   ["read", "engine: zod", "ours"],
   ["parsed", "engine: parsed → run lock taken", "ours"],
   ["locked", "engine: lock → commit sent (checks, memo)", "ours"],
-  ["commit", "engine: commit → statement sent (group-commit queue, JSON)", "ours"],
+  ["commit", "engine: commit → durable write starts (group-commit queue, JSON)", "ours"],
   // The durable point: the journal's write (O_DSYNC), or with INNGEST_ENGINE_JOURNAL_DIR=off the Postgres round trip.
   ["sent", JOURNAL === "off" ? "engine: Postgres round trip (pg driver, apply, WAL flush)" : "engine: journal write, O_DSYNC (the durable point)", JOURNAL === "off" ? "Postgres + disk + kernel" : "disk + kernel"],
   ["pgdone", "engine: durable → commit resolved", "ours"],

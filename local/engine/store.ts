@@ -596,6 +596,8 @@ export class Store {
   /** Transitions waiting for the apply in flight: group commit (see apply). */
   private applyQueue: PendingApply[] = [];
   private applying = false;
+  private gathering = false;
+  private gathered = false;
 
   /**
    * Commits one transition. Group commit: while one commit is in flight, the transitions that arrive are queued
@@ -618,8 +620,22 @@ export class Store {
 
   private drainApplies(): void {
     if (this.applying || this.applyQueue.length === 0) return;
-    this.applying = true;
     const j = this.journal;
+    if (j && !this.gathered) {
+      // One journal write for every transition this turn of the event loop produced (the requests read in one poll
+      // of the event loop): setImmediate runs right after it, so one run alone waits for nothing.
+      if (!this.gathering) {
+        this.gathering = true;
+        setImmediate(() => {
+          this.gathering = false;
+          this.gathered = true;
+          this.drainApplies();
+        });
+      }
+      return;
+    }
+    this.gathered = false;
+    this.applying = true;
     const batch = this.applyQueue.splice(0, this.applyQueue.length);
     void (j ? this.journalBatch(j, batch) : this.applyBatch(batch)).finally(() => {
       this.applying = false;
@@ -659,8 +675,8 @@ export class Store {
         for (const k of keys) traceMark(k, "sent");
         if (j.applied === j.written && !this.applierBusy) j.file.rewind();
         try {
-          // Synchronous, in the event loop: measured against libuv's thread pool and against gathering a whole
-          // turn of the event loop first (setImmediate), it was as fast or faster (docs/benchmarks.md, session 7).
+          // Synchronous, in the event loop, once per turn of it (drainApplies): measured against libuv's thread pool
+          // and against a write per transition at once (docs/benchmarks.md, session 7).
           j.file.appendSync(Buffer.from(text));
         } catch (err) {
           for (const b of group) b.reject(err);
