@@ -29,7 +29,10 @@ interface Target {
   urls: Map<string, URL>;
 }
 
-const targets = new WeakMap<object, Target>();
+// On globalThis, not in a module variable: Next may load a module more than once in one process (one copy per bundle
+// layer), and a client registered by one copy of this module must be found by the others (as lib/outbox.ts does).
+const REGISTRY = Symbol.for("nightshift.db.direct-rpc");
+const targets: WeakMap<object, Target> = ((globalThis as { [REGISTRY]?: WeakMap<object, Target> })[REGISTRY] ??= new WeakMap());
 
 /** Called by createAdminClient for the client it makes: how to reach its PostgREST directly. */
 export function registerDirectRpc(client: object, supabaseUrl: string, secretKey: string): void {
