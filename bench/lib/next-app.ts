@@ -84,6 +84,7 @@ export function adminClient(url: string, secretKey: string): AdminClient {
   return createClient<Database>(url, secretKey, {
     auth: { persistSession: false, autoRefreshToken: false },
     realtime: { transport: WebSocket as unknown as WebSocketTransport },
+    accessToken: async () => secretKey,
   });
 }
 
