@@ -9,7 +9,8 @@
 //     the old proxy (bench/lib/http-rest-proxy.ts: a Node http server re-issuing each request) on the same PostgREST;
 //   closed loops health then POST, order alternating; and, straight to PostgREST through the stack's proxy,
 //   rpc/submit_task (as migrated) against rpc/submit_task_before (made here from 20261130121000's definition, with
-//   outbox_record in LANGUAGE sql as before 20261204100000: the function before session 7), alternating.
+//   outbox_record in LANGUAGE sql as before 20261204100000: the function before session 7), alternating; and
+//   rpc/submit_task through the old proxy (the proxies' difference per call).
 // Session 6 (AB=s6): the proxy.ts matcher (a copy of the build with the old matcher) and PostgREST's JWT cache.
 // Needs `.next-bench` (run `npm run bench:submit` once, or `npm run bench:submit-ab -- --build`).
 import { spawn, type ChildProcess } from "node:child_process";
@@ -73,6 +74,7 @@ if (MODE === "s6") {
 console.log(`[ab] ${MODE}: ${ROUNDS} rounds of ${MS} ms closed loops, ${C} clients; load average ${loadavg().map((x) => x.toFixed(2)).join(" ")}`);
 const dataDir = await mkdtemp(join(tmpdir(), "ab-submit-"));
 const stack = await startDataStack({ dataDir, persistent: false });
+const stubCount = { batches: 0, events: 0 };
 const stub = createServer((req, res) => {
   const chunks: Buffer[] = [];
   req.on("data", (c: Buffer) => chunks.push(c));
@@ -82,6 +84,8 @@ const stub = createServer((req, res) => {
       const b = JSON.parse(Buffer.concat(chunks).toString()) as unknown;
       n = Array.isArray(b) ? b.length : 1;
     } catch {}
+    stubCount.batches++;
+    stubCount.events += n;
     const t = JSON.stringify({ ids: Array.from({ length: n }, () => randomUUID()), status: 200 });
     res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(t) });
     res.end(t);
@@ -100,6 +104,7 @@ const env = (o: { dist?: string; supabaseUrl?: string; extra?: Record<string, st
 });
 const cleanups: (() => Promise<unknown> | void)[] = [];
 let before: NextServer, after: NextServer;
+let oldProxyUrl = "";
 let noCache: Awaited<ReturnType<typeof startPostgrest>> | undefined;
 if (MODE === "s6") {
   noCache = await startPostgrest({ databaseUrl: asAuthenticator(stack.databaseUrl), jwtSecret: stack.jwtSecret, jwtCacheMaxLifetimeS: 0 });
@@ -109,6 +114,7 @@ if (MODE === "s6") {
   after = await startNext(env({}));
 } else {
   const oldProxy = await startHttpRestProxy(stack.postgrestSocket);
+  oldProxyUrl = oldProxy.url;
   cleanups.push(() => oldProxy.close());
   before = await startNext(env({ supabaseUrl: oldProxy.url, extra: { NIGHTSHIFT_DIRECT_RPC: "off" } }));
   after = await startNext(env({}));
@@ -141,8 +147,8 @@ const rpc = (u: string): RequestSpec => ({
 });
 // submit_task as the app calls it (a key, no idempotency key), straight to PostgREST.
 const presented = parseApiKey(key.key)!;
-const submitRpc = (fn: string): RequestSpec => ({
-  url: `${stack.supabaseUrl}/rest/v1/rpc/${fn}`,
+const submitRpc = (fn: string, base = stack.supabaseUrl): RequestSpec => ({
+  url: `${base}/rest/v1/rpc/${fn}`,
   method: "POST",
   headers: service,
   bodyTemplate: JSON.stringify({
@@ -160,8 +166,10 @@ const measure = async (name: string, spec: RequestSpec, pgid: number | undefined
   const comps = { benchPid: process.pid, nextPgid: pgid, loadPid: loadProc.pid };
   const l0 = loadavg()[0]!;
   const a = snapshot(comps);
+  const s0 = { ...stubCount };
   const r = await load.run({ kind: "closed", spec, concurrency: C, durationMs: MS, seqStart: (seq += 1_000_000) });
   const cpu = cpuBetween(a, snapshot(comps));
+  const sent = { batches: stubCount.batches - s0.batches, events: stubCount.events - s0.events };
   const per = (k: keyof typeof cpu.cpuMs) => cpu.cpuMs[k] / r.sent;
   const f: Figures = {
     rate: r.achievedRate,
@@ -174,7 +182,8 @@ const measure = async (name: string, spec: RequestSpec, pgid: number | undefined
   console.log(
     `${name.padEnd(24)} ${r.achievedRate.toFixed(0).padStart(5)}/s ok ${r.ok}/${r.sent}  CPU/req: next ${f.next.toFixed(2)} ` +
       `pgrst ${f.pgrst.toFixed(2)} pg ${f.pg.toFixed(2)} restproxy+stub ${f.proxy.toFixed(2)} = ${f.all.toFixed(2)} ms; ` +
-      `other ${per("other processes").toFixed(2)} ms  load ${l0.toFixed(2)}`,
+      `other ${per("other processes").toFixed(2)} ms  load ${l0.toFixed(2)}` +
+      (sent.batches ? `; event batches ${sent.batches} (${(sent.events / sent.batches).toFixed(1)} events each)` : ""),
   );
   return f;
 };
@@ -202,6 +211,8 @@ for (let i = 0; i < ROUNDS; i++) {
   } else {
     const fns = i % 2 ? ["submit_task", "submit_task_before"] : ["submit_task_before", "submit_task"];
     for (const fn of fns) add(`rpc ${fn}`, await measure(`r${i} rpc ${fn}`, submitRpc(fn), undefined));
+    // The same call through the old http proxy: the proxies' own difference per call (this process's CPU).
+    add("rpc submit_task, http proxy", await measure(`r${i} rpc via http proxy`, submitRpc("submit_task", oldProxyUrl), undefined));
   }
 }
 const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
