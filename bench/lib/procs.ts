@@ -16,6 +16,8 @@ interface Proc {
   start: number;
   /** utime + stime, in ms. */
   cpuMs: number;
+  /** cutime + cstime, in ms: the CPU of its children that ended and were reaped (a Postgres backend that closed). */
+  reapedMs: number;
 }
 
 function readProcs(): Map<number, Proc> {
@@ -34,6 +36,7 @@ function readProcs(): Map<number, Proc> {
         comm,
         start: Number(f[19]),
         cpuMs: ((Number(f[11]) + Number(f[12])) * 1000) / TICKS_PER_S,
+        reapedMs: ((Number(f[13]) + Number(f[14])) * 1000) / TICKS_PER_S,
       });
     } catch {
       // gone while listing
@@ -160,11 +163,13 @@ export function cpuMs(filter: { pid?: number; comm?: string; under?: number }): 
   let ticks = 0;
   if (filter.under !== undefined) {
     // Only the descendants of one process (e.g. the Postgres this bench started): on a shared machine, counting
-    // every process of that name counts other people's servers too.
+    // every process of that name counts other people's servers too. A backend that closes between two readings takes
+    // its CPU out of the live processes' sum; the parent that reaped it (the postmaster) has it in its children's
+    // time, so that is added (without it a run whose pool closed idle connections printed negative Postgres CPU).
     const procs = readProcs();
     for (const p of procs.values()) {
       if (filter.comm && p.comm !== filter.comm) continue;
-      if (p.pid !== filter.under && descendsFrom(procs, p.pid, filter.under)) ticks += p.cpuMs / 10;
+      if (p.pid !== filter.under && descendsFrom(procs, p.pid, filter.under)) ticks += (p.cpuMs + p.reapedMs) / 10;
     }
     return ticks * 10;
   }
