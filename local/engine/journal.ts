@@ -4,7 +4,10 @@
 // flush itself on this VM (docs/benchmarks.md, session 6); a small write to a file opened O_DSYNC does not.
 //
 // File format: `engine-journal-<id>.jsonl`, a header line `{"journal":"<id>"}` then one line per transition,
-// `{"seq":N,"doc":{...}}` (the document `inngest_local.apply` takes), seq strictly increasing. The file is zero-filled
+// `{"seq":N,"crc":C,"doc":{...}}` (the document `inngest_local.apply` takes; C the CRC-32 of the document's text),
+// seq increasing by one. The checksum matters after a rewind: a write cut short by a crash (or a power loss that kept
+// only some of its sectors) can leave the start of a new line followed by the rest of an older, applied line at the
+// same offset, which may still parse as JSON — with the new seq and the old content. The checksum refuses it. The file is zero-filled
 // ahead of use (so a write rewrites allocated blocks and the flush needs no metadata commit) and rewound once
 // everything in it was applied. A reader therefore stops at the first line that does not parse (a torn write, the
 // zeros) or whose seq does not increase (older, applied lines behind a rewind).
@@ -19,6 +22,7 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
+import { crc32 } from "node:zlib";
 import type { Changes, RunUpdate } from "./store";
 
 /** Zero-filled ahead of the writes; the file only grows past this while Postgres lags behind by more. */
@@ -44,8 +48,11 @@ export function recordParts(changes: Changes): [string, string][] {
 }
 
 export function recordLine(seq: number, parts: [string, string][]): string {
-  return `{"seq":${seq},"doc":{${parts.map(([k, inner]) => `"${k}":[${inner}]`).join(",")}}}\n`;
+  const doc = `{${parts.map(([k, inner]) => `"${k}":[${inner}]`).join(",")}}`;
+  return `{"seq":${seq},"crc":${crc32(doc)},"doc":${doc}}\n`;
 }
+
+const LINE_HEAD = /^\{"seq":(\d{1,15}),"crc":(\d{1,10}),"doc":/;
 
 /**
  * JSON that Postgres' jsonb refuses whatever the state: the escape `\u0000` and lone UTF-16 surrogates (which
@@ -195,16 +202,25 @@ export function readJournal(path: string, id: string, after: number): ReadJourna
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i]!;
     if (line === "" || line.charCodeAt(0) === 0) break; // the zero-filled rest
-    let rec: { seq?: unknown; doc?: unknown };
-    try {
-      rec = JSON.parse(line) as typeof rec;
-    } catch {
-      torn = true; // a write cut short: never acknowledged (acks come after the write is on disk)
+    const head = LINE_HEAD.exec(line);
+    const docText = head && line.endsWith("}") ? line.slice(head[0].length, -1) : undefined;
+    let doc: unknown;
+    if (head && docText !== undefined && crc32(docText) === Number(head[2])) {
+      try {
+        doc = JSON.parse(docText);
+      } catch {
+        doc = undefined;
+      }
+    }
+    if (!head || !doc || typeof doc !== "object") {
+      torn = true; // a write cut short (never acknowledged: acks come after the write is on disk), or old bytes
       break;
     }
-    if (typeof rec.seq !== "number" || rec.seq <= last || !rec.doc || typeof rec.doc !== "object") break; // behind a rewind
-    last = rec.seq;
-    if (rec.seq > after) records.push({ seq: rec.seq, parts: recordParts(rec.doc as Changes) });
+    const seq = Number(head[1]);
+    // After a rewind, the lines behind the new ones are older (applied) records: a seq that does not follow is the end.
+    if (seq <= 0 || (last > 0 && seq !== last + 1)) break;
+    last = seq;
+    if (seq > after) records.push({ seq, parts: recordParts(doc as Changes) });
   }
   return { foreign: false, records, torn };
 }

@@ -227,6 +227,8 @@ interface OpenJournal {
   held: boolean;
   /** The applier's last Postgres error while it retries, for the reads' error message. */
   lastError?: string;
+  /** The store closed: the applier and its retry loops stop (what is left stays in the file for the next start). */
+  stopped?: boolean;
 }
 
 export interface StoreOptions {
@@ -253,12 +255,14 @@ const MAX_REJECTIONS = 3;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * A Postgres error that says the statement itself was refused (a constraint, bad data, a raised exception), as
- * opposed to Postgres being unreachable, restarting or shedding load — which the applier just waits out.
+ * A Postgres error that says the records themselves were refused: a data exception (class 22) or an integrity
+ * violation (class 23) — what retrying can never change. Anything else (unreachable, restarting, read-only after a
+ * failover, a lock timeout, the schema missing, an internal error…) is waited out: an acknowledged transition is
+ * skipped only when Postgres refuses its content, never because Postgres was briefly unwell.
  */
 function isRejection(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) && !code.startsWith("E") && !/^(08|40|53|57|58)/.test(code);
+  return typeof code === "string" && /^(22|23)[0-9A-Z]{3}$/.test(code);
 }
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
@@ -341,6 +345,7 @@ export class Store {
         this.log(`engine journal ${j.file.path} kept (${message(err)}): the next start applies it to Postgres`);
         j.file.close();
       }
+      j.stopped = true; // an applier still retrying (Postgres down) ends instead of looping on a closed pool
       this.journal = undefined;
     }
     if (this.lockClient) {
@@ -492,7 +497,7 @@ export class Store {
 
   /** The background applier: journaled transitions to Postgres, strictly in seq order, in batches. */
   private async runApplier(j: OpenJournal): Promise<void> {
-    while (j.toApply.length && !j.held) {
+    while (j.toApply.length && !j.held && !j.stopped) {
       const batch = j.toApply.slice(0, APPLY_BATCH);
       await this.applyRecords(j.file.id, batch, (seq) => {
         j.applied = seq;
@@ -558,7 +563,7 @@ export class Store {
           }
         }
         if ((err as { connectFailed?: boolean }).connectFailed || !isRejection(err)) {
-          if (!retry) throw err;
+          if (!retry || j?.stopped) throw err;
           if (j) j.lastError = message(err);
           if (outage++ === 0) {
             this.log(`engine journal: Postgres unavailable (${message(err)}); retrying — acknowledgements continue from the journal, reads wait`);
@@ -583,7 +588,7 @@ export class Store {
             await this.pool.query("UPDATE inngest_local.journals SET applied_seq = $2 WHERE id = $1 AND applied_seq < $2", [id, seq]);
             break;
           } catch (e) {
-            if (!retry) throw e;
+            if (!retry || j?.stopped) throw e;
             await sleep(500);
           }
         }
@@ -714,10 +719,22 @@ export class Store {
         break;
       } catch {
         // Postgres is down: nothing can be committed anywhere until it is back
+        if (j.stopped) return;
       }
     }
     this.journal = undefined;
-    await this.pool.query("DELETE FROM inngest_local.journals WHERE id = $1", [j.file.id]).catch(() => {});
+    // The row must go before the direct path commits anything: the file may hold complete lines of the group whose
+    // write failed (reported failed to their callers, who retry on the direct path); with the row kept, the next
+    // start would apply them a second time, after later transitions.
+    for (;;) {
+      try {
+        await this.pool.query("DELETE FROM inngest_local.journals WHERE id = $1", [j.file.id]);
+        break;
+      } catch {
+        if (this.closed) return;
+        await sleep(200);
+      }
+    }
     try {
       j.file.remove();
     } catch {
