@@ -75,3 +75,19 @@ describe("engine journal file", () => {
     expect(r.records.map((x) => x.seq)).toEqual([1]);
   });
 });
+
+describe("engine journal file, past its preallocated megabyte", () => {
+  it("grows in zero-filled steps and reads every record back", () => {
+    const f = journal("j-grow");
+    let text = "";
+    for (let seq = 1; seq <= 1200; seq++) text += line(seq, `run-${String(seq).padStart(6, "0")}-${"x".repeat(2000)}`, "running");
+    expect(Buffer.byteLength(text)).toBeGreaterThan(2 * (1 << 20)); // three megabytes' worth of growth
+    for (let i = 0; i < text.length; i += 300_000) f.appendSync(Buffer.from(text.slice(i, i + 300_000)));
+    f.close();
+    const size = readFileSync(f.path).length;
+    expect(size % (1 << 20)).toBe(0); // grown by whole zero-filled megabytes, never to the last record's end
+    const r = readJournal(f.path, "j-grow", 0);
+    expect(r.torn).toBe(false);
+    expect(r.records.map((x) => x.seq)).toEqual(Array.from({ length: 1200 }, (_, i) => i + 1));
+  });
+});
