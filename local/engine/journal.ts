@@ -87,7 +87,7 @@ export function mergedDoc(records: JournalRecord[], journal?: { id: string }): s
  * One update per run: UPDATE ... FROM applies only one of several rows that match the same run, so updates of one
  * run are merged here, in order, the later value winning.
  */
-export function mergeRunUpdates(updates: RunUpdate[]): RunUpdate[] {
+function mergeRunUpdates(updates: RunUpdate[]): RunUpdate[] {
   if (updates.length < 2) return updates;
   const merged = new Map<string, RunUpdate>();
   for (const u of updates) {

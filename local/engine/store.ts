@@ -10,7 +10,6 @@ import { ulid } from "./ids";
 import {
   JournalFile,
   journalPath,
-  mergeRunUpdates,
   mergedDoc,
   readJournal,
   recordLine,
@@ -745,12 +744,9 @@ export class Store {
   private async applyBatch(batch: PendingApply[]): Promise<void> {
     const keys = tracing ? batch.flatMap((b) => (b.traceKey ? [b.traceKey] : [])) : [];
     if (batch.length > 1) {
-      const merged: Record<string, unknown[]> = {};
-      for (const b of batch) {
-        for (const [k, v] of Object.entries(b.changes)) if (Array.isArray(v) && v.length) (merged[k] ??= []).push(...v);
-      }
       try {
-        await this.applyNow(merged as Changes, keys);
+        // One document for the batch, built as the journal's applier builds its batches (local/engine/journal.ts).
+        await this.applyDoc(mergedDoc(batch.map((b) => ({ seq: 0, parts: recordParts(b.changes) }))), keys);
         for (const b of batch) b.resolve();
         return;
       } catch {
@@ -768,13 +764,14 @@ export class Store {
   }
 
   private async applyNow(changes: Changes, traceKeys: string[] = []): Promise<void> {
-    const doc: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(changes)) if (Array.isArray(v) && v.length) doc[k] = v;
-    if (!Object.keys(doc).length) return;
-    if (changes.runUpdates && changes.runUpdates.length > 1) doc["runUpdates"] = mergeRunUpdates(changes.runUpdates);
-    // A named statement: each pooled connection parses and plans it once, not on every step.
-    const text = JSON.stringify(doc);
+    const parts = recordParts(changes);
+    if (!parts.length) return;
+    await this.applyDoc(mergedDoc([{ seq: 0, parts }]), traceKeys);
+  }
+
+  private async applyDoc(text: string, traceKeys: string[]): Promise<void> {
     for (const k of traceKeys) traceMark(k, "sent");
+    // A named statement: each pooled connection parses and plans it once, not on every step.
     await this.pool.query({ name: "inngest_local_apply", text: APPLY_SQL, values: [text] });
     for (const k of traceKeys) traceMark(k, "pgdone");
   }

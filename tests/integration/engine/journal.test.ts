@@ -16,6 +16,7 @@ import { freePort } from "../../../local/ports";
 import { Counter, latch, quietLogger, runFor, runReaches, serveApp, startTestEngine, until } from "../../support/engine-harness";
 import { kill9, startEngineProcess } from "../../support/engine-process";
 import { createTestDatabase, type TestDatabase } from "../../support/postgres";
+import { sql } from "../db/sql";
 
 const run = (id: string, output: unknown = null): RunRow => ({
   id,
@@ -36,14 +37,8 @@ const run = (id: string, output: unknown = null): RunRow => ({
 
 const memo = (runId: string, i: number) => ({ run_id: runId, hash: `h${i}`, pos: i, value: { data: { i } }, at: i });
 
-async function count(url: string, sql: string, args: unknown[] = []): Promise<number> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return Number((await c.query<{ n: string }>(sql, args)).rows[0]!.n);
-  } finally {
-    await c.end();
-  }
+async function count(url: string, text: string, args: unknown[] = []): Promise<number> {
+  return Number((await sql<{ n: string }>(url, text, args))[0]!.n);
 }
 
 async function openStore(url: string, dir: string | undefined, lines: string[] = []): Promise<Store> {
