@@ -14,6 +14,11 @@
 // (charge the reservation, the worst case) would have said on the same run.
 //
 //   npm run bench:crash-sweep                BENCH_TASKS=12 BENCH_KILLS=8 BENCH_SEED=7
+//
+// BENCH_KILL=engine: the local engine runs in a child process too (the CLI, its journal in the sweep's data
+// directory) and it is the one SIGKILLed and restarted on the same port and database, while the app keeps serving;
+// BENCH_KILL=both alternates. Then also checked: every task completes (an engine's crash costs no run an attempt
+// and loses no acknowledged step), and no model answer the app read is charged twice.
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:http";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -25,6 +30,8 @@ const TASKS = Number(process.env.BENCH_TASKS ?? 12);
 const KILLS = Number(process.env.BENCH_KILLS ?? 8);
 const SEED = Number(process.env.BENCH_SEED ?? 7);
 const TIMEOUT_MS = Number(process.env.BENCH_TIMEOUT_S ?? 600) * 1000;
+const KILL = (process.env.BENCH_KILL ?? "app") as "app" | "engine" | "both";
+if (!["app", "engine", "both"].includes(KILL)) throw new Error("BENCH_KILL must be app, engine or both");
 
 // ---------------------------------------------------------------------------------------------------------------
 // Child: the app (the Inngest serve route of every function), until it is killed.
@@ -51,7 +58,29 @@ async function main() {
 
   const stack = await startDataStack({ dataDir, persistent: false });
   const double = await startClaudeDouble({ maxCallBodies: 0 });
-  const engine = await startEngine({ databaseUrl: stack.databaseUrl, port: 0, retryBackoff: () => 300 });
+  // The engine: in this process, or (BENCH_KILL=engine|both) the CLI in a child process, killed and restarted.
+  const engineInProc = KILL === "app" ? await startEngine({ databaseUrl: stack.databaseUrl, port: 0, retryBackoff: () => 300 }) : null;
+  const enginePort = engineInProc ? engineInProc.port : await freePort();
+  const engineUrl = `http://127.0.0.1:${enginePort}`;
+  const engineLog: string[] = [];
+  let engineProc: ChildProcess | null = null;
+  const startEngineProc = async () => {
+    const args = ["--import", "tsx", "local/engine/main.ts", "--database-url", stack.databaseUrl, "--port", String(enginePort), "--journal-dir", join(dataDir, "engine-journal")];
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+    engineProc = child;
+    await new Promise<void>((resolve, reject) => {
+      let buf = "";
+      const onData = (d: Buffer) => {
+        buf += d;
+        for (const l of d.toString().split("\n")) if (/ENGINE ERROR|journal|error/i.test(l)) engineLog.push(l);
+        if (buf.includes('"ready":true')) resolve();
+      };
+      child.stdout!.on("data", onData);
+      child.stderr!.on("data", onData);
+      child.on("exit", (code) => reject(new Error(`the engine exited (${code}) before it was ready: ${buf.slice(-2000)}`)));
+    });
+  };
+  if (!engineInProc) await startEngineProc();
   const appPort = await freePort();
   const appUrl = `http://127.0.0.1:${appPort}/api/inngest`;
   const env = {
@@ -59,7 +88,7 @@ async function main() {
     SUPABASE_URL: stack.supabaseUrl,
     SUPABASE_SECRET_KEY: stack.secretKey,
     ANTHROPIC_BASE_URL: double.url,
-    INNGEST_DEV: engine.url,
+    INNGEST_DEV: engineUrl,
     NIGHTSHIFT_DIGEST_TIME: "off",
     NEXT_TELEMETRY_DISABLED: "1",
     CRASH_SWEEP_APP_PORT: String(appPort),
@@ -81,7 +110,9 @@ async function main() {
     });
   };
   await startApp();
-  await engine.sync(appUrl);
+  // What Engine.sync does: the SDK's serve handler answers a PUT by registering with the engine.
+  const synced = await fetch(appUrl, { method: "PUT" });
+  if (!synced.ok) throw new Error(`sync failed (HTTP ${synced.status}): ${await synced.text()}`);
 
   const sql = new pg.Pool({ connectionString: stack.databaseUrl, max: 2 });
   sql.on("error", () => {});
@@ -116,18 +147,22 @@ async function main() {
   const openTasks = async () =>
     Number((await sql.query(`select count(*) c from public.tasks where status::text <> all($1::text[])`, [TERMINAL])).rows[0].c);
   let kills = 0;
+  let engineKills = 0;
   const openAtKills = new Set<string>(); // distinct reservations open when the app was killed
   while (kills < KILLS && (await openTasks()) > 0 && Date.now() - started < TIMEOUT_MS) {
     await new Promise((r) => setTimeout(r, 500 + rnd() * 2500));
     const open = (await sql.query(`select id from public.budget_reservations where status = 'reserved'`)).rows.map((r) => r.id as string);
     if (open.length === 0) continue;
-    const victim = app as ChildProcess | null;
+    const killEngine = KILL === "engine" || (KILL === "both" && kills % 2 === 1);
+    const victim = (killEngine ? engineProc : app) as ChildProcess | null;
     victim?.kill("SIGKILL");
     await new Promise((r) => victim?.once("exit", r));
     kills += 1;
+    if (killEngine) engineKills += 1;
     for (const id of open) openAtKills.add(id);
     await new Promise((r) => setTimeout(r, 200));
-    await startApp();
+    if (killEngine) await startEngineProc();
+    else await startApp();
   }
   while ((await openTasks()) > 0 && Date.now() - started < TIMEOUT_MS) await new Promise((r) => setTimeout(r, 500));
   const elapsed = (Date.now() - started) / 1000;
@@ -171,7 +206,7 @@ async function main() {
     maxOverVsEstimate = Math.max(maxOverVsEstimate, l - paid - Number(r.e));
   }
   const pct = (x: number) => `${((100 * x) / Math.max(1, billed)).toFixed(2)} %`;
-  console.log(`bench:crash-sweep — ${TASKS} research tasks, ${kills} kills (seed ${SEED}), ${cpus().length} CPUs, ${elapsed.toFixed(1)} s`);
+  console.log(`bench:crash-sweep — ${TASKS} research tasks, ${kills} kills (${engineKills} of the engine, ${kills - engineKills} of the app; seed ${SEED}), ${cpus().length} CPUs, ${elapsed.toFixed(1)} s`);
   console.log(`tasks ended                         ${JSON.stringify(statuses)}`);
   console.log(`open reservations at the kills     ${openAtKills.size} (distinct; each a call reserved and not settled)`);
   console.log(`lost calls written off (estimated) ${lost}; answers the provider gave that the app never read: ${providerCalls - realCalls}`);
@@ -186,14 +221,26 @@ async function main() {
     `REPORT ${JSON.stringify({ tasks: TASKS, kills, seed: SEED, lost_calls: lost, billed_micros: billed, ledger_micros: ledger, estimated_micros: estimated, under_counted_tasks: under, worst_under_micros: worstUnder, unread_answers: providerCalls - realCalls, worst_over_micros: maxOver, over_beyond_estimates_micros: Math.max(0, maxOverVsEstimate), reservation_rule_ledger_micros: worstLedger, elapsed_s: elapsed, statuses })}`,
   );
 
+  const notCompleted = rows.filter((r) => r.status !== "completed").length;
+  if (KILL !== "app") {
+    console.log(`tasks not completed                ${notCompleted} (an engine crash must cost no task its completion)`);
+    if (engineLog.length) console.log(`engine log lines about the journal / errors:\n  ${engineLog.slice(-30).join("\n  ")}`);
+  }
+
   (app as ChildProcess | null)?.kill("SIGKILL");
   await sql.end();
-  await engine.stop();
+  await engineInProc?.stop();
+  const ep = engineProc as ChildProcess | null;
+  if (ep && ep.exitCode === null && ep.signalCode === null) {
+    const exited = new Promise((r) => ep.once("exit", r));
+    ep.kill("SIGTERM");
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+  }
   await double.stop();
   await stack.stop();
   await rm(dataDir, { recursive: true, force: true });
   // The bound that must hold: the ledger never exceeds the bill by more than the estimates charged.
-  process.exit(maxOverVsEstimate <= 0 ? 0 : 1);
+  process.exit(maxOverVsEstimate <= 0 && (KILL === "app" || notCompleted === 0) ? 0 : 1);
 }
 
 if (process.env.CRASH_SWEEP_APP_PORT) await serveApp(Number(process.env.CRASH_SWEEP_APP_PORT));

@@ -1,11 +1,15 @@
 // npm run bench:slots — a queue of tasks behind an agent with 2 slots (issue 10): how many engine -> app calls each
 // task spends waiting for a slot, and how long a slot stays free while tasks wait.
 //
-// Real parts: the embedded data stack, the offline Claude double, the local engine (in this process), the app's own
-// Inngest functions served by the SDK behind a counting proxy (each call's task id is read from its body). Tasks
-// are submitted with submitTask (the outbox); the relay registered by the app's functions sends their events.
+// Real parts: the embedded data stack, the offline Claude double, the local engine in its own process (as Inngest is
+// never in the app's process: on Vercel it is Inngest Cloud, under `npm run dev` the launcher's process, next dev
+// another), the app's own Inngest functions served by the SDK behind a counting proxy (each call's task id is read
+// from its body). Tasks are submitted with submitTask (the outbox); the relay registered by the app's functions
+// sends their events.
 //
-//   BENCH_TASKS=1000 (default) tasks, one model turn each. BENCH_MAX_INFLIGHT: the engine's cap on calls in flight.
+//   BENCH_TASKS=1000 (default) tasks, one model turn each.
+//   BENCH_ENGINE=inproc: the engine in this process instead (sessions 6–7's layout: engine, app, double and the
+//   submissions on one event loop). BENCH_MAX_INFLIGHT (inproc only): the engine's cap on calls in flight.
 //   calls spent waiting per task = its run-task calls minus those of a task that never waited (the minimum).
 //   idle slot time = for each slot release (a task's finished_at) while tasks still wait, the time until the next
 //   task's turn is recorded (its slot was handed over, the wake-up relayed, the run called and the turn taken).
@@ -21,7 +25,10 @@ import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { startClaudeDouble, type ClaudeDouble } from "../local/claude/server";
 import { startDataStack, type DataStack } from "../local/data-stack";
+import { spawn, type ChildProcess } from "node:child_process";
+import { openSync, closeSync, readFileSync } from "node:fs";
 import { startEngine, type Engine } from "../local/engine";
+import { freePort } from "../local/ports";
 import { adminClient } from "./lib/next-app";
 
 const N = Number(process.env["BENCH_TASKS"] ?? 1000);
@@ -48,25 +55,50 @@ async function main() {
   let stack: DataStack | undefined;
   let double: ClaudeDouble | undefined;
   let engine: Engine | undefined;
+  let engineProc: ChildProcess | undefined;
   let appServer: Server | undefined;
   let proxy: Server | undefined;
   try {
     stack = await startDataStack({ dataDir, persistent: false });
     double = await startClaudeDouble();
     // BENCH_DEBUG=1 prints the engine's log lines of the slowest hand-overs' runs.
+    const inproc = process.env["BENCH_ENGINE"] === "inproc";
+    if (process.env["BENCH_MAX_INFLIGHT"] && !inproc) throw new Error("BENCH_MAX_INFLIGHT needs BENCH_ENGINE=inproc");
     const engineLog: string[] = [];
-    engine = await startEngine({
-      databaseUrl: stack.databaseUrl,
-      port: 0,
-      // BENCH_MAX_INFLIGHT: the engine's cap on calls in flight at once (its default otherwise).
-      ...(process.env["BENCH_MAX_INFLIGHT"] ? { maxInflight: Number(process.env["BENCH_MAX_INFLIGHT"]) } : {}),
-      ...(process.env["BENCH_DEBUG"] ? { log: (l: string) => engineLog.push(`${new Date().toISOString()} ${l}`) } : {}),
-    });
+    const engineLogFile = join(dataDir, "engine.log");
+    let engineUrl: string;
+    if (inproc) {
+      engine = await startEngine({
+        databaseUrl: stack.databaseUrl,
+        port: 0,
+        // BENCH_MAX_INFLIGHT: the engine's cap on calls in flight at once (its default otherwise).
+        ...(process.env["BENCH_MAX_INFLIGHT"] ? { maxInflight: Number(process.env["BENCH_MAX_INFLIGHT"]) } : {}),
+        ...(process.env["BENCH_DEBUG"] ? { log: (l: string) => engineLog.push(`${new Date().toISOString()} ${l}`) } : {}),
+      });
+      engineUrl = engine.url;
+    } else {
+      // The CLI engine, its output to a file (a pipe this busy process reads late would block the engine's
+      // synchronous writes to it). Its journal in the bench's data directory, as `npm run dev` keeps it in .data.
+      const port = await freePort();
+      const fd = openSync(engineLogFile, "a");
+      const args = ["--import", "tsx", "local/engine/main.ts", "--database-url", stack.databaseUrl, "--port", String(port), "--journal-dir", join(dataDir, "engine-journal")];
+      engineProc = spawn(process.execPath, args, { stdio: ["ignore", fd, fd] });
+      closeSync(fd);
+      let exited = false;
+      engineProc.once("exit", () => (exited = true));
+      engineUrl = `http://127.0.0.1:${port}`;
+      for (const deadline = Date.now() + 60_000; ; ) {
+        if (exited) throw new Error(`engine exited before it was ready: ${readFileSync(engineLogFile, "utf8").slice(-2000)}`);
+        if (await fetch(`${engineUrl}/health`).then((r) => r.ok, () => false)) break;
+        if (Date.now() > deadline) throw new Error("engine not ready within 60 s");
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
     Object.assign(process.env, {
       SUPABASE_URL: stack.supabaseUrl,
       SUPABASE_SECRET_KEY: stack.secretKey,
       ANTHROPIC_BASE_URL: double.url,
-      INNGEST_DEV: engine.url,
+      INNGEST_DEV: engineUrl,
       NEXT_TELEMETRY_DISABLED: "1",
     });
     const { inngest } = await import("../inngest/client");
@@ -116,7 +148,9 @@ async function main() {
     appServer = createServer(serve({ client: inngest, functions, serveOrigin: proxyOrigin, servePath: "/api/inngest" }));
     await new Promise<void>((r) => appServer!.listen(0, "127.0.0.1", () => r()));
     appUrl = `http://127.0.0.1:${(appServer.address() as AddressInfo).port}`;
-    await engine.sync(`${proxyOrigin}/api/inngest`);
+    // What Engine.sync does: the SDK's serve handler answers a PUT by registering with the engine.
+    const synced = await fetch(`${proxyOrigin}/api/inngest`, { method: "PUT" });
+    if (!synced.ok) throw new Error(`sync failed (HTTP ${synced.status}): ${await synced.text()}`);
 
     const db = adminClient(stack.supabaseUrl, stack.secretKey);
     const ins = await db.from("agents").insert({
@@ -231,6 +265,7 @@ async function main() {
       }
       if ((ob ?? []).length < 1000) break;
     }
+    if (!inproc && process.env["BENCH_DEBUG"]) engineLog.push(...readFileSync(engineLogFile, "utf8").split("\n"));
     for (const x of slow.slice(0, 3)) {
       const { data: t } = await db.from("tasks").select("run_id").eq("id", x.taskId).single();
       console.log(`slow resume ${x.ms} ms, task ${x.taskId}, relayed ${x.sent}:`);
@@ -292,12 +327,19 @@ async function main() {
     console.log(`  then the turn itself (the call until the turn is recorded; work, not idleness): p50 ${pct(turnWorkMs, 50)} ms, p99 ${pct(turnWorkMs, 99)} ms`);
     const loopLine = (xs: typeof loopBySecond) =>
       xs.length ? `per-second p99 median ${pct(xs.map((x) => x.p99), 50).toFixed(0)} ms, worst ${Math.max(...xs.map((x) => x.p99)).toFixed(0)} ms, max ${Math.max(...xs.map((x) => x.max)).toFixed(0)} ms` : "n/a";
-    console.log(`this process's event loop delay (engine + app + double + submissions): burst ${loopLine(loopBurst)}; after it ${loopLine(loopSteady)}`);
+    console.log(`engine: ${inproc ? "in this process (BENCH_ENGINE=inproc)" : "its own process"}`);
+    console.log(`this process's event loop delay (${inproc ? "engine + " : ""}app + double + submissions): burst ${loopLine(loopBurst)}; after it ${loopLine(loopSteady)}`);
     console.log(`waiters left in line: ${leftWaiters}; load average ${loadavg().map((x) => x.toFixed(2)).join(" ")}`);
   } finally {
     proxy?.close();
     appServer?.close();
     await engine?.stop().catch(() => {});
+    if (engineProc && engineProc.exitCode === null && engineProc.signalCode === null) {
+      const exited = new Promise((r) => engineProc!.once("exit", r));
+      engineProc.kill("SIGTERM"); // the CLI drains its journal into Postgres and stops
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+      if (engineProc.exitCode === null && engineProc.signalCode === null) engineProc.kill("SIGKILL");
+    }
     await double?.stop().catch(() => {});
     await stack?.stop().catch(() => {});
     await rm(dataDir, { recursive: true, force: true }).catch(() => {});

@@ -4,19 +4,18 @@
 // one SQL function call: one round trip per step, and the memo grows by one row instead of being rewritten.
 import pg from "pg";
 import type { EngineEvent, MemoValue } from "./protocol";
-import { existsSync, rmSync } from "node:fs";
-import { resolve } from "node:path";
-import { ulid } from "./ids";
+import { EngineLock } from "./engine-lock";
+import { mergedDoc, recordLine, recordParts, rejectedByPostgres, type JournalRecord } from "./journal";
 import {
-  JournalFile,
-  journalPath,
-  mergedDoc,
-  readJournal,
-  recordLine,
-  recordParts,
-  rejectedByPostgres,
-  type JournalRecord,
-} from "./journal";
+  APPLY_SQL,
+  OpenJournal,
+  READ_WAIT_MS,
+  message,
+  openJournal,
+  recoverJournals,
+  sleep,
+  type ApplierContext,
+} from "./journal-applier";
 import { traceMark, tracing } from "./trace";
 
 export type RunStatus = "queued" | "running" | "sleeping" | "waiting" | "completed" | "failed" | "cancelled";
@@ -213,23 +212,6 @@ interface PendingApply {
   traceKey?: string;
 }
 
-/** The open journal (local/engine/journal.ts) and how far Postgres has caught up with it. */
-interface OpenJournal {
-  file: JournalFile;
-  /** The last seq written to the file (durable, acknowledged). */
-  written: number;
-  /** The last seq applied to Postgres (or skipped, see applyRecords). */
-  applied: number;
-  /** Written, not yet applied, in seq order. */
-  toApply: JournalRecord[];
-  /** Test hook (INNGEST_ENGINE_JOURNAL_HOLD=1, holdJournal): the applier applies nothing while set. */
-  held: boolean;
-  /** The applier's last Postgres error while it retries, for the reads' error message. */
-  lastError?: string;
-  /** The store closed: the applier and its retry loops stop (what is left stays in the file for the next start). */
-  stopped?: boolean;
-}
-
 export interface StoreOptions {
   /** Where the journal's warnings and errors go (they matter: see applyRecords). */
   log?: (line: string) => void;
@@ -242,45 +224,21 @@ export interface RunListFilter {
   limit?: number;
 }
 
-const APPLY_SQL = "SELECT inngest_local.apply($1::jsonb)";
-/** Journaled transitions applied to Postgres in one statement, at most. */
-const APPLY_BATCH = 512;
-/** How long a read waits for Postgres to catch up with the journal before it fails (Postgres down). */
-const READ_WAIT_MS = 30_000;
-/** Times Postgres may reject a journaled transition that passed rejectedByPostgres before it is skipped. */
-const MAX_REJECTIONS = 3;
-
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/**
- * A Postgres error that says the records themselves were refused: a data exception (class 22) or an integrity
- * violation (class 23) — what retrying can never change. Anything else (unreachable, restarting, read-only after a
- * failover, a lock timeout, the schema missing, an internal error…) is waited out: an acknowledged transition is
- * skipped only when Postgres refuses its content, never because Postgres was briefly unwell.
- */
-function isRejection(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === "string" && /^(22|23)[0-9A-Z]{3}$/.test(code);
-}
-
-const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
-
 export class Store {
   readonly pool: pg.Pool;
-  private lockClient: pg.PoolClient | undefined;
+  private readonly lock: EngineLock;
   private readonly log: (line: string) => void;
+  private readonly ctx: ApplierContext;
   private journal: OpenJournal | undefined;
-  private applierBusy = false;
   private closed = false;
-  /** Reads waiting for the journal to be applied up to `seq`. */
-  private waiters: { seq: number; resolve: () => void }[] = [];
 
   constructor(databaseUrl: string, opts: StoreOptions = {}) {
     this.pool = new pg.Pool({ connectionString: databaseUrl, max: 12 });
     // An idle client killed by the server (e.g. Postgres stopping) must not crash the process.
     this.pool.on("error", () => {});
     this.log = opts.log ?? (() => {});
+    this.ctx = { pool: this.pool, log: this.log };
+    this.lock = new EngineLock(this.pool);
   }
 
   /** Creates the schema (idempotent, safe against concurrent engines starting at once). */
@@ -299,28 +257,9 @@ export class Store {
     }
   }
 
-  /**
-   * Takes the single-writer lock for this database. A killed engine's session ends with its process, which
-   * releases the lock, so a restart waits briefly instead of failing.
-   */
-  async acquireEngineLock(waitMs = 15_000): Promise<void> {
-    const c = await this.pool.connect();
-    const deadline = Date.now() + waitMs;
-    for (;;) {
-      const r = await c.query<{ ok: boolean }>("SELECT pg_try_advisory_lock(hashtext('inngest_local.engine')) AS ok");
-      if (r.rows[0]?.ok) {
-        // Held for the engine's life: when Postgres stops first (Ctrl-C reaches the whole process group), the
-        // server ends this session with 57P01, emitted as an 'error' event that must not crash the process.
-        c.on("error", () => {});
-        this.lockClient = c;
-        return;
-      }
-      if (Date.now() > deadline) {
-        c.release();
-        throw new Error("another local Inngest engine is already running on this database (schema inngest_local)");
-      }
-      await new Promise((res) => setTimeout(res, 200));
-    }
+  /** Takes the single-writer lock for this database (local/engine/engine-lock.ts). */
+  acquireEngineLock(waitMs?: number): Promise<void> {
+    return this.lock.acquire(waitMs);
   }
 
   /**
@@ -347,73 +286,20 @@ export class Store {
       j.stopped = true; // an applier still retrying (Postgres down) ends instead of looping on a closed pool
       this.journal = undefined;
     }
-    if (this.lockClient) {
-      await this.lockClient.query("SELECT pg_advisory_unlock(hashtext('inngest_local.engine'))").catch(() => {});
-      this.lockClient.release();
-      this.lockClient = undefined;
-    }
+    await this.lock.release();
     await this.pool.end();
   }
 
-  // ---- the journal (local/engine/journal.ts; docs/engine.md "The journal") ----
+  // ---- the journal (local/engine/journal.ts, journal-applier.ts; docs/engine.md "The journal") ----
 
-  /**
-   * Applies what earlier engines journaled but did not apply (a crash, a stop with Postgres down), then retires
-   * those journals. Only journals with a row in this database: a file without one (the database was recreated)
-   * is never applied. Call after acquireEngineLock and before anything reads the state.
-   */
-  async recoverJournals(): Promise<void> {
-    const rows = await this.pool.query<{ id: string; path: string; applied_seq: string }>(
-      "SELECT id, path, applied_seq::text FROM inngest_local.journals ORDER BY id",
-    );
-    for (const row of rows.rows) {
-      const after = Number(row.applied_seq);
-      let ours = true;
-      if (!existsSync(row.path)) {
-        this.log(`engine journal ${row.id}: ${row.path} is missing; Postgres has its transitions up to seq ${after}`);
-      } else {
-        const r = readJournal(row.path, row.id, after);
-        if (r.foreign) {
-          ours = false;
-          this.log(`engine journal ${row.id}: ${row.path} is another journal's file; not applied`);
-        } else {
-          for (let i = 0; i < r.records.length; i += APPLY_BATCH) {
-            await this.applyRecords(row.id, r.records.slice(i, i + APPLY_BATCH), () => {}, false);
-          }
-          const range = r.records.length ? ` (seq ${r.records[0]!.seq}..${r.records[r.records.length - 1]!.seq})` : "";
-          this.log(
-            `engine journal ${row.id}: applied ${r.records.length} journaled transitions to Postgres${range}` +
-              (r.torn ? "; ignored an unreadable last line (a write the stop cut short, never acknowledged)" : ""),
-          );
-        }
-      }
-      await this.pool.query("DELETE FROM inngest_local.journals WHERE id = $1", [row.id]);
-      if (ours) rmSync(row.path, { force: true });
-    }
+  /** Applies and retires the journals earlier engines left (journal-applier.ts). After the lock, before any read. */
+  recoverJournals(): Promise<void> {
+    return recoverJournals(this.ctx);
   }
 
-  /**
-   * From now on a transition is acknowledged once it is in a fresh journal file in `dir` (fsynced), and applied to
-   * Postgres in the background. The journal's row is committed before the file's first write, and records the
-   * file's path, so a restart with another journal directory still finds it.
-   */
+  /** From now on a transition is acknowledged once it is durable in a fresh journal file in `dir`. */
   async openJournal(dir: string): Promise<void> {
-    const id = ulid();
-    const abs = resolve(dir);
-    await this.pool.query("INSERT INTO inngest_local.journals (id, path, applied_seq, created_at) VALUES ($1, $2, 0, $3)", [
-      id,
-      journalPath(abs, id),
-      Date.now(),
-    ]);
-    let file: JournalFile;
-    try {
-      file = JournalFile.create(abs, id);
-    } catch (err) {
-      await this.pool.query("DELETE FROM inngest_local.journals WHERE id = $1", [id]).catch(() => {});
-      throw err;
-    }
-    // Test hook: INNGEST_ENGINE_JOURNAL_HOLD=1 keeps everything in the journal (tests/integration/engine/journal.test.ts).
-    this.journal = { file, written: 0, applied: 0, toApply: [], held: process.env["INNGEST_ENGINE_JOURNAL_HOLD"] === "1" };
+    this.journal = await openJournal(this.ctx, dir, () => this.applying);
   }
 
   /** The journal file in use, if any. */
@@ -424,177 +310,25 @@ export class Store {
   /** Test hook: holds (or releases) the applier, so a test can see a transition acknowledged but not yet applied. */
   holdJournal(held: boolean): void {
     if (!this.journal) throw new Error("no journal is open");
-    this.journal.held = held;
-    if (!held) this.kickApplier();
+    this.journal.hold(held);
   }
 
   /** Reads wait here until Postgres has every transition acknowledged before the read. */
   private async readBarrier(): Promise<void> {
-    const j = this.journal;
-    if (!j || j.applied >= j.written) return;
-    await this.waitApplied(j, j.written, READ_WAIT_MS);
+    await this.journal?.barrier();
+  }
+
+  // The write path's view of the applier (journal-applier.ts).
+  private get applierBusy(): boolean {
+    return this.journal?.applierBusy ?? false;
+  }
+
+  private scheduleApplier(): void {
+    this.journal?.schedule();
   }
 
   private waitApplied(j: OpenJournal, seq: number, ms: number): Promise<void> {
-    if (j.applied >= seq) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      const w = {
-        seq,
-        resolve: () => {
-          clearTimeout(t);
-          resolve();
-        },
-      };
-      const t = setTimeout(() => {
-        this.waiters = this.waiters.filter((x) => x !== w);
-        reject(
-          new Error(
-            `the engine's journal is ${j.written - j.applied} transitions ahead of Postgres after ${ms / 1000} s` +
-              (j.lastError ? ` (Postgres: ${j.lastError})` : ""),
-          ),
-        );
-      }, ms);
-      this.waiters.push(w);
-    });
-  }
-
-  private wakeWaiters(j: OpenJournal): void {
-    if (!this.waiters.length) return;
-    this.waiters = this.waiters.filter((w) => {
-      if (w.seq > j.applied) return true;
-      w.resolve();
-      return false;
-    });
-  }
-
-  private applierScheduled = false;
-
-  /** The applier starts after this turn of the event loop: the answers to what was just made durable go out first. */
-  private scheduleApplier(): void {
-    if (this.applierScheduled || this.applierBusy) return;
-    this.applierScheduled = true;
-    setImmediate(() => {
-      this.applierScheduled = false;
-      this.kickApplier();
-    });
-  }
-
-  private kickApplier(): void {
-    const j = this.journal;
-    if (!j || j.held || this.applierBusy || j.toApply.length === 0) return;
-    this.applierBusy = true;
-    void this.runApplier(j)
-      .catch(async (err: unknown) => {
-        this.log(`ENGINE ERROR: the journal's applier failed (${message(err)}); retrying`);
-        await sleep(500);
-      })
-      .finally(() => {
-        this.applierBusy = false;
-        this.kickApplier(); // released meanwhile, or written while the last batch finished
-      });
-  }
-
-  /** The background applier: journaled transitions to Postgres, strictly in seq order, in batches. */
-  private async runApplier(j: OpenJournal): Promise<void> {
-    while (j.toApply.length && !j.held && !j.stopped) {
-      const batch = j.toApply.slice(0, APPLY_BATCH);
-      await this.applyRecords(j.file.id, batch, (seq) => {
-        j.applied = seq;
-        j.lastError = undefined;
-        let k = 0;
-        while (k < j.toApply.length && j.toApply[k]!.seq <= seq) k++;
-        j.toApply.splice(0, k);
-        this.wakeWaiters(j);
-      }, true, j);
-    }
-    // Everything written is applied: the next write starts right after the header again (the writer's loop does the
-    // same before a write; here only when no write is in flight, so no append races the rewind).
-    if (j.applied === j.written && !this.applying) j.file.rewind();
-  }
-
-  /**
-   * Applies journaled records in one statement that also moves the journal's applied position. If Postgres
-   * rejects the batch, its records are applied one at a time; one it keeps rejecting (it passed
-   * rejectedByPostgres, so an engine bug) is logged with its seq and, after MAX_REJECTIONS tries, skipped with an
-   * error line rather than wedging the engine. Postgres unreachable: retried with backoff when `retry`, else thrown.
-   */
-  private async applyRecords(
-    id: string,
-    records: JournalRecord[],
-    applied: (seq: number) => void,
-    retry: boolean,
-    j?: OpenJournal,
-  ): Promise<void> {
-    let rejections = 0;
-    let outage = 0;
-    for (;;) {
-      try {
-        // Connecting apart from the statement: an error while connecting (refused, not accepting connections, too
-        // many clients, even a permission error) says Postgres cannot be reached, never that it refused the records.
-        const client = await this.pool.connect().catch((err: unknown) => {
-          throw Object.assign(new Error(`cannot connect to Postgres: ${message(err)}`), { connectFailed: true });
-        });
-        try {
-          await client.query({ name: "inngest_local_apply", text: APPLY_SQL, values: [mergedDoc(records, { id })] });
-          client.release();
-        } catch (err) {
-          client.release(isRejection(err) ? undefined : (err as Error)); // a broken connection is not reused
-          throw err;
-        }
-        if (outage) this.log(`engine journal: Postgres is back; applying the journal again`);
-        applied(records[records.length - 1]!.seq);
-        return;
-      } catch (err) {
-        if ((err as { code?: string }).code === "NSJ01") {
-          // Postgres has (some of) these already: a commit whose answer was lost with its connection. Skip those.
-          const r = await this.pool
-            .query<{ a: string }>("SELECT applied_seq::text AS a FROM inngest_local.journals WHERE id = $1", [id])
-            .catch(() => undefined);
-          const done = r?.rows[0] ? Number(r.rows[0].a) : undefined;
-          if (done !== undefined) {
-            const rest = records.filter((x) => x.seq > done);
-            if (rest.length < records.length) {
-              applied(Math.min(done, records[records.length - 1]!.seq));
-              if (!rest.length) return;
-              records = rest;
-              continue;
-            }
-          }
-        }
-        if ((err as { connectFailed?: boolean }).connectFailed || !isRejection(err)) {
-          if (!retry || j?.stopped) throw err;
-          if (j) j.lastError = message(err);
-          if (outage++ === 0) {
-            this.log(`engine journal: Postgres unavailable (${message(err)}); retrying — acknowledgements continue from the journal, reads wait`);
-          }
-          await sleep(Math.min(2_000, 50 * 2 ** Math.min(outage, 6)));
-          continue;
-        }
-        if (records.length > 1) {
-          for (const r of records) await this.applyRecords(id, [r], applied, retry, j);
-          return;
-        }
-        const seq = records[0]!.seq;
-        rejections++;
-        this.log(`engine journal ${id}: Postgres rejected transition seq ${seq} (try ${rejections} of ${MAX_REJECTIONS}): ${message(err)}`);
-        if (rejections < MAX_REJECTIONS) {
-          await sleep(100 * rejections);
-          continue;
-        }
-        this.log(`ENGINE ERROR: journal ${id}: transition seq ${seq} SKIPPED after ${MAX_REJECTIONS} rejections; Postgres lacks it: ${message(err)}`);
-        for (;;) {
-          try {
-            await this.pool.query("UPDATE inngest_local.journals SET applied_seq = $2 WHERE id = $1 AND applied_seq < $2", [id, seq]);
-            break;
-          } catch (e) {
-            if (!retry || j?.stopped) throw e;
-            await sleep(500);
-          }
-        }
-        applied(seq);
-        return;
-      }
-    }
+    return j.waitApplied(seq, ms);
   }
 
   /** Transitions waiting for the apply in flight: group commit (see apply). */

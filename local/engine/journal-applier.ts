@@ -1,0 +1,304 @@
+// The journal's Postgres side (docs/engine.md, "The journal"): the background applier that takes what the writer
+// (Store.apply, local/engine/store.ts) made durable in the journal file and applies it to Postgres in seq order, the
+// read barrier that makes reads wait for it, and the recovery of journals earlier engines left behind. The file and
+// its format are journal.ts's; the write path (group commit, the journal write, acknowledgements) is store.ts's.
+import { existsSync, rmSync } from "node:fs";
+import { resolve } from "node:path";
+import type pg from "pg";
+import { ulid } from "./ids";
+import { JournalFile, journalPath, mergedDoc, readJournal, type JournalRecord } from "./journal";
+
+export const APPLY_SQL = "SELECT inngest_local.apply($1::jsonb)";
+/** Journaled transitions applied to Postgres in one statement, at most. */
+const APPLY_BATCH = 512;
+/** How long a read waits for Postgres to catch up with the journal before it fails (Postgres down). */
+export const READ_WAIT_MS = 30_000;
+/** Times Postgres may reject a journaled transition that passed rejectedByPostgres before it is skipped. */
+const MAX_REJECTIONS = 3;
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+/**
+ * A Postgres error that says the records themselves were refused: a data exception (class 22) or an integrity
+ * violation (class 23) — what retrying can never change. Anything else (unreachable, restarting, read-only after a
+ * failover, a lock timeout, the schema missing, an internal error…) is waited out: an acknowledged transition is
+ * skipped only when Postgres refuses its content, never because Postgres was briefly unwell.
+ */
+function isRejection(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && /^(22|23)[0-9A-Z]{3}$/.test(code);
+}
+
+export interface ApplierContext {
+  pool: pg.Pool;
+  /** Where the journal's warnings and errors go (they matter: see applyRecords). */
+  log: (line: string) => void;
+}
+
+/**
+ * The open journal and how far Postgres has caught up with it. The writer (store.ts) appends to `file`, moves
+ * `written` and pushes the records onto `toApply`, then calls `schedule()`; the applier moves `applied`.
+ */
+export class OpenJournal {
+  /** The last seq written to the file (durable, acknowledged). */
+  written = 0;
+  /** The last seq applied to Postgres (or skipped, see applyRecords). */
+  applied = 0;
+  /** Written, not yet applied, in seq order. */
+  toApply: JournalRecord[] = [];
+  /** The applier's last Postgres error while it retries, for the reads' error message. */
+  lastError?: string;
+  /** The store closed: the applier and its retry loops stop (what is left stays in the file for the next start). */
+  stopped = false;
+  private busy = false;
+  private scheduled = false;
+  /** Reads waiting for the journal to be applied up to `seq`. */
+  private waiters: { seq: number; resolve: () => void }[] = [];
+
+  constructor(
+    readonly file: JournalFile,
+    private readonly ctx: ApplierContext,
+    /** True while the writer has a journal write in flight (no rewind then). */
+    private readonly writing: () => boolean,
+    /** Test hook (INNGEST_ENGINE_JOURNAL_HOLD=1, hold): the applier applies nothing while set. */
+    public held: boolean,
+  ) {}
+
+  /** True while the applier runs a batch (the writer rewinds the file only when it does not). */
+  get applierBusy(): boolean {
+    return this.busy;
+  }
+
+  /** Test hook: holds (or releases) the applier, so a test can see a transition acknowledged but not yet applied. */
+  hold(held: boolean): void {
+    this.held = held;
+    if (!held) this.kick();
+  }
+
+  /** Reads wait here until Postgres has every transition acknowledged before the read. */
+  async barrier(): Promise<void> {
+    if (this.applied >= this.written) return;
+    await this.waitApplied(this.written, READ_WAIT_MS);
+  }
+
+  waitApplied(seq: number, ms: number): Promise<void> {
+    if (this.applied >= seq) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const w = {
+        seq,
+        resolve: () => {
+          clearTimeout(t);
+          resolve();
+        },
+      };
+      const t = setTimeout(() => {
+        this.waiters = this.waiters.filter((x) => x !== w);
+        reject(
+          new Error(
+            `the engine's journal is ${this.written - this.applied} transitions ahead of Postgres after ${ms / 1000} s` +
+              (this.lastError ? ` (Postgres: ${this.lastError})` : ""),
+          ),
+        );
+      }, ms);
+      this.waiters.push(w);
+    });
+  }
+
+  private wakeWaiters(): void {
+    if (!this.waiters.length) return;
+    this.waiters = this.waiters.filter((w) => {
+      if (w.seq > this.applied) return true;
+      w.resolve();
+      return false;
+    });
+  }
+
+  /** The applier starts after this turn of the event loop: the answers to what was just made durable go out first. */
+  schedule(): void {
+    if (this.scheduled || this.busy) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.kick();
+    });
+  }
+
+  private kick(): void {
+    if (this.held || this.busy || this.stopped || this.toApply.length === 0) return;
+    this.busy = true;
+    void this.run()
+      .catch(async (err: unknown) => {
+        this.ctx.log(`ENGINE ERROR: the journal's applier failed (${message(err)}); retrying`);
+        await sleep(500);
+      })
+      .finally(() => {
+        this.busy = false;
+        this.kick(); // released meanwhile, or written while the last batch finished
+      });
+  }
+
+  /** The background applier: journaled transitions to Postgres, strictly in seq order, in batches. */
+  private async run(): Promise<void> {
+    while (this.toApply.length && !this.held && !this.stopped) {
+      const batch = this.toApply.slice(0, APPLY_BATCH);
+      await applyRecords(this.ctx, this.file.id, batch, (seq) => {
+        this.applied = seq;
+        this.lastError = undefined;
+        let k = 0;
+        while (k < this.toApply.length && this.toApply[k]!.seq <= seq) k++;
+        this.toApply.splice(0, k);
+        this.wakeWaiters();
+      }, true, this);
+    }
+    // Everything written is applied: the next write starts right after the header again (the writer's loop does the
+    // same before a write; here only when no write is in flight, so no append races the rewind).
+    if (this.applied === this.written && !this.writing()) this.file.rewind();
+  }
+}
+
+/**
+ * From now on a transition is acknowledged once it is in a fresh journal file in `dir` (fsynced), and applied to
+ * Postgres in the background. The journal's row is committed before the file's first write, and records the
+ * file's path, so a restart with another journal directory still finds it.
+ */
+export async function openJournal(ctx: ApplierContext, dir: string, writing: () => boolean): Promise<OpenJournal> {
+  const id = ulid();
+  const abs = resolve(dir);
+  await ctx.pool.query("INSERT INTO inngest_local.journals (id, path, applied_seq, created_at) VALUES ($1, $2, 0, $3)", [
+    id,
+    journalPath(abs, id),
+    Date.now(),
+  ]);
+  let file: JournalFile;
+  try {
+    file = JournalFile.create(abs, id);
+  } catch (err) {
+    await ctx.pool.query("DELETE FROM inngest_local.journals WHERE id = $1", [id]).catch(() => {});
+    throw err;
+  }
+  // Test hook: INNGEST_ENGINE_JOURNAL_HOLD=1 keeps everything in the journal (tests/integration/engine/journal.test.ts).
+  return new OpenJournal(file, ctx, writing, process.env["INNGEST_ENGINE_JOURNAL_HOLD"] === "1");
+}
+
+/**
+ * Applies what earlier engines journaled but did not apply (a crash, a stop with Postgres down), then retires
+ * those journals. Only journals with a row in this database: a file without one (the database was recreated)
+ * is never applied. Call after acquireEngineLock and before anything reads the state.
+ */
+export async function recoverJournals(ctx: ApplierContext): Promise<void> {
+  const rows = await ctx.pool.query<{ id: string; path: string; applied_seq: string }>(
+    "SELECT id, path, applied_seq::text FROM inngest_local.journals ORDER BY id",
+  );
+  for (const row of rows.rows) {
+    const after = Number(row.applied_seq);
+    let ours = true;
+    if (!existsSync(row.path)) {
+      ctx.log(`engine journal ${row.id}: ${row.path} is missing; Postgres has its transitions up to seq ${after}`);
+    } else {
+      const r = readJournal(row.path, row.id, after);
+      if (r.foreign) {
+        ours = false;
+        ctx.log(`engine journal ${row.id}: ${row.path} is another journal's file; not applied`);
+      } else {
+        for (let i = 0; i < r.records.length; i += APPLY_BATCH) {
+          await applyRecords(ctx, row.id, r.records.slice(i, i + APPLY_BATCH), () => {}, false);
+        }
+        const range = r.records.length ? ` (seq ${r.records[0]!.seq}..${r.records[r.records.length - 1]!.seq})` : "";
+        ctx.log(
+          `engine journal ${row.id}: applied ${r.records.length} journaled transitions to Postgres${range}` +
+            (r.torn ? "; ignored an unreadable last line (a write the stop cut short, never acknowledged)" : ""),
+        );
+      }
+    }
+    await ctx.pool.query("DELETE FROM inngest_local.journals WHERE id = $1", [row.id]);
+    if (ours) rmSync(row.path, { force: true });
+  }
+}
+
+/**
+ * Applies journaled records in one statement that also moves the journal's applied position. If Postgres
+ * rejects the batch, its records are applied one at a time; one it keeps rejecting (it passed
+ * rejectedByPostgres, so an engine bug) is logged with its seq and, after MAX_REJECTIONS tries, skipped with an
+ * error line rather than wedging the engine. Postgres unreachable: retried with backoff when `retry`, else thrown.
+ */
+async function applyRecords(
+  ctx: ApplierContext,
+  id: string,
+  records: JournalRecord[],
+  applied: (seq: number) => void,
+  retry: boolean,
+  j?: OpenJournal,
+): Promise<void> {
+  const { pool, log } = ctx;
+  let rejections = 0;
+  let outage = 0;
+  for (;;) {
+    try {
+      // Connecting apart from the statement: an error while connecting (refused, not accepting connections, too
+      // many clients, even a permission error) says Postgres cannot be reached, never that it refused the records.
+      const client = await pool.connect().catch((err: unknown) => {
+        throw Object.assign(new Error(`cannot connect to Postgres: ${message(err)}`), { connectFailed: true });
+      });
+      try {
+        await client.query({ name: "inngest_local_apply", text: APPLY_SQL, values: [mergedDoc(records, { id })] });
+        client.release();
+      } catch (err) {
+        client.release(isRejection(err) ? undefined : (err as Error)); // a broken connection is not reused
+        throw err;
+      }
+      if (outage) log(`engine journal: Postgres is back; applying the journal again`);
+      applied(records[records.length - 1]!.seq);
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code === "NSJ01") {
+        // Postgres has (some of) these already: a commit whose answer was lost with its connection. Skip those.
+        const r = await pool
+          .query<{ a: string }>("SELECT applied_seq::text AS a FROM inngest_local.journals WHERE id = $1", [id])
+          .catch(() => undefined);
+        const done = r?.rows[0] ? Number(r.rows[0].a) : undefined;
+        if (done !== undefined) {
+          const rest = records.filter((x) => x.seq > done);
+          if (rest.length < records.length) {
+            applied(Math.min(done, records[records.length - 1]!.seq));
+            if (!rest.length) return;
+            records = rest;
+            continue;
+          }
+        }
+      }
+      if ((err as { connectFailed?: boolean }).connectFailed || !isRejection(err)) {
+        if (!retry || j?.stopped) throw err;
+        if (j) j.lastError = message(err);
+        if (outage++ === 0) {
+          log(`engine journal: Postgres unavailable (${message(err)}); retrying — acknowledgements continue from the journal, reads wait`);
+        }
+        await sleep(Math.min(2_000, 50 * 2 ** Math.min(outage, 6)));
+        continue;
+      }
+      if (records.length > 1) {
+        for (const r of records) await applyRecords(ctx, id, [r], applied, retry, j);
+        return;
+      }
+      const seq = records[0]!.seq;
+      rejections++;
+      log(`engine journal ${id}: Postgres rejected transition seq ${seq} (try ${rejections} of ${MAX_REJECTIONS}): ${message(err)}`);
+      if (rejections < MAX_REJECTIONS) {
+        await sleep(100 * rejections);
+        continue;
+      }
+      log(`ENGINE ERROR: journal ${id}: transition seq ${seq} SKIPPED after ${MAX_REJECTIONS} rejections; Postgres lacks it: ${message(err)}`);
+      for (;;) {
+        try {
+          await pool.query("UPDATE inngest_local.journals SET applied_seq = $2 WHERE id = $1 AND applied_seq < $2", [id, seq]);
+          break;
+        } catch (e) {
+          if (!retry || j?.stopped) throw e;
+          await sleep(500);
+        }
+      }
+      applied(seq);
+      return;
+    }
+  }
+}
