@@ -69,6 +69,9 @@ interface Figures {
   singleCalls: number;
   perStep: number;
   enginePerStep: number;
+  /** The engine's CPU per step over the five single runs (the bench's status polls included, every 25 ms). */
+  singleEngineCpu: number;
+  singlePgCpu: number;
   /** The SDK's checkpoint round trips (fetch to the engine and back), per step, one run. */
   checkpointPerStep: number;
   concWall: number;
@@ -114,7 +117,8 @@ const HOPS: [string, string, string][] = [
   // The durable point: the journal's write (O_DSYNC), or with INNGEST_ENGINE_JOURNAL_DIR=off the Postgres round trip.
   ["sent", JOURNAL === "off" ? "engine: Postgres round trip (pg driver, apply, WAL flush)" : "engine: journal write, O_DSYNC (the durable point)", JOURNAL === "off" ? "Postgres + disk + kernel" : "disk + kernel"],
   ["pgdone", "engine: durable → commit resolved", "ours"],
-  ["committed", "engine: committed → answer written", "ours"],
+  ["committed", "engine: committed → answer starts (promise hops to the answer)", "ours"],
+  ["answering", "engine: the answer's write (res.end; loopback TCP, wakes the SDK)", "ours + kernel"],
   ["answered", "answer written → SDK's fetch resolved (kernel, SDK wakes, our fetch)", "ours + kernel"],
   ["fetched", "fetch resolved → next step body (SDK; a setTimeout every 10th step)", "SDK"],
 ];
@@ -122,9 +126,11 @@ const HOPS: [string, string, string][] = [
 /** Joins the bench's marks with the engine's trace file: per-segment p50/mean over the single-run phase's steps. */
 function traceSegments(bench: Map<string, Record<string, number>>, engineFile: string): Segment[] {
   const byKey = new Map<string, Record<string, number>>();
+  const allKeys = new Map<string, Record<string, number>>();
   for (const line of readFileSync(engineFile, "utf8").split("\n")) {
     if (!line) continue;
     const [key, hop, at] = JSON.parse(line) as [string, string, number];
+    if (key.startsWith("applier:")) (allKeys.get(key) ?? allKeys.set(key, {}).get(key)!)[hop] = at;
     if (!bench.has(key)) continue;
     (byKey.get(key) ?? byKey.set(key, {}).get(key)!)[hop] = at;
   }
@@ -140,8 +146,27 @@ function traceSegments(bench: Map<string, Record<string, number>>, engineFile: s
     if (order.some((h) => t[h as keyof typeof t] === undefined)) continue;
     HOPS.forEach((_, j) => samples[j]!.push((t[order[j + 1] as keyof typeof t]! - t[order[j] as keyof typeof t]!) / 1000));
   }
+  // The journal's applier (its statements to Postgres): how often one was being sent, or was in flight, while a
+  // checkpoint was on its way in or being handled (fetch start → answer written).
+  const applier: Record<string, number>[] = [];
+  for (const [key, hops] of allKeys) if (key.startsWith("applier:")) applier.push(hops);
+  let overlapWrite = 0;
+  let overlapFlight = 0;
+  let n = 0;
+  for (const [key, b] of bench) {
+    const e = byKey.get(key);
+    if (!e || b["fetch"] === undefined || e["answered"] === undefined) continue;
+    n++;
+    const [s0, s1] = [b["fetch"]!, e["answered"]!];
+    if (applier.some((a) => a["sent"]! < s1 && (a["written"] ?? a["sent"]!) > s0)) overlapWrite++;
+    if (applier.some((a) => a["sent"]! < s1 && (a["done"] ?? Infinity) > s0)) overlapFlight++;
+  }
+  const stmt = floorStats(applier.filter((a) => a["written"] !== undefined).map((a) => (a["written"]! - a["sent"]!) / 1000));
+  const rt = floorStats(applier.filter((a) => a["done"] !== undefined).map((a) => (a["done"]! - a["sent"]!) / 1000));
+  applierStats = { statements: applier.length, checkpoints: n, overlapWrite, overlapFlight, stmt, rt };
   return HOPS.map(([, label, whose], j) => ({ label, whose, ...floorStats(samples[j]!), n: samples[j]!.length }));
 }
+let applierStats: { statements: number; checkpoints: number; overlapWrite: number; overlapFlight: number; stmt: FloorStats; rt: FloorStats } | undefined;
 
 /** The same workload against a fresh engine process (and database) in one execution mode. */
 async function benchMode(pgUrl: (db?: string) => string, mode: EngineMode, dataDir: string): Promise<Figures> {
@@ -264,7 +289,12 @@ async function benchMode(pgUrl: (db?: string) => string, mode: EngineMode, dataD
     const singles = [];
     tracingNow = traceFile !== undefined;
     cpSamples.length = 0;
+    const singleCpu0 = cpuMs({ pid: engine.pid! });
+    const singlePg0 = cpuMs({ comm: "postgres", under: process.pid });
     for (let i = 0; i < 5; i++) singles.push(await measure(1));
+    // The engine's CPU per step of one run alone: its critical-path work plus the applier's, nothing interleaved.
+    const singleEngineCpu = (cpuMs({ pid: engine.pid! }) - singleCpu0) / (5 * STEPS);
+    const singlePgCpu = (cpuMs({ comm: "postgres", under: process.pid }) - singlePg0) / (5 * STEPS);
     tracingNow = false;
     const roundTrip = floorStats(cpSamples);
     singles.sort((a, b) => a.wall - b.wall);
@@ -312,6 +342,8 @@ async function benchMode(pgUrl: (db?: string) => string, mode: EngineMode, dataD
       singleCalls: single.calls,
       perStep: single.wall / STEPS,
       enginePerStep: Math.max(0, single.wall - single.sdk) / STEPS,
+      singleEngineCpu,
+      singlePgCpu,
       checkpointPerStep: single.cpMs / STEPS,
       concWall: conc.wall,
       stepsPerSec: (CONCURRENT * STEPS) / (conc.wall / 1000),
@@ -367,6 +399,8 @@ async function main(): Promise<void> {
     row("  wall time per step", (x) => `${x.perStep.toFixed(2)} ms`, "goal (checkpoint) ≤ 2.5 ms");
     row("  outside the SDK handler, per step", (x) => `${x.enginePerStep.toFixed(2)} ms`);
     row("  checkpoint round trip, per step", (x) => `${x.checkpointPerStep.toFixed(2)} ms`);
+    row("  CPU per step, one run: engine", (x) => `${x.singleEngineCpu.toFixed(2)} ms`);
+    row("  CPU per step, one run: Postgres", (x) => `${x.singlePgCpu.toFixed(2)} ms`);
     row(`${CONCURRENT} concurrent runs, wall (median of 3)`, (x) => `${x.concWall.toFixed(0)} ms`);
     row("  throughput", (x) => `${x.stepsPerSec.toFixed(0)} steps/s`, "goal (checkpoint) ≥ 1,000 and ≥ 4× classic");
     row("  CPU per step: engine", (x) => `${x.cpu.engine.toFixed(2)} ms`);
@@ -401,6 +435,11 @@ async function main(): Promise<void> {
       console.log("");
       console.log("where a checkpointed step goes (BENCH_TRACE=1, single runs, both processes on CLOCK_MONOTONIC):");
       for (const s of cp.trace) console.log(`  ${s.label.padEnd(82)} p50 ${s.p50.toFixed(3).padStart(6)}  mean ${s.mean.toFixed(3).padStart(6)} ms   ${s.whose}`);
+      if (applierStats) {
+        const a = applierStats;
+        console.log(`  the journal's applier, whole phase: ${a.statements} statements; its query() call (socket write) p50 ${a.stmt.p50.toFixed(3)} mean ${a.stmt.mean.toFixed(3)} ms, round trip p50 ${a.rt.p50.toFixed(3)} ms`);
+        console.log(`    checkpoints (fetch start → answer written) overlapping an applier's query() call: ${a.overlapWrite} of ${a.checkpoints}; overlapping a statement in flight: ${a.overlapFlight} of ${a.checkpoints}`);
+      }
       console.log(`  ${"sum".padEnd(82)} p50 ${cp.trace.reduce((a, s) => a + s.p50, 0).toFixed(3).padStart(6)}  mean ${cp.trace.reduce((a, s) => a + s.mean, 0).toFixed(3).padStart(6)} ms`);
     }
     const la = (l: number[]) => l.map((x) => x.toFixed(2)).join(" ");

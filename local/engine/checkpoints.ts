@@ -11,9 +11,10 @@ export abstract class Checkpoints extends Ops {
    * POST /v1/checkpoint/{runId}/async: steps the SDK ran inside a call that is still in flight. They are
    * memoized exactly like the ops of a 206, and committed before the answer, so an acknowledged step is never
    * run again. 409 (the SDK's StaleDispatchError, api.checkpointStepsAsync) when the call is not the one the
-   * engine is waiting for: retried, timed out, cancelled, or from before a restart.
+   * engine is waiting for: retried, timed out, cancelled, or from before a restart. `ack` (the HTTP answer) is called
+   * once the steps are durable, before the log lines and the lock's release; the status returned is 200 then too.
    */
-  async checkpoint(runId: string, body: CheckpointBody): Promise<{ status: number; error?: string }> {
+  async checkpoint(runId: string, body: CheckpointBody, ack?: () => void): Promise<{ status: number; error?: string }> {
     const run = this.runs.get(runId);
     if (!run) return { status: 409, error: `run ${runId} is not active` };
     let out: { status: number; error?: string } = { status: 500, error: "checkpoint not processed" };
@@ -62,9 +63,10 @@ export abstract class Checkpoints extends Ops {
       if (tracing) traceMark(key, "commit");
       await this.commit(tx);
       if (tracing) traceMark(key, "committed");
+      out = { status: 200 };
+      ack?.();
       const fnId = run.row.function_id;
       for (const l of logs) this.log(`run ${runId} ${fnId} ${l}`);
-      out = { status: 200 };
     });
     return out;
   }

@@ -1,7 +1,7 @@
 // The engine's HTTP face: the SDK's register call, the event API, and a small read API.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Executor } from "./executor";
-import { checkpointBodySchema, eventSchema, registerSchema } from "./protocol";
+import { eventSchema, parseCheckpointBody, registerSchema } from "./protocol";
 import { safeEqual, verifyBearer } from "./signing";
 import type { Store } from "./store";
 import { nowUs, traceMark, tracing } from "./trace";
@@ -38,7 +38,15 @@ export function createEngineServer(deps: HttpDeps): Server {
   });
 }
 
+/** A checkpoint's URL as the SDK sends it (a ULID run id): routed without building a URL, once per step. Any other
+ * form (percent-escapes, a query, a trailing slash…) takes the general route below, to the same handler. */
+const CHECKPOINT_URL = /^\/v1\/checkpoint\/([A-Za-z0-9_-]+)\/async$/;
+
 async function handle(deps: HttpDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  if (req.method === "POST") {
+    const fast = CHECKPOINT_URL.exec(req.url ?? "");
+    if (fast) return checkpoint(deps, fast[1]!, req, res);
+  }
   const url = new URL(req.url ?? "/", "http://engine.local");
   const path = url.pathname.replace(/\/+$/, "") || "/";
   const method = req.method ?? "GET";
@@ -110,7 +118,7 @@ async function checkpoint(deps: HttpDeps, runId: string, req: IncomingMessage, r
   if (deps.signingKey && !verifyBearer(req.headers.authorization, deps.signingKey)) throw new HttpError(401, "unauthorized");
   const raw = await readJson(req);
   const readAt = tracing ? nowUs() : 0;
-  const parsed = checkpointBodySchema.safeParse(raw);
+  const parsed = parseCheckpointBody(raw);
   if (!parsed.success) {
     throw new HttpError(400, `invalid checkpoint: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
   }
@@ -121,12 +129,21 @@ async function checkpoint(deps: HttpDeps, runId: string, req: IncomingMessage, r
     traceMark(key, "read", readAt);
     traceMark(key, "parsed");
   }
-  const out = await deps.executor.checkpoint(runId, parsed.data);
+  // Answered from inside the commit, the moment the steps are durable: the log lines, the run lock's release and the
+  // promise hops back to here come after the answer, not before it.
+  let acked = false;
+  const ack = () => {
+    acked = true;
+    if (tracing) traceMark(key, "answering");
+    if (res.headersSent) return;
+    res.writeHead(200, CHECKPOINT_OK_HEADERS);
+    res.end(CHECKPOINT_OK);
+    if (tracing) traceMark(key, "answered");
+  };
+  const out = await deps.executor.checkpoint(runId, parsed.data, ack);
+  if (acked) return;
   if (out.status !== 200) return send(res, out.status, { status: out.status, error: out.error });
-  if (res.headersSent) return;
-  res.writeHead(200, CHECKPOINT_OK_HEADERS);
-  res.end(CHECKPOINT_OK);
-  if (tracing) traceMark(key, "answered");
+  ack();
 }
 
 /** When each request arrived (the server's 'request' event), while tracing (local/engine/trace.ts). */

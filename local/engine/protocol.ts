@@ -104,6 +104,55 @@ export const checkpointBodySchema = z.looseObject({
 });
 export type CheckpointBody = z.infer<typeof checkpointBodySchema>;
 
+// The same rules as checkpointBodySchema, written out for the checkpoint's hot path (once per step): a body that
+// passes here is one the schema accepts, and for a JSON value the schema's output equals it, so it is used as is;
+// anything else goes to the schema, which rejects it with its own message (and is still the judge of what is valid).
+// tests/unit/engine-checkpoint-body.test.ts checks both against each other on generated bodies, valid and not.
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+const str1 = (v: unknown) => typeof v === "string" && v.length >= 1;
+const optStr = (v: unknown) => v === undefined || typeof v === "string";
+const nullishStr = (v: unknown) => v === undefined || v === null || typeof v === "string";
+// z.number() refuses NaN and ±Infinity (JSON.parse gives Infinity for 1e999).
+const nullishNum = (v: unknown) => v === undefined || v === null || (typeof v === "number" && Number.isFinite(v));
+
+function isOp(v: unknown): boolean {
+  if (!isObj(v)) return false;
+  const u = v["userland"];
+  const opts = v["opts"];
+  return (
+    str1(v["id"]) &&
+    str1(v["op"]) &&
+    optStr(v["name"]) &&
+    optStr(v["displayName"]) &&
+    // z.record wants a plain object: every non-array object JSON.parse makes is one.
+    (opts === undefined || opts === null || isObj(opts)) &&
+    (u === undefined || (isObj(u) && optStr(u["id"])))
+  );
+}
+
+/** Accepts exactly what checkpointBodySchema accepts, for values made by JSON.parse. */
+export function isCheckpointBody(v: unknown): v is CheckpointBody {
+  if (!isObj(v)) return false;
+  const steps = v["steps"];
+  if (!Array.isArray(steps)) return false;
+  for (const op of steps) if (!isOp(op)) return false;
+  return (
+    str1(v["run_id"]) &&
+    str1(v["fn_id"]) &&
+    str1(v["qi_id"]) &&
+    nullishStr(v["request_id"]) &&
+    nullishNum(v["generation_id"]) &&
+    nullishNum(v["request_started_at"]) &&
+    nullishNum(v["ts"])
+  );
+}
+
+/** checkpointBodySchema.safeParse for a JSON.parse'd body, the common (valid) case without zod. */
+export function parseCheckpointBody(raw: unknown): ReturnType<typeof checkpointBodySchema.safeParse> {
+  if (isCheckpointBody(raw)) return { success: true, data: raw };
+  return checkpointBodySchema.safeParse(raw);
+}
+
 /** A memoized step result as the SDK expects it in `steps`. */
 export type MemoValue = { data: unknown } | { error: unknown };
 
