@@ -9,6 +9,7 @@ import type { Json } from "@/lib/db/database.types";
 import { env } from "@/lib/env";
 import { anthropic } from "@/lib/llm/anthropic";
 import { classifyFailure } from "@/lib/failures";
+import { wellFormedMessage } from "@/lib/llm/answer";
 import { classifyModelError } from "@/lib/llm/errors";
 import { costMicros } from "@/lib/llm/prices";
 import { fittingMaxTokens } from "@/lib/budget-waits";
@@ -210,7 +211,8 @@ export async function runModelTurn(db: AdminClient, args: TurnArgs): Promise<Tur
   let answeredAt: Date | undefined; // when the answer's rate-limit figures were current
   try {
     const answer = await anthropic().messages.create({ ...params, max_tokens: maxTokens }).withResponse();
-    message = answer.data;
+    // A 200 whose body is not a message is a corrupted answer, handled below like one that did not parse.
+    message = wellFormedMessage(answer.data);
     headers = answer.response.headers;
     answeredAt = laterOf(args.now);
   } catch (err) {

@@ -6,6 +6,7 @@ import WebSocket from "ws";
 import { keepAliveFetch } from "@/lib/net/keepalive-fetch";
 import type { Database } from "./database.types";
 import { registerDirectRpc } from "./direct-rpc";
+import { watchedFetch } from "./reachability";
 
 export type AdminClient = SupabaseClient<Database>;
 
@@ -27,7 +28,8 @@ export function createAdminClient(opts: {
     realtime: { transport: nodeWebSocket },
     // Every PostgREST call over a kept-alive node:http socket instead of the global fetch (undici, and Next's patch
     // of it inside route handlers): ~0.5 ms less CPU per call, which is most of a POST /api/tasks (docs/benchmarks.md).
-    global: { fetch: keepAliveFetch as typeof fetch },
+    // Watched: a call that cannot reach Postgres makes the request answer 503, not 500 (lib/db/reachability.ts).
+    global: { fetch: watchedFetch(keepAliveFetch as typeof fetch) },
     // A server client never has a user session: with the key as its token, supabase-js stops asking auth-js for a
     // session (behind auth-js's lock) before every request — ~0.08 ms of CPU per call (docs/benchmarks.md, session 7).
     // The same Authorization header either way; `client.auth` is unavailable (nothing server-side uses it).

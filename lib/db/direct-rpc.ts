@@ -9,6 +9,7 @@
 // Available for clients made by createAdminClient (which registers the URL and key here); any other client, or a
 // process that must reach the database through an HTTP(S) proxy, gets null and uses supabase-js.
 import { postText, proxyConfigured } from "@/lib/net/keepalive-fetch";
+import { isUnreachableStatus, noteDatabaseUnreachable } from "./reachability";
 
 export interface RpcError {
   code: string;
@@ -66,6 +67,7 @@ async function call(target: Target, fn: string, args: Record<string, unknown>): 
     if (!url) target.urls.set(fn, (url = new URL(target.base + encodeURIComponent(fn))));
     res = await postText(url, { ...target.headers }, JSON.stringify(args));
   } catch (err) {
+    noteDatabaseUnreachable();
     // postgrest-js's shape for a request that got no answer (status 0, no code; the cause in the details).
     const e = err as { name?: string; message?: string; code?: string };
     const message = `${e.name ?? "Error"}: ${e.message ?? String(err)}`;
@@ -79,6 +81,7 @@ async function call(target: Target, fn: string, args: Record<string, unknown>): 
       return { data: null, status: res.status, error: { code: "", message: `unparsable answer: ${res.body.slice(0, 200)}` } };
     }
   }
+  if (isUnreachableStatus(res.status)) noteDatabaseUnreachable();
   // PostgREST's errors are JSON { code, message, details, hint }; a gateway's may be anything.
   let error: RpcError;
   try {

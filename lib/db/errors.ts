@@ -1,6 +1,5 @@
 // Telling "the database is unreachable" apart from every other database error, so a route answers 503 (retry
 // later, nothing was recorded) only in that case and a 500 for real bugs.
-import { ApiError } from "@/lib/http/errors";
 
 /**
  * True when the call never reached Postgres: supabase-js could not connect (status 0), the gateway failed
@@ -12,8 +11,4 @@ export function isDatabaseUnreachable(res: { status?: number; error: { code?: st
   return /^PGRST00[0-3]$/.test(res.error.code ?? "");
 }
 
-export function databaseUnavailable(): ApiError {
-  return new ApiError(503, "database_unavailable", "The database is unreachable; retry with the same Idempotency-Key", undefined, {
-    "Retry-After": "5",
-  });
-}
+export { databaseUnavailable } from "@/lib/http/errors";
