@@ -34,6 +34,25 @@ const APPLY_GAP_MS = 20;
 const APPLY_IDLE_MS = 10;
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const ignore = () => {};
+
+/**
+ * A pooled client checked out by hand has no 'error' listener (the pool's is off while it is out): an error Postgres
+ * sends in the same packet right after a statement's answer — a shutdown's or pg_terminate_backend's 57P01 — is
+ * emitted before the code awaiting the answer can release it, and would crash the process. The statement still gets
+ * its own error; a broken client is dropped by the pool on release. Pair with `releaseClient`.
+ */
+export async function checkout(pool: pg.Pool): Promise<pg.PoolClient> {
+  const client = await pool.connect();
+  client.on("error", ignore);
+  return client;
+}
+
+export function releaseClient(client: pg.PoolClient, err?: Error): void {
+  client.removeListener("error", ignore);
+  client.release(err);
+}
 export const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /**
@@ -338,7 +357,7 @@ async function applyRecords(
     try {
       // Connecting apart from the statement: an error while connecting (refused, not accepting connections, too
       // many clients, even a permission error) says Postgres cannot be reached, never that it refused the records.
-      const client = await pool.connect().catch((err: unknown) => {
+      const client = await checkout(pool).catch((err: unknown) => {
         throw Object.assign(new Error(`cannot connect to Postgres: ${message(err)}`), { connectFailed: true });
       });
       try {
@@ -350,9 +369,9 @@ async function applyRecords(
         if (tracing) traceMark(tk, "written");
         await done;
         if (tracing) traceMark(tk, "done");
-        client.release();
+        releaseClient(client);
       } catch (err) {
-        client.release(isRejection(err) ? undefined : (err as Error)); // a broken connection is not reused
+        releaseClient(client, isRejection(err) ? undefined : (err as Error)); // a broken connection is not reused
         throw err;
       }
       if (outage) log(`engine journal: Postgres is back; applying the journal again`);

@@ -10,9 +10,11 @@ import {
   APPLY_SQL,
   OpenJournal,
   READ_WAIT_MS,
+  checkout,
   message,
   openJournal,
   recoverJournals,
+  releaseClient,
   sleep,
   type ApplierContext,
 } from "./journal-applier";
@@ -267,7 +269,7 @@ export class Store {
 
   /** Creates the schema (idempotent, safe against concurrent engines starting at once). */
   async migrate(): Promise<void> {
-    const c = await this.pool.connect();
+    const c = await checkout(this.pool);
     try {
       await c.query("BEGIN");
       await c.query("SELECT pg_advisory_xact_lock(hashtext('inngest_local.migrate'))");
@@ -277,7 +279,7 @@ export class Store {
       await c.query("ROLLBACK").catch(() => {});
       throw err;
     } finally {
-      c.release();
+      releaseClient(c);
     }
   }
 
@@ -555,7 +557,7 @@ export class Store {
   ): Promise<string[]> {
     await this.readBarrier(); // after everything acknowledged before it, as when Postgres was the durable point
     await this.lock.whenHeld();
-    const c = await this.pool.connect();
+    const c = await checkout(this.pool);
     try {
       await c.query("BEGIN");
       await c.query(
@@ -589,7 +591,7 @@ export class Store {
       await c.query("ROLLBACK").catch(() => {});
       throw err;
     } finally {
-      c.release();
+      releaseClient(c);
     }
   }
 
