@@ -7,6 +7,7 @@ import { resolve } from "node:path";
 import type pg from "pg";
 import { ulid } from "./ids";
 import { JournalFile, journalPath, mergedDoc, readJournal, type JournalRecord } from "./journal";
+import { traceMark, tracing } from "./trace";
 
 export const APPLY_SQL = "SELECT inngest_local.apply($1::jsonb)";
 /** Journaled transitions applied to Postgres in one statement, at most. */
@@ -15,6 +16,16 @@ const APPLY_BATCH = 512;
 export const READ_WAIT_MS = 30_000;
 /** Times Postgres may reject a journaled transition that passed rejectedByPostgres before it is skipped. */
 const MAX_REJECTIONS = 3;
+/**
+ * The applier's pace (docs/benchmarks.md, session 8). A statement leaves at most once per APPLY_GAP_MS, and then right
+ * after a journal write's answers (schedule()), never whenever Postgres answered the last one: each statement's socket
+ * write blocks the engine's thread 0.2–0.9 ms on this VM (Postgres wakes and runs on it), and its commit's WAL flush
+ * shares the disk with the journal's writes, so a statement per step sent at random moments delayed a third of the
+ * checkpoints. A read that needs the records (the read barrier, stop) sends them at once, and so does a backlog of
+ * APPLY_BATCH; with no write to follow, they leave APPLY_GAP_MS + APPLY_IDLE_MS after the last statement.
+ */
+const APPLY_GAP_MS = 20;
+const APPLY_IDLE_MS = 10;
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
@@ -53,6 +64,10 @@ export class OpenJournal {
   stopped = false;
   private busy = false;
   private scheduled = false;
+  /** The fallback timer of afterBatch. */
+  private deferred: NodeJS.Timeout | undefined;
+  /** performance.now() when the last statement left. */
+  private lastSent = -Infinity;
   /** Reads waiting for the journal to be applied up to `seq`. */
   private waiters: { seq: number; resolve: () => void }[] = [];
 
@@ -84,6 +99,8 @@ export class OpenJournal {
 
   waitApplied(seq: number, ms: number): Promise<void> {
     if (this.applied >= seq) return Promise.resolve();
+    // A read waits: what the applier holds back (see APPLY_GAP_MS) goes now.
+    queueMicrotask(() => this.kick());
     return new Promise<void>((resolve, reject) => {
       const w = {
         seq,
@@ -114,9 +131,14 @@ export class OpenJournal {
     });
   }
 
-  /** The applier starts after this turn of the event loop: the answers to what was just made durable go out first. */
+  /**
+   * Called by the writer after a journal write. The applier starts after this turn of the event loop, so the answers to
+   * what was just made durable go out first and the statement leaves while the SDK works on them — unless the last
+   * statement left less than APPLY_GAP_MS ago (then a later write's call, or afterBatch's timer, sends them).
+   */
   schedule(): void {
     if (this.scheduled || this.busy) return;
+    if (performance.now() < this.lastSent + APPLY_GAP_MS) return this.afterBatch();
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
@@ -126,7 +148,12 @@ export class OpenJournal {
 
   private kick(): void {
     if (this.held || this.busy || this.stopped || this.toApply.length === 0) return;
+    if (this.deferred) {
+      clearTimeout(this.deferred);
+      this.deferred = undefined;
+    }
     this.busy = true;
+    this.lastSent = performance.now();
     void this.run()
       .catch(async (err: unknown) => {
         this.ctx.log(`ENGINE ERROR: the journal's applier failed (${message(err)}); retrying`);
@@ -134,13 +161,30 @@ export class OpenJournal {
       })
       .finally(() => {
         this.busy = false;
-        this.kick(); // released meanwhile, or written while the last batch finished
+        this.afterBatch();
       });
   }
 
-  /** The background applier: journaled transitions to Postgres, strictly in seq order, in batches. */
+  /**
+   * Records left after a statement (written while it was in flight), or held back by the pace: at once if a read waits
+   * for them or a backlog built up; otherwise with a later write's schedule(), or by a timer if no write comes.
+   */
+  private afterBatch(): void {
+    if (this.held || this.stopped || this.toApply.length === 0) return;
+    if (this.waiters.length || this.toApply.length >= APPLY_BATCH) return this.kick();
+    this.deferred ??= setTimeout(() => {
+      this.deferred = undefined;
+      this.kick();
+    }, APPLY_GAP_MS + APPLY_IDLE_MS);
+  }
+
+  /**
+   * The background applier: journaled transitions to Postgres, strictly in seq order, in batches — one per kick, more
+   * in a row only while a read waits or a backlog lasts (see APPLY_GAP_MS).
+   */
   private async run(): Promise<void> {
-    while (this.toApply.length && !this.held && !this.stopped) {
+    for (let first = true; this.toApply.length && !this.held && !this.stopped; first = false) {
+      if (!first && !this.waiters.length && this.toApply.length < APPLY_BATCH) break;
       const batch = this.toApply.slice(0, APPLY_BATCH);
       await applyRecords(this.ctx, this.file.id, batch, (seq) => {
         this.applied = seq;
@@ -241,7 +285,14 @@ async function applyRecords(
         throw Object.assign(new Error(`cannot connect to Postgres: ${message(err)}`), { connectFailed: true });
       });
       try {
-        await client.query({ name: "inngest_local_apply", text: APPLY_SQL, values: [mergedDoc(records, { id })] });
+        const doc = mergedDoc(records, { id });
+        // While tracing: when the statement left (its socket write is synchronous, inside query()) and came back.
+        const tk = tracing ? `applier:${id}:${records[0]!.seq}` : "";
+        if (tracing) traceMark(tk, "sent");
+        const done = client.query({ name: "inngest_local_apply", text: APPLY_SQL, values: [doc] });
+        if (tracing) traceMark(tk, "written");
+        await done;
+        if (tracing) traceMark(tk, "done");
         client.release();
       } catch (err) {
         client.release(isRejection(err) ? undefined : (err as Error)); // a broken connection is not reused

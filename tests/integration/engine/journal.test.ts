@@ -178,6 +178,20 @@ describe("engine journal (store)", () => {
     }
   });
 
+  it("the applier's pace holds nothing back for good: transitions written right after a statement land with no further write or read", async () => {
+    const store = await openStore(db.url, dir);
+    try {
+      await store.apply({ runs: [run("paced")] });
+      // Within the applier's minimum gap of the first statement: held back, then sent by its timer (no write follows).
+      for (let i = 0; i < 5; i++) await store.apply({ memos: [memo("paced", i)] });
+      const landed = () => count(db.url, "SELECT count(*) AS n FROM inngest_local.memos WHERE run_id = 'paced'");
+      await until(async () => (await landed()) === 5, { message: "the held-back transitions reached Postgres" });
+      expect(await count(db.url, "SELECT applied_seq AS n FROM inngest_local.journals")).toBe(6);
+    } finally {
+      await store.close();
+    }
+  });
+
   it("concurrent runs' transitions interleave and all land, in order per run, while the applier lags", async () => {
     const store = await openStore(db.url, dir);
     try {
