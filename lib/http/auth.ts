@@ -32,3 +32,19 @@ export async function requireApiKey(req: Request): Promise<{ apiKeyId: string }>
   if (!apiKeyId) throw unauthorized();
   return { apiKeyId };
 }
+
+/**
+ * For a route that verifies the key later, together with its work (POST /api/tasks: submit_task checks the key in
+ * the call that records the task): runs the request's own checks (headers, body, schema) and, if they refuse it,
+ * verifies the key first. A wrong, revoked or deleted key is then a 401 whatever else is wrong with the request —
+ * an unauthenticated caller learns nothing about the API from its validation — while a valid request still costs
+ * one database call.
+ */
+export async function checkedWithKey<T>(req: Request, checks: () => T | Promise<T>): Promise<T> {
+  try {
+    return await checks();
+  } catch (err) {
+    if (err instanceof ApiError && err.status !== 401) await requireApiKey(req);
+    throw err;
+  }
+}

@@ -1,7 +1,7 @@
 // POST /api/tasks queues a task (202) — it never runs an agent. GET /api/tasks lists tasks.
 import { db } from "@/lib/db/server";
 import { relayAfterResponse } from "@/inngest/outbox-relay";
-import { presentedApiKey, requireApiKey } from "@/lib/http/auth";
+import { checkedWithKey, presentedApiKey, requireApiKey } from "@/lib/http/auth";
 import { readJsonBody } from "@/lib/http/body";
 import { assertListCursor } from "@/lib/http/cursor";
 import { withErrors } from "@/lib/http/errors";
@@ -15,12 +15,18 @@ import { submitTask } from "@/lib/tasks/submit";
 export const dynamic = "force-dynamic";
 
 // One database round trip: submit_task verifies the key, records the task and its start event together; the
-// event is relayed after the response. A syntactically valid but unknown/revoked key is a 401 from that call.
+// event is relayed after the response. A syntactically valid but unknown/revoked key is a 401 from that call, or
+// from checkedWithKey when the request is refused before it (415, 413, 400).
 export const POST = withErrors(async (req: Request) => {
   const apiKey = presentedApiKey(req);
-  const rawKey = req.headers.get("idempotency-key");
-  const idempotencyKey = rawKey === null ? null : parseOr400(IdempotencyKey, rawKey, "Idempotency-Key header");
-  const body = parseOr400(CreateTaskBody, await readJsonBody(req));
+  // A refused request is checked against the key first (a bad key is a 401 whatever the body); a valid one is not.
+  const { idempotencyKey, body } = await checkedWithKey(req, async () => {
+    const rawKey = req.headers.get("idempotency-key");
+    return {
+      idempotencyKey: rawKey === null ? null : parseOr400(IdempotencyKey, rawKey, "Idempotency-Key header"),
+      body: parseOr400(CreateTaskBody, await readJsonBody(req)),
+    };
+  });
   const task = await submitTask(db(), body, apiKey, idempotencyKey, { relay: "none" });
   if (task.outcome === "created") relayAfterResponse();
   const statusUrl = `/api/tasks/${task.taskId}`;

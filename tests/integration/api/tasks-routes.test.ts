@@ -96,6 +96,32 @@ describe("POST /api/tasks", () => {
     }
   });
 
+  test("a wrong, revoked or malformed key is a 401 even when the request is also invalid (not 400/413/415 first)", async () => {
+    const { createApiKey } = await import("@/lib/api-keys");
+    const revoked = await createApiKey(sb.admin, "revoked, invalid request");
+    await sb.admin.from("api_keys").update({ revoked_at: new Date().toISOString() }).eq("id", revoked.id);
+    const before = await countTasks();
+    for (const key of [revoked.key, `${apiKey.slice(0, -4)}AAAA`, "nope"]) {
+      const authorization = `Bearer ${key}`;
+      const answers = [
+        await post({}, { authorization }),
+        await post({ agent: "research", prompt: "x", colour: "blue" }, { authorization }),
+        await post("{not json", { authorization }),
+        await post({ agent: "research", prompt: "x" }, { authorization, "content-type": "text/plain" }),
+        await post({ agent: "research", prompt: "x" }, { authorization, "idempotency-key": "with space" }),
+        await post({ agent: "research", prompt: "x".repeat(300 * 1024) }, { authorization }),
+      ];
+      for (const res of answers) {
+        expect(res.status).toBe(401);
+        expect(((await res.json()) as { error: { code: string } }).error.code).toBe("unauthorized");
+      }
+    }
+    // The live key still gets the validation errors.
+    expect((await post({})).status).toBe(400);
+    expect((await post({ agent: "research", prompt: "x".repeat(300 * 1024) })).status).toBe(413);
+    expect(await countTasks()).toBe(before);
+  });
+
   test.each([
     ["missing prompt", { agent: "research" }, "prompt"],
     ["empty prompt", { agent: "research", prompt: "   " }, "prompt"],
