@@ -154,6 +154,10 @@ async function main(): Promise<void> {
     running.push({ name: "engine", stop: () => engine!.stop() });
     env.INNGEST_DEV = engine.url;
   }
+  // The origin the app registers for /api/inngest, pinned to its own address. Unpinned, the SDK takes it from the
+  // Host header of whoever sends the sync — and in dev mode an out-of-band sync (a bare PUT) needs no signature, so
+  // one forged `PUT /api/inngest` with `Host: elsewhere` moved every run's calls (and their data) there.
+  env.INNGEST_SERVE_ORIGIN = process.env.INNGEST_SERVE_ORIGIN || `http://127.0.0.1:${appPort}`;
 
   // Console sign-in: generated once and kept in the data folder unless configured.
   const console_ = await localConsoleCredentials();

@@ -99,6 +99,10 @@ describe("keepAliveFetch (the Inngest client's and the Supabase client's fetch)"
     const copy = b.clone();
     expect(await b.json()).toEqual({ status: 200 });
     expect(await copy.text()).toBe(JSON.stringify({ status: 200 }));
+    // Headers are built when first read: the same object each time, and the clone's are the same.
+    expect(b.headers).toBe(b.headers);
+    expect(b.headers.get("x-two")).toBe("a, b");
+    expect([...copy.headers]).toEqual([...b.headers]);
     const c = await post();
     const chunks: Uint8Array[] = [];
     const reader = c.body!.getReader();
