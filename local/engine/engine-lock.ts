@@ -167,8 +167,11 @@ export class EngineLock {
         w?.reject(this.lostError);
         this.opts.onLost?.(this.lostError);
         return;
-      } catch {
+      } catch (err) {
         await c?.end().catch(() => {});
+        if (attempt === 0) {
+          this.opts.log(`cannot reach Postgres to take the engine's lock again (${err instanceof Error ? err.message : String(err)}); retrying until it answers`);
+        }
         // Postgres is down or restarting: try again soon (a refused connection costs nothing).
         await new Promise((r) => setTimeout(r, Math.min(1_000, 25 * 2 ** Math.min(attempt, 6))));
       }

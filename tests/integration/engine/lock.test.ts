@@ -161,6 +161,70 @@ describe("engine lock on the test run's Postgres", () => {
   }, 150_000);
 });
 
+describe("engine lock, in the store", () => {
+  let db: TestDatabase;
+  beforeEach(async () => {
+    db = await createTestDatabase({ empty: true });
+  });
+  afterEach(async () => {
+    await db?.drop().catch(() => {});
+  });
+
+  const run = (id: string): RunRow => ({
+    id, function_id: "f", status: "queued", event_id: `ev-${id}`, event: { name: "x", data: {}, id: `ev-${id}`, ts: 1 },
+    event_seq: 1, created_at: 1, started_at: null, ended_at: null, output: null, error: null, disable_immediate: false,
+    concurrency_keys: [], parent: null,
+  });
+
+  it("while the lock is being re-taken nothing is acknowledged; once another session holds it, transitions are refused with a clear error", async () => {
+    const admin = new pg.Client({ connectionString: db.url.replace(/\/[^/]*$/, "/postgres") });
+    admin.on("error", () => {});
+    await admin.connect();
+    const lines: string[] = [];
+    let lost: Error | undefined;
+    const store = new Store(db.url, { log: (l) => lines.push(l), onLockLost: (e) => (lost = e) });
+    const thief = new pg.Client({ connectionString: db.url });
+    thief.on("error", () => {});
+    try {
+      await store.migrate();
+      await store.acquireEngineLock();
+      await store.apply({ runs: [run("before")] });
+      // The lock's session ends while Postgres takes no connections to this database: the lock cannot be re-taken.
+      await admin.query(`ALTER DATABASE ${db.name} ALLOW_CONNECTIONS false`);
+      const holder = `SELECT l.pid FROM pg_locks l JOIN pg_database d ON d.oid = l.database WHERE d.datname = $1
+        AND l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.objid = (hashtext('inngest_local.engine')::bigint & 4294967295)::oid`;
+      const pid = (await admin.query<{ pid: number }>(holder, [db.name])).rows[0]!.pid;
+      await admin.query("SELECT pg_terminate_backend($1, 30000)", [pid]);
+      await until(() => lines.some((l) => l.includes("cannot reach Postgres to take the engine's lock again")), { timeoutMs: 30_000, message: "the store never tried to re-take its lock" });
+      let acked = false;
+      const pending = store.apply({ runs: [run("during")] }).then(() => (acked = true));
+      await new Promise((r) => setTimeout(r, 100));
+      expect(acked).toBe(false); // it cannot be: the lock is not held, and Postgres refuses every connection
+      await admin.query(`ALTER DATABASE ${db.name} ALLOW_CONNECTIONS true`);
+      await pending; // re-taken: acknowledged now
+      expect(lines.some((l) => l.includes("held again"))).toBe(true);
+
+      // Now another session takes it the moment the store's session ends: the store has lost the database.
+      await thief.connect();
+      const again = (await admin.query<{ pid: number }>(holder, [db.name])).rows[0]!.pid;
+      await thief.query(`DO $$ DECLARE deadline timestamptz := clock_timestamp() + interval '5 seconds'; BEGIN
+        PERFORM pg_terminate_backend(${Number(again)});
+        WHILE clock_timestamp() < deadline LOOP EXIT WHEN pg_try_advisory_lock(hashtext('inngest_local.engine')); END LOOP;
+      END $$`);
+      await until(() => lost, { timeoutMs: 30_000, message: "the store never learned it lost its lock" });
+      expect(lost!.message).toMatch(/lost its single-writer lock .* to another engine and stopped writing/);
+      await expect(store.apply({ runs: [run("after")] })).rejects.toThrow(/lost its single-writer lock/);
+      expect(lines.some((l) => l.startsWith("ENGINE ERROR: this engine lost its single-writer lock"))).toBe(true);
+      expect((await sql<{ id: string }>(db.url, "SELECT id FROM inngest_local.runs ORDER BY id")).map((r) => r.id)).toEqual(["before", "during"]);
+    } finally {
+      await admin.query(`ALTER DATABASE ${db.name} ALLOW_CONNECTIONS true`).catch(() => {});
+      await admin.end();
+      await thief.end().catch(() => {});
+      await store.close();
+    }
+  }, 120_000);
+});
+
 describe("engine across a Postgres restart (a server of its own)", () => {
   let server: RunningPostgres;
   let dataDir: string;
