@@ -290,8 +290,10 @@ export async function recoverJournals(ctx: ApplierContext): Promise<void> {
         );
       }
     }
-    await ctx.pool.query("DELETE FROM inngest_local.journals WHERE id = $1", [row.id]);
+    // The file before its row: a crash in between leaves a row whose file is missing, which the next start retires
+    // (everything in it was applied); the other order would leave a journal file no row names, for good.
     if (ours) rmSync(row.path, { force: true });
+    await ctx.pool.query("DELETE FROM inngest_local.journals WHERE id = $1", [row.id]);
   }
 }
 
