@@ -143,10 +143,21 @@ async function main(): Promise<void> {
     // Due work resumes at once, but a call the app refuses (next dev not listening yet) waits without
     // counting as an attempt (local/engine/dispatch.ts).
     // The journal beside the rest of the data, so a restart (or a reboot) finds what was acknowledged from it.
-    engine = await startEngine({ port: ports.engine, databaseUrl, journalDir: process.env.INNGEST_ENGINE_JOURNAL_DIR || join(dataDir, "engine-journal"), log: log("engine") });
+    engine = await startEngine({
+      port: ports.engine,
+      databaseUrl,
+      journalDir: process.env.INNGEST_ENGINE_JOURNAL_DIR || join(dataDir, "engine-journal"),
+      log: log("engine"),
+      // Another engine took the database (this one lost its lock and stopped itself): the stack goes down with it.
+      onFatal: () => void shutdown(1),
+    });
     running.push({ name: "engine", stop: () => engine!.stop() });
     env.INNGEST_DEV = engine.url;
   }
+  // The origin the app registers for /api/inngest, pinned to its own address. Unpinned, the SDK takes it from the
+  // Host header of whoever sends the sync — and in dev mode an out-of-band sync (a bare PUT) needs no signature, so
+  // one forged `PUT /api/inngest` with `Host: elsewhere` moved every run's calls (and their data) there.
+  env.INNGEST_SERVE_ORIGIN = process.env.INNGEST_SERVE_ORIGIN || `http://127.0.0.1:${appPort}`;
 
   // Console sign-in: generated once and kept in the data folder unless configured.
   const console_ = await localConsoleCredentials();

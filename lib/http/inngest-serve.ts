@@ -41,7 +41,13 @@ export function requireInBandSync<R extends Request, A extends unknown[]>(
       );
     }
     try {
-      return await put(req, ...rest);
+      const res = await put(req, ...rest);
+      // The SDK refuses a sync it cannot use (a body without `url`, a bad signature) in its own shape, with its
+      // validator's issue list as the message: answer in the API's shape, saying only what went wrong.
+      if (res.status >= 400 && res.status < 500) {
+        return errorJson(new ApiError(res.status, res.status === 401 ? "unauthorized" : "invalid_request", "The sync request was refused"));
+      }
+      return res;
     } catch {
       // The SDK throws (Next would answer an empty 500) when a sync's body is not JSON: a client error.
       return errorJson(new ApiError(400, "invalid_request", "The sync request could not be read"));

@@ -8,12 +8,18 @@ import { fileURLToPath } from "node:url";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startAppStack, type AppStack } from "../support/app-stack";
-import { appRoutes, body, concretePath, headers, METHODS, mulberry32, pick } from "../fuzz/generate";
+import { appRoutes, body, concretePath, headers, METHODS, mulberry32, pick, type ConsoleSession } from "../fuzz/generate";
 
 let stack: AppStack;
 const WHSEC = `whsec_${Buffer.alloc(32, 5).toString("base64")}`;
+// The console is on, and some generated requests carry a signed-in operator's session (tests/fuzz/generate.ts).
+const CONSOLE_ENV = { NIGHTSHIFT_OPERATOR_PASSWORD: "fuzz operator password", NIGHTSHIFT_SESSION_SECRET: "fuzz-session-secret-0123456789abcdefghijklmn" };
+let session: ConsoleSession;
+/** Ids of rows that exist — a task, a pending approval, a dead letter, a schedule — for the generated paths. */
+const live: string[] = [];
 beforeAll(async () => {
-  stack = await startAppStack({ env: { FUZZ_SRC_SECRET: WHSEC, FUZZ_PEER_SECRET: WHSEC } });
+  Object.assign(process.env, CONSOLE_ENV);
+  stack = await startAppStack({ env: { FUZZ_SRC_SECRET: WHSEC, FUZZ_PEER_SECRET: WHSEC, ...CONSOLE_ENV } });
   // Rows the generated paths and bodies name (tests/fuzz/generate.ts): a webhook source, a peer, a disabled peer.
   const peers = await stack.sb.admin.from("peers").insert([
     { name: "fuzz-peer", base_url: "http://127.0.0.1:9", source: "fuzz-src", secret_env_name: "FUZZ_PEER_SECRET", enabled: true },
@@ -24,6 +30,34 @@ beforeAll(async () => {
     .from("webhook_sources")
     .insert({ name: "fuzz-src", agent_id: "research", prompt_template: "Handle delivery {{webhook.id}}", secret_env_names: ["FUZZ_SRC_SECRET"] });
   expect(source.error).toBeNull();
+
+  const { consoleConfig } = await import("../../lib/console/config");
+  const { newSession, signSession } = await import("../../lib/console/session");
+  const { recordSession } = await import("../../lib/console/session-store");
+  const config = consoleConfig();
+  const operator = newSession(config);
+  await recordSession(stack.sb.admin, operator);
+  session = { cookie: `ns_session=${signSession(config, operator)}`, origin: stack.appUrl, host: new URL(stack.appUrl).host };
+
+  const rpc = async (fn: string, args: Record<string, unknown>) => {
+    const { data, error } = await stack.sb.admin.rpc(fn as never, args as never);
+    expect(error).toBeNull();
+    return (Array.isArray(data) ? data[0] : data) as unknown as Record<string, string>;
+  };
+  const task = (approval: boolean) =>
+    rpc("create_task", { p_agent_id: "content", p_prompt: "A fuzz draft", p_input: null, p_priority: 0, p_mode: "now", p_require_approval: approval, p_callback_url: null, p_api_key_id: null, p_idempotency_key: null, p_request_hash: "fuzz" });
+  const reviewed = (await task(true)).task_id!;
+  const approval = await rpc("request_approval", { p_task_id: reviewed, p_stage: "draft", p_revision: 1, p_draft: { text: "draft" }, p_timeout_seconds: 86_400, p_auto_action: "reject", p_now: new Date().toISOString() });
+  await rpc("publish_approval", { p_id: approval.id, p_now: new Date().toISOString() });
+  const failed = (await task(false)).task_id!;
+  const letter = await rpc("fail_task_dead_letter", { p_task_id: failed, p_failure_kind: "provider_down", p_summary: "Claude was down.", p_error: { kind: "provider_down" }, p_reason: "Claude was down.", p_attempts: 5 });
+  const schedule = await fetch(`${stack.appUrl}/api/schedules`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${stack.apiKey}`, "content-type": "application/json" },
+    body: JSON.stringify({ name: "fuzz", agent: "research", cron: "0 3 * * *", prompt: "p", enabled: false }),
+  });
+  expect(schedule.status).toBe(201);
+  live.push(reviewed, approval.id!, failed, letter.dead_letter_id!, ((await schedule.json()) as { id: string }).id);
 });
 afterAll(async () => {
   await stack?.stop();
@@ -96,11 +130,11 @@ describe("fuzz", () => {
     for (let i = 0; i < RUNS; i++) {
       const template = pick(rng, [...routes, "/api/webhooks/[source]", "/api/nope", "/api/tasks/x/y/z", "/nowhere"]);
       // The seeded webhook source, often: a random segment almost never names it.
-      const path = template === "/api/webhooks/[source]" && rng() < 0.6 ? "/api/webhooks/fuzz-src" : concretePath(rng, template);
+      const path = template === "/api/webhooks/[source]" && rng() < 0.6 ? "/api/webhooks/fuzz-src" : concretePath(rng, template, live);
       let method = pick(rng, METHODS);
       if (template === "/api/inngest" && method === "POST") method = "GET";
       const b = body(rng);
-      const h = headers(rng, stack.apiKey);
+      const h = headers(rng, stack.apiKey, session);
       if (b.contentType && rng() < 0.9) h["content-type"] = b.contentType;
       // Half the deliveries to the seeded webhook source are signed with its secret, so the payload gets past the
       // signature check into the mapping and the task submission.
@@ -196,6 +230,22 @@ describe("issue 11 findings, one request each", () => {
     expect(a.status).toBe(status);
     expect(a.type).toMatch(/^application\/json/);
     expect(typeof JSON.parse(a.text).error.code).toBe("string");
+  });
+
+  test("PUT /api/inngest with a forged Host (an unsigned out-of-band sync in dev mode) does not move the engine's calls", async () => {
+    // Before the origin was pinned, the SDK registered the sync's Host: every later run was called at 127.0.0.1:9.
+    const put = await send("PUT", "/api/inngest", { host: "127.0.0.1:9" });
+    expect(put.status).toBeLessThan(500);
+    const posted = await post("/api/tasks", JSON.stringify({ agent: "research", prompt: "after a forged sync" }));
+    expect(posted.status).toBe(202);
+    const { task_id } = JSON.parse(posted.text) as { task_id: string };
+    let status = "";
+    const deadline = Date.now() + 90_000;
+    while (status !== "completed" && Date.now() < deadline) {
+      status = (JSON.parse((await send("GET", `/api/tasks/${task_id}`, auth())).text) as { status: string }).status;
+      if (status !== "completed") await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(status, stack.output().slice(-2000)).toBe("completed");
   });
 
   test("security headers: the console gets a nonce CSP its inline scripts carry; the API a CSP that allows nothing", async () => {

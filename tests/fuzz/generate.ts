@@ -61,9 +61,12 @@ const SEGMENTS = [
   "fuzz-peer",
 ];
 
-export function concretePath(rng: Rng, template: string): string {
+/** A path for a route template; `live` are ids of rows that exist (a task, an approval, a dead letter, a schedule), so
+ * that half the id segments reach past "not found" into the handlers' real work (cancel, decide, replay, discard). */
+export function concretePath(rng: Rng, template: string, live: readonly string[] = []): string {
+  const segment = () => (live.length > 0 && rng() < 0.5 ? pick(rng, live) : pick(rng, SEGMENTS));
   let path = template.replace(/\[\.\.\.[^\]]+\]/g, () => Array.from({ length: int(rng, 1, 3) }, () => pick(rng, SEGMENTS)).join("/"));
-  path = path.replace(/\[[^\]]+\]/g, () => pick(rng, SEGMENTS));
+  path = path.replace(/\[[^\]]+\]/g, segment);
   if (rng() < 0.15) path += `/${pick(rng, SEGMENTS)}`;
   if (rng() < 0.3) path += `?${query(rng)}`;
   return path;
@@ -199,11 +202,24 @@ function webhookSource(rng: Rng): Record<string, unknown> {
   return b;
 }
 
-export function headers(rng: Rng, apiKey: string): Record<string, string> {
+/** A signed-in operator's cookie and the same-origin headers a console page's own requests carry. */
+export interface ConsoleSession {
+  cookie: string;
+  origin: string;
+  host: string;
+}
+
+export function headers(rng: Rng, apiKey: string, session?: ConsoleSession): Record<string, string> {
   const h: Record<string, string> = {};
   const auth = rng();
   if (auth < 0.55) h.authorization = `Bearer ${apiKey}`;
   else if (auth < 0.7) h.authorization = pick(rng, ["Bearer ", "Bearer x", "Basic Zm9vOmJhcg==", `Bearer ${apiKey}x`, `bearer  ${apiKey}`, "Bearer ns_" + "a".repeat(4000)]);
+  // Signed in, from the console's own origin: pages render and server actions (made-up ids, no CSRF token) answer.
+  if (session && rng() < 0.3) {
+    h.cookie = session.cookie;
+    if (rng() < 0.7) Object.assign(h, { origin: session.origin, host: session.host, "sec-fetch-site": "same-origin" });
+    if (rng() < 0.4) h["next-action"] = pick(rng, ["0".repeat(40), `7f${"a".repeat(40)}`, "x", "%00", "a".repeat(300)]);
+  }
   if (rng() < 0.3) h["idempotency-key"] = pick(rng, ["k1", "a".repeat(300), "with space", "é", `k-${int(rng, 0, 5)}`]);
   if (rng() < 0.2) h.origin = pick(rng, ["https://evil.example", "null", "http://127.0.0.1"]);
   if (rng() < 0.2) h["x-forwarded-for"] = pick(rng, ["1.2.3.4", "::1, 10.0.0.1", "garbage", "", "1.1.1.1".repeat(50)]);

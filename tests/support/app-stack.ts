@@ -74,6 +74,8 @@ export async function startAppStack(opts: { env?: Record<string, string> } = {})
         ANTHROPIC_BASE_URL: double.url,
         ANTHROPIC_API_KEY: "",
         INNGEST_DEV: engineUrl,
+        // Pinned as `npm run dev` pins it (local/dev.ts): a sync never takes the origin from a request's Host.
+        INNGEST_SERVE_ORIGIN: appUrl,
         ...opts.env,
       },
     });

@@ -47,6 +47,20 @@ describe("requireInBandSync", () => {
     expect(calls).toBe(1);
   });
 
+  test("a sync the SDK refuses is answered in the API's error shape, without the SDK's validator output", async () => {
+    // What the SDK answers an in-band sync whose body has no `url` (found by the fuzz, seed 424242).
+    const sdkRefusal = async () =>
+      Response.json({ code: "invalid_request", message: '[\n  {\n    "code": "invalid_type",\n    "path": [\n      "url"\n    ]\n  }\n]' }, { status: 400 });
+    const res = await requireInBandSync(sdkRefusal, { INNGEST_DEV: "1" })(put({ "x-inngest-sync-kind": "in_band" }));
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe("invalid_request");
+    expect(body.error.message).not.toMatch(/invalid_type|path/);
+    const unsigned = await requireInBandSync(async () => Response.json({ message: "No x-inngest-signature" }, { status: 401 }), {})(put({ "x-inngest-sync-kind": "in_band" }));
+    expect(unsigned.status).toBe(401);
+    expect(((await unsigned.json()) as { error: { code: string } }).error.code).toBe("unauthorized");
+  });
+
   test("a sync the SDK cannot read is a JSON 400, not an empty 500", async () => {
     const res = await requireInBandSync(async () => {
       throw new SyntaxError("Unexpected token");

@@ -2,8 +2,10 @@
 // killed with -9 while a batch-mode task is in flight, then started again on the same data directory: the second
 // start ends what the first left behind (next dev, Postgres), says "running" only once its own app answers, and the
 // batch task — whose batch the double kept in the data directory — completes. Then Ctrl-C stops everything cleanly.
+// Before it all, a forged sync (PUT /api/inngest with another Host) must not move where the engine calls the app.
 // Heavy (two `next dev` starts), so one test does all of it.
 import { spawn, type ChildProcess } from "node:child_process";
+import http from "node:http";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -102,6 +104,16 @@ it("kill -9 of the launcher with a batch task in flight, then a new start: orpha
   await first.running;
   const { key } = JSON.parse(await readFile(join(dataDir, "local-api-key.json"), "utf8")) as { key: string };
   const auth = { authorization: `Bearer ${key}`, "content-type": "application/json" };
+  // An unsigned out-of-band sync with a forged Host (dev mode needs no signature): the launcher pins the app's serve
+  // origin, so the engine keeps calling the app here — unpinned, it called 127.0.0.1:9 and the task below never ran.
+  await new Promise<void>((resolve, reject) => {
+    const req = http.request({ host: "127.0.0.1", port, method: "PUT", path: "/api/inngest", headers: { host: "127.0.0.1:9" } }, (res) => {
+      res.resume();
+      res.on("end", resolve);
+    });
+    req.on("error", reject);
+    req.end();
+  });
 
   // A batch-mode task: its turn goes to the double's Batches API, then the run sleeps (30 s) before it polls.
   const posted = await fetch(`${appUrl}/api/tasks`, {
