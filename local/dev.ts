@@ -143,7 +143,14 @@ async function main(): Promise<void> {
     // Due work resumes at once, but a call the app refuses (next dev not listening yet) waits without
     // counting as an attempt (local/engine/dispatch.ts).
     // The journal beside the rest of the data, so a restart (or a reboot) finds what was acknowledged from it.
-    engine = await startEngine({ port: ports.engine, databaseUrl, journalDir: process.env.INNGEST_ENGINE_JOURNAL_DIR || join(dataDir, "engine-journal"), log: log("engine") });
+    engine = await startEngine({
+      port: ports.engine,
+      databaseUrl,
+      journalDir: process.env.INNGEST_ENGINE_JOURNAL_DIR || join(dataDir, "engine-journal"),
+      log: log("engine"),
+      // Another engine took the database (this one lost its lock and stopped itself): the stack goes down with it.
+      onFatal: () => void shutdown(1),
+    });
     running.push({ name: "engine", stop: () => engine!.stop() });
     env.INNGEST_DEV = engine.url;
   }

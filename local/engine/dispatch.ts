@@ -105,8 +105,17 @@ export abstract class Dispatch extends Checkpoints {
     return Math.floor(this.maxInflight / 8);
   }
 
+  /** Set while the engine's single-writer lock is being re-taken (engine-lock.ts): nothing new is dispatched. */
+  private dispatchPaused = false;
+
+  /** Stops (or resumes) dispatching calls; what is ready stays ready. */
+  pauseDispatch(paused: boolean): void {
+    this.dispatchPaused = paused;
+    if (!paused) this.pump();
+  }
+
   protected pump(): void {
-    if (this.stopping) return;
+    if (this.stopping || this.dispatchPaused) return;
     let i = 0;
     while (i < this.ready.length && this.inflight < this.maxInflight) {
       const id = this.ready[i]!;

@@ -1,43 +1,180 @@
 // The engine's single-writer lock: one engine per database (schema inngest_local), a session-level advisory lock
-// held on a connection of its own for the engine's life.
-import type pg from "pg";
+// held on a connection of its own for the engine's life (docs/engine.md, "The single-writer lock").
+//
+// The lock lives only as long as that session: a Postgres restart or a pg_terminate_backend ends it, and another
+// engine could then take it. So the connection is watched: when it ends, the lock is re-taken on a new connection
+// (with backoff while Postgres is down), and until it is, the engine acknowledges nothing (Store.apply waits on
+// `whenHeld`) — an engine that cannot show it still owns the database must not promise anything. If another engine
+// took the lock meanwhile, this one has lost the database for good: `onLost` fires once and every waiter is refused.
+import pg from "pg";
 
 const LOCK_KEY = "hashtext('inngest_local.engine')";
+const TRY_LOCK = `SELECT pg_try_advisory_lock(${LOCK_KEY}) AS ok`;
+
+/** What a transition meets once another engine owns the database. */
+export class EngineLockLost extends Error {
+  constructor() {
+    super(
+      "this engine lost its single-writer lock on the database (schema inngest_local) to another engine and stopped writing",
+    );
+    this.name = "EngineLockLost";
+  }
+}
+
+export interface EngineLockOptions {
+  log: (line: string) => void;
+  /** Called once, when another engine holds the lock this engine lost. */
+  onLost?: (err: EngineLockLost) => void;
+  /** Called with false when the lock's connection ended and it is being re-taken, with true once it is held again. */
+  onHeld?: (held: boolean) => void;
+}
+
+type State = "none" | "held" | "retaking" | "lost" | "released";
 
 export class EngineLock {
-  private client: pg.PoolClient | undefined;
+  private client: pg.Client | undefined;
+  private state: State = "none";
+  private lostError: EngineLockLost | undefined;
+  /** Set when the engine stops: a transition no longer waits for the lock to be re-taken (see giveUpWaiting). */
+  private stopping: Error | undefined;
+  /** Waiters for the lock to be held again (while re-taking it). */
+  private regained: { promise: Promise<void>; resolve: () => void; reject: (err: Error) => void } | undefined;
 
-  constructor(private readonly pool: pg.Pool) {}
+  constructor(
+    private readonly connectionString: string,
+    private readonly opts: EngineLockOptions,
+  ) {}
 
   /**
    * Takes the lock. A killed engine's session ends with its process, which releases the lock, so a restart waits
    * briefly instead of failing.
    */
   async acquire(waitMs = 15_000): Promise<void> {
-    const c = await this.pool.connect();
+    const c = await this.connect();
     const deadline = Date.now() + waitMs;
-    for (;;) {
-      const r = await c.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock(${LOCK_KEY}) AS ok`);
-      if (r.rows[0]?.ok) {
-        // Held for the engine's life: when Postgres stops first (Ctrl-C reaches the whole process group), the
-        // server ends this session with 57P01, emitted as an 'error' event that must not crash the process.
-        c.on("error", () => {});
-        this.client = c;
-        return;
+    try {
+      for (;;) {
+        const r = await c.query<{ ok: boolean }>(TRY_LOCK);
+        if (r.rows[0]?.ok) break;
+        if (Date.now() > deadline) {
+          throw new Error("another local Inngest engine is already running on this database (schema inngest_local)");
+        }
+        await new Promise((res) => setTimeout(res, 200));
       }
-      if (Date.now() > deadline) {
-        c.release();
-        throw new Error("another local Inngest engine is already running on this database (schema inngest_local)");
-      }
-      await new Promise((res) => setTimeout(res, 200));
+    } catch (err) {
+      await c.end().catch(() => {});
+      throw err;
     }
+    this.hold(c);
+  }
+
+  /** Undefined while the lock is held (or was never taken: a bare Store); else resolves once re-taken, or rejects. */
+  whenHeld(): Promise<void> | undefined {
+    if (this.state === "held" || this.state === "none") return undefined;
+    if (this.state === "lost") return Promise.reject(this.lostError);
+    if (this.state === "released") return Promise.reject(new Error("the engine's store is closed"));
+    if (this.stopping) return Promise.reject(this.stopping);
+    return this.regained!.promise;
+  }
+
+  /**
+   * The engine is stopping: what waits for the lock to be re-taken (Postgres down) is refused now, and so is what
+   * would wait from now on — never acknowledged, so nothing is lost — instead of holding the stop up for good.
+   */
+  giveUpWaiting(): void {
+    this.stopping ??= new Error("the engine is stopping while its single-writer lock is being re-taken; not acknowledged");
+    this.regained?.reject(this.stopping);
+  }
+
+  /** True once another engine holds the lock this one lost. */
+  get lost(): boolean {
+    return this.state === "lost";
   }
 
   /** Releases the lock (best effort: with Postgres gone, so is the session and the lock with it). */
   async release(): Promise<void> {
-    if (!this.client) return;
-    await this.client.query(`SELECT pg_advisory_unlock(${LOCK_KEY})`).catch(() => {});
-    this.client.release();
+    const c = this.client;
+    const was = this.state;
+    this.state = "released";
     this.client = undefined;
+    this.regained?.reject(new Error("the engine's store is closed"));
+    this.regained = undefined;
+    if (!c) return;
+    if (was === "held") await c.query(`SELECT pg_advisory_unlock(${LOCK_KEY})`).catch(() => {});
+    await c.end().catch(() => {});
+  }
+
+  private async connect(): Promise<pg.Client> {
+    const c = new pg.Client({ connectionString: this.connectionString, keepAlive: true });
+    // When Postgres ends the session (a restart, pg_terminate_backend: 57P01), the client emits 'error'; never a
+    // crash. The loss itself is handled by the 'end' listener hold() adds.
+    c.on("error", () => {});
+    try {
+      await c.connect();
+    } catch (err) {
+      await c.end().catch(() => {});
+      throw err;
+    }
+    return c;
+  }
+
+  private hold(c: pg.Client): void {
+    this.client = c;
+    this.state = "held";
+    c.once("end", () => {
+      if (this.client !== c || this.state !== "held") return; // released, or already replaced
+      this.client = undefined;
+      this.state = "retaking";
+      let resolve!: () => void;
+      let reject!: (err: Error) => void;
+      const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+      promise.catch(() => {}); // rejected with nobody waiting: not an unhandled rejection
+      this.regained = { promise, resolve, reject };
+      this.opts.log("ENGINE WARNING: the connection holding the engine's single-writer lock ended (Postgres restarted, or the session was terminated); nothing is acknowledged until the lock is taken again");
+      this.opts.onHeld?.(false);
+      void this.retake();
+    });
+  }
+
+  /** Re-takes the lock on a new connection, with backoff while Postgres cannot be reached. */
+  private async retake(): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      if (this.state !== "retaking") return;
+      let c: pg.Client | undefined;
+      try {
+        c = await this.connect();
+        const r = await c.query<{ ok: boolean }>(TRY_LOCK);
+        if (this.state !== "retaking") {
+          // closed meanwhile: give back what was just taken
+          if (r.rows[0]?.ok) await c.query(`SELECT pg_advisory_unlock(${LOCK_KEY})`).catch(() => {});
+          await c.end().catch(() => {});
+          return;
+        }
+        if (r.rows[0]?.ok) {
+          this.hold(c);
+          this.opts.log(`the engine's single-writer lock is held again (after ${attempt + 1} tries); acknowledging again`);
+          const w = this.regained;
+          this.regained = undefined;
+          w?.resolve();
+          this.opts.onHeld?.(true);
+          return;
+        }
+        await c.end().catch(() => {});
+        this.state = "lost";
+        this.lostError = new EngineLockLost();
+        const w = this.regained;
+        this.regained = undefined;
+        w?.reject(this.lostError);
+        this.opts.onLost?.(this.lostError);
+        return;
+      } catch (err) {
+        await c?.end().catch(() => {});
+        if (attempt === 0) {
+          this.opts.log(`cannot reach Postgres to take the engine's lock again (${err instanceof Error ? err.message : String(err)}); retrying until it answers`);
+        }
+        // Postgres is down or restarting: try again soon (a refused connection costs nothing).
+        await new Promise((r) => setTimeout(r, Math.min(1_000, 25 * 2 ** Math.min(attempt, 6))));
+      }
+    }
   }
 }

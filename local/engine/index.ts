@@ -53,6 +53,11 @@ export interface EngineOptions {
   /** Directory of the engine's journal, or "off"; default INNGEST_ENGINE_JOURNAL_DIR, else a directory in the OS
    * temp dir (see resolveJournalDir). The dev stack passes its data directory. */
   journalDir?: string;
+  /**
+   * Called once the engine stopped itself because another engine took its single-writer lock on the database (after
+   * a Postgres restart or a terminated session; docs/engine.md, "The single-writer lock"). The CLI exits non-zero.
+   */
+  onFatal?: (err: Error) => void;
 }
 
 export interface Engine {
@@ -79,10 +84,21 @@ export interface Engine {
 export async function startEngine(opts: EngineOptions): Promise<Engine> {
   const log = opts.log ?? (() => {});
   const clock = opts.clock ?? new RealClock();
-  const store = new Store(opts.databaseUrl, { log });
+  // The lock lost to another engine: this one stops itself (stop() below; it may happen before stop() exists).
+  let lost: Error | undefined;
+  let stopSelf: (() => void) | undefined;
+  let dispatcher: Executor | undefined;
+  const store = new Store(opts.databaseUrl, {
+    log,
+    onLockHeld: (held) => dispatcher?.pauseDispatch(!held),
+    onLockLost: (err) => {
+      lost = err;
+      stopSelf?.();
+    },
+  });
   await store.migrate();
-  await store.acquireEngineLock();
   try {
+    await store.acquireEngineLock();
     // Before anything reads the state: what a previous engine acknowledged from its journal but did not apply.
     await store.recoverJournals();
     const journalDir = resolveJournalDir(opts.journalDir);
@@ -102,6 +118,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
     maxRetryAfterMs: opts.maxRetryAfterMs,
     mode: opts.mode ?? engineModeFromEnv(),
   });
+  dispatcher = executor;
   try {
     await executor.load();
   } catch (err) {
@@ -120,7 +137,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
   log(`local Inngest engine listening on ${url} (${opts.signingKey ? "signed cloud" : "dev"} mode, ${executor.mode} execution)`);
 
   let stopped = false;
-  return {
+  const engine: Engine = {
     url,
     port,
     clock,
@@ -149,6 +166,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
       stopped = true;
       server.closeAllConnections?.();
       await new Promise<void>((r) => server.close(() => r()));
+      store.beginClose(); // a commit waiting for the lock (Postgres down) must not hold the stop up
       await executor.stop();
       await store.close();
     },
@@ -163,4 +181,13 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
         : { INNGEST_DEV: url };
     },
   };
+  stopSelf = () => {
+    const done = () => {
+      log("the engine stopped itself: another engine owns this database now");
+      opts.onFatal?.(lost!);
+    };
+    void engine.stop().then(done, done);
+  };
+  if (lost) stopSelf();
+  return engine;
 }

@@ -2,11 +2,11 @@
 // (Store.apply, local/engine/store.ts) made durable in the journal file and applies it to Postgres in seq order, the
 // read barrier that makes reads wait for it, and the recovery of journals earlier engines left behind. The file and
 // its format are journal.ts's; the write path (group commit, the journal write, acknowledgements) is store.ts's.
-import { existsSync, rmSync } from "node:fs";
-import { resolve } from "node:path";
+import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
 import type pg from "pg";
 import { ulid } from "./ids";
-import { JournalFile, journalPath, mergedDoc, readJournal, type JournalRecord } from "./journal";
+import { JOURNAL_NAME, JournalFile, headerId, journalPath, mergedDoc, readJournal, type JournalRecord } from "./journal";
 import { traceMark, tracing } from "./trace";
 
 export const APPLY_SQL = "SELECT inngest_local.apply($1::jsonb)";
@@ -16,6 +16,12 @@ const APPLY_BATCH = 512;
 export const READ_WAIT_MS = 30_000;
 /** Times Postgres may reject a journaled transition that passed rejectedByPostgres before it is skipped. */
 const MAX_REJECTIONS = 3;
+/**
+ * A journal-named file with no header (or a `.tmp` one) older than this, found in the journal directory with no row
+ * here, is removed: no engine can ever apply it (recovery refuses a file without its header, and reads only the final
+ * name), and this is far longer than any create takes, so it is not another engine's create in progress.
+ */
+const LEFTOVER_AGE_MS = 10 * 60_000;
 /**
  * The applier's pace (docs/benchmarks.md, session 8). A statement leaves at most once per APPLY_GAP_MS, and then right
  * after a journal write's answers (schedule()), never whenever Postgres answered the last one: each statement's socket
@@ -28,6 +34,25 @@ const APPLY_GAP_MS = 20;
 const APPLY_IDLE_MS = 10;
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const ignore = () => {};
+
+/**
+ * A pooled client checked out by hand has no 'error' listener (the pool's is off while it is out): an error Postgres
+ * sends in the same packet right after a statement's answer — a shutdown's or pg_terminate_backend's 57P01 — is
+ * emitted before the code awaiting the answer can release it, and would crash the process. The statement still gets
+ * its own error; a broken client is dropped by the pool on release. Pair with `releaseClient`.
+ */
+export async function checkout(pool: pg.Pool): Promise<pg.PoolClient> {
+  const client = await pool.connect();
+  client.on("error", ignore);
+  return client;
+}
+
+export function releaseClient(client: pg.PoolClient, err?: Error): void {
+  client.removeListener("error", ignore);
+  client.release(err);
+}
 export const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /**
@@ -45,6 +70,8 @@ export interface ApplierContext {
   pool: pg.Pool;
   /** Where the journal's warnings and errors go (they matter: see applyRecords). */
   log: (line: string) => void;
+  /** How long a read (and the store's close) waits for Postgres to catch up with the journal; READ_WAIT_MS. */
+  readWaitMs: number;
 }
 
 /**
@@ -94,7 +121,7 @@ export class OpenJournal {
   /** Reads wait here until Postgres has every transition acknowledged before the read. */
   async barrier(): Promise<void> {
     if (this.applied >= this.written) return;
-    await this.waitApplied(this.written, READ_WAIT_MS);
+    await this.waitApplied(this.written, this.ctx.readWaitMs);
   }
 
   waitApplied(seq: number, ms: number): Promise<void> {
@@ -156,6 +183,7 @@ export class OpenJournal {
     this.lastSent = performance.now();
     void this.run()
       .catch(async (err: unknown) => {
+        if (this.stopped) return; // the store closed with Postgres down: the journal stays for the next start
         this.ctx.log(`ENGINE ERROR: the journal's applier failed (${message(err)}); retrying`);
         await sleep(500);
       })
@@ -209,6 +237,7 @@ export class OpenJournal {
 export async function openJournal(ctx: ApplierContext, dir: string, writing: () => boolean): Promise<OpenJournal> {
   const id = ulid();
   const abs = resolve(dir);
+  await sweepJournalDir(ctx, abs);
   await ctx.pool.query("INSERT INTO inngest_local.journals (id, path, applied_seq, created_at) VALUES ($1, $2, 0, $3)", [
     id,
     journalPath(abs, id),
@@ -239,9 +268,15 @@ export async function recoverJournals(ctx: ApplierContext): Promise<void> {
     let ours = true;
     if (!existsSync(row.path)) {
       ctx.log(`engine journal ${row.id}: ${row.path} is missing; Postgres has its transitions up to seq ${after}`);
+      // A crash inside JournalFile.create leaves the file it was writing under its temporary name.
+      rmSync(`${row.path}.tmp`, { force: true });
     } else {
+      // A file in another format throws here (JournalFormatError): the start fails loudly, nothing of it is applied.
       const r = readJournal(row.path, row.id, after);
-      if (r.foreign) {
+      if (r.headless) {
+        // The file this row names, cut short before its header by a crash inside create: it holds nothing.
+        ctx.log(`engine journal ${row.id}: ${row.path} has no header (a create the crash cut short); removed`);
+      } else if (r.foreign) {
         ours = false;
         ctx.log(`engine journal ${row.id}: ${row.path} is another journal's file; not applied`);
       } else {
@@ -255,8 +290,51 @@ export async function recoverJournals(ctx: ApplierContext): Promise<void> {
         );
       }
     }
-    await ctx.pool.query("DELETE FROM inngest_local.journals WHERE id = $1", [row.id]);
+    // The file before its row: a crash in between leaves a row whose file is missing, which the next start retires
+    // (everything in it was applied); the other order would leave a journal file no row names, for good.
     if (ours) rmSync(row.path, { force: true });
+    await ctx.pool.query("DELETE FROM inngest_local.journals WHERE id = $1", [row.id]);
+  }
+}
+
+/**
+ * The journal directory after recovery: every journal of this database was applied and retired, so a journal-named
+ * file left here has no row in this database. It may be another database's (the directory can be shared): one with
+ * a header is left alone — its own database's engine applies it — and logged once; one that no engine can ever apply
+ * (no header, or a `.tmp` of a create that never finished) and is old enough not to be a create in progress is
+ * removed: before creates were atomic, each crash inside one leaked such a file (1 MB).
+ */
+async function sweepJournalDir(ctx: ApplierContext, dir: string): Promise<void> {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return; // not created yet
+  }
+  const kept: string[] = [];
+  let removed = 0;
+  for (const name of names) {
+    const m = JOURNAL_NAME.exec(name);
+    if (!m) continue;
+    const path = join(dir, name);
+    try {
+      const dead = m[2] !== undefined || headerId(path) === undefined;
+      if (dead && Date.now() - statSync(path).mtimeMs > LEFTOVER_AGE_MS) {
+        rmSync(path, { force: true });
+        removed++;
+      } else {
+        kept.push(name);
+      }
+    } catch {
+      // gone meanwhile (its own engine retired it), or unreadable: left alone
+    }
+  }
+  if (removed) ctx.log(`engine journal directory ${dir}: removed ${removed} journal files no engine can apply (creates a crash cut short)`);
+  if (kept.length) {
+    ctx.log(
+      `engine journal directory ${dir}: ${kept.length} journal files belong to no journal of this database ` +
+        `(another database's engine, or left behind); left alone: ${kept.slice(0, 5).join(", ")}${kept.length > 5 ? ", …" : ""}`,
+    );
   }
 }
 
@@ -281,7 +359,7 @@ async function applyRecords(
     try {
       // Connecting apart from the statement: an error while connecting (refused, not accepting connections, too
       // many clients, even a permission error) says Postgres cannot be reached, never that it refused the records.
-      const client = await pool.connect().catch((err: unknown) => {
+      const client = await checkout(pool).catch((err: unknown) => {
         throw Object.assign(new Error(`cannot connect to Postgres: ${message(err)}`), { connectFailed: true });
       });
       try {
@@ -293,9 +371,9 @@ async function applyRecords(
         if (tracing) traceMark(tk, "written");
         await done;
         if (tracing) traceMark(tk, "done");
-        client.release();
+        releaseClient(client);
       } catch (err) {
-        client.release(isRejection(err) ? undefined : (err as Error)); // a broken connection is not reused
+        releaseClient(client, isRejection(err) ? undefined : (err as Error)); // a broken connection is not reused
         throw err;
       }
       if (outage) log(`engine journal: Postgres is back; applying the journal again`);

@@ -3,14 +3,16 @@
 // transitions to Postgres afterwards, in order, in batches. Waking Postgres for every step costs more than the
 // flush itself on this VM (docs/benchmarks.md, session 6); a small write to a file opened O_DSYNC does not.
 //
-// File format: `engine-journal-<id>.jsonl`, a header line `{"journal":"<id>"}` then one line per transition,
+// File format: `engine-journal-<id>.jsonl`, a header line `{"journal":"<id>","format":1}` (files written before the
+// format field have none and are format 1 too) then one line per transition,
 // `{"seq":N,"crc":C,"doc":{...}}` (the document `inngest_local.apply` takes; C the CRC-32 of the document's text),
 // seq increasing by one. The checksum matters after a rewind: a write cut short by a crash (or a power loss that kept
 // only some of its sectors) can leave the start of a new line followed by the rest of an older, applied line at the
 // same offset, which may still parse as JSON — with the new seq and the old content. The checksum refuses it. The file is zero-filled
 // ahead of use (so a write rewrites allocated blocks and the flush needs no metadata commit) and rewound once
 // everything in it was applied. A reader therefore stops at the first line that does not parse (a torn write, the
-// zeros) or whose seq does not increase (older, applied lines behind a rewind).
+// zeros) or whose seq does not increase (older, applied lines behind a rewind). A file in any other format (a newer
+// engine's, or the first one's, whose lines had no checksum) is refused loudly, never read as if it were this one.
 import {
   closeSync,
   constants,
@@ -18,12 +20,29 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
+  readSync,
+  renameSync,
   rmSync,
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import type { Changes, RunUpdate } from "./store";
+
+/** The journal format this engine writes and reads (the header's `format`; absent in files written before it). */
+export const JOURNAL_FORMAT = 1;
+
+/** A journal file in a format this engine cannot read: recovery stops rather than misapply it. */
+export class JournalFormatError extends Error {
+  constructor(path: string, found: string) {
+    super(
+      `engine journal ${path} is in ${found}, not format ${JOURNAL_FORMAT} which this engine reads; refusing to apply it ` +
+        `(nothing was applied; the file and its row are kept): start the engine version that wrote it to apply it, ` +
+        `or delete the file and its row in inngest_local.journals to give up its transitions`,
+    );
+    this.name = "JournalFormatError";
+  }
+}
 
 /** Zero-filled ahead of the writes; while Postgres lags behind by more, the file grows by this much at a time. */
 const PREALLOC_BYTES = 1 << 20;
@@ -54,6 +73,19 @@ export function recordLine(seq: number, parts: [string, string][]): string {
 }
 
 const LINE_HEAD = /^\{"seq":(\d{1,15}),"crc":(\d{1,10}),"doc":/;
+/** The start of a line of the first format, before checksums (this engine's lines, torn or not, start as LINE_HEAD). */
+const LEGACY_HEAD = /^\{"seq":\d{1,15},"doc":\{/;
+
+/** A complete line of the first format: `{"seq":N,"doc":{...}}`, no checksum. */
+function isLegacyLine(line: string): boolean {
+  if (!LEGACY_HEAD.test(line)) return false;
+  try {
+    const v = JSON.parse(line) as { doc?: unknown };
+    return typeof v.doc === "object" && v.doc !== null;
+  } catch {
+    return false; // cut short: a torn write, treated as one
+  }
+}
 
 /**
  * JSON that Postgres' jsonb refuses whatever the state: the escape `\u0000` and lone UTF-16 surrogates (which
@@ -102,6 +134,9 @@ export function journalPath(dir: string, id: string): string {
   return join(dir, `engine-journal-${id}.jsonl`);
 }
 
+/** The names JournalFile.create uses: the journal (`.jsonl`) and the file being created (`.jsonl.tmp`). */
+export const JOURNAL_NAME = /^engine-journal-([0-9A-Za-z]{1,64})\.jsonl(\.tmp)?$/;
+
 /** The open journal file: durable writes at the end, rewound once everything written was applied. */
 export class JournalFile {
   private pos: number;
@@ -117,19 +152,25 @@ export class JournalFile {
     this.pos = headerLen;
   }
 
-  /** Creates the file (never an existing one), zero-filled, with its header; file and directory entry durable. */
+  /**
+   * Creates the file (never an existing one), zero-filled, with its header; file and directory entry durable. It is
+   * written under `<name>.tmp` and renamed once complete, so a crash inside create never leaves a journal-named file
+   * without its header (only a `.tmp`, which recovery removes with the journal's row).
+   */
   static create(dir: string, id: string): JournalFile {
     mkdirSync(dir, { recursive: true });
     const path = journalPath(dir, id);
-    const header = Buffer.from(`${JSON.stringify({ journal: id })}\n`);
+    const tmp = `${path}.tmp`;
+    const header = Buffer.from(`${JSON.stringify({ journal: id, format: JOURNAL_FORMAT })}\n`);
     const init = Buffer.alloc(PREALLOC_BYTES);
     header.copy(init, 0);
     // O_DSYNC: each write returns once its data is on disk — one system call per group commit instead of a write
     // and an fdatasync.
-    const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC, 0o600);
+    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC, 0o600);
     try {
       writeAll(fd, init, 0);
       fsyncSync(fd);
+      renameSync(tmp, path); // never over an existing journal: the id is new (a ulid), its row just inserted
       const dfd = openSync(dir, constants.O_RDONLY);
       try {
         fsyncSync(dfd); // the new name itself
@@ -138,6 +179,7 @@ export class JournalFile {
       }
     } catch (err) {
       closeSync(fd);
+      rmSync(tmp, { force: true });
       rmSync(path, { force: true });
       throw err;
     }
@@ -189,9 +231,29 @@ function writeAll(fd: number, buf: Buffer, position: number): void {
 export interface ReadJournal {
   /** The file's header names another journal: it is not this row's file and must not be applied. */
   foreign: boolean;
+  /** The file has no readable header (a create cut short by a crash, before creates were atomic): nothing to apply. */
+  headless: boolean;
   records: JournalRecord[];
   /** A partial last line was found (a write the crash interrupted: never acknowledged) and ignored. */
   torn: boolean;
+}
+
+/** The journal id a file's header names, or undefined when it has no readable header. Reads only the first line. */
+export function headerId(path: string): string | undefined {
+  const fd = openSync(path, constants.O_RDONLY);
+  try {
+    const buf = Buffer.alloc(256);
+    const n = readSync(fd, buf, 0, buf.length, 0);
+    const text = buf.subarray(0, n).toString("utf8");
+    const nl = text.indexOf("\n");
+    if (nl < 0) return undefined;
+    const header = JSON.parse(text.slice(0, nl)) as { journal?: unknown } | null;
+    return typeof header?.journal === "string" ? header.journal : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Reads a journal file's records with seq > `after`, in order (see the file format above). */
@@ -204,9 +266,12 @@ export function readJournal(path: string, id: string, after: number): ReadJourna
   } catch {
     header = undefined;
   }
-  if (!header || typeof header !== "object" || (header as { journal?: unknown }).journal !== id) {
-    return { foreign: true, records: [], torn: false };
+  if (!header || typeof header !== "object" || typeof (header as { journal?: unknown }).journal !== "string") {
+    return { foreign: false, headless: true, records: [], torn: false };
   }
+  if ((header as { journal?: unknown }).journal !== id) return { foreign: true, headless: false, records: [], torn: false };
+  const format = (header as { format?: unknown }).format ?? JOURNAL_FORMAT;
+  if (format !== JOURNAL_FORMAT) throw new JournalFormatError(path, `format ${JSON.stringify(format)}`);
   const records: JournalRecord[] = [];
   let last = 0;
   let torn = false;
@@ -223,6 +288,7 @@ export function readJournal(path: string, id: string, after: number): ReadJourna
         doc = undefined;
       }
     }
+    if (last === 0 && !head && isLegacyLine(line)) throw new JournalFormatError(path, "the first format (lines without a checksum)");
     if (!head || !doc || typeof doc !== "object") {
       torn = true; // a write cut short (never acknowledged: acks come after the write is on disk), or old bytes
       break;
@@ -233,5 +299,5 @@ export function readJournal(path: string, id: string, after: number): ReadJourna
     last = seq;
     if (seq > after) records.push({ seq, parts: recordParts(doc as Changes) });
   }
-  return { foreign: false, records, torn };
+  return { foreign: false, headless: false, records, torn };
 }

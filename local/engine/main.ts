@@ -21,6 +21,12 @@ const engine = await startEngine({
   mode: engineModeFromEnv(arg("mode")),
   journalDir: arg("journal-dir"), // also INNGEST_ENGINE_JOURNAL_DIR
   log: (line) => console.log(`[engine] ${line}`),
+  // Another engine took the database (this one lost its lock): it has stopped; exit non-zero so a supervisor sees it.
+  onFatal: (err) => {
+    flushTrace();
+    console.error(`[engine] exiting: ${err.message}`);
+    process.exit(1);
+  },
 });
 console.log(JSON.stringify({ ready: true, url: engine.url, port: engine.port }));
 for (const sig of ["SIGINT", "SIGTERM"] as const) {

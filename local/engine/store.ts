@@ -4,15 +4,17 @@
 // one SQL function call: one round trip per step, and the memo grows by one row instead of being rewritten.
 import pg from "pg";
 import type { EngineEvent, MemoValue } from "./protocol";
-import { EngineLock } from "./engine-lock";
+import { EngineLock, type EngineLockLost } from "./engine-lock";
 import { mergedDoc, recordLine, recordParts, rejectedByPostgres, type JournalRecord } from "./journal";
 import {
   APPLY_SQL,
   OpenJournal,
   READ_WAIT_MS,
+  checkout,
   message,
   openJournal,
   recoverJournals,
+  releaseClient,
   sleep,
   type ApplierContext,
 } from "./journal-applier";
@@ -215,6 +217,12 @@ interface PendingApply {
 export interface StoreOptions {
   /** Where the journal's warnings and errors go (they matter: see applyRecords). */
   log?: (line: string) => void;
+  /** Called once when another engine took this engine's single-writer lock (engine-lock.ts); the store has stopped writing. */
+  onLockLost?: (err: Error) => void;
+  /** How long reads and close() wait for Postgres to catch up with the journal (default 30 s; tests shorten it). */
+  readWaitMs?: number;
+  /** Called with false while the lock is being re-taken (nothing is acknowledged), true once it is held again. */
+  onLockHeld?: (held: boolean) => void;
 }
 
 export interface RunListFilter {
@@ -237,13 +245,31 @@ export class Store {
     // An idle client killed by the server (e.g. Postgres stopping) must not crash the process.
     this.pool.on("error", () => {});
     this.log = opts.log ?? (() => {});
-    this.ctx = { pool: this.pool, log: this.log };
-    this.lock = new EngineLock(this.pool);
+    this.ctx = { pool: this.pool, log: this.log, readWaitMs: opts.readWaitMs ?? READ_WAIT_MS };
+    this.lock = new EngineLock(databaseUrl, {
+      log: this.log,
+      onLost: (err) => this.lockLost(err, opts.onLockLost),
+      onHeld: opts.onLockHeld,
+    });
+  }
+
+  /**
+   * Another engine holds the lock this one lost: nothing more is written by this store — transitions are refused
+   * (Store.apply), the applier stops — and the journal's row and file are left as they are. The winner applied the
+   * journal when it started (recovery reads every journal row, this engine's included): everything this engine
+   * acknowledged was in it by then, since nothing is acknowledged while the lock is being re-taken
+   * (docs/engine.md, "The single-writer lock").
+   */
+  private lockLost(err: EngineLockLost, onLockLost?: (err: Error) => void): void {
+    const j = this.journal;
+    if (j) j.stopped = true;
+    this.log(`ENGINE ERROR: ${err.message}; transitions are refused from now on and the engine stops`);
+    onLockLost?.(err);
   }
 
   /** Creates the schema (idempotent, safe against concurrent engines starting at once). */
   async migrate(): Promise<void> {
-    const c = await this.pool.connect();
+    const c = await checkout(this.pool);
     try {
       await c.query("BEGIN");
       await c.query("SELECT pg_advisory_xact_lock(hashtext('inngest_local.migrate'))");
@@ -253,13 +279,18 @@ export class Store {
       await c.query("ROLLBACK").catch(() => {});
       throw err;
     } finally {
-      c.release();
+      releaseClient(c);
     }
   }
 
-  /** Takes the single-writer lock for this database (local/engine/engine-lock.ts). */
+  /** Takes the single-writer lock for this database and keeps it (local/engine/engine-lock.ts). */
   acquireEngineLock(waitMs?: number): Promise<void> {
     return this.lock.acquire(waitMs);
+  }
+
+  /** The engine is stopping: no transition waits for the lock any more (engine-lock.ts giveUpWaiting). */
+  beginClose(): void {
+    this.lock.giveUpWaiting();
   }
 
   /**
@@ -268,17 +299,27 @@ export class Store {
    */
   async close(): Promise<void> {
     this.closed = true;
+    this.lock.giveUpWaiting();
     const j = this.journal;
-    if (j) {
+    if (j && this.lock.lost) {
+      // Another engine owns the database (and applied this journal when it started): touch nothing of it.
+      j.stopped = true;
+      j.file.close();
+      this.journal = undefined;
+    } else if (j) {
       try {
-        for (const deadline = Date.now() + READ_WAIT_MS; this.applying || this.applyQueue.length; ) {
+        for (const deadline = Date.now() + this.ctx.readWaitMs; this.applying || this.applyQueue.length; ) {
           if (Date.now() > deadline) throw new Error("transitions still being written");
           await sleep(5);
         }
         if (j.held) throw new Error("held by the test hook");
-        await this.waitApplied(j, j.written, READ_WAIT_MS);
-        await this.pool.query("DELETE FROM inngest_local.journals WHERE id = $1", [j.file.id]);
+        await this.waitApplied(j, j.written, this.ctx.readWaitMs);
+        // Everything is applied. The file before its row (as recovery does): a crash in between leaves a row whose
+        // file is missing, which the next start retires; the other order would leave a file no row names, for good.
         j.file.remove();
+        await this.pool
+          .query("DELETE FROM inngest_local.journals WHERE id = $1", [j.file.id])
+          .catch((err: unknown) => this.log(`engine journal ${j.file.id}: applied and removed; its row stays (${message(err)}) until the next start retires it`));
       } catch (err) {
         this.log(`engine journal ${j.file.path} kept (${message(err)}): the next start applies it to Postgres`);
         j.file.close();
@@ -350,6 +391,9 @@ export class Store {
   apply(changes: Changes, traceKey?: string): Promise<void> {
     if (!Object.values(changes).some((v) => Array.isArray(v) && v.length)) return Promise.resolve();
     if (this.closed) return Promise.reject(new Error("the engine's store is closed"));
+    // The single-writer lock is being re-taken (or was lost): nothing is acknowledged without it (engine-lock.ts).
+    const held = this.lock.whenHeld();
+    if (held) return held.then(() => this.apply(changes, traceKey));
     return new Promise<void>((resolve, reject) => {
       this.applyQueue.push({ changes, resolve, reject, traceKey });
       this.drainApplies();
@@ -516,7 +560,8 @@ export class Store {
     cron: { remove: string[]; add: WorkRow[] },
   ): Promise<string[]> {
     await this.readBarrier(); // after everything acknowledged before it, as when Postgres was the durable point
-    const c = await this.pool.connect();
+    await this.lock.whenHeld();
+    const c = await checkout(this.pool);
     try {
       await c.query("BEGIN");
       await c.query(
@@ -550,7 +595,7 @@ export class Store {
       await c.query("ROLLBACK").catch(() => {});
       throw err;
     } finally {
-      c.release();
+      releaseClient(c);
     }
   }
 

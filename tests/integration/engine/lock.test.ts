@@ -1,0 +1,326 @@
+// The engine's single-writer lock through a bad night (local/engine/engine-lock.ts; docs/engine.md, "The single-writer
+// lock"), on the real Postgres: the lock's session terminated (pg_terminate_backend) -> the engine re-takes it and a
+// run in flight completes with no step re-run; another engine takes the lock first -> the first stops writing, says so
+// and exits non-zero, and the winner finishes the run from the loser's journal (nothing it acknowledged is lost); a
+// full Postgres restart with a run in flight -> the run completes; the store closed while Postgres is down keeps its
+// journal and the next start applies it.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Inngest } from "inngest";
+import pg from "pg";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { startEngine, type Engine } from "../../../local/engine";
+import { Store, type RunRow } from "../../../local/engine/store";
+import { startPostgres, type RunningPostgres } from "../../../local/db/embedded-postgres";
+import { freePort } from "../../../local/ports";
+import { Counter, latch, quietLogger, runFor, runReaches, serveApp, until } from "../../support/engine-harness";
+import { kill9, startEngineProcess } from "../../support/engine-process";
+import { createTestDatabase, type TestDatabase } from "../../support/postgres";
+import { sql } from "../db/sql";
+
+/** The session holding the engine's lock in this database (pg_advisory_lock(bigint): objid = the key's low 32 bits). */
+const LOCK_HOLDER = `SELECT l.pid FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+  WHERE d.datname = current_database() AND l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+    AND l.objid = (hashtext('inngest_local.engine')::bigint & 4294967295)::oid`;
+
+async function lockHolder(url: string): Promise<number | undefined> {
+  const rows = await sql<{ pid: number }>(url, LOCK_HOLDER);
+  return rows[0]?.pid;
+}
+
+/** A three-step function whose third step waits (the first time) until the test opens the latch. */
+function threeSteps(port: number, counter: Counter, hold: ReturnType<typeof latch>) {
+  const inngest = new Inngest({ id: "lock", isDev: true, baseUrl: `http://127.0.0.1:${port}`, logger: quietLogger });
+  const fn = inngest.createFunction({ id: "three", retries: 2, triggers: [{ event: "lock/go" }] }, async ({ step }) => {
+    const a = await step.run("s1", () => (counter.hit("s1"), 1));
+    const b = await step.run("s2", () => (counter.hit("s2"), a + 1));
+    return step.run("s3", async () => {
+      counter.hit("s3");
+      if (counter.get("s3") === 1) {
+        hold.arrive();
+        await hold.promise; // s1 and s2 are acknowledged while this one runs
+      }
+      return b + 1;
+    });
+  });
+  return { inngest, fn };
+}
+
+const steps = (c: Counter) => [c.get("s1"), c.get("s2"), c.get("s3")];
+
+describe("engine lock on the test run's Postgres", () => {
+  let db: TestDatabase;
+  let dir: string;
+
+  // A database of its own for each test: the counts below are of the whole database.
+  beforeEach(async () => {
+    db = await createTestDatabase({ empty: true });
+    dir = mkdtempSync(join(tmpdir(), "nightshift-lock-"));
+  });
+
+  afterEach(async () => {
+    await db?.drop().catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("the lock's session terminated: the engine re-takes the lock and the run in flight completes, no step re-run", async () => {
+    const port = await freePort();
+    const counter = new Counter();
+    const hold = latch();
+    const { inngest, fn } = threeSteps(port, counter, hold);
+    const app = await serveApp(inngest, [fn]);
+    const lines: string[] = [];
+    let fatal: Error | undefined;
+    const engine = await startEngine({ databaseUrl: db.url, port, journalDir: dir, log: (l) => lines.push(l), onFatal: (e) => (fatal = e) });
+    try {
+      await engine.sync(app.url);
+      const [eventId] = await engine.send({ name: "lock/go", data: {} });
+      await hold.reached;
+      const before = await until(() => lockHolder(db.url), { message: "no session holds the engine lock" });
+      await sql(db.url, "SELECT pg_terminate_backend($1, 30000)", [before]);
+      const after = await until(async () => {
+        const pid = await lockHolder(db.url);
+        return pid !== undefined && pid !== before ? pid : undefined;
+      }, { timeoutMs: 30_000, message: "the engine never took its lock again" });
+      expect(after).not.toBe(before);
+      await until(() => lines.some((l) => l.includes("held again")), { message: "no line says the lock is held again" });
+      hold.open();
+      const run = await runReaches(engine, await runFor(engine, eventId!, "lock-three"), "completed", { timeoutMs: 60_000 });
+      expect(run.output).toBe(3);
+      expect(steps(counter)).toEqual([1, 1, 1]);
+      expect(fatal).toBeUndefined();
+      expect(lines.filter((l) => l.includes("ENGINE ERROR"))).toEqual([]);
+    } finally {
+      hold.open();
+      await engine.stop();
+      await app.close();
+    }
+  }, 120_000);
+
+  it("another engine takes the lock first: the first stops writing, says so and exits non-zero; the winner applies its journal and finishes the run", async () => {
+    const port = await freePort();
+    const counter = new Counter();
+    const hold = latch();
+    const { inngest, fn } = threeSteps(port, counter, hold);
+    const app = await serveApp(inngest, [fn]);
+    // The loser's applier held: what it acknowledges (s1, s2) is in its journal only, so only the winner's recovery
+    // can give it to Postgres.
+    let loser = await startEngineProcess({ databaseUrl: db.url, port, journalDir: dir, env: { INNGEST_ENGINE_JOURNAL_HOLD: "1" } });
+    const thief = new pg.Client({ connectionString: db.url });
+    thief.on("error", () => {});
+    let winner: Engine | undefined;
+    try {
+      expect((await fetch(app.url, { method: "PUT" })).status).toBe(200);
+      const sent = await fetch(`http://127.0.0.1:${port}/e/local`, { method: "POST", body: JSON.stringify({ name: "lock/go", data: {} }) });
+      const { ids } = (await sent.json()) as { ids: string[] };
+      await hold.reached; // s1 and s2 acknowledged, from the journal alone
+      expect(Number((await sql<{ n: string }>(db.url, "SELECT count(*) AS n FROM inngest_local.memos"))[0]!.n)).toBe(0);
+      const exited = new Promise<number | null>((r) => loser.proc.once("exit", (code) => r(code)));
+
+      // Another session takes the lock the moment the engine's session is gone: it ends that session and spins on
+      // the lock inside Postgres, so it sees the lock free before the engine has even reconnected (if the engine ever
+      // re-took it first, its new session is ended again, until the other one has it).
+      await thief.connect();
+      const thiefPid = (await thief.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
+      await until(async () => {
+        const pid = await lockHolder(db.url);
+        if (pid === thiefPid) return true;
+        if (pid === undefined) return false;
+        await thief.query(`DO $$ DECLARE deadline timestamptz := clock_timestamp() + interval '5 seconds'; BEGIN
+          PERFORM pg_terminate_backend(${Number(pid)});
+          WHILE clock_timestamp() < deadline LOOP
+            EXIT WHEN pg_try_advisory_lock(hashtext('inngest_local.engine'));
+          END LOOP;
+        END $$`);
+        return (await lockHolder(db.url)) === thiefPid;
+      }, { timeoutMs: 60_000, message: "the other session never took the lock" });
+
+      await until(() => loser.output.join("").includes("lost its single-writer lock"), { timeoutMs: 30_000, message: "the engine never said it lost its lock" });
+      expect(loser.output.join("")).toMatch(/ENGINE ERROR: this engine lost its single-writer lock/);
+      hold.open(); // s3's answer goes to an engine that stopped: nothing of it may be written
+      expect(await exited).toBe(1);
+      expect(Number((await sql<{ n: string }>(db.url, "SELECT count(*) AS n FROM inngest_local.memos"))[0]!.n)).toBe(0);
+      expect(Number((await sql<{ n: string }>(db.url, "SELECT count(*) AS n FROM inngest_local.journals"))[0]!.n)).toBe(1); // kept
+
+      // The other session goes; a second engine starts, applies the loser's journal, and finishes the run.
+      await thief.end();
+      const lines: string[] = [];
+      winner = await startEngine({ databaseUrl: db.url, port, journalDir: dir, log: (l) => lines.push(l) });
+      expect(lines.some((l) => /applied [1-9]\d* journaled transitions/.test(l))).toBe(true);
+      const run = await runReaches(winner, await runFor(winner, ids[0]!, "lock-three"), "completed", { timeoutMs: 60_000 });
+      expect(run.output).toBe(3);
+      expect(steps(counter)).toEqual([1, 1, 2]); // s3 was never acknowledged: it runs again; s1 and s2 never do
+    } finally {
+      hold.open();
+      await thief.end().catch(() => {});
+      await kill9(loser);
+      await winner?.stop();
+      await app.close();
+    }
+  }, 150_000);
+});
+
+describe("engine lock, in the store", () => {
+  let db: TestDatabase;
+  beforeEach(async () => {
+    db = await createTestDatabase({ empty: true });
+  });
+  afterEach(async () => {
+    await db?.drop().catch(() => {});
+  });
+
+  const run = (id: string): RunRow => ({
+    id, function_id: "f", status: "queued", event_id: `ev-${id}`, event: { name: "x", data: {}, id: `ev-${id}`, ts: 1 },
+    event_seq: 1, created_at: 1, started_at: null, ended_at: null, output: null, error: null, disable_immediate: false,
+    concurrency_keys: [], parent: null,
+  });
+
+  it("while the lock is being re-taken nothing is acknowledged; once another session holds it, transitions are refused with a clear error", async () => {
+    const admin = new pg.Client({ connectionString: db.url.replace(/\/[^/]*$/, "/postgres") });
+    admin.on("error", () => {});
+    await admin.connect();
+    const lines: string[] = [];
+    let lost: Error | undefined;
+    const store = new Store(db.url, { log: (l) => lines.push(l), onLockLost: (e) => (lost = e) });
+    const thief = new pg.Client({ connectionString: db.url });
+    thief.on("error", () => {});
+    try {
+      await store.migrate();
+      await store.acquireEngineLock();
+      await store.apply({ runs: [run("before")] });
+      // The lock's session ends while Postgres takes no connections to this database: the lock cannot be re-taken.
+      await admin.query(`ALTER DATABASE ${db.name} ALLOW_CONNECTIONS false`);
+      const holder = `SELECT l.pid FROM pg_locks l JOIN pg_database d ON d.oid = l.database WHERE d.datname = $1
+        AND l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.objid = (hashtext('inngest_local.engine')::bigint & 4294967295)::oid`;
+      const pid = (await admin.query<{ pid: number }>(holder, [db.name])).rows[0]!.pid;
+      await admin.query("SELECT pg_terminate_backend($1, 30000)", [pid]);
+      await until(() => lines.some((l) => l.includes("cannot reach Postgres to take the engine's lock again")), { timeoutMs: 30_000, message: "the store never tried to re-take its lock" });
+      let acked = false;
+      const pending = store.apply({ runs: [run("during")] }).then(() => (acked = true));
+      await new Promise((r) => setTimeout(r, 100));
+      expect(acked).toBe(false); // it cannot be: the lock is not held, and Postgres refuses every connection
+      await admin.query(`ALTER DATABASE ${db.name} ALLOW_CONNECTIONS true`);
+      await pending; // re-taken: acknowledged now
+      expect(lines.some((l) => l.includes("held again"))).toBe(true);
+
+      // Now another session takes it the moment the store's session ends: the store has lost the database.
+      await thief.connect();
+      const again = (await admin.query<{ pid: number }>(holder, [db.name])).rows[0]!.pid;
+      await thief.query(`DO $$ DECLARE deadline timestamptz := clock_timestamp() + interval '5 seconds'; BEGIN
+        PERFORM pg_terminate_backend(${Number(again)});
+        WHILE clock_timestamp() < deadline LOOP EXIT WHEN pg_try_advisory_lock(hashtext('inngest_local.engine')); END LOOP;
+      END $$`);
+      await until(() => lost, { timeoutMs: 30_000, message: "the store never learned it lost its lock" });
+      expect(lost!.message).toMatch(/lost its single-writer lock .* to another engine and stopped writing/);
+      await expect(store.apply({ runs: [run("after")] })).rejects.toThrow(/lost its single-writer lock/);
+      expect(lines.some((l) => l.startsWith("ENGINE ERROR: this engine lost its single-writer lock"))).toBe(true);
+      expect((await sql<{ id: string }>(db.url, "SELECT id FROM inngest_local.runs ORDER BY id")).map((r) => r.id)).toEqual(["before", "during"]);
+    } finally {
+      await admin.query(`ALTER DATABASE ${db.name} ALLOW_CONNECTIONS true`).catch(() => {});
+      await admin.end();
+      await thief.end().catch(() => {});
+      await store.close();
+    }
+  }, 120_000);
+});
+
+describe("engine across a Postgres restart (a server of its own)", () => {
+  let server: RunningPostgres;
+  let dataDir: string;
+  let dir: string;
+  let port: number;
+  const url = () => server.url("lockdb");
+
+  const restart = async (between?: () => Promise<void>) => {
+    await server.stop();
+    await between?.();
+    server = await startPostgres({ dataDir, port, persistent: true });
+  };
+
+  beforeAll(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), "nightshift-lock-pg-"));
+    dir = mkdtempSync(join(tmpdir(), "nightshift-lock-journal-"));
+    port = await freePort();
+    server = await startPostgres({ dataDir, port, persistent: true });
+    await sql(server.url(), "CREATE DATABASE lockdb");
+  });
+
+  afterAll(async () => {
+    await server?.stop().catch(() => {});
+    rmSync(dataDir, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("a full restart with a run in flight: the engine takes its lock again and the run completes, no step re-run", async () => {
+    const enginePort = await freePort();
+    const counter = new Counter();
+    const hold = latch();
+    const { inngest, fn } = threeSteps(enginePort, counter, hold);
+    const app = await serveApp(inngest, [fn]);
+    const lines: string[] = [];
+    let fatal: Error | undefined;
+    const engine = await startEngine({ databaseUrl: url(), port: enginePort, journalDir: dir, log: (l) => lines.push(l), onFatal: (e) => (fatal = e) });
+    try {
+      await engine.sync(app.url);
+      const [eventId] = await engine.send({ name: "lock/go", data: {} });
+      const runId = await runFor(engine, eventId!, "lock-three");
+      await hold.reached;
+      await restart();
+      await until(() => lines.some((l) => l.includes("held again")), { timeoutMs: 60_000, message: "the engine never took its lock again" });
+      hold.open();
+      const run = await runReaches(engine, runId, "completed", { timeoutMs: 60_000 });
+      expect(run.output).toBe(3);
+      expect(steps(counter)).toEqual([1, 1, 1]);
+      expect(fatal).toBeUndefined();
+      expect(await lockHolder(url())).toBeDefined();
+    } finally {
+      hold.open();
+      await engine.stop();
+      await app.close();
+    }
+  }, 150_000);
+
+  it("the store closed while Postgres is stopped keeps its journal; the next start applies it", async () => {
+    const row = (id: string): RunRow => ({
+      id,
+      function_id: "app-fn",
+      status: "queued",
+      event_id: `ev-${id}`,
+      event: { name: "test/go", data: {}, id: `ev-${id}`, ts: 1 },
+      event_seq: 1,
+      created_at: 1,
+      started_at: null,
+      ended_at: null,
+      output: null,
+      error: null,
+      disable_immediate: false,
+      concurrency_keys: [],
+      parent: null,
+    });
+    const lines: string[] = [];
+    const store = new Store(url(), { log: (l) => lines.push(l), readWaitMs: 2_000 });
+    await store.migrate();
+    await store.acquireEngineLock();
+    await store.recoverJournals();
+    await store.openJournal(dir);
+    store.holdJournal(true);
+    await Promise.all(["down-1", "down-2", "down-3"].map((id) => store.apply({ runs: [row(id)] })));
+    const path = store.journalPath!;
+    await restart(async () => {
+      store.holdJournal(false); // the applier meets a Postgres that is not there
+      await store.close(); // bounded: it gives up after its wait, keeps the journal, and the applier stops
+    });
+    expect(lines.some((l) => l.includes(`engine journal ${path} kept`))).toBe(true);
+    const next = new Store(url(), { log: (l) => lines.push(l) });
+    try {
+      await next.migrate();
+      await next.acquireEngineLock();
+      await next.recoverJournals();
+      expect(lines.some((l) => /applied 3 journaled transitions/.test(l))).toBe(true);
+      expect((await next.listRuns({ limit: 10 })).map((r) => r.id).filter((id) => id.startsWith("down-")).sort()).toEqual(["down-1", "down-2", "down-3"]);
+    } finally {
+      await next.close();
+    }
+  }, 150_000);
+});
