@@ -3,5 +3,7 @@ export async function register(): Promise<void> {
   if (process.env.NEXT_RUNTIME === "nodejs") {
     const { answerForbiddenMethods } = await import("./lib/http/forbidden-methods");
     answerForbiddenMethods();
+    const { limitBodyTime } = await import("./lib/http/body-deadline");
+    limitBodyTime();
   }
 }
