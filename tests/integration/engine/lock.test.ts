@@ -161,6 +161,33 @@ describe("engine lock on the test run's Postgres", () => {
   }, 150_000);
 });
 
+describe("engine lock, in process", () => {
+  it("an in-process engine that lost its lock to another session stops itself and calls onFatal", async () => {
+    const db = await createTestDatabase({ empty: true });
+    const lines: string[] = [];
+    let fatal: Error | undefined;
+    const engine = await startEngine({ databaseUrl: db.url, journalDir: "off", log: (l) => lines.push(l), onFatal: (e) => (fatal = e) });
+    const thief = new pg.Client({ connectionString: db.url });
+    thief.on("error", () => {});
+    try {
+      await thief.connect();
+      const pid = await until(() => lockHolder(db.url), { message: "no session holds the engine lock" });
+      await thief.query(`DO $$ DECLARE deadline timestamptz := clock_timestamp() + interval '5 seconds'; BEGIN
+        PERFORM pg_terminate_backend(${Number(pid)});
+        WHILE clock_timestamp() < deadline LOOP EXIT WHEN pg_try_advisory_lock(hashtext('inngest_local.engine')); END LOOP;
+      END $$`);
+      await until(() => fatal, { timeoutMs: 30_000, message: "the engine never stopped itself" });
+      expect(fatal!.message).toMatch(/lost its single-writer lock/);
+      expect(lines.some((l) => l.startsWith("ENGINE ERROR: this engine lost its single-writer lock"))).toBe(true);
+      await expect(fetch(`${engine.url}/v0/runs`)).rejects.toThrow(); // its HTTP server is closed
+    } finally {
+      await thief.end().catch(() => {});
+      await engine.stop();
+      await db.drop().catch(() => {});
+    }
+  }, 120_000);
+});
+
 describe("engine lock, in the store", () => {
   let db: TestDatabase;
   beforeEach(async () => {
