@@ -3,7 +3,7 @@
 //
 // The lock lives only as long as that session: a Postgres restart or a pg_terminate_backend ends it, and another
 // engine could then take it. So the connection is watched: when it ends, the lock is re-taken on a new connection
-// (with backoff while Postgres is down), and until it is, the engine acknowledges nothing (Store.apply waits on
+// (with backoff while Postgres is down), and until it is, the engine acknowledges nothing (Store.drainApplies waits on
 // `whenHeld`) — an engine that cannot show it still owns the database must not promise anything. If another engine
 // took the lock meanwhile, this one has lost the database for good: `onLost` fires once and every waiter is refused.
 import pg from "pg";

@@ -255,7 +255,7 @@ export class Store {
 
   /**
    * Another engine holds the lock this one lost: nothing more is written by this store — transitions are refused
-   * (Store.apply), the applier stops — and the journal's row and file are left as they are. The winner applied the
+   * (Store.drainApplies), the applier stops — and the journal's row and file are left as they are. The winner applied the
    * journal when it started (recovery reads every journal row, this engine's included): everything this engine
    * acknowledged was in it by then, since nothing is acknowledged while the lock is being re-taken
    * (docs/engine.md, "The single-writer lock").
@@ -375,6 +375,7 @@ export class Store {
   /** Transitions waiting for the apply in flight: group commit (see apply). */
   private applyQueue: PendingApply[] = [];
   private applying = false;
+  private waitingForLock = false;
   private gathering = false;
   private gathered = false;
 
@@ -391,9 +392,6 @@ export class Store {
   apply(changes: Changes, traceKey?: string): Promise<void> {
     if (!Object.values(changes).some((v) => Array.isArray(v) && v.length)) return Promise.resolve();
     if (this.closed) return Promise.reject(new Error("the engine's store is closed"));
-    // The single-writer lock is being re-taken (or was lost): nothing is acknowledged without it (engine-lock.ts).
-    const held = this.lock.whenHeld();
-    if (held) return held.then(() => this.apply(changes, traceKey));
     return new Promise<void>((resolve, reject) => {
       this.applyQueue.push({ changes, resolve, reject, traceKey });
       this.drainApplies();
@@ -402,6 +400,25 @@ export class Store {
 
   private drainApplies(): void {
     if (this.applying || this.applyQueue.length === 0) return;
+    // The single-writer lock is being re-taken: nothing is written or acknowledged without it — what is queued, even
+    // queued before its connection ended, waits — and all of it is refused if it was lost (engine-lock.ts).
+    const held = this.lock.whenHeld();
+    if (held) {
+      if (!this.waitingForLock) {
+        this.waitingForLock = true;
+        held.then(
+          () => {
+            this.waitingForLock = false;
+            this.drainApplies();
+          },
+          (err: unknown) => {
+            this.waitingForLock = false;
+            for (const b of this.applyQueue.splice(0)) b.reject(err);
+          },
+        );
+      }
+      return;
+    }
     const j = this.journal;
     if (j && !this.gathered) {
       // One journal write for every transition this turn of the event loop produced (the requests read in one poll
