@@ -256,6 +256,21 @@ export function headerId(path: string): string | undefined {
   }
 }
 
+/** True when the file's first 256 bytes are absent or all zero (a create cut short before its header); false if unreadable. */
+export function blankStart(path: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, constants.O_RDONLY);
+    const buf = Buffer.alloc(256);
+    const n = readSync(fd, buf, 0, buf.length, 0);
+    return buf.subarray(0, n).every((b) => b === 0);
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
 /** Reads a journal file's records with seq > `after`, in order (see the file format above). */
 export function readJournal(path: string, id: string, after: number): ReadJournal {
   const text = readFileSync(path, "utf8");
