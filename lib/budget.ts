@@ -9,7 +9,7 @@
 // reserve/settle/release are idempotent on (task, step), so a retried step pays once.
 import type { AdminClient } from "@/lib/db/admin";
 import type { Database } from "@/lib/db/database.types";
-import { priceFor } from "@/lib/llm/prices";
+import { BATCH_DISCOUNT, priceFor } from "@/lib/llm/prices";
 
 type Fns = Database["public"]["Functions"];
 export type ReservationStatus = Database["public"]["Enums"]["budget_reservation_status"];
@@ -157,9 +157,12 @@ export interface WriteOff {
  */
 export async function writeOffLostCalls(
   db: AdminClient,
-  args: { taskId: string; turnId: string; model: string; inputTokens: number; maxTokens: number; now?: Instant },
+  args: { taskId: string; turnId: string; model: string; inputTokens: number; maxTokens: number; now?: Instant; batch?: boolean },
 ): Promise<WriteOff> {
-  const p = priceFor(args.model);
+  // A batch call is billed at the batch discount: its estimate is priced the same way.
+  const f = args.batch ? BATCH_DISCOUNT : 1;
+  const base = priceFor(args.model);
+  const p = { input: base.input * f, output: base.output * f };
   const { data, error } = await db.rpc("write_off_lost_calls", {
     p_task_id: args.taskId,
     p_turn_id: args.turnId,

@@ -18,11 +18,12 @@
 import type Anthropic from "@anthropic-ai/sdk";
 import { NonRetriableError } from "inngest";
 import { acquireBreaker, dependency, recordBreaker } from "@/lib/breakers";
-import { releaseBudget, reserveBudget, worstCaseMicros } from "@/lib/budget";
+import { releaseBudget, reserveBudget, worstCaseMicros, writeOffLostCalls } from "@/lib/budget";
 import { classifyFailure } from "@/lib/failures";
 import type { AdminClient } from "@/lib/db/admin";
 import { env } from "@/lib/env";
 import { anthropic } from "@/lib/llm/anthropic";
+import { wellFormedMessage } from "@/lib/llm/answer";
 import { classifyModelError } from "@/lib/llm/errors";
 import { runOnce } from "@/lib/side-effects";
 import { recordStep } from "@/lib/tasks/lifecycle";
@@ -271,8 +272,38 @@ export async function checkBatchTurn(db: AdminClient, args: TurnArgs & { ticket:
     return fail(message);
   }
 
+  let message: Anthropic.Message;
+  try {
+    message = wellFormedMessage(result.message);
+  } catch (err) {
+    // A succeeded line whose message is not one (no usage, counts that are not counts, another shape): the provider
+    // billed the call, so — as the direct path does with a corrupted 200 — the reservation is charged as an
+    // estimate (at the batch price), and the turn is asked again: a new submission under a fresh reservation key
+    // (the settled one makes submitBatchTurn take `<key>#attempt-n`). Re-reading the line would give the same
+    // answer, and giving the reservation back would charge a billed call nothing. Idempotent: a repeated check
+    // finds the reservation settled and writes off nothing more.
+    const params = buildRequest(agent, args.messages, { serverWebSearch: args.serverWebSearch });
+    await writeOffLostCalls(db, {
+      taskId: args.taskId,
+      turnId: ticket.reservation_key,
+      model: agent.model,
+      inputTokens: await countInputTokens(params),
+      maxTokens: agent.max_tokens,
+      now: args.now,
+      batch: true,
+    });
+    const reason = `batch ${ticket.batch_id}: answer_corrupted: ${(err as Error).message}`;
+    await recordStep(db, {
+      taskId: args.taskId,
+      stepId: args.turnId,
+      kind: "model",
+      status: "running",
+      detail: { model: agent.model, mode: "batch", batch_id: ticket.batch_id, submission: ticket.submission, error: reason },
+    });
+    return { kind: "retry", reason };
+  }
   return settleAnsweredTurn(db, args, {
-    message: result.message,
+    message,
     reservationKey: ticket.reservation_key,
     started,
     batch: true,

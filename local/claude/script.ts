@@ -57,6 +57,8 @@ export const stepSchema = z
     latency_ms: z.number().int().min(0).max(600_000).optional(),
     /** Replace these usage figures in the answer (e.g. realistic large counts for cost tests). */
     usage: usageOverride.optional(),
+    /** Test hook: answer 200 with a message missing its `usage` (a corrupted answer the client must refuse). */
+    corrupt_answer: z.boolean().optional(),
     /** Force the stop reason (e.g. "max_tokens" or "refusal"). */
     stop_reason: z
       .enum(["end_turn", "max_tokens", "stop_sequence", "tool_use", "pause_turn", "refusal", "model_context_window_exceeded"])

@@ -332,6 +332,11 @@ export async function startClaudeDouble(opts: ClaudeDoubleOptions = {}): Promise
           : step.text !== undefined
             ? "text"
             : "default";
+    if (step?.corrupt_answer) {
+      // Test hook: a succeeded answer that is not a well-formed message (no usage).
+      const { usage: _dropped, ...rest } = { id: newId("msg_01"), type: "message" as const, role: "assistant" as const, model: req.model, content: gen.content, stop_reason: gen.stop_reason, stop_sequence: gen.stop_sequence, usage };
+      return { kind: "message", outcome, latencyMs: step.latency_ms, message: rest as never };
+    }
     return {
       kind: "message",
       outcome,
@@ -524,7 +529,7 @@ export async function startClaudeDouble(opts: ClaudeDoubleOptions = {}): Promise
       record({ ...base, ...facts, status: out.status, outcome: out.outcome, error_type: out.type });
       return sendApiError(res, requestId, out.status, out.type, out.message, { ...gate.settle(null), ...out.headers });
     }
-    const limitHeaders = gate.settle(out.message.usage);
+    const limitHeaders = gate.settle(out.message.usage ?? null);
     record({ ...base, ...facts, status: 200, outcome: out.outcome, stop_reason: out.message.stop_reason, usage: out.message.usage });
     if (r.stream) return streamMessage(res, requestId, out.message, limitHeaders);
     sendJson(res, 200, out.message, { "request-id": requestId, ...limitHeaders });

@@ -273,6 +273,27 @@ describe("batch-mode turns through the engine", () => {
     expect(effects!.map((e) => e.tool_use_id)).toEqual(["batch:turn-1", "batch:turn-1#2"]);
   });
 
+  test("a succeeded line that is not a message (no usage): charged as an estimate, submitted again under a fresh key, answered", async () => {
+    const scenario = "bm-corrupted";
+    double.script(scenario, [{ text: "Broken.", corrupt_answer: true }, { text: "Second batch worked.", usage: USAGE }]);
+    const { taskId, run } = await runLoop(scenario, "completed");
+
+    const output = run.output as { text: string; batch: { submissions: number } };
+    expect(output.text).toContain("Second batch worked.");
+    expect(output.batch.submissions).toBe(2);
+    expect(creations(scenario)).toHaveLength(2);
+    // The billed, unreadable call is charged as an estimate (never given back); the answer settles under a new key.
+    const { data, error } = await sb.admin.from("budget_reservations").select("step_id,status,estimated,actual_micros").eq("task_id", taskId).order("reserved_at");
+    expect(error).toBeNull();
+    expect(data).toHaveLength(2);
+    expect(data![0]).toMatchObject({ step_id: "turn-1", status: "settled", estimated: true });
+    expect(Number(data![0]!.actual_micros)).toBeGreaterThan(0);
+    expect(data![1]).toMatchObject({ status: "settled", estimated: false });
+    expect(Number(data![1]!.actual_micros)).toBe(costMicros(MODEL, USAGE, { batch: true }));
+    expect(data![1]!.step_id).not.toBe("turn-1");
+    expect(await timeline(taskId)).not.toContainEqual(expect.objectContaining({ status: "failed" }));
+  });
+
   test("a batch that never ends is cancelled after 25 h of polling and the turn fails, its reservation released", async () => {
     const scenario = "bm-stuck";
     // Only the engine's clock moves: on the double's clock the batch stays in progress forever.
