@@ -10,6 +10,8 @@ import pg from "pg";
 
 const LOCK_KEY = "hashtext('inngest_local.engine')";
 const TRY_LOCK = `SELECT pg_try_advisory_lock(${LOCK_KEY}) AS ok`;
+/** The lock's row in pg_locks: a bigint key shows as its high and low 32 bits (classid, objid) with objsubid 1. */
+const LOCK_ROW = `objsubid = 1 AND classid = ((${LOCK_KEY}::bigint >> 32) & 4294967295)::oid AND objid = (${LOCK_KEY}::bigint & 4294967295)::oid`;
 
 /** What a transition meets once another engine owns the database. */
 export class EngineLockLost extends Error {
@@ -86,6 +88,11 @@ export class EngineLock {
     this.regained?.reject(this.stopping);
   }
 
+  /** True while the lock is held (or was never taken: a bare Store), as whenHeld() returning undefined. */
+  get held(): boolean {
+    return this.state === "held" || this.state === "none";
+  }
+
   /** True once another engine holds the lock this one lost. */
   get lost(): boolean {
     return this.state === "lost";
@@ -118,11 +125,18 @@ export class EngineLock {
     return c;
   }
 
+  /** The backend pid of the session that held the lock last (pg's BackendKeyData), to recognise it in pg_locks. */
+  private heldBy: number | undefined;
+
   private hold(c: pg.Client): void {
     this.client = c;
     this.state = "held";
-    c.once("end", () => {
+    this.heldBy = (c as pg.Client & { processID?: number | null }).processID ?? undefined;
+    // The session's end, or an error on its connection (a 57P01 arrives before the socket closes): either way this
+    // connection no longer proves the lock is ours, so stop acknowledging at once rather than on the socket's close.
+    const gone = () => {
       if (this.client !== c || this.state !== "held") return; // released, or already replaced
+      void c.end().catch(() => {});
       this.client = undefined;
       this.state = "retaking";
       let resolve!: () => void;
@@ -133,7 +147,9 @@ export class EngineLock {
       this.opts.log("ENGINE WARNING: the connection holding the engine's single-writer lock ended (Postgres restarted, or the session was terminated); nothing is acknowledged until the lock is taken again");
       this.opts.onHeld?.(false);
       void this.retake();
-    });
+    };
+    c.once("end", gone);
+    c.on("error", gone);
   }
 
   /** Re-takes the lock on a new connection, with backoff while Postgres cannot be reached. */
@@ -158,6 +174,23 @@ export class EngineLock {
           w?.resolve();
           this.opts.onHeld?.(true);
           return;
+        }
+        // Not ours to take. If the holder is still our own old session (the connection broke on this side only,
+        // and the server has not noticed yet), end that session and take the lock again; else another engine has it.
+        if (this.heldBy !== undefined) {
+          const stale = await c
+            .query<{ ended: boolean }>(
+              `SELECT pg_terminate_backend(pid) AS ended FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = $1 AND ${LOCK_ROW}`,
+              [this.heldBy],
+            )
+            .catch(() => undefined);
+          if (stale?.rows.some((r) => r.ended)) {
+            await c.end().catch(() => {});
+            this.opts.log(`ended this engine's own earlier lock session (pid ${this.heldBy}), which still held the lock; taking it again`);
+            this.heldBy = undefined;
+            await new Promise((r) => setTimeout(r, 50));
+            continue;
+          }
         }
         await c.end().catch(() => {});
         this.state = "lost";

@@ -6,7 +6,7 @@ import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type pg from "pg";
 import { ulid } from "./ids";
-import { JOURNAL_NAME, JournalFile, headerId, journalPath, mergedDoc, readJournal, type JournalRecord } from "./journal";
+import { JOURNAL_NAME, JournalFile, blankStart, headerId, journalPath, mergedDoc, readJournal, type JournalRecord } from "./journal";
 import { traceMark, tracing } from "./trace";
 
 export const APPLY_SQL = "SELECT inngest_local.apply($1::jsonb)";
@@ -266,13 +266,21 @@ export async function recoverJournals(ctx: ApplierContext): Promise<void> {
   for (const row of rows.rows) {
     const after = Number(row.applied_seq);
     let ours = true;
-    if (!existsSync(row.path)) {
+    // A file that vanishes between the check and the read (its engine retired it meanwhile) counts as missing.
+    let r: ReturnType<typeof readJournal> | undefined;
+    if (existsSync(row.path)) {
+      try {
+        // A file in another format throws here (JournalFormatError): the start fails loudly, nothing of it is applied.
+        r = readJournal(row.path, row.id, after);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      }
+    }
+    if (!r) {
       ctx.log(`engine journal ${row.id}: ${row.path} is missing; Postgres has its transitions up to seq ${after}`);
       // A crash inside JournalFile.create leaves the file it was writing under its temporary name.
       rmSync(`${row.path}.tmp`, { force: true });
     } else {
-      // A file in another format throws here (JournalFormatError): the start fails loudly, nothing of it is applied.
-      const r = readJournal(row.path, row.id, after);
       if (r.headless) {
         // The file this row names, cut short before its header by a crash inside create: it holds nothing.
         ctx.log(`engine journal ${row.id}: ${row.path} has no header (a create the crash cut short); removed`);
@@ -318,7 +326,10 @@ async function sweepJournalDir(ctx: ApplierContext, dir: string): Promise<void> 
     if (!m) continue;
     const path = join(dir, name);
     try {
-      const dead = m[2] !== undefined || headerId(path) === undefined;
+      // Only what a cut-short create leaves: a `.tmp`, or a file whose start is empty or zeros (never written past
+      // its preallocation). Anything else without a readable header — unreadable now, or another format a newer
+      // engine wrote — may hold another database's unapplied transitions: left alone.
+      const dead = m[2] !== undefined || (headerId(path) === undefined && blankStart(path));
       if (dead && Date.now() - statSync(path).mtimeMs > LEFTOVER_AGE_MS) {
         rmSync(path, { force: true });
         removed++;

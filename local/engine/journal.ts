@@ -77,6 +77,17 @@ const LINE_HEAD = /^\{"seq":(\d{1,15}),"crc":(\d{1,10}),"doc":/;
 const LEGACY_HEAD = /^\{"seq":\d{1,15},"doc":\{/;
 
 /** A complete line of the first format: `{"seq":N,"doc":{...}}`, no checksum. */
+/** The last seq of the first format's lines from `from` on, while each seq follows the one before by one. */
+function legacyLastSeq(lines: string[], from: number): number {
+  let last = 0;
+  for (let i = from; i < lines.length && isLegacyLine(lines[i]!); i++) {
+    const seq = Number((JSON.parse(lines[i]!) as { seq: unknown }).seq);
+    if (!Number.isSafeInteger(seq) || seq <= 0 || (last > 0 && seq !== last + 1)) break;
+    last = seq;
+  }
+  return last;
+}
+
 function isLegacyLine(line: string): boolean {
   if (!LEGACY_HEAD.test(line)) return false;
   try {
@@ -256,6 +267,21 @@ export function headerId(path: string): string | undefined {
   }
 }
 
+/** True when the file's first 256 bytes are absent or all zero (a create cut short before its header); false if unreadable. */
+export function blankStart(path: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, constants.O_RDONLY);
+    const buf = Buffer.alloc(256);
+    const n = readSync(fd, buf, 0, buf.length, 0);
+    return buf.subarray(0, n).every((b) => b === 0);
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
 /** Reads a journal file's records with seq > `after`, in order (see the file format above). */
 export function readJournal(path: string, id: string, after: number): ReadJournal {
   const text = readFileSync(path, "utf8");
@@ -288,7 +314,12 @@ export function readJournal(path: string, id: string, after: number): ReadJourna
         doc = undefined;
       }
     }
-    if (last === 0 && !head && isLegacyLine(line)) throw new JournalFormatError(path, "the first format (lines without a checksum)");
+    if (last === 0 && !head && isLegacyLine(line)) {
+      // The first format: refused, unless Postgres already has everything in it (a session-7 engine killed after its
+      // applier caught up — the common case after an upgrade): then there is nothing to misapply, and it is retired.
+      if (legacyLastSeq(lines, i) <= after) return { foreign: false, headless: false, records: [], torn: false };
+      throw new JournalFormatError(path, "the first format (lines without a checksum)");
+    }
     if (!head || !doc || typeof doc !== "object") {
       torn = true; // a write cut short (never acknowledged: acks come after the write is on disk), or old bytes
       break;

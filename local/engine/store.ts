@@ -459,7 +459,16 @@ export class Store {
       }
     }
     let i = 0;
+    // The lock was held when drainApplies started this batch; after any await below it may not be (its connection
+    // ended, another engine took it): what is left goes back to the head of the queue, where drainApplies waits for
+    // the lock or refuses it — never written or acknowledged without the lock.
+    const requeueUnlessHeld = (from: number): boolean => {
+      if (this.lock.held) return false;
+      this.applyQueue.unshift(...batch.slice(from).map((x) => x.b));
+      return true;
+    };
     while (i < batch.length) {
+      if (i > 0 && requeueUnlessHeld(i)) return;
       const group: PendingApply[] = [];
       const records: JournalRecord[] = [];
       let text = "";
@@ -480,7 +489,9 @@ export class Store {
         } catch (err) {
           for (const b of group) b.reject(err);
           await this.abandonJournal(j, err);
-          return this.applyBatch(batch.slice(i).map((x) => x.b));
+          // The rest is committed to Postgres directly (the journal is gone) by drainApplies, past its lock check.
+          this.applyQueue.unshift(...batch.slice(i).map((x) => x.b));
+          return;
         }
         for (const k of keys) traceMark(k, "pgdone");
         j.written = records[records.length - 1]!.seq;
@@ -492,6 +503,7 @@ export class Store {
         const { b } = batch[i++]!;
         try {
           await this.waitApplied(j, j.written, READ_WAIT_MS);
+          if (requeueUnlessHeld(i - 1)) return;
           await this.applyNow(b.changes, b.traceKey ? [b.traceKey] : []);
           b.resolve();
         } catch (err) {

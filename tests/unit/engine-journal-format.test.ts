@@ -50,6 +50,9 @@ describe("engine journal format", () => {
     const path = journalPath(dir, "j-v0");
     writeFileSync(path, `{"journal":"j-v0"}\n{"seq":1,"doc":{"runs":[{"id":"r1"}]}}\n{"seq":2,"doc":{"runs":[{"id":"r2"}]}}\n`);
     expect(() => readJournal(path, "j-v0", 0)).toThrow(/first format/);
+    expect(() => readJournal(path, "j-v0", 1)).toThrow(/first format/); // seq 2 is not in Postgres yet
+    // Everything in it already applied (a session-7 engine killed after its applier caught up): nothing to misapply.
+    expect(readJournal(path, "j-v0", 2)).toEqual({ foreign: false, headless: false, records: [], torn: false });
     // A torn line of that shape (cut short) is still just a torn write.
     writeFileSync(path, `{"journal":"j-v0"}\n${line(1, "run-a")}{"seq":2,"doc":{"runs":[{"id":"r`);
     const r = readJournal(path, "j-v0", 0);

@@ -71,6 +71,11 @@ describe("journal recovery: files it cannot use", () => {
     const foreign = journalPath(dir, ULID("E"));
     writeFileSync(foreign, `{"journal":"${ULID("E")}","format":1}\n${recordLine(1, recordParts({ runUpdates: [{ id: "x", status: "running" }] }))}`);
     utimesSync(foreign, old, old);
+    // (f) No row here, an hour old, bytes written but no header this engine can read (a newer format's, say): it may
+    // hold another database's unapplied transitions, so it is left alone too — only blank starts are removed.
+    const unknown = journalPath(dir, ULID("G"));
+    writeFileSync(unknown, `${"x".repeat(300)}\n${recordLine(1, recordParts({ runUpdates: [{ id: "y", status: "running" }] }))}`);
+    utimesSync(unknown, old, old);
 
     const lines: string[] = [];
     const store = await startStore(db.url, dir, lines);
@@ -80,15 +85,17 @@ describe("journal recovery: files it cannot use", () => {
       expect(existsSync(leaked)).toBe(false);
       expect(existsSync(young)).toBe(true);
       expect(existsSync(foreign)).toBe(true);
+      expect(existsSync(unknown)).toBe(true);
       expect(await rows(db.url)).toEqual([store.journalPath!.match(/engine-journal-(.+)\.jsonl$/)![1]]); // only its own
       expect(lines.filter((l) => /left alone/.test(l))).toHaveLength(1); // once, naming what it left
-      expect(lines.find((l) => /left alone/.test(l))).toMatch(/2 journal files/);
+      expect(lines.find((l) => /left alone/.test(l))).toMatch(/3 journal files/);
     } finally {
       await store.close();
     }
-    expect(readdirSync(dir).sort()).toEqual([`${young.slice(dir.length + 1)}`, foreign.slice(dir.length + 1)].sort());
+    expect(readdirSync(dir).sort()).toEqual([`${young.slice(dir.length + 1)}`, foreign.slice(dir.length + 1), unknown.slice(dir.length + 1)].sort());
     rmSync(young);
     rmSync(foreign);
+    rmSync(unknown);
   });
 
   it("refuses a journal in a format it cannot read: the start fails, nothing applied, row and file kept", async () => {

@@ -252,6 +252,71 @@ describe("engine lock, in the store", () => {
   }, 120_000);
 });
 
+describe("engine lock, in the store, with a journal", () => {
+  let db: TestDatabase;
+  let dir: string;
+  beforeEach(async () => {
+    db = await createTestDatabase({ empty: true });
+    dir = mkdtempSync(join(tmpdir(), "nightshift-lock-journal-"));
+  });
+  afterEach(async () => {
+    await db?.drop().catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const run = (id: string, data: Record<string, unknown> = {}): RunRow => ({
+    id, function_id: "f", status: "queued", event_id: `ev-${id}`, event: { name: "x", data, id: `ev-${id}`, ts: 1 },
+    event_seq: 1, created_at: 1, started_at: null, ended_at: null, output: null, error: null, disable_immediate: false,
+    concurrency_keys: [], parent: null,
+  });
+
+  it("a batch waiting behind a transition that goes to Postgres directly acknowledges nothing once the lock's session ended meanwhile", async () => {
+    const admin = new pg.Client({ connectionString: db.url.replace(/\/[^/]*$/, "/postgres") });
+    admin.on("error", () => {});
+    await admin.connect();
+    // Connected before connections are refused below: the test's own eyes on the database meanwhile.
+    const watcher = new pg.Client({ connectionString: db.url });
+    watcher.on("error", () => {});
+    const lines: string[] = [];
+    const store = new Store(db.url, { log: (l) => lines.push(l) });
+    try {
+      await store.migrate();
+      await store.acquireEngineLock();
+      await store.openJournal(dir);
+      await watcher.connect();
+      await store.listRuns({}); // a pooled connection, idle and open, for the applier once new ones are refused
+      store.holdJournal(true);
+      await store.apply({ runs: [run("t0")] }); // journaled, not applied (held)
+      // t1 goes to Postgres directly (its data has the text \u0000, which the journal never takes) once t0 is applied;
+      // t2, in the same batch, waits behind it.
+      const settled: string[] = [];
+      const t1 = store.apply({ runs: [run("t1", { note: "\\u0000" })] }).then(() => settled.push("t1"), () => settled.push("t1 refused"));
+      const t2 = store.apply({ runs: [run("t2")] }).then(() => settled.push("t2"), () => settled.push("t2 refused"));
+      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setImmediate(r));
+      // The lock's session ends, and Postgres takes no new connection to this database: the lock cannot be re-taken.
+      await admin.query(`ALTER DATABASE ${db.name} ALLOW_CONNECTIONS false`);
+      const pid = (await watcher.query<{ pid: number }>(LOCK_HOLDER)).rows[0]!.pid;
+      await admin.query("SELECT pg_terminate_backend($1, 30000)", [pid]);
+      await until(() => lines.some((l) => l.includes("cannot reach Postgres to take the engine's lock again")), { timeoutMs: 30_000, message: "the store never tried to re-take its lock" });
+      store.holdJournal(false); // t0 reaches Postgres through the open pooled connection
+      await until(async () => (await watcher.query("SELECT 1 FROM inngest_local.runs WHERE id = 't0'")).rowCount === 1, { timeoutMs: 30_000, message: "t0 never applied" });
+      await new Promise((r) => setTimeout(r, 300));
+      expect(settled).toEqual([]); // neither t1 nor t2: the lock is not held
+      expect((await watcher.query("SELECT id FROM inngest_local.runs ORDER BY id")).rows.map((r) => r.id)).toEqual(["t0"]);
+      await admin.query(`ALTER DATABASE ${db.name} ALLOW_CONNECTIONS true`);
+      await Promise.all([t1, t2]); // the lock re-taken: both go through, in order
+      expect(settled).toEqual(["t1", "t2"]);
+      await until(async () => (await watcher.query("SELECT 1 FROM inngest_local.runs WHERE id = 't2'")).rowCount === 1, { timeoutMs: 30_000, message: "t2 never applied" });
+    } finally {
+      await admin.query(`ALTER DATABASE ${db.name} ALLOW_CONNECTIONS true`).catch(() => {});
+      await admin.end();
+      await watcher.end().catch(() => {});
+      await store.close();
+    }
+  }, 120_000);
+});
+
 describe("engine across a Postgres restart (a server of its own)", () => {
   let server: RunningPostgres;
   let dataDir: string;
