@@ -64,4 +64,47 @@ describe("a body that stops arriving", () => {
     expect(await res.json()).toEqual({ got: 7 });
     limitBodyTime(300);
   });
+
+  test("a large body that keeps arriving is never cut, however long it takes in total", async () => {
+    // 40 chunks of 1000 bytes, one every 30 ms: about 4 deadlines (300 ms here) in total, never idle for one, and
+    // ~33 KB/s — far above the minimum rate even if this process stalls for a while.
+    const answer = await steady("/api/inngest", 40, 1000, 30);
+    expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(answer).toContain('{"got":40000}');
+  });
+
+  test("a body that never stops but arrives slower than the minimum rate (a byte every 20 ms) is a 408", async () => {
+    const answer = await steady("/api/tasks", 200, 1, 20);
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+  });
 });
+
+/** Sends `n` chunks of `size` bytes, one every `everyMs`; resolves with what came back when the answer is complete
+ * or the server closes. */
+function steady(path: string, n: number, size: number, everyMs: number): Promise<string> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, "127.0.0.1");
+    let answer = "";
+    let sent = 0;
+    const finish = () => {
+      clearInterval(timer);
+      s.destroy();
+      resolve(answer);
+    };
+    s.on("data", (d) => {
+      answer += d.toString();
+      const head = answer.indexOf("\r\n\r\n");
+      const len = /content-length: (\d+)/i.exec(answer)?.[1];
+      // Complete: as long as its content-length says, or a chunked body's last chunk.
+      if (head >= 0 && ((len !== undefined && answer.length >= head + 4 + Number(len)) || answer.endsWith("0\r\n\r\n"))) finish();
+    });
+    s.on("error", () => {});
+    s.on("close", finish);
+    s.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: ${n * size}\r\n\r\n`);
+    const timer = setInterval(() => {
+      if (sent >= n || s.destroyed) return clearInterval(timer);
+      s.write("x".repeat(size));
+      sent += 1;
+    }, everyMs);
+  });
+}
