@@ -9,7 +9,7 @@
 // Available for clients made by createAdminClient (which registers the URL and key here); any other client, or a
 // process that must reach the database through an HTTP(S) proxy, gets null and uses supabase-js.
 import { postText, proxyConfigured } from "@/lib/net/keepalive-fetch";
-import { isUnreachableStatus, noteDatabaseUnreachable } from "./reachability";
+import { databaseCallStarted, isUnreachableStatus, noteDatabaseReached, noteDatabaseUnreachable } from "./reachability";
 
 export interface RpcError {
   code: string;
@@ -62,6 +62,7 @@ export function directRpc(client: object, fn: string, args: Record<string, unkno
 
 async function call(target: Target, fn: string, args: Record<string, unknown>): Promise<RpcResult> {
   let res: { status: number; body: string };
+  const startedAt = databaseCallStarted();
   try {
     let url = target.urls.get(fn);
     if (!url) target.urls.set(fn, (url = new URL(target.base + encodeURIComponent(fn))));
@@ -74,6 +75,7 @@ async function call(target: Target, fn: string, args: Record<string, unknown>): 
     return { data: null, status: 0, error: { code: "", message, details: e.code ? `${message} (${e.code})` : message } };
   }
   if (res.status >= 200 && res.status < 300) {
+    noteDatabaseReached(startedAt);
     if (res.body === "") return { data: null, error: null, status: res.status };
     try {
       return { data: JSON.parse(res.body) as unknown, error: null, status: res.status };
@@ -82,6 +84,7 @@ async function call(target: Target, fn: string, args: Record<string, unknown>): 
     }
   }
   if (isUnreachableStatus(res.status)) noteDatabaseUnreachable();
+  else noteDatabaseReached(startedAt);
   // PostgREST's errors are JSON { code, message, details, hint }; a gateway's may be anything.
   let error: RpcError;
   try {

@@ -65,10 +65,12 @@ const CALLS: Call[] = [
 async function relay(target: number) {
   let mode: "pass" | "refuse" | "stub" = "pass";
   let passLeft = 0;
+  /** Stub mode: answer this many 503s, then pass every later request through (a database back within a retry). */
+  let failThenPass = -1;
   const sockets = new Set<net.Socket>();
   const stub = http.createServer((req, res) => {
-    if (passLeft > 0) {
-      passLeft--;
+    if (failThenPass === 0 || passLeft > 0) {
+      if (passLeft > 0) passLeft--;
       const up = http.request({ host: "127.0.0.1", port: target, method: req.method, path: req.url, headers: req.headers }, (r) => {
         res.writeHead(r.statusCode ?? 502, r.headers);
         r.pipe(res);
@@ -76,6 +78,7 @@ async function relay(target: number) {
       up.on("error", () => res.destroy());
       return void req.pipe(up);
     }
+    if (failThenPass > 0) failThenPass--;
     req.resume();
     // PostgREST 12's answer when it cannot reach Postgres: 503, PGRST001. (Retry-After: 0 only keeps this test short:
     // supabase-js retries a GET that gets a 503 three times, 1 + 2 + 4 s apart unless told otherwise.)
@@ -98,9 +101,10 @@ async function relay(target: number) {
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   return {
     port: (server.address() as net.AddressInfo).port,
-    set(m: typeof mode, passFirst = 0) {
+    set(m: typeof mode, passFirst = 0, failFirst = -1) {
       mode = m;
       passLeft = passFirst;
+      failThenPass = failFirst;
       for (const s of sockets) s.destroy(); // kept-alive sockets end too, as when the server goes away
     },
     async close() {
@@ -166,5 +170,43 @@ describe("Postgres goes down in the middle of a request (after its first databas
     expect(res.status, text).not.toBe(500);
     if (res.status === 503) expect(JSON.parse(text).error.code).toBe("database_unavailable");
     expect(res.headers.get("content-type")).toMatch(/^application\/json/);
+  });
+});
+
+describe("a database back within supabase-js's retry, then a real bug", () => {
+  test("the bug is a 500, not a 503: a later answered call clears the outage mark", async () => {
+    const { withErrors } = await import("@/lib/http/errors");
+    const { db } = await import("@/lib/db/server");
+    let read: { error: unknown; rows: number } | undefined;
+    const handler = withErrors(async () => {
+      // A GET answered 503 once, retried by supabase-js, answered the second time.
+      const { data, error } = await db().from("agents").select("id").limit(1);
+      read = { error, rows: data?.length ?? 0 };
+      throw new TypeError("a real bug after the database came back");
+    });
+    cut.set("stub", 0, 1);
+    const res = await handler();
+    const text = await res.text();
+    cut.set("pass");
+    expect(read?.error).toBeNull(); // the retry was answered
+    expect(res.status, text).toBe(500);
+    expect(JSON.parse(text).error.code).toBe("internal_error");
+  });
+
+  test("an outage still noted after the last answered call stays a 503", async () => {
+    const { withErrors } = await import("@/lib/http/errors");
+    const { db } = await import("@/lib/db/server");
+    const handler = withErrors(async () => {
+      await db().from("agents").select("id").limit(1); // answered
+      cut.set("refuse");
+      const { error } = await db().from("agents").select("id").limit(1);
+      throw new Error(`reading agents failed: ${error?.message}`);
+    });
+    cut.set("pass");
+    const res = await handler();
+    const text = await res.text();
+    cut.set("pass");
+    expect(res.status, text).toBe(503);
+    expect(JSON.parse(text).error.code).toBe("database_unavailable");
   });
 });
