@@ -8,14 +8,13 @@
 // server from instrumentation.ts, beside lib/http/forbidden-methods.ts; requests without a body are untouched.
 import http from "node:http";
 import { API_CSP, commonSecurityHeaders } from "./security-headers";
+import { addRequestHook } from "./server-hooks";
 
 /** How long a body may make no progress at all (and the grace before its average rate is judged). */
 export const BODY_DEADLINE_MS = 30_000;
 /** The slowest average a body may arrive at once BODY_DEADLINE_MS have passed: 1 KB/s, below any working link
  * (256 KB, the largest API body, in ~4 min; a byte a second is cut at the deadline). */
 export const MIN_BODY_BYTES_PER_SECOND = 1024;
-
-const INSTALLED = Symbol.for("nightshift.bodyDeadline");
 
 /** Watches one request's body; exported for tests (with a short deadline). */
 export function watchBody(
@@ -84,18 +83,11 @@ export function watchBody(
 
 let deadline = BODY_DEADLINE_MS;
 
-/** Installs the deadline on every Node HTTP server of this process (once); `deadlineMs` is for tests. */
+/** Installs the deadline on every Node HTTP server of this process (lib/http/server-hooks.ts); `deadlineMs` is for tests. */
 export function limitBodyTime(deadlineMs = BODY_DEADLINE_MS): void {
   deadline = deadlineMs;
-  const proto = http.Server.prototype as http.Server & { [INSTALLED]?: boolean };
-  if (proto[INSTALLED]) return;
-  proto[INSTALLED] = true;
-  const emit = proto.emit;
-  proto.emit = function (this: http.Server, event: string | symbol, ...args: unknown[]): boolean {
-    if (event === "request") {
-      const [req, res] = args as [http.IncomingMessage, http.ServerResponse];
-      watchBody(req, res, deadline);
-    }
-    return (emit as (this: http.Server, e: string | symbol, ...a: unknown[]) => boolean).call(this, event, ...args);
-  } as typeof proto.emit;
+  addRequestHook("body-deadline", (req, res) => {
+    watchBody(req, res, deadline);
+    return false;
+  });
 }

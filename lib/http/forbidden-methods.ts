@@ -7,11 +7,9 @@
 //     proxy.ts (its matcher; the cost of Next's middleware adapter per request, docs/benchmarks.md), and Next would
 //     answer them with an empty 400. Answered here for every path, so the contract does not depend on the matcher.
 // CONNECT is a separate server event Next does not listen for; Node closes such connections itself.
-import http from "node:http";
 import { KNOWN_METHODS, KNOWN_METHODS_ALLOW } from "./methods";
 import { API_CSP, commonSecurityHeaders } from "./security-headers";
-
-const INSTALLED = Symbol.for("nightshift.forbiddenMethods");
+import { addRequestHook } from "./server-hooks";
 
 /** The answer to a method outside KNOWN_METHODS (or null to let Next handle the request). Exported for tests. */
 export function unknownMethodAnswer(method: string, url: string): { status: number; headers: Record<string, string>; body: string } | null {
@@ -35,21 +33,12 @@ export function unknownMethodAnswer(method: string, url: string): { status: numb
 }
 
 export function answerForbiddenMethods(): void {
-  const proto = http.Server.prototype as http.Server & { [INSTALLED]?: boolean };
-  if (proto[INSTALLED]) return;
-  proto[INSTALLED] = true;
-  const emit = proto.emit;
-  proto.emit = function (this: http.Server, event: string | symbol, ...args: unknown[]): boolean {
-    if (event === "request") {
-      const [req, res] = args as [http.IncomingMessage, http.ServerResponse];
-      const answer = unknownMethodAnswer((req.method ?? "").toUpperCase(), req.url ?? "/");
-      if (answer) {
-        res.writeHead(answer.status, answer.headers);
-        res.end(answer.body);
-        req.resume();
-        return true;
-      }
-    }
-    return (emit as (this: http.Server, e: string | symbol, ...a: unknown[]) => boolean).call(this, event, ...args);
-  } as typeof proto.emit;
+  addRequestHook("forbidden-methods", (req, res) => {
+    const answer = unknownMethodAnswer((req.method ?? "").toUpperCase(), req.url ?? "/");
+    if (!answer) return false;
+    res.writeHead(answer.status, answer.headers);
+    res.end(answer.body);
+    req.resume();
+    return true;
+  });
 }
