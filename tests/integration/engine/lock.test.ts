@@ -9,14 +9,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Inngest } from "inngest";
 import pg from "pg";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEngine, type Engine } from "../../../local/engine";
 import { Store, type RunRow } from "../../../local/engine/store";
 import { startPostgres, type RunningPostgres } from "../../../local/db/embedded-postgres";
 import { freePort } from "../../../local/ports";
 import { Counter, latch, quietLogger, runFor, runReaches, serveApp, until } from "../../support/engine-harness";
 import { kill9, startEngineProcess } from "../../support/engine-process";
-import { createTestDatabase, type TestDatabase } from "../../support/postgres";
+import { createTestDatabase, useEmptyDatabase } from "../../support/postgres";
 import { sql } from "../db/sql";
 
 /** The session holding the engine's lock in this database (pg_advisory_lock(bigint): objid = the key's low 32 bits). */
@@ -50,19 +50,8 @@ function threeSteps(port: number, counter: Counter, hold: ReturnType<typeof latc
 const steps = (c: Counter) => [c.get("s1"), c.get("s2"), c.get("s3")];
 
 describe("engine lock on the test run's Postgres", () => {
-  let db: TestDatabase;
-  let dir: string;
-
   // A database of its own for each test: the counts below are of the whole database.
-  beforeEach(async () => {
-    db = await createTestDatabase({ empty: true });
-    dir = mkdtempSync(join(tmpdir(), "nightshift-lock-"));
-  });
-
-  afterEach(async () => {
-    await db?.drop().catch(() => {});
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const t = useEmptyDatabase({ dirPrefix: "nightshift-lock-", each: true });
 
   it("the lock's session terminated: the engine re-takes the lock and the run in flight completes, no step re-run", async () => {
     const port = await freePort();
@@ -72,15 +61,15 @@ describe("engine lock on the test run's Postgres", () => {
     const app = await serveApp(inngest, [fn]);
     const lines: string[] = [];
     let fatal: Error | undefined;
-    const engine = await startEngine({ databaseUrl: db.url, port, journalDir: dir, log: (l) => lines.push(l), onFatal: (e) => (fatal = e) });
+    const engine = await startEngine({ databaseUrl: t.db.url, port, journalDir: t.dir, log: (l) => lines.push(l), onFatal: (e) => (fatal = e) });
     try {
       await engine.sync(app.url);
       const [eventId] = await engine.send({ name: "lock/go", data: {} });
       await hold.reached;
-      const before = await until(() => lockHolder(db.url), { message: "no session holds the engine lock" });
-      await sql(db.url, "SELECT pg_terminate_backend($1, 30000)", [before]);
+      const before = await until(() => lockHolder(t.db.url), { message: "no session holds the engine lock" });
+      await sql(t.db.url, "SELECT pg_terminate_backend($1, 30000)", [before]);
       const after = await until(async () => {
-        const pid = await lockHolder(db.url);
+        const pid = await lockHolder(t.db.url);
         return pid !== undefined && pid !== before ? pid : undefined;
       }, { timeoutMs: 30_000, message: "the engine never took its lock again" });
       expect(after).not.toBe(before);
@@ -106,8 +95,8 @@ describe("engine lock on the test run's Postgres", () => {
     const app = await serveApp(inngest, [fn]);
     // The loser's applier held: what it acknowledges (s1, s2) is in its journal only, so only the winner's recovery
     // can give it to Postgres.
-    let loser = await startEngineProcess({ databaseUrl: db.url, port, journalDir: dir, env: { INNGEST_ENGINE_JOURNAL_HOLD: "1" } });
-    const thief = new pg.Client({ connectionString: db.url });
+    let loser = await startEngineProcess({ databaseUrl: t.db.url, port, journalDir: t.dir, env: { INNGEST_ENGINE_JOURNAL_HOLD: "1" } });
+    const thief = new pg.Client({ connectionString: t.db.url });
     thief.on("error", () => {});
     let winner: Engine | undefined;
     try {
@@ -115,7 +104,7 @@ describe("engine lock on the test run's Postgres", () => {
       const sent = await fetch(`http://127.0.0.1:${port}/e/local`, { method: "POST", body: JSON.stringify({ name: "lock/go", data: {} }) });
       const { ids } = (await sent.json()) as { ids: string[] };
       await hold.reached; // s1 and s2 acknowledged, from the journal alone
-      expect(Number((await sql<{ n: string }>(db.url, "SELECT count(*) AS n FROM inngest_local.memos"))[0]!.n)).toBe(0);
+      expect(Number((await sql<{ n: string }>(t.db.url, "SELECT count(*) AS n FROM inngest_local.memos"))[0]!.n)).toBe(0);
       const exited = new Promise<number | null>((r) => loser.proc.once("exit", (code) => r(code)));
 
       // Another session takes the lock the moment the engine's session is gone: it ends that session and spins on
@@ -124,7 +113,7 @@ describe("engine lock on the test run's Postgres", () => {
       await thief.connect();
       const thiefPid = (await thief.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
       await until(async () => {
-        const pid = await lockHolder(db.url);
+        const pid = await lockHolder(t.db.url);
         if (pid === thiefPid) return true;
         if (pid === undefined) return false;
         await thief.query(`DO $$ DECLARE deadline timestamptz := clock_timestamp() + interval '5 seconds'; BEGIN
@@ -133,20 +122,20 @@ describe("engine lock on the test run's Postgres", () => {
             EXIT WHEN pg_try_advisory_lock(hashtext('inngest_local.engine'));
           END LOOP;
         END $$`);
-        return (await lockHolder(db.url)) === thiefPid;
+        return (await lockHolder(t.db.url)) === thiefPid;
       }, { timeoutMs: 60_000, message: "the other session never took the lock" });
 
       await until(() => loser.output.join("").includes("lost its single-writer lock"), { timeoutMs: 30_000, message: "the engine never said it lost its lock" });
       expect(loser.output.join("")).toMatch(/ENGINE ERROR: this engine lost its single-writer lock/);
       hold.open(); // s3's answer goes to an engine that stopped: nothing of it may be written
       expect(await exited).toBe(1);
-      expect(Number((await sql<{ n: string }>(db.url, "SELECT count(*) AS n FROM inngest_local.memos"))[0]!.n)).toBe(0);
-      expect(Number((await sql<{ n: string }>(db.url, "SELECT count(*) AS n FROM inngest_local.journals"))[0]!.n)).toBe(1); // kept
+      expect(Number((await sql<{ n: string }>(t.db.url, "SELECT count(*) AS n FROM inngest_local.memos"))[0]!.n)).toBe(0);
+      expect(Number((await sql<{ n: string }>(t.db.url, "SELECT count(*) AS n FROM inngest_local.journals"))[0]!.n)).toBe(1); // kept
 
       // The other session goes; a second engine starts, applies the loser's journal, and finishes the run.
       await thief.end();
       const lines: string[] = [];
-      winner = await startEngine({ databaseUrl: db.url, port, journalDir: dir, log: (l) => lines.push(l) });
+      winner = await startEngine({ databaseUrl: t.db.url, port, journalDir: t.dir, log: (l) => lines.push(l) });
       expect(lines.some((l) => /applied [1-9]\d* journaled transitions/.test(l))).toBe(true);
       const run = await runReaches(winner, await runFor(winner, ids[0]!, "lock-three"), "completed", { timeoutMs: 60_000 });
       expect(run.output).toBe(3);
@@ -189,13 +178,7 @@ describe("engine lock, in process", () => {
 });
 
 describe("engine lock, in the store", () => {
-  let db: TestDatabase;
-  beforeEach(async () => {
-    db = await createTestDatabase({ empty: true });
-  });
-  afterEach(async () => {
-    await db?.drop().catch(() => {});
-  });
+  const t = useEmptyDatabase({ each: true });
 
   const run = (id: string): RunRow => ({
     id, function_id: "f", status: "queued", event_id: `ev-${id}`, event: { name: "x", data: {}, id: `ev-${id}`, ts: 1 },
@@ -204,36 +187,36 @@ describe("engine lock, in the store", () => {
   });
 
   it("while the lock is being re-taken nothing is acknowledged; once another session holds it, transitions are refused with a clear error", async () => {
-    const admin = new pg.Client({ connectionString: db.url.replace(/\/[^/]*$/, "/postgres") });
+    const admin = new pg.Client({ connectionString: t.db.url.replace(/\/[^/]*$/, "/postgres") });
     admin.on("error", () => {});
     await admin.connect();
     const lines: string[] = [];
     let lost: Error | undefined;
-    const store = new Store(db.url, { log: (l) => lines.push(l), onLockLost: (e) => (lost = e) });
-    const thief = new pg.Client({ connectionString: db.url });
+    const store = new Store(t.db.url, { log: (l) => lines.push(l), onLockLost: (e) => (lost = e) });
+    const thief = new pg.Client({ connectionString: t.db.url });
     thief.on("error", () => {});
     try {
       await store.migrate();
       await store.acquireEngineLock();
       await store.apply({ runs: [run("before")] });
       // The lock's session ends while Postgres takes no connections to this database: the lock cannot be re-taken.
-      await admin.query(`ALTER DATABASE ${db.name} ALLOW_CONNECTIONS false`);
+      await admin.query(`ALTER DATABASE ${t.db.name} ALLOW_CONNECTIONS false`);
       const holder = `SELECT l.pid FROM pg_locks l JOIN pg_database d ON d.oid = l.database WHERE d.datname = $1
         AND l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.objid = (hashtext('inngest_local.engine')::bigint & 4294967295)::oid`;
-      const pid = (await admin.query<{ pid: number }>(holder, [db.name])).rows[0]!.pid;
+      const pid = (await admin.query<{ pid: number }>(holder, [t.db.name])).rows[0]!.pid;
       await admin.query("SELECT pg_terminate_backend($1, 30000)", [pid]);
       await until(() => lines.some((l) => l.includes("cannot reach Postgres to take the engine's lock again")), { timeoutMs: 30_000, message: "the store never tried to re-take its lock" });
       let acked = false;
       const pending = store.apply({ runs: [run("during")] }).then(() => (acked = true));
       await new Promise((r) => setTimeout(r, 100));
       expect(acked).toBe(false); // it cannot be: the lock is not held, and Postgres refuses every connection
-      await admin.query(`ALTER DATABASE ${db.name} ALLOW_CONNECTIONS true`);
+      await admin.query(`ALTER DATABASE ${t.db.name} ALLOW_CONNECTIONS true`);
       await pending; // re-taken: acknowledged now
       expect(lines.some((l) => l.includes("held again"))).toBe(true);
 
       // Now another session takes it the moment the store's session ends: the store has lost the database.
       await thief.connect();
-      const again = (await admin.query<{ pid: number }>(holder, [db.name])).rows[0]!.pid;
+      const again = (await admin.query<{ pid: number }>(holder, [t.db.name])).rows[0]!.pid;
       await thief.query(`DO $$ DECLARE deadline timestamptz := clock_timestamp() + interval '5 seconds'; BEGIN
         PERFORM pg_terminate_backend(${Number(again)});
         WHILE clock_timestamp() < deadline LOOP EXIT WHEN pg_try_advisory_lock(hashtext('inngest_local.engine')); END LOOP;
@@ -242,9 +225,9 @@ describe("engine lock, in the store", () => {
       expect(lost!.message).toMatch(/lost its single-writer lock .* to another engine and stopped writing/);
       await expect(store.apply({ runs: [run("after")] })).rejects.toThrow(/lost its single-writer lock/);
       expect(lines.some((l) => l.startsWith("ENGINE ERROR: this engine lost its single-writer lock"))).toBe(true);
-      expect((await sql<{ id: string }>(db.url, "SELECT id FROM inngest_local.runs ORDER BY id")).map((r) => r.id)).toEqual(["before", "during"]);
+      expect((await sql<{ id: string }>(t.db.url, "SELECT id FROM inngest_local.runs ORDER BY id")).map((r) => r.id)).toEqual(["before", "during"]);
     } finally {
-      await admin.query(`ALTER DATABASE ${db.name} ALLOW_CONNECTIONS true`).catch(() => {});
+      await admin.query(`ALTER DATABASE ${t.db.name} ALLOW_CONNECTIONS true`).catch(() => {});
       await admin.end();
       await thief.end().catch(() => {});
       await store.close();
@@ -253,16 +236,7 @@ describe("engine lock, in the store", () => {
 });
 
 describe("engine lock, in the store, with a journal", () => {
-  let db: TestDatabase;
-  let dir: string;
-  beforeEach(async () => {
-    db = await createTestDatabase({ empty: true });
-    dir = mkdtempSync(join(tmpdir(), "nightshift-lock-journal-"));
-  });
-  afterEach(async () => {
-    await db?.drop().catch(() => {});
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const t = useEmptyDatabase({ dirPrefix: "nightshift-lock-journal-", each: true });
 
   const run = (id: string, data: Record<string, unknown> = {}): RunRow => ({
     id, function_id: "f", status: "queued", event_id: `ev-${id}`, event: { name: "x", data, id: `ev-${id}`, ts: 1 },
@@ -271,18 +245,18 @@ describe("engine lock, in the store, with a journal", () => {
   });
 
   it("a batch waiting behind a transition that goes to Postgres directly acknowledges nothing once the lock's session ended meanwhile", async () => {
-    const admin = new pg.Client({ connectionString: db.url.replace(/\/[^/]*$/, "/postgres") });
+    const admin = new pg.Client({ connectionString: t.db.url.replace(/\/[^/]*$/, "/postgres") });
     admin.on("error", () => {});
     await admin.connect();
     // Connected before connections are refused below: the test's own eyes on the database meanwhile.
-    const watcher = new pg.Client({ connectionString: db.url });
+    const watcher = new pg.Client({ connectionString: t.db.url });
     watcher.on("error", () => {});
     const lines: string[] = [];
-    const store = new Store(db.url, { log: (l) => lines.push(l) });
+    const store = new Store(t.db.url, { log: (l) => lines.push(l) });
     try {
       await store.migrate();
       await store.acquireEngineLock();
-      await store.openJournal(dir);
+      await store.openJournal(t.dir);
       await watcher.connect();
       await store.listRuns({}); // a pooled connection, idle and open, for the applier once new ones are refused
       store.holdJournal(true);
@@ -295,7 +269,7 @@ describe("engine lock, in the store, with a journal", () => {
       await new Promise((r) => setImmediate(r));
       await new Promise((r) => setImmediate(r));
       // The lock's session ends, and Postgres takes no new connection to this database: the lock cannot be re-taken.
-      await admin.query(`ALTER DATABASE ${db.name} ALLOW_CONNECTIONS false`);
+      await admin.query(`ALTER DATABASE ${t.db.name} ALLOW_CONNECTIONS false`);
       const pid = (await watcher.query<{ pid: number }>(LOCK_HOLDER)).rows[0]!.pid;
       await admin.query("SELECT pg_terminate_backend($1, 30000)", [pid]);
       await until(() => lines.some((l) => l.includes("cannot reach Postgres to take the engine's lock again")), { timeoutMs: 30_000, message: "the store never tried to re-take its lock" });
@@ -304,12 +278,12 @@ describe("engine lock, in the store, with a journal", () => {
       await new Promise((r) => setTimeout(r, 300));
       expect(settled).toEqual([]); // neither t1 nor t2: the lock is not held
       expect((await watcher.query("SELECT id FROM inngest_local.runs ORDER BY id")).rows.map((r) => r.id)).toEqual(["t0"]);
-      await admin.query(`ALTER DATABASE ${db.name} ALLOW_CONNECTIONS true`);
+      await admin.query(`ALTER DATABASE ${t.db.name} ALLOW_CONNECTIONS true`);
       await Promise.all([t1, t2]); // the lock re-taken: both go through, in order
       expect(settled).toEqual(["t1", "t2"]);
       await until(async () => (await watcher.query("SELECT 1 FROM inngest_local.runs WHERE id = 't2'")).rowCount === 1, { timeoutMs: 30_000, message: "t2 never applied" });
     } finally {
-      await admin.query(`ALTER DATABASE ${db.name} ALLOW_CONNECTIONS true`).catch(() => {});
+      await admin.query(`ALTER DATABASE ${t.db.name} ALLOW_CONNECTIONS true`).catch(() => {});
       await admin.end();
       await watcher.end().catch(() => {});
       await store.close();
