@@ -2,9 +2,10 @@
 // and polling with deadlines (no sleeps that hope for the best).
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Inngest, InngestFunction } from "inngest";
+import { Inngest, type InngestFunction } from "inngest";
 import { serve } from "inngest/node";
 import { ManualClock, startEngine, type Engine, type EngineOptions, type RunDetail } from "../../local/engine";
+import type { RunRow } from "../../local/engine/store";
 import { createTestDatabase, type TestDatabase } from "./postgres";
 
 export interface ServedApp {
@@ -175,3 +176,51 @@ export const quietLogger = {
   error: () => {},
   debug: () => {},
 };
+
+/** A queued run row as the engine's store writes it, for tests that drive Store.apply directly. */
+export function queuedRun(id: string, o: { output?: unknown; data?: Record<string, unknown>; createdAt?: number } = {}): RunRow {
+  const at = o.createdAt ?? 1;
+  return {
+    id,
+    function_id: "app-fn",
+    status: "queued",
+    event_id: `ev-${id}`,
+    event: { name: "test/go", data: o.data ?? {}, id: `ev-${id}`, ts: at },
+    event_seq: 1,
+    created_at: at,
+    started_at: null,
+    ended_at: null,
+    output: o.output ?? null,
+    error: null,
+    disable_immediate: false,
+    concurrency_keys: [],
+    parent: null,
+  };
+}
+
+/**
+ * A three-step function (s1, s2, s3, each counted) whose third step waits, the first time it runs, until the test
+ * opens the latch: s1 and s2 are checkpointed (acknowledged) while s3 is in flight — the moment a crash test wants.
+ */
+export function latchedThreeSteps(
+  port: number,
+  counter: Counter,
+  hold: ReturnType<typeof latch>,
+  o: { app: string; event: string; retries?: 0 | 1 | 2 | 3 | 4 },
+) {
+  const inngest = new Inngest({ id: o.app, isDev: true, baseUrl: `http://127.0.0.1:${port}`, logger: quietLogger });
+  const config = { id: "three-steps", triggers: [{ event: o.event }], ...(o.retries !== undefined ? { retries: o.retries } : {}) };
+  const fn = inngest.createFunction(config, async ({ step }) => {
+    const a = await step.run("s1", () => (counter.hit("s1"), 1));
+    const b = await step.run("s2", () => (counter.hit("s2"), a + 1));
+    return step.run("s3", async () => {
+      counter.hit("s3");
+      if (counter.get("s3") === 1) {
+        hold.arrive();
+        await hold.promise;
+      }
+      return b + 1;
+    });
+  });
+  return { inngest, fn };
+}

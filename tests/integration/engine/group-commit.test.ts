@@ -2,25 +2,11 @@
 // committed are committed together, each caller answered once its own transition is durable; a bad transition in a
 // batch fails alone; two updates of one run in a batch both land.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Store, type RunRow } from "../../../local/engine/store";
+import { Store } from "../../../local/engine/store";
+import { queuedRun } from "../../support/engine-harness";
 import { createTestDatabase, type TestDatabase } from "../../support/postgres";
 
-const run = (id: string, created_at: number): RunRow => ({
-  id,
-  function_id: "app-fn",
-  status: "queued",
-  event_id: `ev-${id}`,
-  event: { name: "test/go", data: {}, id: `ev-${id}`, ts: created_at },
-  event_seq: 1,
-  created_at,
-  started_at: null,
-  ended_at: null,
-  output: null,
-  error: null,
-  disable_immediate: false,
-  concurrency_keys: [],
-  parent: null,
-});
+const run = (id: string, createdAt: number) => queuedRun(id, { createdAt });
 
 describe("engine store group commit", () => {
   let db: TestDatabase;

@@ -11,27 +11,12 @@ import pg from "pg";
 import { describe, expect, it } from "vitest";
 import { Store, type RunRow } from "../../../local/engine/store";
 import { freePort } from "../../../local/ports";
-import { Counter, latch, quietLogger, runFor, runReaches, serveApp, startTestEngine, until } from "../../support/engine-harness";
+import { Counter, latch, latchedThreeSteps, queuedRun, quietLogger, runFor, runReaches, serveApp, startTestEngine, until } from "../../support/engine-harness";
 import { kill9, startEngineProcess } from "../../support/engine-process";
 import { createTestDatabase, useEmptyDatabase } from "../../support/postgres";
 import { sql } from "../db/sql";
 
-const run = (id: string, output: unknown = null): RunRow => ({
-  id,
-  function_id: "app-fn",
-  status: "queued",
-  event_id: `ev-${id}`,
-  event: { name: "test/go", data: {}, id: `ev-${id}`, ts: 1 },
-  event_seq: 1,
-  created_at: 1,
-  started_at: null,
-  ended_at: null,
-  output,
-  error: null,
-  disable_immediate: false,
-  concurrency_keys: [],
-  parent: null,
-});
+const run = (id: string, output: unknown = null) => queuedRun(id, { output });
 
 const memo = (runId: string, i: number) => ({ run_id: runId, hash: `h${i}`, pos: i, value: { data: { i } }, at: i });
 
@@ -244,19 +229,8 @@ describe("engine journal across kill -9 (engine process)", () => {
     const port = await freePort();
     const counter = new Counter();
     const hold = latch();
-    const inngest = new Inngest({ id: "journal", isDev: true, baseUrl: `http://127.0.0.1:${port}`, logger: quietLogger });
-    const fn = inngest.createFunction({ id: "three-steps", triggers: [{ event: "journal/go" }] }, async ({ step }) => {
-      const a = await step.run("s1", () => (counter.hit("s1"), 1));
-      const b = await step.run("s2", () => (counter.hit("s2"), a + 1));
-      return step.run("s3", async () => {
-        counter.hit("s3");
-        if (counter.get("s3") === 1) {
-          hold.arrive();
-          await hold.promise; // the engine is killed while this step runs: s1 and s2 were acknowledged
-        }
-        return b + 1;
-      });
-    });
+    // s3 waits (the first time) while the engine is killed: s1 and s2 were acknowledged by then.
+    const { inngest, fn } = latchedThreeSteps(port, counter, hold, { app: "journal", event: "journal/go" });
     const app = await serveApp(inngest, [fn]);
     // The applier held: everything the engine acknowledges stays in its journal only.
     let engine = await startEngineProcess({ databaseUrl: t.db.url, port, journalDir: t.dir, env: { INNGEST_ENGINE_JOURNAL_HOLD: "1" } });

@@ -7,14 +7,13 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Inngest } from "inngest";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEngine, type Engine } from "../../../local/engine";
-import { Store, type RunRow } from "../../../local/engine/store";
+import { Store } from "../../../local/engine/store";
 import { startPostgres, type RunningPostgres } from "../../../local/db/embedded-postgres";
 import { freePort } from "../../../local/ports";
-import { Counter, latch, quietLogger, runFor, runReaches, serveApp, until } from "../../support/engine-harness";
+import { Counter, latch, latchedThreeSteps, queuedRun, runFor, runReaches, serveApp, until } from "../../support/engine-harness";
 import { kill9, startEngineProcess } from "../../support/engine-process";
 import { createTestDatabase, useEmptyDatabase } from "../../support/postgres";
 import { sql } from "../db/sql";
@@ -29,24 +28,6 @@ async function lockHolder(url: string): Promise<number | undefined> {
   return rows[0]?.pid;
 }
 
-/** A three-step function whose third step waits (the first time) until the test opens the latch. */
-function threeSteps(port: number, counter: Counter, hold: ReturnType<typeof latch>) {
-  const inngest = new Inngest({ id: "lock", isDev: true, baseUrl: `http://127.0.0.1:${port}`, logger: quietLogger });
-  const fn = inngest.createFunction({ id: "three", retries: 2, triggers: [{ event: "lock/go" }] }, async ({ step }) => {
-    const a = await step.run("s1", () => (counter.hit("s1"), 1));
-    const b = await step.run("s2", () => (counter.hit("s2"), a + 1));
-    return step.run("s3", async () => {
-      counter.hit("s3");
-      if (counter.get("s3") === 1) {
-        hold.arrive();
-        await hold.promise; // s1 and s2 are acknowledged while this one runs
-      }
-      return b + 1;
-    });
-  });
-  return { inngest, fn };
-}
-
 const steps = (c: Counter) => [c.get("s1"), c.get("s2"), c.get("s3")];
 
 describe("engine lock on the test run's Postgres", () => {
@@ -57,7 +38,7 @@ describe("engine lock on the test run's Postgres", () => {
     const port = await freePort();
     const counter = new Counter();
     const hold = latch();
-    const { inngest, fn } = threeSteps(port, counter, hold);
+    const { inngest, fn } = latchedThreeSteps(port, counter, hold, { app: "lock", event: "lock/go", retries: 2 });
     const app = await serveApp(inngest, [fn]);
     const lines: string[] = [];
     let fatal: Error | undefined;
@@ -75,7 +56,7 @@ describe("engine lock on the test run's Postgres", () => {
       expect(after).not.toBe(before);
       await until(() => lines.some((l) => l.includes("held again")), { message: "no line says the lock is held again" });
       hold.open();
-      const run = await runReaches(engine, await runFor(engine, eventId!, "lock-three"), "completed", { timeoutMs: 60_000 });
+      const run = await runReaches(engine, await runFor(engine, eventId!, "lock-three-steps"), "completed", { timeoutMs: 60_000 });
       expect(run.output).toBe(3);
       expect(steps(counter)).toEqual([1, 1, 1]);
       expect(fatal).toBeUndefined();
@@ -91,7 +72,7 @@ describe("engine lock on the test run's Postgres", () => {
     const port = await freePort();
     const counter = new Counter();
     const hold = latch();
-    const { inngest, fn } = threeSteps(port, counter, hold);
+    const { inngest, fn } = latchedThreeSteps(port, counter, hold, { app: "lock", event: "lock/go", retries: 2 });
     const app = await serveApp(inngest, [fn]);
     // The loser's applier held: what it acknowledges (s1, s2) is in its journal only, so only the winner's recovery
     // can give it to Postgres.
@@ -137,7 +118,7 @@ describe("engine lock on the test run's Postgres", () => {
       const lines: string[] = [];
       winner = await startEngine({ databaseUrl: t.db.url, port, journalDir: t.dir, log: (l) => lines.push(l) });
       expect(lines.some((l) => /applied [1-9]\d* journaled transitions/.test(l))).toBe(true);
-      const run = await runReaches(winner, await runFor(winner, ids[0]!, "lock-three"), "completed", { timeoutMs: 60_000 });
+      const run = await runReaches(winner, await runFor(winner, ids[0]!, "lock-three-steps"), "completed", { timeoutMs: 60_000 });
       expect(run.output).toBe(3);
       expect(steps(counter)).toEqual([1, 1, 2]); // s3 was never acknowledged: it runs again; s1 and s2 never do
     } finally {
@@ -180,11 +161,7 @@ describe("engine lock, in process", () => {
 describe("engine lock, in the store", () => {
   const t = useEmptyDatabase({ each: true });
 
-  const run = (id: string): RunRow => ({
-    id, function_id: "f", status: "queued", event_id: `ev-${id}`, event: { name: "x", data: {}, id: `ev-${id}`, ts: 1 },
-    event_seq: 1, created_at: 1, started_at: null, ended_at: null, output: null, error: null, disable_immediate: false,
-    concurrency_keys: [], parent: null,
-  });
+  const run = (id: string) => queuedRun(id);
 
   it("while the lock is being re-taken nothing is acknowledged; once another session holds it, transitions are refused with a clear error", async () => {
     const admin = new pg.Client({ connectionString: t.db.url.replace(/\/[^/]*$/, "/postgres") });
@@ -238,11 +215,7 @@ describe("engine lock, in the store", () => {
 describe("engine lock, in the store, with a journal", () => {
   const t = useEmptyDatabase({ dirPrefix: "nightshift-lock-journal-", each: true });
 
-  const run = (id: string, data: Record<string, unknown> = {}): RunRow => ({
-    id, function_id: "f", status: "queued", event_id: `ev-${id}`, event: { name: "x", data, id: `ev-${id}`, ts: 1 },
-    event_seq: 1, created_at: 1, started_at: null, ended_at: null, output: null, error: null, disable_immediate: false,
-    concurrency_keys: [], parent: null,
-  });
+  const run = (id: string, data: Record<string, unknown> = {}) => queuedRun(id, { data });
 
   it("a batch waiting behind a transition that goes to Postgres directly acknowledges nothing once the lock's session ended meanwhile", async () => {
     const admin = new pg.Client({ connectionString: t.db.url.replace(/\/[^/]*$/, "/postgres") });
@@ -322,7 +295,7 @@ describe("engine across a Postgres restart (a server of its own)", () => {
     const enginePort = await freePort();
     const counter = new Counter();
     const hold = latch();
-    const { inngest, fn } = threeSteps(enginePort, counter, hold);
+    const { inngest, fn } = latchedThreeSteps(enginePort, counter, hold, { app: "lock", event: "lock/go", retries: 2 });
     const app = await serveApp(inngest, [fn]);
     const lines: string[] = [];
     let fatal: Error | undefined;
@@ -330,7 +303,7 @@ describe("engine across a Postgres restart (a server of its own)", () => {
     try {
       await engine.sync(app.url);
       const [eventId] = await engine.send({ name: "lock/go", data: {} });
-      const runId = await runFor(engine, eventId!, "lock-three");
+      const runId = await runFor(engine, eventId!, "lock-three-steps");
       await hold.reached;
       await restart();
       await until(() => lines.some((l) => l.includes("held again")), { timeoutMs: 60_000, message: "the engine never took its lock again" });
@@ -348,22 +321,7 @@ describe("engine across a Postgres restart (a server of its own)", () => {
   }, 150_000);
 
   it("the store closed while Postgres is stopped keeps its journal; the next start applies it", async () => {
-    const row = (id: string): RunRow => ({
-      id,
-      function_id: "app-fn",
-      status: "queued",
-      event_id: `ev-${id}`,
-      event: { name: "test/go", data: {}, id: `ev-${id}`, ts: 1 },
-      event_seq: 1,
-      created_at: 1,
-      started_at: null,
-      ended_at: null,
-      output: null,
-      error: null,
-      disable_immediate: false,
-      concurrency_keys: [],
-      parent: null,
-    });
+    const row = (id: string) => queuedRun(id);
     const lines: string[] = [];
     const store = new Store(url(), { log: (l) => lines.push(l), readWaitMs: 2_000 });
     await store.migrate();
