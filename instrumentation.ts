@@ -5,5 +5,7 @@ export async function register(): Promise<void> {
     answerForbiddenMethods();
     const { limitBodyTime } = await import("./lib/http/body-deadline");
     limitBodyTime();
+    const { answerClientErrors } = await import("./lib/http/client-errors");
+    answerClientErrors();
   }
 }

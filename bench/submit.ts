@@ -43,10 +43,13 @@ import { COMPONENT_NAMES, cpuBetween, renice, snapshot, type Components, type Cp
 import type { RunsChildReady } from "./lib/runs-child";
 import { startEventGate, type EventGate } from "./lib/event-gate";
 import { fmtMs } from "./lib/stats";
+import { dbActivity, PROBE_NODE_ARGS, printProbe, probeEvents, type ProbeReport } from "./lib/stall-probe";
 import { adminClient, build, DIST_DIR, killGroupOnExit, log, root, startNext, type NextServer } from "./lib/next-app";
 
 
 const RATE = Number(process.env["BENCH_RATE"] ?? 100); // requests/s, open loop
+/** BENCH_PROBE=1: trace the API server's GC and event-loop stalls, and Postgres's checkpoints/autovacuum, during A. */
+const PROBE = process.env["BENCH_PROBE"] === "1";
 const OPEN_MS = 15_000;
 const CONCURRENCY = 16; // closed-loop clients
 const CLOSED_MS = 10_000;
@@ -211,6 +214,8 @@ interface Figures {
   /** The open loop with the runs at nice RUNS_NICE ("elsewhere"), and the tasks by status when it ended. */
   openSep: Phase;
   atSepEnd: Record<string, number>;
+  /** BENCH_PROBE=1: the API server's GC pauses and loop stalls, Postgres's checkpoints and autovacuums during A. */
+  probe: ProbeReport | null;
   /** The same open loop with everything at one priority. */
   open: Phase;
   atOpenEnd: Record<string, number>;
@@ -280,7 +285,7 @@ async function main(): Promise<number> {
         ANTHROPIC_API_KEY: "",
         INNGEST_DEV: gate.url,
       },
-      { profileDir: PROFILE ? join(dataDir, "prof-main") : undefined },
+      { profileDir: PROFILE ? join(dataDir, "prof-main") : undefined, ...(PROBE ? { nodeArgs: PROBE_NODE_ARGS, stampLines: true } : {}) },
     );
     const appServer = app;
     cleanups.push(() => appServer.stop());
@@ -410,8 +415,9 @@ async function main(): Promise<number> {
       if (RUNS_MODE === "hold") for (const g of runsGroups) try { process.kill(-g, "SIGCONT"); } catch {}
     });
     await runsAway(true);
-    const { openSep, atSepEnd } = await (async () => {
+    const { openSep, atSepEnd, probe } = await (async () => {
       try {
+        const dbBefore = PROBE ? await dbActivity(counter) : null;
         const p = await phase(`open loop POST /api/tasks @${RATE}/s, runs ${RUNS_MODE === "hold" ? "held" : `at nice ${RUNS_NICE}`}`, {
           kind: "open",
           spec: postSpec,
@@ -419,7 +425,20 @@ async function main(): Promise<number> {
           durationMs: OPEN_MS,
           seqStart: (seq += 1_000_000),
         });
-        return { openSep: p, atSepEnd: await taskCounts() };
+        let probe: ProbeReport | null = null;
+        if (dbBefore) {
+          const dbAfter = await dbActivity(counter);
+          const from = p.result.startedAtMs ?? 0;
+          probe = {
+            events: probeEvents(app.lines, from, from + (p.result.perSecond?.length ?? 0) * 1000),
+            db: {
+              checkpoints: dbAfter.checkpoints - dbBefore.checkpoints,
+              autovacuums: dbAfter.autovacuums - dbBefore.autovacuums,
+              autoanalyzes: dbAfter.autoanalyzes - dbBefore.autoanalyzes,
+            },
+          };
+        }
+        return { openSep: p, atSepEnd: await taskCounts(), probe };
       } finally {
         await runsAway(false);
       }
@@ -593,6 +612,7 @@ async function main(): Promise<number> {
       heldBacklog: unfinished(heldAt),
       openSep,
       atSepEnd,
+      probe,
       open,
       atOpenEnd,
       backlogLeft,
@@ -668,6 +688,7 @@ function report(r: Figures): void {
     os,
     r.atSepEnd,
   );
+  if (r.probe && os.perSecond && os.startedAtMs) printProbe(os.perSecond, os.startedAtMs, r.probe);
   console.log(
     `  its backlog: ${r.ranInDrain} tasks completed in the ${(r.drainMs / 1000).toFixed(1)} s after it, one priority, no requests ` +
       `(${r.drainMs > 0 ? ((r.ranInDrain * 1000) / r.drainMs).toFixed(1) : "–"} tasks/s)` +

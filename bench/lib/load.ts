@@ -42,6 +42,8 @@ export interface LoadResult {
   sendLag?: LatencySummary;
   /** p99 and max per second of the phase (open loop), to see whether slow answers cluster. */
   perSecond?: { p99: number; max: number; count: number }[];
+  /** Open loop only: wall-clock time (epoch ms) of the first second's start, to line perSecond up with other logs. */
+  startedAtMs?: number;
 }
 
 interface Outcome {
@@ -107,6 +109,7 @@ export async function openLoop(spec: RequestSpec, opts: { rate: number; duration
   const seq0 = opts.seqStart ?? 0;
   const inflight: Promise<void>[] = [];
   const t0 = performance.now() + 5;
+  const startedAtMs = Date.now() + 5;
 
   const fire = (i: number, scheduled: number) => {
     const started = performance.now();
@@ -153,6 +156,7 @@ export async function openLoop(spec: RequestSpec, opts: { rate: number; duration
       const s = summarize(b ?? []);
       return { p99: s.p99, max: s.max, count: s.count };
     }),
+    startedAtMs,
   };
 }
 

@@ -121,13 +121,21 @@ export interface NextServer {
 /** `next start` on DIST_DIR, in its own process group; resolves once `readyPath` answers (any status < 500). */
 export async function startNext(
   env: Record<string, string>,
-  opts: { readyPath?: string; /** write V8 CPU profiles of the server here */ profileDir?: string } = {},
+  opts: {
+    readyPath?: string;
+    /** write V8 CPU profiles of the server here */
+    profileDir?: string;
+    /** more Node arguments for the server (bench/lib/stall-probe.ts) */
+    nodeArgs?: string[];
+    /** prefix each kept output line with the wall-clock ms it arrived at */
+    stampLines?: boolean;
+  } = {},
 ): Promise<NextServer> {
   const readyPath = opts.readyPath ?? "/api/health";
   const prof = opts.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.profileDir}`] : [];
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const proc = spawn(process.execPath, [...prof, "node_modules/next/dist/bin/next", "start", "-p", String(port), "-H", "127.0.0.1"], {
+  const proc = spawn(process.execPath, [...prof, ...(opts.nodeArgs ?? []), "node_modules/next/dist/bin/next", "start", "-p", String(port), "-H", "127.0.0.1"], {
     cwd: root,
     stdio: ["ignore", "pipe", "pipe"],
     detached: true, // its own process group: one kill reaches every process `next start` made
@@ -138,8 +146,9 @@ export async function startNext(
   for (const s of [proc.stdout, proc.stderr]) {
     s?.setEncoding("utf8");
     s?.on("data", (chunk: string) => {
-      for (const l of chunk.split("\n")) if (l.trim()) lines.push(l);
-      if (lines.length > 2000) lines.splice(0, lines.length - 2000);
+      const at = opts.stampLines ? `${Date.now()} ` : "";
+      for (const l of chunk.split("\n")) if (l.trim()) lines.push(at + l);
+      if (lines.length > 5000) lines.splice(0, lines.length - 5000);
     });
   }
   let stopping: Promise<void> | undefined;

@@ -13,6 +13,7 @@ import type Anthropic from "@anthropic-ai/sdk";
 import { inngest } from "@/inngest/client";
 import { announceEnd } from "@/inngest/announce-end";
 import { awaitApproval, type ApprovalOutcome } from "@/inngest/approval";
+import { approveToolCall, TOOLS_NEEDING_APPROVAL, type ToolGate } from "@/inngest/tool-approval";
 import { budgetAgentFreed, taskRunFinished, taskRunFinishedId, taskRunRequested } from "@/inngest/events";
 import { waitForBudget, waitForRateLimit, waitForSlot } from "@/inngest/waits";
 import { abandonBatchTurn, awaitBatchTurn, cancelBatchTurn, cancelOpenBatches, checkBatchTurn, submitBatchTurn, type BatchSubmitOutcome } from "@/lib/agents/batch-turn";
@@ -202,7 +203,11 @@ export const runTask = inngest.createFunction(
         longestTurnMs = Math.max(longestTurnMs, out.duration_ms);
 
         if (out.stop_reason === "tool_use") {
-          const ran = await runTools(step, taskId, turn, out.content, wakeAt);
+          // A task that needs approval sends nothing before a person approved it (inngest/tool-approval.ts).
+          const gate: ToolGate | null = task!.requireApproval || agent.requires_approval
+            ? { agentId: agent.id, prompt: task!.prompt, timeoutSeconds: agent.approval_timeout_seconds, autoAction: agent.approval_auto_action }
+            : null;
+          const ran = await runTools(step, taskId, turn, out.content, wakeAt, gate);
           messages.push({ role: "user", content: ran.results });
           // Time spent waiting for a tool's dependency (its breaker open) is not the agent's wall clock.
           wakeAt = Math.max(wakeAt, ran.wakeAt);
@@ -315,6 +320,7 @@ async function runTools(
   turn: number,
   content: Anthropic.ContentBlock[],
   wokeAt: number,
+  gate: ToolGate | null,
 ): Promise<{ results: Anthropic.ToolResultBlockParam[]; wakeAt: number; waitedMs: number }> {
   const calls = content.filter((b): b is Anthropic.ToolUseBlock => b.type === "tool_use");
   const seen = new Map<string, number>();
@@ -325,6 +331,17 @@ async function runTools(
     const n = (seen.get(call.name) ?? 0) + 1;
     seen.set(call.name, n);
     const stepId = `tool-${turn}-${call.name}${n > 1 ? `-${n}` : ""}`;
+    let input: unknown = call.input;
+    if (gate && TOOLS_NEEDING_APPROVAL.has(call.name)) {
+      const approved = await approveToolCall(step, { taskId, turn, stepId, k: n, call, gate });
+      waitedMs += approved.waitedMs; // waiting for a person is not the agent's wall clock
+      wakeAt = Math.max(wakeAt, approved.decidedAt);
+      if ("result" in approved) {
+        results.push(approved.result);
+        continue;
+      }
+      input = approved.input;
+    }
     for (let w = 0; ; w++) {
       const id = w === 0 ? stepId : `${stepId}-retry-${w}`;
       const out = await step.run(id, async () => {
@@ -333,7 +350,7 @@ async function runTools(
         if (w > 0) await resumeDependencyWait(db(), taskId);
         let r;
         try {
-          r = await runToolCall(call.name, call.input, { db: db(), taskId, toolUseId: call.id, config: loadToolConfig(), now });
+          r = await runToolCall(call.name, input, { db: db(), taskId, toolUseId: call.id, config: loadToolConfig(), now });
         } catch (err) {
           if (!(err instanceof CircuitOpenError)) throw err;
           return { waiting_for: err.dependency, retry_at: err.nextProbeAt, refused_at: now.getTime() };

@@ -30,6 +30,9 @@ export function createAdminClient(opts: {
     // of it inside route handlers): ~0.5 ms less CPU per call, which is most of a POST /api/tasks (docs/benchmarks.md).
     // Watched: a call that cannot reach Postgres makes the request answer 503, not 500 (lib/db/reachability.ts).
     global: { fetch: watchedFetch(keepAliveFetch as typeof fetch) },
+    // Reads are repeated by watchedFetch instead: supabase-js's own retries wait 1 + 2 + 4 s even while a client
+    // waits for an answer that can only be a 503 (lib/db/reachability.ts says when a read is repeated).
+    db: { retry: false },
     // A server client never has a user session: with the key as its token, supabase-js stops asking auth-js for a
     // session (behind auth-js's lock) before every request — ~0.08 ms of CPU per call (docs/benchmarks.md, session 7).
     // The same Authorization header either way; `client.auth` is unavailable (nothing server-side uses it).

@@ -7,6 +7,13 @@
 //   the signature. An out-of-band `PUT` is unauthenticated by design (the SDK then calls Inngest with its own
 //   signing key to register whatever URL it computed), so it is refused with a JSON 403. With INNGEST_DEV (the
 //   local engine, the dev server, the tests) out-of-band syncs still work.
+// - In dev mode nothing is signed, so the SDK runs any well-formed call: a `POST ?fnId=…` with a made-up event runs
+//   that function's next step with the caller's data (run-task on a task id of the caller's choosing, spending its
+//   agent's budget), and `PUT` re-syncs. `npm run dev` binds to 127.0.0.1, but any web page the developer opens can
+//   still send such a request there (a cross-site "simple" POST needs no CORS preflight, and the SDK reads the body
+//   whatever its content type), and a DNS-rebinding page can even read the answers. Neither the engine, the SDK's
+//   dev server nor Inngest ever sends browser headers, so in dev mode a request carrying `Origin` or a
+//   `Sec-Fetch-Site` other than `none` (a URL typed in the address bar) is refused with a JSON 403.
 import { ApiError, errorJson } from "./errors";
 
 type Env = Record<string, string | undefined>;
@@ -52,5 +59,26 @@ export function requireInBandSync<R extends Request, A extends unknown[]>(
       // The SDK throws (Next would answer an empty 500) when a sync's body is not JSON: a client error.
       return errorJson(new ApiError(400, "invalid_request", "The sync request could not be read"));
     }
+  };
+}
+
+/** Did a web page (not the engine, not a typed URL) send this request? Every browser marks its requests so. */
+export function sentByAWebPage(headers: { get(name: string): string | null }): boolean {
+  const site = headers.get("sec-fetch-site");
+  return headers.get("origin") !== null || (site !== null && site.toLowerCase() !== "none");
+}
+
+/** Wraps one of the SDK's handlers: in dev mode (unsigned), requests a web page sent never reach it. */
+export function refuseWebPagesInDevMode<R extends Request, A extends unknown[]>(
+  handler: (req: R, ...rest: A) => Promise<Response>,
+  env: Env = process.env,
+): (req: R, ...rest: A) => Promise<Response> {
+  return async (req, ...rest) => {
+    if (!inngestCloudMode(env) && sentByAWebPage(req.headers)) {
+      return errorJson(
+        new ApiError(403, "forbidden", "The Inngest serve route does not accept requests from web pages in dev mode (they are unsigned)"),
+      );
+    }
+    return handler(req, ...rest);
   };
 }

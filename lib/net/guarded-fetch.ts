@@ -44,7 +44,7 @@ export interface GuardedFetchOptions {
   method?: string;
   headers?: Record<string, string>;
   body?: string | Buffer;
-  /** Hosts, addresses and CIDRs that bypass the private-address check (NIGHTSHIFT_FETCH_ALLOW). */
+  /** Hosts, addresses and CIDRs (optionally `:port`) that bypass the private-address check (NIGHTSHIFT_FETCH_ALLOW). */
   allow?: readonly string[] | AllowList;
   /** DNS resolution (all addresses of a name). Default: the OS resolver. Tests inject a rebinding one. */
   resolve?: Resolver;
@@ -168,11 +168,13 @@ async function resolveAndCheck(
     }
     if (addresses.length === 0) throw new GuardedFetchError("unresolved", `could not resolve ${host}: no addresses`);
   }
-  const hostAllowed = !literal && allow.allowsHost(host);
+  // Allow-list entries may be scoped to a port (`127.0.0.1:4000`): the port this request connects to.
+  const port = Number(url.port) || (url.protocol === "https:" ? 443 : 80);
+  const hostAllowed = !literal && allow.allowsHost(host, port);
   // Every address must pass, not just the one we would use: a name that mixes public and private answers is
   // refused outright rather than trusted to keep resolving the same way.
   for (const a of addresses) {
-    if (hostAllowed || allow.allowsAddress(a.address)) continue;
+    if (hostAllowed || allow.allowsAddress(a.address, port)) continue;
     const verdict = classifyAddress(a.address);
     if (verdict.blocked) {
       const via = literal ? "" : ` (${host} resolves to ${a.address})`;

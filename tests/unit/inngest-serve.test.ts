@@ -1,8 +1,10 @@
 // The Inngest serve route's production guards (issue 11, finding 4): the serve origin comes from configuration,
 // never from the request's Host, and in cloud mode an out-of-band (unsigned) PUT is refused before the SDK sees
 // it. Before the fix the route passed every PUT to the SDK, which registered the URL built from Host.
+import { Inngest } from "inngest";
+import { serve } from "inngest/next";
 import { describe, expect, test } from "vitest";
-import { inngestCloudMode, inngestServeOrigin, requireInBandSync } from "../../lib/http/inngest-serve";
+import { inngestCloudMode, inngestServeOrigin, refuseWebPagesInDevMode, requireInBandSync } from "../../lib/http/inngest-serve";
 
 describe("inngestServeOrigin", () => {
   test.each([
@@ -66,5 +68,68 @@ describe("requireInBandSync", () => {
       throw new SyntaxError("Unexpected token");
     }, { INNGEST_DEV: "1" })(put({}));
     expect(res.status).toBe(400);
+  });
+});
+
+describe("refuseWebPagesInDevMode: dev mode verifies no signature, so a web page must not reach the SDK", () => {
+  // The real SDK in dev mode, with one function that records the data it was run with.
+  const ran: unknown[] = [];
+  const client = new Inngest({ id: "probe", isDev: true });
+  const victim = client.createFunction({ id: "victim", triggers: [{ event: "probe/ran" }] }, async ({ event }) => {
+    ran.push(event.data);
+    return "done";
+  });
+  const { POST } = serve({ client, functions: [victim], serveOrigin: "http://127.0.0.1:3000" });
+  const DEV = { INNGEST_DEV: "http://127.0.0.1:8288" };
+
+  /** A forged call, as a page's cross-site "simple" POST sends it (text/plain: no CORS preflight). */
+  const forged = (headers: Record<string, string>) => {
+    const event = { name: "probe/ran", data: { task_id: "chosen-by-the-page" }, id: "e1", ts: 1 };
+    return new Request("http://127.0.0.1:3000/api/inngest?fnId=probe-victim&stepId=step", {
+      method: "POST",
+      headers: { "content-type": "text/plain;charset=UTF-8", ...headers },
+      body: JSON.stringify({
+        version: 2,
+        event,
+        events: [event],
+        steps: {},
+        ctx: { run_id: "run-1", attempt: 0, disable_immediate_execution: false, use_api: false, stack: { stack: [], current: 0 } },
+      }),
+    });
+  };
+  const pageHeaders: Record<string, string>[] = [
+    { origin: "https://evil.example", "sec-fetch-site": "cross-site" }, // a drive-by page
+    { origin: "http://rebound.evil.example:3000", "sec-fetch-site": "same-origin" }, // DNS rebinding
+    { "sec-fetch-site": "same-site" }, // no Origin (an old browser)
+  ];
+
+  test("without the guard the SDK runs the function with the page's data (the hole)", async () => {
+    ran.length = 0;
+    const res = await POST(forged(pageHeaders[0]!) as never, undefined as never);
+    expect(res.status).toBe(200);
+    expect(ran).toEqual([{ task_id: "chosen-by-the-page" }]);
+  });
+
+  test.each(pageHeaders)("with it, a request a web page sent (%j) is a JSON 403 and runs nothing", async (headers) => {
+    ran.length = 0;
+    const res = await refuseWebPagesInDevMode(POST, DEV)(forged(headers) as never, undefined as never);
+    expect(res.status).toBe(403);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("forbidden");
+    expect(ran).toEqual([]);
+  });
+
+  test("the engine's calls (no browser headers) and a typed URL still go through; cloud mode is left to signatures", async () => {
+    ran.length = 0;
+    const res = await refuseWebPagesInDevMode(POST, DEV)(forged({}) as never, undefined as never);
+    expect(res.status).toBe(200);
+    expect(ran).toHaveLength(1);
+    let reached = 0;
+    const sdk = async () => {
+      reached++;
+      return new Response("{}");
+    };
+    await refuseWebPagesInDevMode(sdk, DEV)(new Request("http://127.0.0.1:3000/api/inngest", { headers: { "sec-fetch-site": "none" } }));
+    await refuseWebPagesInDevMode(sdk, {})(forged(pageHeaders[0]!));
+    expect(reached).toBe(2);
   });
 });

@@ -171,42 +171,67 @@ function isAllZero(b: Uint8Array): boolean {
 // The allow-list
 
 export interface AllowList {
-  /** True when the host name itself is allow-listed (every address it resolves to is then allowed). */
-  allowsHost(hostname: string): boolean;
-  /** True when the address is in an allow-listed address or CIDR (IPv4-mapped IPv6 matches its IPv4 entry). */
-  allowsAddress(address: string): boolean;
+  /** True when the host name itself is allow-listed for this port (every address it resolves to is then allowed). */
+  allowsHost(hostname: string, port?: number): boolean;
+  /** True when the address is in an allow-listed address or CIDR for this port (IPv4-mapped IPv6 matches its IPv4
+   * entry). */
+  allowsAddress(address: string, port?: number): boolean;
 }
 
+/**
+ * NIGHTSHIFT_FETCH_ALLOW's entries: a host name, `*.suffix`, an IP, a CIDR — each but a CIDR optionally with
+ * `:port` (IPv6 in brackets: `[::1]:4000`), which then opens only that port. An entry without a port opens every
+ * port of that host: `127.0.0.1` alone lets a page the agent reads send it to every local service (the local
+ * engine's run list, the double's call log, other tasks' data), so name the port. A port-scoped entry matches only
+ * when the caller says which port it connects to.
+ */
 export function parseAllowList(entries: readonly string[]): AllowList {
-  const hosts = new Set<string>();
-  const suffixes: string[] = [];
-  const ranges: Range[] = [];
+  const hosts = new Map<string, Set<number> | "any">();
+  const suffixes: { suffix: string; port: number | null }[] = [];
+  const ranges: { range: Range; port: number | null }[] = [];
+  const addHost = (h: string, port: number | null) => {
+    const had = hosts.get(h);
+    if (had === "any" || port === null) return void hosts.set(h, "any");
+    hosts.set(h, (had ?? new Set<number>()).add(port));
+  };
+  const portOk = (allowed: number | null, port: number | undefined) => allowed === null || allowed === port;
   for (const raw of entries) {
-    const entry = raw.trim().toLowerCase();
+    let entry = raw.trim().toLowerCase();
     if (!entry) continue;
+    let port: number | null = null;
+    // `host:port`, `1.2.3.4:port`, `[v6]:port` (a bare IPv6 address has colons of its own and takes no port).
+    const withPort = /^(\[[^\]]+\]|[^:[\]]+):(\d{1,5})$/.exec(entry);
+    if (withPort) {
+      port = Number(withPort[2]);
+      if (port < 1 || port > 65535) throw new Error(`web_fetch allow-list entry ${raw} has a bad port`);
+      entry = withPort[1]!;
+      if (entry.includes("/")) throw new Error(`web_fetch allow-list entry ${raw}: a CIDR takes no port`);
+    }
     const [addr] = entry.split("/") as [string];
     if (parseIp(addr)) {
-      ranges.push(parseRange(entry.replace(/^\[(.*)\](\/\d+)?$/, "$1$2"), "allow-listed"));
+      ranges.push({ range: parseRange(entry.replace(/^\[(.*)\](\/\d+)?$/, "$1$2"), "allow-listed"), port });
     } else if (entry.startsWith("*.")) {
-      suffixes.push(normaliseHost(entry.slice(1)));
+      suffixes.push({ suffix: normaliseHost(entry.slice(1)), port });
     } else if (/^[a-z0-9.-]+$/.test(entry)) {
-      hosts.add(normaliseHost(entry));
+      addHost(normaliseHost(entry), port);
     } else {
-      throw new Error(`web_fetch allow-list entry ${raw} is neither a host name, an address nor a CIDR`);
+      throw new Error(`web_fetch allow-list entry ${raw} is neither a host name, an address nor a CIDR (each optionally with :port)`);
     }
   }
   return {
-    allowsHost(hostname) {
+    allowsHost(hostname, port) {
       const h = normaliseHost(hostname);
-      return hosts.has(h) || suffixes.some((s) => h.endsWith(s) && h.length > s.length);
+      const ports = hosts.get(h);
+      if (ports === "any" || (ports && port !== undefined && ports.has(port))) return true;
+      return suffixes.some((s) => h.endsWith(s.suffix) && h.length > s.suffix.length && portOk(s.port, port));
     },
-    allowsAddress(address) {
+    allowsAddress(address, port) {
       const bytes = parseIp(address);
       if (!bytes) return false;
       const candidates = [bytes];
       const embedded = bytes.length === 16 ? embeddedV4(bytes) : null;
       if (embedded?.form === "IPv4-mapped") candidates.push(embedded.v4);
-      return ranges.some((r) => candidates.some((c) => inRange(c, r)));
+      return ranges.some((r) => portOk(r.port, port) && candidates.some((c) => inRange(c, r.range)));
     },
   };
 }

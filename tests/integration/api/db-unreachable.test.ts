@@ -67,6 +67,8 @@ async function relay(target: number) {
   let passLeft = 0;
   /** Stub mode: answer this many 503s, then pass every later request through (a database back within a retry). */
   let failThenPass = -1;
+  /** How many requests the stand-in answered 503 (attempts that reached "PostgREST" while Postgres was down). */
+  let refused = 0;
   const sockets = new Set<net.Socket>();
   const stub = http.createServer((req, res) => {
     if (failThenPass === 0 || passLeft > 0) {
@@ -79,9 +81,10 @@ async function relay(target: number) {
       return void req.pipe(up);
     }
     if (failThenPass > 0) failThenPass--;
+    refused++;
     req.resume();
     // PostgREST 12's answer when it cannot reach Postgres: 503, PGRST001. (Retry-After: 0 only keeps this test short:
-    // supabase-js retries a GET that gets a 503 three times, 1 + 2 + 4 s apart unless told otherwise.)
+    // outside a request a GET that gets a 503 is retried three times, 1 + 2 + 4 s apart unless told otherwise.)
     res.writeHead(503, { "content-type": "application/json; charset=utf-8", "retry-after": "0" });
     res.end(JSON.stringify({ code: "PGRST001", details: "connection to server failed: Connection refused", hint: null, message: "Database client error. Retrying the connection." }));
   });
@@ -101,6 +104,7 @@ async function relay(target: number) {
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   return {
     port: (server.address() as net.AddressInfo).port,
+    refused: () => refused,
     set(m: typeof mode, passFirst = 0, failFirst = -1) {
       mode = m;
       passLeft = passFirst;
@@ -208,5 +212,42 @@ describe("a database back within supabase-js's retry, then a real bug", () => {
     cut.set("pass");
     expect(res.status, text).toBe(503);
     expect(JSON.parse(text).error.code).toBe("database_unavailable");
+  });
+});
+
+describe("how often a read is repeated while Postgres is down", () => {
+  test("inside a request: the first read gets one second look, a later read none — then the 503 at once", async () => {
+    // Before, supabase-js repeated every read three times (1 + 2 + 4 s apart without this stand-in's Retry-After: 0),
+    // so a route answered its 503 after ~7 s per read.
+    const { withErrors } = await import("@/lib/http/errors");
+    const { db } = await import("@/lib/db/server");
+    const attempts: number[] = [];
+    const handler = withErrors(async () => {
+      let before = cut.refused();
+      await db().from("agents").select("id").limit(1);
+      attempts.push(cut.refused() - before);
+      before = cut.refused();
+      const { error } = await db().from("agents").select("id").limit(1);
+      attempts.push(cut.refused() - before);
+      throw new Error(`reading agents failed: ${error?.message}`);
+    });
+    cut.set("stub");
+    const res = await handler();
+    const text = await res.text();
+    cut.set("pass");
+    expect(attempts).toEqual([2, 1]);
+    expect(res.status, text).toBe(503);
+    expect(JSON.parse(text).error.code).toBe("database_unavailable");
+  });
+
+  test("outside a request (an Inngest step, a script): supabase-js's own policy, three retries", async () => {
+    const { db } = await import("@/lib/db/server");
+    cut.set("stub");
+    const before = cut.refused();
+    const { error } = await db().from("agents").select("id").limit(1);
+    const attempts = cut.refused() - before;
+    cut.set("pass");
+    expect(error).not.toBeNull();
+    expect(attempts).toBe(4);
   });
 });

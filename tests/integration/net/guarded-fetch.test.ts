@@ -127,6 +127,19 @@ describe("guardedFetch", () => {
   });
 });
 
+describe("allow-list entries scoped to a port", () => {
+  test("`127.0.0.1:<port>` reaches that port only; the box's other local services stay refused", async () => {
+    const scoped = [`127.0.0.1:${checked.port}`];
+    const ok = await guardedFetch(new URL(`http://127.0.0.1:${checked.port}/page`), { allow: scoped });
+    expect(ok.status).toBe(200);
+    ok.body.destroy();
+    const other = checked.port === 65535 ? checked.port - 1 : checked.port + 1;
+    const refused = await guardedFetch(new URL(`http://127.0.0.1:${other}/v0/runs`), { allow: scoped }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(GuardedFetchError);
+    expect((refused as GuardedFetchError).kind).toBe("refused");
+  });
+});
+
 /** A delivery (as a task callback opens one) to `url`; returns its id. */
 async function delivery(taskId: string, url: string): Promise<string> {
   const d = await openDelivery(sb.admin, { messageId: `msg_net_${taskId}`, taskId, kind: "callback", eventType: "task.finished", url, payload: { status: "completed" } });

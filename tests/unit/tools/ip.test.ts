@@ -98,5 +98,29 @@ describe("parseAllowList", () => {
   test("an entry that is neither a host, an address nor a CIDR is a configuration error", () => {
     expect(() => parseAllowList(["http://x/"])).toThrow(/allow-list entry/);
     expect(() => parseAllowList(["10.0.0.0/33"])).toThrow(/bad CIDR/);
+    expect(() => parseAllowList(["127.0.0.1:0"])).toThrow(/bad port/);
+    expect(() => parseAllowList(["127.0.0.1:70000"])).toThrow(/bad port/);
+    expect(() => parseAllowList(["10.0.0.0/8:443"])).toThrow(/CIDR takes no port/);
+  });
+
+  test("an entry with :port opens only that port (a page the agent reads cannot reach the box's other services)", () => {
+    // Before, `127.0.0.1:4000` was refused as a configuration error, so a test page on loopback meant allowing
+    // 127.0.0.1 whole — the local engine's run list and the double's call log (other tasks' data) included.
+    const scoped = parseAllowList(["127.0.0.1:4000", "[::1]:4000", "intranet.example:8080", "*.lab.example:443"]);
+    expect(scoped.allowsAddress("127.0.0.1", 4000)).toBe(true);
+    expect(scoped.allowsAddress("::ffff:127.0.0.1", 4000)).toBe(true);
+    expect(scoped.allowsAddress("127.0.0.1", 8288)).toBe(false);
+    expect(scoped.allowsAddress("127.0.0.1")).toBe(false); // no port said: a scoped entry never matches
+    expect(scoped.allowsAddress("::1", 4000)).toBe(true);
+    expect(scoped.allowsAddress("::1", 4001)).toBe(false);
+    expect(scoped.allowsHost("intranet.example", 8080)).toBe(true);
+    expect(scoped.allowsHost("intranet.example", 80)).toBe(false);
+    expect(scoped.allowsHost("wiki.lab.example", 443)).toBe(true);
+    expect(scoped.allowsHost("wiki.lab.example", 8443)).toBe(false);
+    // Without a port an entry opens every port, as before.
+    expect(allow.allowsAddress("127.0.0.1", 8288)).toBe(true);
+    expect(allow.allowsHost("intranet.example", 9999)).toBe(true);
+    // The same host both ways: the unscoped entry wins.
+    expect(parseAllowList(["intranet.example:8080", "intranet.example"]).allowsHost("intranet.example", 80)).toBe(true);
   });
 });
