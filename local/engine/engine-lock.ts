@@ -98,6 +98,24 @@ export class EngineLock {
     return this.state === "lost";
   }
 
+  /**
+   * Another engine recovered this engine's journal (its fence, found after a write or by the applier): it holds the
+   * lock, whatever this engine's connection still shows (a session the server ended, whose end has not arrived yet).
+   * Lost for good, as when the re-take finds another holder.
+   */
+  fence(): void {
+    if (this.state === "lost" || this.state === "released") return;
+    const c = this.client;
+    this.client = undefined;
+    void c?.end().catch(() => {});
+    this.state = "lost";
+    this.lostError = new EngineLockLost();
+    const w = this.regained;
+    this.regained = undefined;
+    w?.reject(this.lostError);
+    this.opts.onLost?.(this.lostError);
+  }
+
   /** Releases the lock (best effort: with Postgres gone, so is the session and the lock with it). */
   async release(): Promise<void> {
     const c = this.client;

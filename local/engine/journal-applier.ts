@@ -6,7 +6,7 @@ import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type pg from "pg";
 import { ulid } from "./ids";
-import { JOURNAL_NAME, JournalFile, blankStart, headerId, journalPath, mergedDoc, readJournal, type JournalRecord } from "./journal";
+import { JOURNAL_NAME, JournalFile, blankStart, fenceJournal, headerId, journalPath, mergedDoc, readJournal, type JournalRecord } from "./journal";
 import { traceMark, tracing } from "./trace";
 
 export const APPLY_SQL = "SELECT inngest_local.apply($1::jsonb)";
@@ -72,6 +72,8 @@ export interface ApplierContext {
   log: (line: string) => void;
   /** How long a read (and the store's close) waits for Postgres to catch up with the journal; READ_WAIT_MS. */
   readWaitMs: number;
+  /** The open journal's row is gone while it still has records to apply: another engine recovered (took) it. */
+  onTaken?: () => void;
 }
 
 /**
@@ -270,6 +272,11 @@ export async function recoverJournals(ctx: ApplierContext): Promise<void> {
     let r: ReturnType<typeof readJournal> | undefined;
     if (existsSync(row.path)) {
       try {
+        // The fence first: an engine that lost the lock but has not noticed yet acknowledges nothing it writes from
+        // now on, so everything it acknowledged is in the file read below (docs/engine.md, "The single-writer lock").
+        // (Only this row's own file: a file whose header names another journal is never touched.)
+        const unfenced = headerId(row.path) === row.id ? fenceJournal(row.path) : undefined;
+        if (unfenced) ctx.log(`engine journal ${row.id}: could not fence ${row.path} before reading it (${unfenced})`);
         // A file in another format throws here (JournalFormatError): the start fails loudly, nothing of it is applied.
         r = readJournal(row.path, row.id, after);
       } catch (err) {
@@ -396,6 +403,13 @@ async function applyRecords(
         const r = await pool
           .query<{ a: string }>("SELECT applied_seq::text AS a FROM inngest_local.journals WHERE id = $1", [id])
           .catch(() => undefined);
+        if (r && !r.rows[0] && j) {
+          // The open journal's row is gone: another engine recovered this journal (it took the lock this engine has
+          // not yet noticed it lost) and retired it. Nothing more of it is applied here: the winner owns it all now.
+          j.stopped = true;
+          ctx.onTaken?.();
+          return;
+        }
         const done = r?.rows[0] ? Number(r.rows[0].a) : undefined;
         if (done !== undefined) {
           const rest = records.filter((x) => x.seq > done);

@@ -14,8 +14,11 @@
 // zeros) or whose seq does not increase (older, applied lines behind a rewind). A file in any other format (a newer
 // engine's, or the first one's, whose lines had no checksum) is refused loudly, never read as if it were this one.
 import {
+  chmodSync,
   closeSync,
   constants,
+  fchmodSync,
+  fstatSync,
   fsyncSync,
   mkdirSync,
   openSync,
@@ -41,6 +44,42 @@ export class JournalFormatError extends Error {
         `or delete the file and its row in inngest_local.journals to give up its transitions`,
     );
     this.name = "JournalFormatError";
+  }
+}
+
+/**
+ * The journal file's mode while its engine owns it. An engine that recovers the journal (the lock's winner, or the
+ * next start) first takes the write permission away (fenceJournal): the writer checks the mode after each write and
+ * acknowledges nothing once it changed (docs/engine.md, "The single-writer lock").
+ */
+const OWNED_MODE = 0o600;
+const FENCED_MODE = 0o400;
+
+/** The journal's disk cannot hold another megabyte: the write that needed it was not made (nothing of it is on disk). */
+export class JournalFullError extends Error {
+  constructor(
+    readonly reason: NodeJS.ErrnoException,
+    readonly needed: number,
+  ) {
+    super(`the journal cannot grow (${reason.code ?? reason.message}): its disk is full`);
+    this.name = "JournalFullError";
+  }
+}
+
+/** What the writer finds after a write: its file still its own, taken by another engine, or unlinked from its directory. */
+export type JournalState = "ok" | "fenced" | "removed";
+
+/**
+ * Fences a journal before reading it (recovery): from now on its writer, if one is still running unaware that it lost
+ * the lock, acknowledges nothing more (JournalFile.state). Returns why it could not, if it could not.
+ */
+export function fenceJournal(path: string): string | undefined {
+  try {
+    chmodSync(path, FENCED_MODE);
+    return undefined;
+  } catch (err) {
+    // Gone (retired meanwhile), or a file system that refuses modes (read-only: nobody writes there either).
+    return (err as NodeJS.ErrnoException).code === "ENOENT" ? undefined : (err as Error).message;
   }
 }
 
@@ -177,8 +216,9 @@ export class JournalFile {
     header.copy(init, 0);
     // O_DSYNC: each write returns once its data is on disk — one system call per group commit instead of a write
     // and an fdatasync.
-    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC, 0o600);
+    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC, OWNED_MODE);
     try {
+      fchmodSync(fd, OWNED_MODE); // whatever the umask: the mode is the fence's flag (state())
       writeAll(fd, init, 0);
       fsyncSync(fd);
       renameSync(tmp, path); // never over an existing journal: the id is new (a ulid), its row just inserted
@@ -204,11 +244,30 @@ export class JournalFile {
     // grows by a zero-filled megabyte at a time instead, one size change per megabyte.
     while (this.pos + buf.length > this.allocated) {
       zeros ??= Buffer.alloc(PREALLOC_BYTES);
-      writeAll(this.fd, zeros, this.allocated);
+      try {
+        writeAll(this.fd, zeros, this.allocated);
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        // A full disk while growing: no record was written (the records go after the zeros), so the write can wait
+        // for the applier to catch up and the file to be rewound (Store.journalBatch).
+        if (e.code === "ENOSPC" || e.code === "EDQUOT") throw new JournalFullError(e, this.pos + buf.length);
+        throw err;
+      }
       this.allocated += PREALLOC_BYTES;
     }
     writeAll(this.fd, buf, this.pos);
     this.pos += buf.length;
+  }
+
+  /**
+   * After a write, before it is acknowledged: "fenced" once another engine recovered this journal (fenceJournal took
+   * the write permission away: it read the file after that, so it may not have this write), "removed" once the file is
+   * no longer in its directory (its directory deleted: a crash would lose what it holds). One fstat.
+   */
+  state(): JournalState {
+    const st = fstatSync(this.fd);
+    if ((st.mode & 0o777) !== OWNED_MODE) return "fenced";
+    return st.nlink === 0 ? "removed" : "ok";
   }
 
   /** Bytes of records since the last rewind. */

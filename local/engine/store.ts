@@ -4,8 +4,8 @@
 // one SQL function call: one round trip per step, and the memo grows by one row instead of being rewritten.
 import pg from "pg";
 import type { EngineEvent, MemoValue } from "./protocol";
-import { EngineLock, type EngineLockLost } from "./engine-lock";
-import { mergedDoc, recordLine, recordParts, rejectedByPostgres, type JournalRecord } from "./journal";
+import { EngineLock, EngineLockLost } from "./engine-lock";
+import { JournalFullError, mergedDoc, recordLine, recordParts, rejectedByPostgres, type JournalRecord } from "./journal";
 import {
   APPLY_SQL,
   OpenJournal,
@@ -223,6 +223,8 @@ export interface StoreOptions {
   readWaitMs?: number;
   /** Called with false while the lock is being re-taken (nothing is acknowledged), true once it is held again. */
   onLockHeld?: (held: boolean) => void;
+  /** How often a fresh journal is tried after one had to be given up (default REOPEN_MS; tests shorten it). */
+  reopenMs?: number;
 }
 
 export interface RunListFilter {
@@ -231,6 +233,9 @@ export interface RunListFilter {
   event_id?: string;
   limit?: number;
 }
+
+/** How often a fresh journal is tried after one had to be given up (or had no room at start). */
+const REOPEN_MS = 5_000;
 
 export class Store {
   readonly pool: pg.Pool;
@@ -245,7 +250,9 @@ export class Store {
     // An idle client killed by the server (e.g. Postgres stopping) must not crash the process.
     this.pool.on("error", () => {});
     this.log = opts.log ?? (() => {});
-    this.ctx = { pool: this.pool, log: this.log, readWaitMs: opts.readWaitMs ?? READ_WAIT_MS };
+    this.reopenMs = opts.reopenMs ?? REOPEN_MS;
+    // The open journal's row vanished under its applier: another engine recovered it (the lock's fence, below).
+    this.ctx = { pool: this.pool, log: this.log, readWaitMs: opts.readWaitMs ?? READ_WAIT_MS, onTaken: () => this.lock.fence() };
     this.lock = new EngineLock(databaseUrl, {
       log: this.log,
       onLost: (err) => this.lockLost(err, opts.onLockLost),
@@ -288,8 +295,9 @@ export class Store {
     return this.lock.acquire(waitMs);
   }
 
-  /** The engine is stopping: no transition waits for the lock any more (engine-lock.ts giveUpWaiting). */
+  /** The engine is stopping: no transition waits for the lock, or for room in a full journal, any more. */
   beginClose(): void {
+    this.closing = true;
     this.lock.giveUpWaiting();
   }
 
@@ -299,6 +307,7 @@ export class Store {
    */
   async close(): Promise<void> {
     this.closed = true;
+    this.closing = true;
     this.lock.giveUpWaiting();
     const j = this.journal;
     if (j && this.lock.lost) {
@@ -338,9 +347,47 @@ export class Store {
     return recoverJournals(this.ctx);
   }
 
-  /** From now on a transition is acknowledged once it is durable in a fresh journal file in `dir`. */
+  /**
+   * From now on a transition is acknowledged once it is durable in a fresh journal file in `dir`. A disk too full for
+   * the file's first megabyte does not stop the start: Postgres is the durable point until a journal can be opened
+   * (tried again every REOPEN_MS, with the next transition).
+   */
   async openJournal(dir: string): Promise<void> {
-    this.journal = await openJournal(this.ctx, dir, () => this.applying);
+    this.journalDir = dir;
+    try {
+      this.journal = await openJournal(this.ctx, dir, () => this.applying);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== "ENOSPC" && code !== "EDQUOT") throw err;
+      this.reopenAfter = Date.now() + this.reopenMs;
+      this.reopenFailing = true;
+      this.log(`ENGINE WARNING: no room for the engine's journal in ${dir} (${message(err)}); committing to Postgres directly until there is (tried again every ${this.reopenMs / 1000} s)`);
+    }
+  }
+
+  /** The journal directory openJournal was given: after a journal had to be given up, a fresh one is opened there. */
+  private journalDir: string | undefined;
+  private readonly reopenMs: number;
+  private reopenAfter = 0;
+  private reopenFailing = false;
+  /** Set by beginClose/close: nothing waits for room in a full journal any more. */
+  private closing = false;
+  /** A write waits for room in the journal (its disk full): logged once when it starts and once when it ends. */
+  private journalFull = false;
+
+  /** Opens a fresh journal after the last one was given up (abandonJournal), in the serialized write path. */
+  private async reopenJournal(dir: string): Promise<void> {
+    try {
+      this.journal = await openJournal(this.ctx, dir, () => this.applying);
+      this.reopenFailing = false;
+      this.log(`engine journal: writing to a fresh journal again (${this.journal.file.path})`);
+    } catch (err) {
+      this.reopenAfter = Date.now() + this.reopenMs;
+      if (!this.reopenFailing) {
+        this.log(`ENGINE WARNING: cannot open a fresh journal in ${dir} (${message(err)}); committing to Postgres directly, trying again every ${this.reopenMs / 1000} s`);
+      }
+      this.reopenFailing = true;
+    }
   }
 
   /** The journal file in use, if any. */
@@ -419,6 +466,15 @@ export class Store {
       }
       return;
     }
+    if (!this.journal && this.journalDir !== undefined && !this.closing && Date.now() >= this.reopenAfter) {
+      // The journal was given up (a write error, its file removed) or never had room: try a fresh one first.
+      this.applying = true;
+      void this.reopenJournal(this.journalDir).finally(() => {
+        this.applying = false;
+        this.drainApplies();
+      });
+      return;
+    }
     const j = this.journal;
     if (j && !this.gathered) {
       // One journal write for every transition this turn of the event loop produced (the requests read in one poll
@@ -482,16 +538,56 @@ export class Store {
         const keys = tracing ? group.flatMap((b) => (b.traceKey ? [b.traceKey] : [])) : [];
         for (const k of keys) traceMark(k, "sent");
         if (j.applied === j.written && !this.applierBusy) j.file.rewind();
+        const start = i - records.length;
+        let state: ReturnType<typeof j.file.state>;
         try {
           // Synchronous, in the event loop, once per turn of it (drainApplies): measured against libuv's thread pool
           // and against a write per transition at once (docs/benchmarks.md, session 7).
           j.file.appendSync(Buffer.from(text));
+          state = j.file.state();
         } catch (err) {
-          for (const b of group) b.reject(err);
+          if (err instanceof JournalFullError && j.file.used > 0) {
+            // The disk is full and the file would have to grow: nothing of the group was written. It waits,
+            // unacknowledged, until Postgres has everything before it and the file can be rewound.
+            this.applyQueue.unshift(...batch.slice(start).map((x) => x.b));
+            await this.waitJournalRoom(j, err);
+            return;
+          }
+          if (err instanceof JournalFullError) {
+            // Bigger than the whole file, with no room to grow it: this group goes to Postgres directly (everything
+            // before it is applied: the file was rewound), as a transition the journal refuses does.
+            for (let k = start; k < i; k++) {
+              if (requeueUnlessHeld(k)) return;
+              const { b } = batch[k]!;
+              await this.applyNow(b.changes, b.traceKey ? [b.traceKey] : []).then(b.resolve, b.reject);
+            }
+            continue;
+          }
+          // Not acknowledged: the group and the rest wait for the path abandonJournal leaves (a fresh journal, or
+          // Postgres directly), past drainApplies' lock check.
           await this.abandonJournal(j, err);
-          // The rest is committed to Postgres directly (the journal is gone) by drainApplies, past its lock check.
-          this.applyQueue.unshift(...batch.slice(i).map((x) => x.b));
+          this.applyQueue.unshift(...batch.slice(start).map((x) => x.b));
           return;
+        }
+        if (state !== "ok") {
+          if (state === "fenced") {
+            // Another engine recovered this journal — it holds the lock, whatever this engine's connection still
+            // shows — and read the file before this write: acknowledging it would lose it. Refused, and the engine
+            // stops (the lock's onLost); the rest is refused by drainApplies.
+            const lost = new EngineLockLost();
+            for (const b of group) b.reject(lost);
+            this.lock.fence();
+            this.applyQueue.unshift(...batch.slice(i).map((x) => x.b));
+            return;
+          }
+          // The file was unlinked (its directory removed): what is written there would not survive a crash.
+          await this.abandonJournal(j, new Error(`${j.file.path} was removed from its directory`));
+          this.applyQueue.unshift(...batch.slice(start).map((x) => x.b));
+          return;
+        }
+        if (this.journalFull) {
+          this.journalFull = false;
+          this.log(`engine journal: room again (Postgres caught up and the journal was rewound); acknowledging again`);
         }
         for (const k of keys) traceMark(k, "pgdone");
         j.written = records[records.length - 1]!.seq;
@@ -514,11 +610,40 @@ export class Store {
   }
 
   /**
-   * The journal file cannot be written (disk full, I/O error): once Postgres has everything acknowledged, the
-   * journal is retired and the engine commits to Postgres directly from then on (the journal-off path).
+   * The journal's disk is full and the file would have to grow: waits until Postgres has everything written (the
+   * applier goes on; when Postgres is full too, until it has room again), so the file can be rewound. One line when
+   * it starts (the next successful write logs the end). Stopping ends the wait: what waits is refused, never acknowledged.
+   */
+  private async waitJournalRoom(j: OpenJournal, err: JournalFullError): Promise<void> {
+    if (!this.journalFull) {
+      this.journalFull = true;
+      this.log(
+        `ENGINE WARNING: the journal's disk is full (${err.reason.code} growing ${j.file.path}); nothing more is acknowledged ` +
+          `until Postgres has the ${j.written - j.applied} transitions the journal is ahead and it can be rewound`,
+      );
+    }
+    for (;;) {
+      try {
+        await this.waitApplied(j, j.written, 1_000);
+        return;
+      } catch {
+        if (j.stopped || this.closing) {
+          const refused = new Error("the engine is stopping while its journal's disk is full; not acknowledged");
+          for (const b of this.applyQueue.splice(0)) b.reject(refused);
+          return;
+        }
+      }
+    }
+  }
+
+  /**
+   * The journal file cannot be written (an I/O error, its file removed): once Postgres has everything acknowledged,
+   * the journal is retired and the engine commits to Postgres directly (the journal-off path) until a fresh journal
+   * opens (drainApplies tries at once, then every REOPEN_MS).
    */
   private async abandonJournal(j: OpenJournal, err: unknown): Promise<void> {
-    this.log(`ENGINE ERROR: the journal ${j.file.path} cannot be written (${message(err)}); committing to Postgres directly from now on`);
+    this.log(`ENGINE ERROR: the journal ${j.file.path} cannot be written (${message(err)}); committing to Postgres directly until a fresh journal opens`);
+    this.reopenAfter = 0;
     for (;;) {
       try {
         await this.waitApplied(j, j.written, READ_WAIT_MS);
@@ -529,9 +654,9 @@ export class Store {
       }
     }
     this.journal = undefined;
-    // The row must go before the direct path commits anything: the file may hold complete lines of the group whose
-    // write failed (reported failed to their callers, who retry on the direct path); with the row kept, the next
-    // start would apply them a second time, after later transitions.
+    // The row must go before anything is committed elsewhere: the file may hold complete lines of the group whose
+    // write failed (not acknowledged: they wait in the queue for the path after this one); with the row kept, the
+    // next start would apply them a second time, after later transitions.
     for (;;) {
       try {
         await this.pool.query("DELETE FROM inngest_local.journals WHERE id = $1", [j.file.id]);
