@@ -7,7 +7,7 @@
 // function reads the decision from the database on wake-up and on timeout (inngest/approval.ts). So even if the
 // event were lost, the run still resumes with this decision, only later: at the deadline.
 import { z } from "zod";
-import { encodeKeyset, olderThan } from "@/lib/db/keyset";
+import { encodeKeyset, keysetBound, olderThan } from "@/lib/db/keyset";
 import type { AdminClient } from "@/lib/db/admin";
 import type { Json, Tables } from "@/lib/db/database.types";
 import { kickOutboxRelay } from "@/lib/outbox";
@@ -277,7 +277,7 @@ export async function listApprovals(db: AdminClient, q: ListApprovalsQuery): Pro
   if (q.task_id) query = query.eq("task_id", q.task_id);
   if (q.cursor) {
     // Cursor over (requested_at desc, id desc), decoded strictly; not one we issued -> 400 (lib/db/keyset.ts).
-    query = query.or(olderThan("requested_at", q.cursor));
+    query = query.lte("requested_at", keysetBound(q.cursor)).or(olderThan("requested_at", q.cursor));
   }
   const { data, error } = await query;
   if (error) fail("approval list", error);

@@ -3,7 +3,7 @@
 // last steps of its timeline. The owner reviews them in the morning (console /failed, GET /api/dead-letters) and
 // replays (a new linked task, idempotent per Idempotency-Key, decided in replay_dead_letter) or discards them.
 import { z } from "zod";
-import { encodeKeyset, olderThan } from "@/lib/db/keyset";
+import { encodeKeyset, keysetBound, olderThan } from "@/lib/db/keyset";
 import type { AdminClient } from "@/lib/db/admin";
 import type { Json } from "@/lib/db/database.types";
 import { classifyFailure, FAILURE_KINDS, failureReason } from "@/lib/failures";
@@ -191,7 +191,7 @@ export async function listDeadLetters(
   if (q.agent) query = query.eq("agent_id", q.agent);
   if (q.since) query = query.gte("created_at", q.since);
   if (q.cursor) {
-    query = query.or(olderThan("created_at", q.cursor));
+    query = query.lte("created_at", keysetBound(q.cursor)).or(olderThan("created_at", q.cursor));
   }
   const { data, error } = await query;
   if (error) throw new Error(`dead letter list failed: ${error.message}`);

@@ -38,6 +38,11 @@ const EnvSchema = z
     NIGHTSHIFT_BREAKER_THRESHOLD: intSetting(1, 1000, 5),
     NIGHTSHIFT_BREAKER_COOLDOWN_S: intSetting(1, 86_400, 60),
     NIGHTSHIFT_BREAKER_MAX_COOLDOWN_S: intSetting(1, 86_400, 1800),
+    // Retention of bookkeeping that has done its job (lib/retention.ts, docs/retention.md), in days; applied by the
+    // outbox-sweeper cron in bounded batches. Results (tasks, steps, artifacts, approvals, the ledger) are never pruned.
+    NIGHTSHIFT_RETAIN_OUTBOX_DAYS: intSetting(2, 3650, 7),
+    NIGHTSHIFT_RETAIN_WEBHOOK_ATTEMPTS_DAYS: intSetting(1, 3650, 30),
+    NIGHTSHIFT_RETAIN_NOTIFICATIONS_DAYS: intSetting(3, 3650, 30),
     // The owner's time zone: the console shows schedule times in it; the morning digest is sent at
     // NIGHTSHIFT_DIGEST_TIME there (an empty night sends a one-line "nothing ran" unless NIGHTSHIFT_DIGEST_EMPTY=false).
     NIGHTSHIFT_TIMEZONE: optionalString

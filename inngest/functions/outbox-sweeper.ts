@@ -1,11 +1,14 @@
 // Every minute: send whatever the outbox still holds (a process that died between recording and relaying, an event
-// API that was down), and prune rows sent more than 7 days ago. Normally the relay after each response has already
-// sent everything and this finds nothing.
+// API that was down), then apply the retention windows to bookkeeping that has done its job — sent outbox rows,
+// finished webhook deliveries' attempt logs, old notifications, expired cached pages (lib/retention.ts,
+// docs/retention.md), in bounded batches. Normally the relay after each response has already sent everything and
+// this finds nothing.
 import { inngest } from "@/inngest/client";
 import { relayOutbox } from "@/inngest/outbox-relay";
+import { webCacheTtlMs } from "@/lib/agents/tools/page-cache";
 import { db } from "@/lib/db/server";
-
-const KEEP_SENT_SECONDS = 7 * 24 * 3600;
+import { env } from "@/lib/env";
+import { pruneBookkeeping, retentionWindows } from "@/lib/retention";
 
 export const outboxSweeper = inngest.createFunction(
   {
@@ -17,11 +20,7 @@ export const outboxSweeper = inngest.createFunction(
   },
   async ({ step }) => {
     const relayed = await step.run("relay", () => relayOutbox({ maxRounds: 50 }));
-    const pruned = await step.run("prune", async () => {
-      const { data, error } = await db().rpc("outbox_prune", { p_keep_seconds: KEEP_SENT_SECONDS });
-      if (error) throw new Error(`outbox_prune failed: ${error.message}`);
-      return data ?? 0;
-    });
+    const pruned = await step.run("prune", () => pruneBookkeeping(db(), retentionWindows(env(), webCacheTtlMs())));
     return { ...relayed, pruned };
   },
 );

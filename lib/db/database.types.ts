@@ -2274,7 +2274,7 @@ export type Database = {
         Returns: number
       }
       outbox_prune: {
-        Args: { p_keep_seconds: number; p_now?: string }
+        Args: { p_keep_seconds: number; p_limit?: number; p_now?: string }
         Returns: number
       }
       outbox_record: {
@@ -2282,6 +2282,15 @@ export type Database = {
         Returns: undefined
       }
       outbox_record_many: { Args: { p_events: Json }; Returns: number }
+      prune_bookkeeping: {
+        Args: {
+          p_keep_seconds: number
+          p_kind: string
+          p_limit?: number
+          p_now?: string
+        }
+        Returns: number
+      }
       publish_approval: {
         Args: { p_id: string; p_now?: string }
         Returns: {

@@ -52,9 +52,18 @@ export function decodeKeyset(cursor: string): Keyset {
   return k;
 }
 
-/** The PostgREST `or=` filter for rows strictly after the cursor in (column desc, id desc) order. */
+/**
+ * The PostgREST `or=` filter for rows strictly after the cursor in (column desc, id desc) order. Send it with
+ * `.lte(column, keysetBound(cursor))`: Postgres cannot start an index scan from an `or`, so without that plain bound
+ * a page N deep reads (and throws away) every row of the N pages before it (bench/scale.ts).
+ */
 export function olderThan(column: "created_at" | "requested_at", cursor: string): string {
   const { c, i } = decodeKeyset(cursor);
   // Quoted: a timestamp holds "." and ":" which the or-syntax would otherwise split on.
   return `${column}.lt."${c}",and(${column}.eq."${c}",id.lt.${i})`;
+}
+
+/** The cursor's timestamp: the upper bound (inclusive) an index scan starts from; see olderThan. */
+export function keysetBound(cursor: string): string {
+  return decodeKeyset(cursor).c;
 }

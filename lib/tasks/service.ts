@@ -5,7 +5,7 @@ import canonicalize from "canonicalize";
 import type { AdminClient } from "@/lib/db/admin";
 import type { Database, Json } from "@/lib/db/database.types";
 import { ApiError } from "@/lib/http/errors";
-import { encodeKeyset, olderThan } from "@/lib/db/keyset";
+import { encodeKeyset, keysetBound, olderThan } from "@/lib/db/keyset";
 import type { CreateTaskBody, TaskMode, TaskStatus } from "./schema";
 
 type TaskRow = Database["public"]["Tables"]["tasks"]["Row"];
@@ -204,7 +204,7 @@ export async function listTasks(
   if (q.status) query = query.eq("status", q.status);
   if (q.agent) query = query.eq("agent_id", q.agent);
   if (q.cursor) {
-    query = query.or(olderThan("created_at", q.cursor));
+    query = query.lte("created_at", keysetBound(q.cursor)).or(olderThan("created_at", q.cursor));
   }
   const { data, error } = await query;
   if (error) throw new Error(`task list failed: ${error.message}`);
