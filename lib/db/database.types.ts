@@ -633,6 +633,34 @@ export type Database = {
           },
         ]
       }
+      email_quota_uses: {
+        Row: {
+          recipients: number
+          task_id: string
+          tool_use_id: string
+          used_at: string
+        }
+        Insert: {
+          recipients: number
+          task_id: string
+          tool_use_id: string
+          used_at: string
+        }
+        Update: {
+          recipients?: number
+          task_id?: string
+          tool_use_id?: string
+          used_at?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "email_quota_uses_task_id_fkey"
+            columns: ["task_id"]
+            referencedRelation: "tasks"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
       notification_deliveries: {
         Row: {
           attempts: number
@@ -2580,6 +2608,19 @@ export type Database = {
           settled_micros: number
           status: Database["public"]["Enums"]["budget_reservation_status"]
           window_start: string
+        }[]
+      }
+      reserve_email_quota: {
+        Args: {
+          p_daily_max: number
+          p_now?: string
+          p_recipients: number
+          p_task_id: string
+          p_tool_use_id: string
+        }
+        Returns: {
+          allowed: boolean
+          used: number
         }[]
       }
       resume_dependency_wait: { Args: { p_task_id: string }; Returns: boolean }
