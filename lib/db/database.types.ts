@@ -1407,6 +1407,7 @@ export type Database = {
           status: Database["public"]["Enums"]["task_status"]
           status_reason: string | null
           updated_at: string
+          task_wire_bytes: number | null
         }
         Insert: {
           agent_id: string
@@ -2834,6 +2835,10 @@ export type Database = {
           output_taken: number
           wait_until: string
         }[]
+      }
+      task_wire_bytes: {
+        Args: { t: Database["public"]["Tables"]["tasks"]["Row"] }
+        Returns: number
       }
       update_agent_settings: {
         Args: { p_actor: string; p_agent_id: string; p_patch: Json }
