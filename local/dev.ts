@@ -172,6 +172,9 @@ async function main(): Promise<void> {
   const secretKey = env.SUPABASE_SECRET_KEY ?? process.env.SUPABASE_SECRET_KEY!;
   const apiKey = await localApiKey(supabaseUrl, secretKey);
 
+  // The stack may already be going down (the engine lost its lock while this start was under way): a next dev spawned
+  // now would outlive the launcher (shutdown looks for it only once).
+  if (stopping) return;
   next = spawn(join(root, "node_modules/.bin/next"), ["dev", "-p", String(appPort), "-H", "127.0.0.1"], {
     cwd: root,
     env: { ...process.env, ...env },

@@ -70,6 +70,18 @@ export function jsonText(value: unknown): string {
   return JSON.stringify(value, null, 2);
 }
 
+/**
+ * How a draft waiting for review is shown. An email (a send_email approval, inngest/tool-approval.ts) is shown as the
+ * plain text it will be sent as: rendered as markdown, a link's text could hide where it points, and the reviewer
+ * would approve something other than what goes out. Anything else is the markdown of its text.
+ */
+export function draftDisplay(draft: unknown): { as: "plain" | "markdown" | "empty"; text: string } {
+  const text = jsonText(draft);
+  if (!text) return { as: "empty", text };
+  const email = typeof draft === "object" && draft !== null && (draft as { kind?: unknown }).kind === "email";
+  return { as: email ? "plain" : "markdown", text };
+}
+
 export function bytes(n: number): string {
   if (n < 1024) return `${n} B`;
   if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;

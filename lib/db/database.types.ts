@@ -633,6 +633,34 @@ export type Database = {
           },
         ]
       }
+      email_quota_uses: {
+        Row: {
+          recipients: number
+          task_id: string
+          tool_use_id: string
+          used_at: string
+        }
+        Insert: {
+          recipients: number
+          task_id: string
+          tool_use_id: string
+          used_at: string
+        }
+        Update: {
+          recipients?: number
+          task_id?: string
+          tool_use_id?: string
+          used_at?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "email_quota_uses_task_id_fkey"
+            columns: ["task_id"]
+            referencedRelation: "tasks"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
       notification_deliveries: {
         Row: {
           attempts: number
@@ -1407,6 +1435,7 @@ export type Database = {
           status: Database["public"]["Enums"]["task_status"]
           status_reason: string | null
           updated_at: string
+          task_wire_bytes: number | null
         }
         Insert: {
           agent_id: string
@@ -2581,6 +2610,19 @@ export type Database = {
           window_start: string
         }[]
       }
+      reserve_email_quota: {
+        Args: {
+          p_daily_max: number
+          p_now?: string
+          p_recipients: number
+          p_task_id: string
+          p_tool_use_id: string
+        }
+        Returns: {
+          allowed: boolean
+          used: number
+        }[]
+      }
       resume_dependency_wait: { Args: { p_task_id: string }; Returns: boolean }
       resume_rate_limited_task: {
         Args: { p_task_id: string }
@@ -2834,6 +2876,10 @@ export type Database = {
           output_taken: number
           wait_until: string
         }[]
+      }
+      task_wire_bytes: {
+        Args: { t: Database["public"]["Tables"]["tasks"]["Row"] }
+        Returns: number
       }
       update_agent_settings: {
         Args: { p_actor: string; p_agent_id: string; p_patch: Json }

@@ -191,13 +191,24 @@ export function encodeCursor(row: { created_at: string; task_id: string }): stri
   return encodeKeyset(row.created_at, row.task_id);
 }
 
+/**
+ * The most a page of the task list carries in its tasks' big fields (prompt, input, result, error): a page ends
+ * before the task that would pass it (never before its first task), and `next_cursor` goes on from there. Without it
+ * a page of 100 tasks with ~256 KB inputs was a 20 MB answer built in the server's memory, and 20 such lists at once
+ * took the app from 0.5 to 1.8 GB (docs/security.md, session 9).
+ */
+export const MAX_PAGE_BYTES = 2 * 1024 * 1024;
+
 export async function listTasks(
   db: AdminClient,
   q: { status?: TaskStatus; agent?: string; limit: number; cursor?: string },
+  maxPageBytes = MAX_PAGE_BYTES,
 ): Promise<{ tasks: TaskWire[]; next_cursor: string | null }> {
+  // First the page's keys and sizes (small), then the chosen tasks whole: the big fields of tasks past the byte
+  // budget are never read.
   let query = db
     .from("tasks")
-    .select(WIRE_COLUMNS)
+    .select("id,created_at,bytes:task_wire_bytes")
     .order("created_at", { ascending: false })
     .order("id", { ascending: false })
     .limit(q.limit + 1);
@@ -208,8 +219,22 @@ export async function listTasks(
   }
   const { data, error } = await query;
   if (error) throw new Error(`task list failed: ${error.message}`);
-  const rows = (data as unknown as WireRow[]).map(toWire);
-  const page = rows.slice(0, q.limit);
-  const last = page[page.length - 1];
-  return { tasks: page, next_cursor: rows.length > q.limit && last ? encodeCursor(last) : null };
+  const keys = data as unknown as { id: string; created_at: string; bytes: number | string }[];
+  let n = 0;
+  for (let bytes = 0; n < Math.min(q.limit, keys.length); n++) {
+    bytes += Number(keys[n]!.bytes);
+    if (n > 0 && bytes > maxPageBytes) break;
+  }
+  const chosen = keys.slice(0, n);
+  if (chosen.length === 0) return { tasks: [], next_cursor: null };
+  const full = await db.from("tasks").select(WIRE_COLUMNS).in("id", chosen.map((k) => k.id));
+  if (full.error) throw new Error(`task list failed: ${full.error.message}`);
+  const byId = new Map((full.data as unknown as WireRow[]).map((r) => [r.id, r]));
+  // A task deleted between the two reads is left out; the order is the first read's.
+  const page = chosen.flatMap((k) => {
+    const row = byId.get(k.id);
+    return row ? [toWire(row)] : [];
+  });
+  const last = chosen[chosen.length - 1]!;
+  return { tasks: page, next_cursor: keys.length > n ? encodeCursor({ created_at: last.created_at, task_id: last.id }) : null };
 }

@@ -8,14 +8,24 @@ export interface Clock {
   setTimer(at: number, cb: () => void): () => void;
 }
 
-/** Wall-clock time. setTimeout cannot wait more than ~24.8 days, so long timers re-arm in chunks. */
+/**
+ * A wall-clock timer re-reads the wall clock at least this often. setTimeout counts on the monotonic clock, which
+ * neither follows the wall clock when it is set forward (NTP stepping it, an operator) nor advances while the machine
+ * is suspended (a laptop's lid closed over a sleep step): armed once for the whole delay, a sleep due during an
+ * 8-hour suspend fired its whole delay after the resume. Re-armed in chunks, it fires within one chunk of its wall
+ * time. (A clock set back is handled by the re-arm too: the timer waits for the wall time.) One wake-up per chunk,
+ * for the earliest due entry only (DueQueue arms one timer).
+ */
+export const WALL_CHECK_MS = 30_000;
+
+/** Wall-clock time, its timers re-armed in chunks of WALL_CHECK_MS (see above). */
 export class RealClock implements Clock {
   now(): number {
     return Date.now();
   }
 
   setTimer(at: number, cb: () => void): () => void {
-    const MAX = 2 ** 31 - 1;
+    const MAX = WALL_CHECK_MS;
     let handle: NodeJS.Timeout | undefined;
     let cancelled = false;
     const arm = () => {

@@ -196,17 +196,19 @@ export class EngineLock {
         // Not ours to take. If the holder is still our own old session (the connection broke on this side only,
         // and the server has not noticed yet), end that session and take the lock again; else another engine has it.
         if (this.heldBy !== undefined) {
-          const stale = await c
-            .query<{ ended: boolean }>(
-              `SELECT pg_terminate_backend(pid) AS ended FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = $1 AND ${LOCK_ROW}`,
-              [this.heldBy],
-            )
-            .catch(() => undefined);
-          if (stale?.rows.some((r) => r.ended)) {
+          // pg_terminate_backend(pid, timeout) waits for the session to exit (and so release the lock): without it, a
+          // session slow to exit (a loaded machine) made the next try find the lock still held — and the engine took
+          // its own old session for another engine's and stopped. A session still ours after the wait is ended again;
+          // an error here is an outage (the catch below), never a reason to think the lock lost.
+          const stale = await c.query<{ ended: boolean }>(
+            `SELECT pg_terminate_backend(pid, 10000) AS ended FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = $1 AND ${LOCK_ROW}`,
+            [this.heldBy],
+          );
+          if (stale.rows.length) {
             await c.end().catch(() => {});
-            this.opts.log(`ended this engine's own earlier lock session (pid ${this.heldBy}), which still held the lock; taking it again`);
-            this.heldBy = undefined;
-            await new Promise((r) => setTimeout(r, 50));
+            if (stale.rows.some((r) => r.ended)) {
+              this.opts.log(`ended this engine's own earlier lock session (pid ${this.heldBy}), which still held the lock; taking it again`);
+            }
             continue;
           }
         }

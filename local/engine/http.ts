@@ -42,7 +42,22 @@ export function createEngineServer(deps: HttpDeps): Server {
  * form (percent-escapes, a query, a trailing slash…) takes the general route below, to the same handler. */
 const CHECKPOINT_URL = /^\/v1\/checkpoint\/([A-Za-z0-9_-]+)\/async$/;
 
+/**
+ * A request a web page sent: browsers mark every request a page makes (`Origin` on POSTs and cross-origin fetches,
+ * `Sec-Fetch-Site` other than `none` — `none` is a URL typed in the address bar); the SDK, the app and Inngest never
+ * send either. Refused, whatever the route: in dev mode the engine authenticates nothing, and a page's "simple"
+ * text/plain POST needs no CORS preflight — any site the developer opened could register functions (and receive every
+ * run's events and step data) or inject events (docs/security.md, session 9). The same rule as the app's /api/inngest.
+ */
+function sentByAWebPage(req: IncomingMessage): boolean {
+  const site = req.headers["sec-fetch-site"];
+  return req.headers.origin !== undefined || (site !== undefined && String(site).toLowerCase() !== "none");
+}
+
 async function handle(deps: HttpDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  if (sentByAWebPage(req)) {
+    throw new HttpError(403, "the local Inngest engine takes no requests from web pages (Origin / Sec-Fetch-Site)");
+  }
   if (req.method === "POST") {
     const fast = CHECKPOINT_URL.exec(req.url ?? "");
     if (fast) return checkpoint(deps, fast[1]!, req, res);

@@ -248,6 +248,31 @@ describe("issue 11 findings, one request each", () => {
     expect(status, stack.output().slice(-2000)).toBe("completed");
   }, 180_000);
 
+  test("through next start: an oversized header is the API's JSON 431; a web page's call to the unsigned serve route a 403", async () => {
+    // Node answered the header with a bare 431 (no body) before lib/http/client-errors.ts; the serve route ran any
+    // function with a page's data in dev mode before refuseWebPagesInDevMode (lib/http/inngest-serve.ts).
+    const net = await import("node:net");
+    const { hostname, port } = new URL(stack.appUrl);
+    const raw = await new Promise<string>((resolve) => {
+      const s = net.connect(Number(port), hostname);
+      let answer = "";
+      s.on("data", (d) => (answer += d.toString("latin1")));
+      s.on("error", () => {});
+      s.on("close", () => resolve(answer));
+      s.write(`GET /api/tasks HTTP/1.1\r\nHost: ${hostname}:${port}\r\nX-Big: ${"x".repeat(20_000)}\r\n\r\n`);
+    });
+    expect(raw).toMatch(/^HTTP\/1\.1 431 /);
+    expect(raw).toMatch(/content-type: application\/json/i);
+    expect(JSON.parse(raw.slice(raw.indexOf("\r\n\r\n") + 4)).error.code).toBe("request_header_too_large");
+    const forged = await fetch(`${stack.appUrl}/api/inngest?fnId=nightshift-run-task&stepId=step`, {
+      method: "POST",
+      headers: { origin: "https://evil.example", "content-type": "text/plain" },
+      body: JSON.stringify({ version: 2, event: { name: "task/run.requested", data: { task_id: "00000000-0000-4000-8000-000000000001" } }, events: [], steps: {}, ctx: { run_id: "r", attempt: 0, stack: { stack: [], current: 0 } } }),
+    });
+    expect(forged.status).toBe(403);
+    expect(((await forged.json()) as { error: { code: string } }).error.code).toBe("forbidden");
+  });
+
   test("security headers: the console gets a nonce CSP its inline scripts carry; the API a CSP that allows nothing", async () => {
     const page = await fetch(`${stack.appUrl}/login`);
     const csp = page.headers.get("content-security-policy") ?? "";

@@ -2,7 +2,7 @@
 // the automatic action, each with approve / approve with changes / reject.
 import Link from "next/link";
 import { CSRF_FIELD } from "@/lib/console/csrf";
-import { jsonText, timeLeft, usd, when } from "@/lib/console/format";
+import { draftDisplay, jsonText, timeLeft, usd, when } from "@/lib/console/format";
 import { countDeadLettersSince, countDegradedSince } from "@/lib/console/failures";
 import { morningSummary, OVERNIGHT_HOURS, reviewQueue } from "@/lib/console/queries";
 import { formToken, requireSession } from "@/lib/console/server";
@@ -76,11 +76,19 @@ export default async function ReviewPage() {
               · requested {when(a.requestedAt)}
             </p>
             {a.prompt ? <p className="muted">Asked: {a.prompt.length > 200 ? `${a.prompt.slice(0, 200)}…` : a.prompt}</p> : null}
-            {jsonText(a.draft) ? <Markdown text={jsonText(a.draft)} testId="draft" /> : <p className="muted">(empty draft)</p>}
+            <DraftView draft={a.draft} />
             <DecisionForm approvalId={a.id} csrf={csrf} draftText={jsonText(a.draft)} />
           </article>
         ))}
       </section>
     </main>
   );
+}
+
+/** The draft as lib/console/format.ts's draftDisplay says: an email as plain text, anything else as markdown. */
+function DraftView({ draft }: { draft: unknown }) {
+  const d = draftDisplay(draft);
+  if (d.as === "empty") return <p className="muted">(empty draft)</p>;
+  if (d.as === "plain") return <pre data-testid="draft">{d.text}</pre>;
+  return <Markdown text={d.text} testId="draft" />;
 }

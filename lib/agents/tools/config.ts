@@ -32,6 +32,8 @@ export interface EmailConfig {
   /** The sender (the model does not choose it). */
   from: string;
   maxRecipients: number;
+  /** Recipients all send_email calls together may reach in any 24 hours (0: none); counted in Postgres. */
+  dailyMax: number;
   timeoutMs: number;
 }
 
@@ -56,6 +58,7 @@ const ToolEnvSchema = z.object({
   RESEND_BASE_URL: optional.pipe(z.url().optional()).transform((u) => (u ?? "https://api.resend.com").replace(/\/+$/, "")),
   NIGHTSHIFT_EMAIL_FROM: optional.transform((s) => s ?? "Nightshift <onboarding@resend.dev>"),
   NIGHTSHIFT_EMAIL_MAX_RECIPIENTS: int(1, 10, 10), // can only lower send_email's schema cap of 10
+  NIGHTSHIFT_EMAIL_DAILY_MAX: int(0, 1_000_000, 100),
   NIGHTSHIFT_FETCH_ALLOW: optional.transform((s) =>
     (s ?? "")
       .split(",")
@@ -103,6 +106,7 @@ export function loadToolConfig(
       baseUrl: e.RESEND_BASE_URL,
       from: e.NIGHTSHIFT_EMAIL_FROM,
       maxRecipients: e.NIGHTSHIFT_EMAIL_MAX_RECIPIENTS,
+      dailyMax: e.NIGHTSHIFT_EMAIL_DAILY_MAX,
       timeoutMs: 15_000,
       ...overrides.email,
     },

@@ -14,7 +14,7 @@
 import { z } from "zod";
 import { acquireBreaker, CircuitOpenError, dependency, recordBreaker } from "@/lib/breakers";
 import { sideEffectKey } from "@/lib/side-effects";
-import { defineTool, ToolError, TransientToolError } from "./types";
+import { defineTool, ToolError, TransientToolError, type ToolContext } from "./types";
 
 export const MAX_RECIPIENTS = 10;
 
@@ -65,6 +65,15 @@ export const sendEmailTool = defineTool({
           "DRY RUN: no email was sent because RESEND_API_KEY is not set. The email was recorded in the " +
           "side-effect ledger instead.",
       };
+    }
+
+    // The daily cap on mail that leaves, whatever the model was told (NIGHTSHIFT_EMAIL_DAILY_MAX; Postgres decides).
+    const quota = await reserveEmailQuota(ctx, input.to.length, cfg.dailyMax);
+    if (!quota.allowed) {
+      throw new ToolError(
+        `The email was NOT sent: the daily cap of ${cfg.dailyMax} recipients in 24 hours (NIGHTSHIFT_EMAIL_DAILY_MAX) is reached ` +
+          `(${quota.used} used). Do not retry today.`,
+      );
     }
 
     const dep = dependency.email();
@@ -137,3 +146,18 @@ export const sendEmailTool = defineTool({
     throw new ToolError(`Resend refused the email (${detail})`);
   },
 });
+
+/** Counts this email's recipients against the daily cap, once per (task, tool call): see the migration. */
+async function reserveEmailQuota(ctx: ToolContext, recipients: number, dailyMax: number): Promise<{ allowed: boolean; used: number }> {
+  const { data, error } = await ctx.db.rpc("reserve_email_quota", {
+    p_task_id: ctx.taskId,
+    p_tool_use_id: ctx.toolUseId,
+    p_recipients: recipients,
+    p_daily_max: dailyMax,
+  });
+  // Transient: the step is retried (the ledger releases its claim first); nothing was sent.
+  if (error) throw new TransientToolError(`email quota check failed: ${error.message}`);
+  const row = (data as { allowed: boolean; used: number | string }[] | null)?.[0];
+  if (!row) throw new TransientToolError("email quota check returned nothing");
+  return { allowed: row.allowed === true, used: Number(row.used) };
+}

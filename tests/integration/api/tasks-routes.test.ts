@@ -381,4 +381,32 @@ describe("GET /api/tasks/:id and GET /api/tasks", () => {
     );
     expect(badCursor.status).toBe(400);
   });
+
+  test("a page stops at its byte budget (big inputs), and the cursor goes on from there without gaps or repeats", async () => {
+    // Before, a page of `limit` tasks carried every one whole: 100 tasks with ~200 KB inputs were a 20 MB answer.
+    const { MAX_PAGE_BYTES } = await import("@/lib/tasks/service");
+    const blob = "x".repeat(200_000);
+    for (let i = 0; i < 12; i++) expect((await post({ agent: "content", prompt: `big ${i}`, input: { blob } })).status).toBe(202);
+    const seen: string[] = [];
+    const sizes: number[] = [];
+    let cursor: string | null = null;
+    do {
+      const url = new URL("http://x/api/tasks?limit=100&agent=content");
+      if (cursor) url.searchParams.set("cursor", cursor);
+      const res = await tasksRoute.GET(new Request(url, { headers: { authorization: `Bearer ${apiKey}` } }));
+      const text = await res.text();
+      expect(res.status).toBe(200);
+      const page = JSON.parse(text) as { tasks: { task_id: string; input: { blob?: string } | null }[]; next_cursor: string | null };
+      expect(page.tasks.length).toBeGreaterThan(0);
+      for (const t of page.tasks) if (t.input?.blob) expect(t.input.blob.length).toBe(200_000); // tasks stay whole
+      sizes.push(Buffer.byteLength(text));
+      seen.push(...page.tasks.map((t) => t.task_id));
+      cursor = page.next_cursor;
+    } while (cursor);
+    expect(sizes.length).toBeGreaterThan(1);
+    for (const size of sizes) expect(size).toBeLessThan(MAX_PAGE_BYTES + 64 * 1024);
+    const { count } = await sb.admin.from("tasks").select("id", { count: "exact", head: true }).eq("agent_id", "content");
+    expect(seen.length).toBe(count);
+    expect(new Set(seen).size).toBe(seen.length);
+  });
 });

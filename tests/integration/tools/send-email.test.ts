@@ -187,4 +187,39 @@ describe("send_email", () => {
     expect(res.content).toMatch(/to: at most 2 recipients/);
     expect(resend.requests).toHaveLength(0);
   });
+
+  test("the daily cap (NIGHTSHIFT_EMAIL_DAILY_MAX): once reached, nothing more leaves, and the model is told so", async () => {
+    // Before, nothing bounded the mail a model could send in a day but its budget: "send 10,000 emails" was a matter
+    // of turns.
+    const used = async () =>
+      Number((await sql<{ n: string }>(sb.databaseUrl, "select coalesce(sum(recipients), 0)::text as n from public.email_quota_uses where used_at > now() - interval '24 hours'"))[0]!.n);
+    const cap = String((await used()) + 2);
+    const vars = { RESEND_API_KEY: "re_test_key", NIGHTSHIFT_EMAIL_DAILY_MAX: cap };
+    const ids = [1, 2, 3].map(() => `toolu_${randomUUID()}`);
+    const results = [];
+    for (const id of ids) results.push(await runToolCall("send_email", EMAIL, ctx(id, vars)));
+    expect(results.map((r) => r.is_error === true)).toEqual([false, false, true]);
+    expect(results[2]!.content).toMatch(/NOT sent: the daily cap of \d+ recipients in 24 hours/);
+    expect(emailPosts()).toHaveLength(2);
+    // A retried step of a sent email is not counted again; the refused one stays refused.
+    expect((await runToolCall("send_email", EMAIL, ctx(ids[0]!, vars))).replayed).toBe(true);
+    expect((await runToolCall("send_email", EMAIL, ctx(ids[2]!, vars))).is_error).toBe(true);
+    expect(emailPosts()).toHaveLength(2);
+    expect(String(await used())).toBe(cap);
+  });
+
+  test("reserve_email_quota under 40 parallel calls: exactly the cap is allowed, and a repeat is never counted twice", async () => {
+    const before = Number((await sql<{ n: string }>(sb.databaseUrl, "select coalesce(sum(recipients), 0)::text as n from public.email_quota_uses where used_at > now() - interval '24 hours'"))[0]!.n);
+    const max = before + 10;
+    const reserve = (toolUseId: string) =>
+      sb.admin.rpc("reserve_email_quota", { p_task_id: taskId, p_tool_use_id: toolUseId, p_recipients: 1, p_daily_max: max });
+    const ids = Array.from({ length: 40 }, (_, i) => `toolu_hammer_${i}_${randomUUID()}`);
+    // Each id twice, all at once: a retried step racing its first attempt.
+    const answers = await Promise.all([...ids, ...ids].map((id) => reserve(id)));
+    for (const a of answers) expect(a.error).toBeNull();
+    const allowedIds = new Set(ids.filter((id, i) => (answers[i]!.data as { allowed: boolean }[])[0]!.allowed));
+    expect(allowedIds.size).toBe(10);
+    const [row] = await sql<{ n: string }>(sb.databaseUrl, "select count(*)::text as n from public.email_quota_uses where tool_use_id like 'toolu_hammer_%'");
+    expect(Number(row!.n)).toBe(10);
+  });
 });

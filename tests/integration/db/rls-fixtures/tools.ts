@@ -1,4 +1,4 @@
-// Fixture rows for the tools tables (side_effects, artifacts), on the foundation's fixture task.
+// Fixture rows for the tools tables (side_effects, artifacts, email_quota_uses), on the foundation's fixture task.
 import { sql } from "../sql";
 
 const TASK = "00000000-0000-4000-8000-00000000f001";
@@ -12,4 +12,5 @@ export async function insertFixtures(url: string): Promise<void> {
     [TASK],
   );
   await sql(url, "select public.save_artifact($1, 'toolu_rlsfixture', 'fixture.md', 'text/markdown', '# fixture')", [TASK]);
+  await sql(url, "select * from public.reserve_email_quota($1, 'toolu_rlsfixture', 1, 100)", [TASK]);
 }
