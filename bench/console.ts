@@ -30,6 +30,7 @@ import {
   taskDetail,
 } from "../lib/console/queries";
 import { newSession, SESSION_COOKIE, signSession } from "../lib/console/session";
+import { recordSession } from "../lib/console/session-store";
 import { startDataStack, type DataStack } from "../local/data-stack";
 import { seedConsoleHistory, type SeedSummary } from "./lib/console-seed";
 import {
@@ -126,6 +127,8 @@ async function main(): Promise<number> {
     // The session the sign-in form would set: same config, same signing.
     const config = consoleConfig({ NIGHTSHIFT_OPERATOR_PASSWORD: PASSWORD, NIGHTSHIFT_SESSION_SECRET: SECRET });
     const session = newSession(config);
+    // The sign-in form also records the session server side (lib/console/session-store.ts); a cookie alone is refused.
+    await recordSession(adminClient(stack.supabaseUrl, stack.secretKey), session);
     const cookie = `${SESSION_COOKIE}=${signSession(config, session)}`;
 
     const pages = [

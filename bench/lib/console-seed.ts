@@ -119,13 +119,16 @@ export async function seedConsoleHistory(sql: pg.Client, opts: { tasks: number; 
          from seed_steps`,
     );
     await sql.query(
-      `insert into public.budget_windows (agent_id, window_start, reserved_micros, settled_micros, cap_micros, reservations, settlements)
+      `insert into public.budget_windows (agent_id, window_start, reserved_micros, settled_micros, cap_micros, reservations, settlements,
+                                          timezone, starts_at, ends_at)
        select r.agent_id, r.window_start,
               coalesce(sum(r.reserved_micros) filter (where r.status = 'reserved'), 0),
               coalesce(sum(r.actual_micros) filter (where r.status = 'settled'), 0),
               -- a cap the day's spend fits under, as reserve_budget would have enforced
               greatest(a.daily_budget_micros, coalesce(sum(r.actual_micros), 0) + sum(r.reserved_micros) + 1000000),
-              count(*), count(*) filter (where r.status = 'settled')
+              count(*), count(*) filter (where r.status = 'settled'),
+              -- the window's zone and bounds, as reserve_budget records them (NOT NULL since 20261129140000)
+              'UTC', r.window_start::timestamp at time zone 'UTC', (r.window_start + 1)::timestamp at time zone 'UTC'
          from public.budget_reservations r join public.agents a on a.id = r.agent_id
         group by r.agent_id, r.window_start, a.daily_budget_micros`,
     );

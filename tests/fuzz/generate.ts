@@ -227,6 +227,11 @@ export function headers(rng: Rng, apiKey: string, session?: ConsoleSession): Rec
   if (rng() < 0.1) h["x-inngest-sync-kind"] = pick(rng, ["in_band", "out_of_band"]);
   if (rng() < 0.1) h.cookie = pick(rng, ["ns_session=x.y", "ns_session=" + "a".repeat(2000), "ns_session=%zz"]);
   if (rng() < 0.1) h.accept = pick(rng, ["text/html", "*/*", "application/json"]);
+  // What browsers add (a web page's request to the unsigned serve route, a navigation), and big-but-legal headers
+  // (Node refuses a header block over 16 KB before the app; tests/e2e/fuzz.test.ts checks that answer on its own).
+  if (rng() < 0.15) h["sec-fetch-site"] = pick(rng, ["cross-site", "same-site", "same-origin", "none", "garbage"]);
+  if (rng() < 0.05) h["x-padding"] = "p".repeat(int(rng, 1000, 12_000));
+  if (rng() < 0.05) h["content-type"] = pick(rng, ["text/plain;charset=UTF-8", "application/json; charset=latin1", "multipart/form-data; boundary=x", "application/x-www-form-urlencoded"]);
   return h;
 }
 
