@@ -15,6 +15,9 @@
 // with autoAction "reject" (the console shows it `expired`), and an approval decided by `timeout` is refused anyway.
 // An email too big for a reviewable draft (approvals.draft's 64 KB check, in bytes) is not asked about: the model is
 // told to write a shorter one (before, the database refused the draft and the whole task failed).
+// All of one turn's emails are asked at once (run-task's runTools), and an email is asked only while its window, the
+// final draft's and a day still fit before the run's finish timeout (emailWindowRefusal): the run is never cut while a
+// person may still decide.
 import type Anthropic from "@anthropic-ai/sdk";
 import type { GetStepTools, Inngest } from "inngest";
 import { awaitApproval } from "@/inngest/approval";
@@ -33,6 +36,34 @@ export interface ToolGate {
   agentId: string;
   prompt: string;
   timeoutSeconds: number;
+  /** When the task's run started (its timeouts.finish counts from about then). */
+  runStartedAt: number;
+}
+
+const DAY_MS = 86_400_000;
+/**
+ * run-task's timeouts.finish (a backstop for a stuck run). Sized from the longest approval window an agent may have
+ * (approval_timeout_seconds ≤ 7 days): a turn's emails (asked together) and then the final draft may each wait that
+ * long, plus a day for the rest of the run. 72 h cut a task with a 7-day window in the middle of waiting for a person.
+ */
+export const RUN_FINISH = "16d";
+export const RUN_FINISH_MS = 16 * DAY_MS;
+/** Room kept after an email's approval for the agent's remaining turns (its wall clock is at most a day) and waits. */
+const AFTER_EMAIL_MS = DAY_MS;
+
+/**
+ * Why an email cannot be put to a person at `at` (null when it can): its approval window, then the final draft's, then
+ * the rest of the run must all fit before the run's finish timeout, or the run would be cut while a person may still
+ * decide — the task failed, some emails sent and others not.
+ */
+export function emailWindowRefusal(gate: Pick<ToolGate, "timeoutSeconds" | "runStartedAt">, at: number): string | null {
+  const latest = gate.runStartedAt + RUN_FINISH_MS - 2 * gate.timeoutSeconds * 1000 - AFTER_EMAIL_MS;
+  if (at <= latest) return null;
+  return (
+    "The email was NOT sent: this task has run too long to wait for another approval " +
+    `(${Math.round(gate.timeoutSeconds / 3600)} h to decide it, then the final answer's approval, before the run's time limit). ` +
+    "Finish without sending it, and say in your answer what should be sent."
+  );
 }
 
 /** An email as the reviewer sees it (and may edit it): header lines, a blank line, the body. */
@@ -72,6 +103,8 @@ export async function approveToolCall(
     await releaseSlot(db(), taskId); // a task waiting for a person holds none of its agent's slots
     return { at: Date.now() };
   });
+  const late = emailWindowRefusal(gate, held.at); // decided on the memoized time: a replay decides the same
+  if (late) return { result: { type: "tool_result", tool_use_id: o.call.id, content: late, is_error: true }, waitedMs: 0, decidedAt: 0 };
   const approval = await awaitApproval(step, {
     taskId,
     stage: `email_${o.turn}_${o.k}`,

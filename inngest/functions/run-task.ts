@@ -13,7 +13,7 @@ import type Anthropic from "@anthropic-ai/sdk";
 import { inngest } from "@/inngest/client";
 import { announceEnd } from "@/inngest/announce-end";
 import { awaitApproval, type ApprovalOutcome } from "@/inngest/approval";
-import { approveToolCall, TOOLS_NEEDING_APPROVAL, type ToolGate } from "@/inngest/tool-approval";
+import { approveToolCall, RUN_FINISH, TOOLS_NEEDING_APPROVAL, type ToolGate } from "@/inngest/tool-approval";
 import { budgetAgentFreed, taskRunFinished, taskRunFinishedId, taskRunRequested } from "@/inngest/events";
 import { waitForBudget, waitForRateLimit, waitForSlot } from "@/inngest/waits";
 import { abandonBatchTurn, awaitBatchTurn, cancelBatchTurn, cancelOpenBatches, checkBatchTurn, submitBatchTurn, type BatchSubmitOutcome } from "@/lib/agents/batch-turn";
@@ -52,9 +52,10 @@ export const runTask = inngest.createFunction(
     // POST /api/tasks/:id/cancel records the cancellation, then this event stops the run.
     cancelOn: [{ event: "task/run.cancelled", if: "async.data.task_id == event.data.task_id" }],
     retries: 4,
-    // Backstop only: the agent's own wall clock is enforced in the loop. A run may legitimately wait a day for
-    // a budget window and a day for an approval.
-    timeouts: { finish: "72h" },
+    // Backstop only: the agent's own wall clock is enforced in the loop. A run may legitimately wait a day for a
+    // budget window and up to two approval windows (a turn's emails, then the final draft; at most 7 days each):
+    // 16 days, and an email is not asked once it could not be decided in time (inngest/tool-approval.ts).
+    timeouts: { finish: RUN_FINISH },
     onFailure: async ({ event, error, step }) => {
       const taskId = (event.data.event.data as { task_id: string }).task_id;
       const marked = await step.run("mark-failed", async () => {
@@ -205,7 +206,7 @@ export const runTask = inngest.createFunction(
         if (out.stop_reason === "tool_use") {
           // A task that needs approval sends nothing before a person approved it (inngest/tool-approval.ts).
           const gate: ToolGate | null = task!.requireApproval || agent.requires_approval
-            ? { agentId: agent.id, prompt: task!.prompt, timeoutSeconds: agent.approval_timeout_seconds }
+            ? { agentId: agent.id, prompt: task!.prompt, timeoutSeconds: agent.approval_timeout_seconds, runStartedAt: task!.startedAt }
             : null;
           const ran = await runTools(step, taskId, turn, out.content, wakeAt, gate);
           messages.push({ role: "user", content: ran.results });
@@ -323,20 +324,35 @@ async function runTools(
   wokeAt: number,
   gate: ToolGate | null,
 ): Promise<{ results: Anthropic.ToolResultBlockParam[]; wakeAt: number; waitedMs: number }> {
-  const calls = content.filter((b): b is Anthropic.ToolUseBlock => b.type === "tool_use");
   const seen = new Map<string, number>();
+  const calls = content
+    .filter((b): b is Anthropic.ToolUseBlock => b.type === "tool_use")
+    .map((call) => {
+      const n = (seen.get(call.name) ?? 0) + 1;
+      seen.set(call.name, n);
+      return { call, n, stepId: `tool-${turn}-${call.name}${n > 1 ? `-${n}` : ""}` };
+    });
   const results: Anthropic.ToolResultBlockParam[] = [];
   let wakeAt = wokeAt;
   let waitedMs = 0;
-  for (const call of calls) {
-    const n = (seen.get(call.name) ?? 0) + 1;
-    seen.set(call.name, n);
-    const stepId = `tool-${turn}-${call.name}${n > 1 ? `-${n}` : ""}`;
+  // All of the turn's calls that need a person are asked at once (distinct stages and step ids; the review page shows
+  // them side by side): one wait for the turn, not one after another, each up to the agent's approval window.
+  const asked = new Map(
+    await Promise.all(
+      calls
+        .filter(({ call }) => gate && TOOLS_NEEDING_APPROVAL.has(call.name))
+        .map(async ({ call, n, stepId }) => [stepId, await approveToolCall(step, { taskId, turn, stepId, k: n, call, gate: gate! })] as const),
+    ),
+  );
+  // The waits overlapped: the longest is the time spent waiting for people (not the agent's wall clock).
+  for (const a of asked.values()) {
+    waitedMs = Math.max(waitedMs, a.waitedMs);
+    wakeAt = Math.max(wakeAt, a.decidedAt);
+  }
+  for (const { call, stepId } of calls) {
     let input: unknown = call.input;
-    if (gate && TOOLS_NEEDING_APPROVAL.has(call.name)) {
-      const approved = await approveToolCall(step, { taskId, turn, stepId, k: n, call, gate });
-      waitedMs += approved.waitedMs; // waiting for a person is not the agent's wall clock
-      wakeAt = Math.max(wakeAt, approved.decidedAt);
+    const approved = asked.get(stepId);
+    if (approved) {
       if ("result" in approved) {
         results.push(approved.result);
         continue;

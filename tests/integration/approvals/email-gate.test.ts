@@ -180,3 +180,26 @@ async function tooBig() {
   expect((task.result as { text: string }).text).toHaveLength(60_000); // the answer itself is whole
   expect(sentTo(taskId)).toHaveLength(0);
 }
+
+test("a turn's emails are asked at once, side by side; each is sent or not by its own decision", async () => {
+  // Before, each waited for its own approval in turn (three emails: up to three approval windows back to back).
+  const scenario = "gate-two-at-once";
+  const second = { to: ["grace@example.com"], subject: "Also tonight", text: "A second note." };
+  double.script(scenario, [{ tool_use: [{ name: "send_email", input: EMAIL }, { name: "send_email", input: second }] }, { text: "Done." }]);
+  const { taskId } = await submitTask(sb.admin, { agent: "outreach", prompt: `${scenarioMarker(scenario)} Write to both.`, require_approval: true }, null, null);
+  const [a, b] = await until(async () => {
+    const { data } = await sb.admin.from("approvals").select("id,stage,status").eq("task_id", taskId).not("visible_at", "is", null).order("stage");
+    return data?.length === 2 ? data : undefined; // both pending together: neither was decided yet
+  }, { message: `not both email approvals visible for ${taskId}`, tick: quietTick(fx.te.engine, clock, 15_000), timeoutMs: 120_000 });
+  expect([a!.stage, b!.stage]).toEqual(["email_1_1", "email_1_2"]);
+  expect([a!.status, b!.status]).toEqual(["pending", "pending"]);
+  await decideApproval(sb.admin, b!.id, { decision: "approve" }, "test", "api");
+  await decideApproval(sb.admin, a!.id, { decision: "reject", notes: "Not Ada." }, "test", "api");
+  const final = await visibleApproval(taskId, "draft");
+  expect(sentTo(taskId).map((r) => (r.json as { to: string[] }).to)).toEqual([["grace@example.com"]]);
+  const results = toolResultSeen(scenario);
+  expect(results).toContain("Not Ada.");
+  await decideApproval(sb.admin, final.id, { decision: "approve" }, "test", "api");
+  expect((await ended(taskId)).status).toBe("completed");
+  expect(sentTo(taskId)).toHaveLength(1);
+}, 300_000);
