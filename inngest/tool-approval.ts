@@ -8,15 +8,19 @@
 //   approval-email_N_k-1-…              awaitApproval (inngest/approval.ts): request, wait + publish, resolve
 //   tool-N-send_email-edited            step.run (only after an edit): the reviewer's text, read back as the email
 //
-// The decision in effect: approve → the email is sent (a reviewer's edit of the text is what is sent, recipients and
-// subject included); approve with changes, reject, or no decision by the deadline (the agent's auto action) → nothing
-// is sent and the model is told why (the reviewer's notes included), so it can revise and call again or finish.
+// The decision in effect: a person's approve → the email is sent (a reviewer's edit of the text is what is sent,
+// recipients and subject included); approve with changes, reject, or no decision by the deadline → nothing is sent and
+// the model is told why (the reviewer's notes included), so it can revise and call again or finish. The deadline
+// never sends, whatever the agent's auto action (which applies to its final draft only): the approval is requested
+// with autoAction "reject" (the console shows it `expired`), and an approval decided by `timeout` is refused anyway.
+// An email too big for a reviewable draft (approvals.draft's 64 KB check, in bytes) is not asked about: the model is
+// told to write a shorter one (before, the database refused the draft and the whole task failed).
 import type Anthropic from "@anthropic-ai/sdk";
 import type { GetStepTools, Inngest } from "inngest";
 import { awaitApproval } from "@/inngest/approval";
 import { releaseSlot } from "@/lib/agents/slots";
 import { SendEmailInput } from "@/lib/agents/tools/send-email";
-import { approvalEditedText, type AutoAction } from "@/lib/approvals";
+import { approvalEditedText, draftBytes, MAX_DRAFT_BYTES } from "@/lib/approvals";
 import { db } from "@/lib/db/server";
 import { notify } from "@/lib/notifications";
 
@@ -29,7 +33,6 @@ export interface ToolGate {
   agentId: string;
   prompt: string;
   timeoutSeconds: number;
-  autoAction: AutoAction;
 }
 
 /** An email as the reviewer sees it (and may edit it): header lines, a blank line, the body. */
@@ -57,6 +60,13 @@ export async function approveToolCall(
   const email = SendEmailInput.safeParse(o.call.input);
   if (!email.success) return { input: o.call.input, waitedMs: 0, decidedAt: 0 };
   const { taskId, gate } = o;
+  const draft = { text: emailDraftText(email.data), kind: "email", agent: gate.agentId, prompt: gate.prompt.slice(0, 2000) };
+  if (draftBytes(draft) > MAX_DRAFT_BYTES) {
+    const content =
+      `The email was NOT sent: it is too long to be reviewed (${draftBytes(draft)} bytes as the reviewer would see it, ` +
+      `with the task's prompt; at most ${MAX_DRAFT_BYTES}). Write a shorter email and call send_email again.`;
+    return { result: { type: "tool_result", tool_use_id: o.call.id, content, is_error: true }, waitedMs: 0, decidedAt: 0 };
+  }
 
   const held = await step.run(`${o.stepId}-hold`, async () => {
     await releaseSlot(db(), taskId); // a task waiting for a person holds none of its agent's slots
@@ -66,15 +76,15 @@ export async function approveToolCall(
     taskId,
     stage: `email_${o.turn}_${o.k}`,
     revision: 1,
-    draft: { text: emailDraftText(email.data), kind: "email", agent: gate.agentId, prompt: gate.prompt.slice(0, 2000) },
+    draft,
     timeoutSeconds: gate.timeoutSeconds,
-    autoAction: gate.autoAction,
+    autoAction: "reject", // only a person's approve sends an email, never the deadline (the header)
     onVisible: async (a) => {
       await notify(db(), {
         kind: "approval_requested",
         dedupeKey: `approval_requested:${a.id}`,
         title: `A ${gate.agentId} email waits for your review`,
-        body: `To ${email.data.to.join(", ")}: ${email.data.subject.slice(0, 200)} — decide by ${a.expires_at}, or it is auto-${gate.autoAction}ed.`,
+        body: `To ${email.data.to.join(", ")}: ${email.data.subject.slice(0, 200)} — decide by ${a.expires_at}, or it is not sent.`,
         agentId: gate.agentId,
         taskId,
         link: "/review",
@@ -92,13 +102,10 @@ export async function approveToolCall(
     decidedAt,
   });
   const notes = approval.notes ? ` The reviewer's notes: ${approval.notes}` : "";
-  if (approval.decision === "reject") {
-    return refuse(
-      approval.decided_via === "timeout"
-        ? "The email was NOT sent: nobody approved it before the deadline."
-        : `The email was NOT sent: the reviewer rejected it.${notes}`,
-    );
-  }
+  // A timeout never sends, even an approval recorded `approved` by an auto action of "approve" (one requested before
+  // this rule, its row already in the database).
+  if (approval.decided_via === "timeout") return refuse("The email was NOT sent: nobody approved it before the deadline.");
+  if (approval.decision === "reject") return refuse(`The email was NOT sent: the reviewer rejected it.${notes}`);
   if (approval.decision === "approve_with_changes") {
     return refuse(`The email was NOT sent: the reviewer asked for changes first.${notes} Call send_email again with the revised email if it should still go out.`);
   }

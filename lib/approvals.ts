@@ -25,6 +25,40 @@ export const MAX_NOTES_CHARS = 20_000;
 export const MAX_EDITED_CHARS = 200_000;
 export const DEFAULT_APPROVAL_TIMEOUT_SECONDS = 24 * 60 * 60;
 
+/**
+ * The most a draft may weigh as JSON text (UTF-8 bytes). approvals.draft checks octet_length(draft::text) <= 65536
+ * (20261126091000_approvals.sql); jsonb's text adds a space after each ':' and ',', hence the margin. Characters are
+ * not bytes: 50,000 "é" are 100 KB, and a newline is two bytes once escaped.
+ */
+export const MAX_DRAFT_BYTES = 65_536 - 1_024;
+
+/** The size approvals.draft's check sees (near enough: see MAX_DRAFT_BYTES), in bytes. */
+export function draftBytes(draft: Json): number {
+  return new TextEncoder().encode(JSON.stringify(draft)).length;
+}
+
+/**
+ * The longest start of `text` for which build(text) fits MAX_DRAFT_BYTES (the whole text when it fits), never cut
+ * inside a surrogate pair (a lone half cannot be stored).
+ */
+export function fitDraftText(text: string, build: (text: string) => Json): string {
+  if (draftBytes(build(text)) <= MAX_DRAFT_BYTES) return text;
+  let lo = 0;
+  let hi = text.length;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (draftBytes(build(text.slice(0, mid))) <= MAX_DRAFT_BYTES) lo = mid;
+    else hi = mid - 1;
+  }
+  const c = text.charCodeAt(lo - 1);
+  return text.slice(0, c >= 0xd800 && c <= 0xdbff ? lo - 1 : lo);
+}
+
+/** "auto-approved" / "auto-rejected": what the deadline does, in words. */
+export function autoActionWords(a: AutoAction): string {
+  return a === "approve" ? "auto-approved" : "auto-rejected";
+}
+
 /** `POST /api/approvals/:id` and the console's forms: one shape for every decision. */
 export const DecisionBody = z
   .strictObject({

@@ -21,7 +21,7 @@ import { callWay } from "@/lib/agents/call-mode";
 import { releaseSlot } from "@/lib/agents/slots";
 import { loadToolConfig, runToolCall } from "@/lib/agents/tools";
 import { OUTAGE_WAITS_PER_TURN, runModelTurn, textOf, type Message, type TurnOutcome } from "@/lib/agents/turn";
-import { approvalEditedText } from "@/lib/approvals";
+import { approvalEditedText, autoActionWords, fitDraftText } from "@/lib/approvals";
 import { releaseOpenReservations } from "@/lib/budget";
 import { MAX_RATE_LIMITED_ATTEMPTS } from "@/lib/pacing";
 import { notify } from "@/lib/notifications";
@@ -205,7 +205,7 @@ export const runTask = inngest.createFunction(
         if (out.stop_reason === "tool_use") {
           // A task that needs approval sends nothing before a person approved it (inngest/tool-approval.ts).
           const gate: ToolGate | null = task!.requireApproval || agent.requires_approval
-            ? { agentId: agent.id, prompt: task!.prompt, timeoutSeconds: agent.approval_timeout_seconds, autoAction: agent.approval_auto_action }
+            ? { agentId: agent.id, prompt: task!.prompt, timeoutSeconds: agent.approval_timeout_seconds }
             : null;
           const ran = await runTools(step, taskId, turn, out.content, wakeAt, gate);
           messages.push({ role: "user", content: ran.results });
@@ -264,7 +264,8 @@ export const runTask = inngest.createFunction(
         taskId,
         stage: "draft",
         revision: 1,
-        draft: { text: answer.slice(0, MAX_DRAFT_CHARS), agent: agent.id, prompt: task.prompt.slice(0, 2000) },
+        // Cut to what approvals.draft holds in bytes, not characters (60,000 "é" would fail the task).
+        draft: draftFor(answer.slice(0, MAX_DRAFT_CHARS), agent.id, task.prompt),
         timeoutSeconds: agent.approval_timeout_seconds,
         autoAction: agent.approval_auto_action,
         onVisible: async (a) => {
@@ -272,7 +273,7 @@ export const runTask = inngest.createFunction(
             kind: "approval_requested",
             dedupeKey: `approval_requested:${a.id}`,
             title: `A ${agent.id} draft waits for your review`,
-            body: `${task.prompt.slice(0, 200)} — decide by ${a.expires_at}, or it is auto-${agent.approval_auto_action}ed.`,
+            body: `${task.prompt.slice(0, 200)} — decide by ${a.expires_at}, or it is ${autoActionWords(agent.approval_auto_action)}.`,
             agentId: agent.id,
             taskId,
             link: "/review",
@@ -282,7 +283,7 @@ export const runTask = inngest.createFunction(
       if (approval.decision === "reject") {
         const reason =
           approval.decided_via === "timeout"
-            ? `no decision before the deadline: auto-${agent.approval_auto_action}`
+            ? `no decision before the deadline: ${autoActionWords(agent.approval_auto_action)}`
             : `rejected${approval.notes ? `: ${approval.notes}` : ""}`;
         return end("rejected", { reason, approval });
       }
@@ -379,6 +380,12 @@ async function runTools(
     }
   }
   return { results, wakeAt, waitedMs };
+}
+
+/** The final draft as the reviewer sees it, cut to what approvals.draft holds (bytes, not characters). */
+function draftFor(text: string, agentId: string, prompt: string): Json {
+  const p = prompt.slice(0, 2000);
+  return { text: fitDraftText(text, (t) => ({ text: t, agent: agentId, prompt: p })), agent: agentId, prompt: p };
 }
 
 async function taskCost(taskId: string): Promise<number> {

@@ -227,10 +227,14 @@ export async function listTasks(
   }
   const chosen = keys.slice(0, n);
   if (chosen.length === 0) return { tasks: [], next_cursor: null };
-  const full = await db.from("tasks").select(WIRE_COLUMNS).in("id", chosen.map((k) => k.id));
+  let second = db.from("tasks").select(WIRE_COLUMNS).in("id", chosen.map((k) => k.id));
+  // The filter again: a task whose status changed between the two reads is not listed under its old status.
+  if (q.status) second = second.eq("status", q.status);
+  if (q.agent) second = second.eq("agent_id", q.agent);
+  const full = await second;
   if (full.error) throw new Error(`task list failed: ${full.error.message}`);
   const byId = new Map((full.data as unknown as WireRow[]).map((r) => [r.id, r]));
-  // A task deleted between the two reads is left out; the order is the first read's.
+  // A task deleted, or moved out of the filter, between the two reads is left out; the order is the first read's.
   const page = chosen.flatMap((k) => {
     const row = byId.get(k.id);
     return row ? [toWire(row)] : [];

@@ -67,8 +67,8 @@ async function relay(target: number) {
   let passLeft = 0;
   /** Stub mode: answer this many 503s, then pass every later request through (a database back within a retry). */
   let failThenPass = -1;
-  /** How many requests the stand-in answered 503 (attempts that reached "PostgREST" while Postgres was down). */
-  let refused = 0;
+  /** The paths of the requests the stand-in answered 503 (attempts that reached "PostgREST" while Postgres was down). */
+  const refused: string[] = [];
   const sockets = new Set<net.Socket>();
   const stub = http.createServer((req, res) => {
     if (failThenPass === 0 || passLeft > 0) {
@@ -81,7 +81,7 @@ async function relay(target: number) {
       return void req.pipe(up);
     }
     if (failThenPass > 0) failThenPass--;
-    refused++;
+    refused.push(req.url ?? "");
     req.resume();
     // PostgREST 12's answer when it cannot reach Postgres: 503, PGRST001. (Retry-After: 0 only keeps this test short:
     // outside a request a GET that gets a 503 is retried three times, 1 + 2 + 4 s apart unless told otherwise.)
@@ -104,7 +104,9 @@ async function relay(target: number) {
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   return {
     port: (server.address() as net.AddressInfo).port,
-    refused: () => refused,
+    /** How many reads of the agents table were answered 503 (other calls of the process, e.g. a background relay's,
+     * are not counted). */
+    refused: () => refused.filter((u) => u.includes("/agents?")).length,
     set(m: typeof mode, passFirst = 0, failFirst = -1) {
       mode = m;
       passLeft = passFirst;

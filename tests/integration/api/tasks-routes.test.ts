@@ -382,6 +382,40 @@ describe("GET /api/tasks/:id and GET /api/tasks", () => {
     expect(badCursor.status).toBe(400);
   });
 
+  test("a task whose status changes between the list's two reads is not listed under its old status", async () => {
+    // The list reads the page's keys first, then the chosen tasks whole; before, the second read dropped the filter.
+    const { listTasks } = await import("@/lib/tasks/service");
+    const { createClient } = await import("@supabase/supabase-js");
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const res = await post({ agent: "research", prompt: `between reads ${i}` });
+      ids.push(((await res.json()) as { task_id: string }).task_id);
+    }
+    const moved = ids[1]!;
+    let wholeReads = 0;
+    // A real client on the real PostgREST whose second read (the one with the embedded approvals) first sees the
+    // task started, as a run would between the two reads.
+    const racing = createClient(sb.supabaseUrl, sb.secretKey, {
+      auth: { persistSession: false, autoRefreshToken: false },
+      global: {
+        fetch: async (input: RequestInfo | URL, init?: RequestInit) => {
+          if (decodeURIComponent(String(input)).includes("approvals(") && wholeReads++ === 0) {
+            const { error } = await sb.admin.from("tasks").update({ status: "running" }).eq("id", moved);
+            if (error) throw new Error(error.message);
+          }
+          return fetch(input, init);
+        },
+      },
+    }) as unknown as Parameters<typeof listTasks>[0];
+    const page = await listTasks(racing, { status: "queued", agent: "research", limit: 100 });
+    expect(wholeReads).toBe(1);
+    const listed = page.tasks.map((t) => t.task_id);
+    expect(listed).toContain(ids[0]);
+    expect(listed).toContain(ids[2]);
+    expect(listed).not.toContain(moved);
+    for (const t of page.tasks) expect(t.status).toBe("queued");
+  });
+
   test("a page stops at its byte budget (big inputs), and the cursor goes on from there without gaps or repeats", async () => {
     // Before, a page of `limit` tasks carried every one whole: 100 tasks with ~200 KB inputs were a 20 MB answer.
     const { MAX_PAGE_BYTES } = await import("@/lib/tasks/service");

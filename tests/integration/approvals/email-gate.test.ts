@@ -110,3 +110,73 @@ test("edit, then approve: the reviewer's email is what goes out", async () => {
   await decideApproval(sb.admin, final.id, { decision: "reject" }, "test", "api");
   expect((await ended(taskId)).status).toBe("rejected");
 }, 300_000);
+
+/** Polls for the task's end, moving the engine's clock whenever it is quiet (deadlines pass only this way). */
+function endedTicking(taskId: string) {
+  return until(async () => {
+    const { data } = await sb.admin.from("tasks").select("status,status_reason,result").eq("id", taskId).single();
+    return data && ["completed", "rejected", "stopped", "failed"].includes(data.status) ? data : undefined;
+  }, { message: `task ${taskId} did not end`, tick: quietTick(fx.te.engine, clock, 15_000), timeoutMs: 180_000 });
+}
+
+test("no decision by the deadline never sends the email, even when the agent's auto action is approve", async () => {
+  // Before, the deadline recorded the email's approval `approved` (the agent's auto action) and the email went out
+  // with nobody having looked at it.
+  const { error } = await sb.admin.from("agents").update({ approval_auto_action: "approve", approval_timeout_seconds: 60 }).eq("id", "outreach");
+  expect(error).toBeNull();
+  try {
+    const scenario = "gate-timeout-auto-approve";
+    const taskId = await outreach(scenario, "Nobody answered.");
+    const a = await visibleApproval(taskId, "email_1_1");
+    const task = await endedTicking(taskId);
+    expect(sentTo(taskId)).toHaveLength(0);
+    const { data: row } = await sb.admin.from("approvals").select("status,decided_via").eq("id", a.id).single();
+    expect(row).toEqual({ status: "expired", decided_via: "timeout" }); // the console says it was not approved
+    expect(toolResultSeen(scenario)).toContain("nobody approved it before the deadline");
+    // The final draft still follows the agent's auto action.
+    expect(task.status).toBe("completed");
+    const { data: n } = await sb.admin.from("notifications").select("body").eq("task_id", taskId).eq("kind", "approval_requested");
+    expect(n!.map((x) => x.body).join("\n")).not.toContain("approveed");
+  } finally {
+    await sb.admin.from("agents").update({ approval_auto_action: "reject", approval_timeout_seconds: 86_400 }).eq("id", "outreach");
+  }
+}, 300_000);
+
+test("an email too big to review is refused with a tool_result, not a failed task; a big final draft is cut to fit", async () => {
+  // "é" × 50,000 is 100 KB: more than approvals.draft holds (64 KB, in bytes). Before, the database refused the draft
+  // and the run failed for good (the task dead-lettered); so did a final answer of 60,000 "é".
+  const { data: agent } = await sb.admin.from("agents").select("max_tokens").eq("id", "outreach").single();
+  await sb.admin.from("agents").update({ max_tokens: 64_000 }).eq("id", "outreach"); // room for a 50,000-char email
+  try {
+    await tooBig();
+  } finally {
+    await sb.admin.from("agents").update({ max_tokens: agent!.max_tokens }).eq("id", "outreach");
+  }
+}, 300_000);
+
+async function tooBig() {
+  const scenario = "gate-too-long";
+  const big = "é".repeat(50_000);
+  double.script(scenario, [{ tool_use: { name: "send_email", input: { ...EMAIL, text: big } } }, { text: "ü".repeat(60_000) }]);
+  const { taskId } = await submitTask(sb.admin, { agent: "outreach", prompt: `${scenarioMarker(scenario)} Write to Ada.`, require_approval: true }, null, null);
+  const final = await until(async () => {
+    const { data: t } = await sb.admin.from("tasks").select("status").eq("id", taskId).single();
+    if (t?.status === "failed") return { failed: true as const, error: (await sb.admin.from("tasks").select("error").eq("id", taskId).single()).data?.error };
+    const { data } = await sb.admin.from("approvals").select("id,stage,draft").eq("task_id", taskId).not("visible_at", "is", null);
+    const d = data?.find((x) => x.stage === "draft");
+    return d ? { failed: false as const, ...d } : undefined;
+  }, { message: `no draft approval for ${taskId}`, tick: quietTick(fx.te.engine, clock, 15_000), timeoutMs: 120_000 });
+  expect(final).toMatchObject({ failed: false });
+  if (final.failed) return;
+  const { data: stages } = await sb.admin.from("approvals").select("stage").eq("task_id", taskId);
+  expect(stages!.map((s) => s.stage)).toEqual(["draft"]); // the email was never put to a reviewer
+  expect(toolResultSeen(scenario)).toContain("too long to be reviewed");
+  const text = (final.draft as { text: string }).text;
+  expect(text.length).toBeGreaterThan(10_000);
+  expect(/^ü+$/.test(text)).toBe(true);
+  await decideApproval(sb.admin, final.id, { decision: "approve" }, "test", "api");
+  const task = await ended(taskId);
+  expect(task.status).toBe("completed");
+  expect((task.result as { text: string }).text).toHaveLength(60_000); // the answer itself is whole
+  expect(sentTo(taskId)).toHaveLength(0);
+}
