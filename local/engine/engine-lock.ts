@@ -9,6 +9,8 @@
 import pg from "pg";
 
 const LOCK_KEY = "hashtext('inngest_local.engine')";
+/** How long EngineLock.confirm waits for the lock's connection to answer. */
+const CONFIRM_MS = 10_000;
 const TRY_LOCK = `SELECT pg_try_advisory_lock(${LOCK_KEY}) AS ok`;
 /** The lock's row in pg_locks: a bigint key shows as its high and low 32 bits (classid, objid) with objsubid 1. */
 const LOCK_ROW = `objsubid = 1 AND classid = ((${LOCK_KEY}::bigint >> 32) & 4294967295)::oid AND objid = (${LOCK_KEY}::bigint & 4294967295)::oid`;
@@ -152,22 +154,54 @@ export class EngineLock {
     this.heldBy = (c as pg.Client & { processID?: number | null }).processID ?? undefined;
     // The session's end, or an error on its connection (a 57P01 arrives before the socket closes): either way this
     // connection no longer proves the lock is ours, so stop acknowledging at once rather than on the socket's close.
-    const gone = () => {
-      if (this.client !== c || this.state !== "held") return; // released, or already replaced
-      void c.end().catch(() => {});
-      this.client = undefined;
-      this.state = "retaking";
-      let resolve!: () => void;
-      let reject!: (err: Error) => void;
-      const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
-      promise.catch(() => {}); // rejected with nobody waiting: not an unhandled rejection
-      this.regained = { promise, resolve, reject };
-      this.opts.log("ENGINE WARNING: the connection holding the engine's single-writer lock ended (Postgres restarted, or the session was terminated); nothing is acknowledged until the lock is taken again");
-      this.opts.onHeld?.(false);
-      void this.retake();
-    };
+    const gone = () => this.ended(c);
     c.once("end", gone);
     c.on("error", gone);
+  }
+
+  /** The lock's connection `c` no longer proves the lock is ours: stop acknowledging and re-take it. */
+  private ended(c: pg.Client): void {
+    if (this.client !== c || this.state !== "held") return; // released, or already replaced
+    void c.end().catch(() => {});
+    this.client = undefined;
+    this.state = "retaking";
+    let resolve!: () => void;
+    let reject!: (err: Error) => void;
+    const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+    promise.catch(() => {}); // rejected with nobody waiting: not an unhandled rejection
+    this.regained = { promise, resolve, reject };
+    this.opts.log("ENGINE WARNING: the connection holding the engine's single-writer lock ended (Postgres restarted, or the session was terminated); nothing is acknowledged until the lock is taken again");
+    this.opts.onHeld?.(false);
+    void this.retake();
+  }
+
+  /**
+   * Asks Postgres, on the lock's own connection, whether this session still holds the lock. For the rare paths that
+   * write without the journal's fence (a fresh journal about to be opened, a commit straight to Postgres after the
+   * journal was given up): a session the server already ended fails this query, so a loser that has not yet seen
+   * its end finds out before it writes, not after. False — and the lock is being re-taken — when it cannot show it.
+   * (It narrows the window to one round trip; it does not close it as the journal's fence does.)
+   */
+  async confirm(): Promise<boolean> {
+    if (this.state === "none") return true; // a bare Store: no lock was ever taken
+    const c = this.client;
+    if (this.state !== "held" || !c) return false;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      // A connection whose end never arrives (its far side gone silently) would hold the query for good: past
+      // CONFIRM_MS it counts as ended too — at worst a pause while the lock is re-taken (its own session ended first).
+      const r = await Promise.race([
+        c.query(`SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid() AND ${LOCK_ROW}`),
+        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("no answer")), CONFIRM_MS))),
+      ]);
+      if (r.rows.length) return true;
+    } catch {
+      // the session is gone (or silent): as its end
+    } finally {
+      clearTimeout(timer);
+    }
+    this.ended(c);
+    return false;
   }
 
   /** Re-takes the lock on a new connection, with backoff while Postgres cannot be reached. */

@@ -252,6 +252,9 @@ export async function openJournal(ctx: ApplierContext, dir: string, writing: () 
     await ctx.pool.query("DELETE FROM inngest_local.journals WHERE id = $1", [id]).catch(() => {});
     throw err;
   }
+  if (!file.fenceable) {
+    ctx.log(`engine journal ${id}: this file system does not keep file modes (${abs}); the lock's fence is off for this journal`);
+  }
   // Test hook: INNGEST_ENGINE_JOURNAL_HOLD=1 keeps everything in the journal (tests/integration/engine/journal.test.ts).
   return new OpenJournal(file, ctx, writing, process.env["INNGEST_ENGINE_JOURNAL_HOLD"] === "1");
 }

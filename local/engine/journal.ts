@@ -83,6 +83,27 @@ export function fenceJournal(path: string): string | undefined {
   }
 }
 
+/**
+ * Sets a new journal's mode (whatever the umask: the mode is the fence's flag) and finds out whether this file system
+ * keeps modes at all — a chmod to the fenced mode must show in fstat — so that where it does not (a writable file that
+ * always reads 0666, a chmod silently ignored, or refused with EPERM), a healthy engine never takes its own file for
+ * fenced. There the fence is off for that journal (docs/engine.md, "The single-writer lock").
+ */
+function probeFence(fd: number): { ownedMode: number; fenceable: boolean } {
+  const mode = () => fstatSync(fd).mode & 0o777;
+  try {
+    fchmodSync(fd, FENCED_MODE);
+    const fenced = mode();
+    fchmodSync(fd, OWNED_MODE);
+    const owned = mode();
+    return { ownedMode: owned, fenceable: fenced === FENCED_MODE && owned === OWNED_MODE };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== "EPERM" && code !== "ENOTSUP" && code !== "EOPNOTSUPP" && code !== "EINVAL") throw err;
+    return { ownedMode: mode(), fenceable: false };
+  }
+}
+
 /** Zero-filled ahead of the writes; while Postgres lags behind by more, the file grows by this much at a time. */
 const PREALLOC_BYTES = 1 << 20;
 let zeros: Buffer | undefined;
@@ -198,6 +219,11 @@ export class JournalFile {
     readonly path: string,
     private fd: number,
     private readonly headerLen: number,
+    /** The file's mode as created (0600 where the file system keeps modes). */
+    private readonly ownedMode: number,
+    /** Whether this file system keeps a chmod (it does not on Windows, WSL's /mnt/c without metadata, SMB, FAT):
+     * where it does not, a mode cannot carry the fence and state() checks only the link. */
+    readonly fenceable: boolean,
   ) {
     this.pos = headerLen;
   }
@@ -217,8 +243,9 @@ export class JournalFile {
     // O_DSYNC: each write returns once its data is on disk — one system call per group commit instead of a write
     // and an fdatasync.
     const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC, OWNED_MODE);
+    let fence: { ownedMode: number; fenceable: boolean };
     try {
-      fchmodSync(fd, OWNED_MODE); // whatever the umask: the mode is the fence's flag (state())
+      fence = probeFence(fd);
       writeAll(fd, init, 0);
       fsyncSync(fd);
       renameSync(tmp, path); // never over an existing journal: the id is new (a ulid), its row just inserted
@@ -234,7 +261,7 @@ export class JournalFile {
       rmSync(path, { force: true });
       throw err;
     }
-    return new JournalFile(id, path, fd, header.length);
+    return new JournalFile(id, path, fd, header.length, fence.ownedMode, fence.fenceable);
   }
 
   /** Writes `buf` after the last record; returns once it is on disk (blocks the event loop for that long). */
@@ -266,7 +293,7 @@ export class JournalFile {
    */
   state(): JournalState {
     const st = fstatSync(this.fd);
-    if ((st.mode & 0o777) !== OWNED_MODE) return "fenced";
+    if (this.fenceable && (st.mode & 0o777) !== this.ownedMode) return "fenced";
     return st.nlink === 0 ? "removed" : "ok";
   }
 

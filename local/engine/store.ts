@@ -377,6 +377,8 @@ export class Store {
 
   /** Opens a fresh journal after the last one was given up (abandonJournal), in the serialized write path. */
   private async reopenJournal(dir: string): Promise<void> {
+    // A fresh journal is a file no winner's recovery has fenced: show the lock is still ours before writing to it.
+    if (!(await this.lock.confirm())) return;
     try {
       this.journal = await openJournal(this.ctx, dir, () => this.applying);
       this.reopenFailing = false;
@@ -556,6 +558,7 @@ export class Store {
           if (err instanceof JournalFullError) {
             // Bigger than the whole file, with no room to grow it: this group goes to Postgres directly (everything
             // before it is applied: the file was rewound), as a transition the journal refuses does.
+            if (!(await this.lock.confirm()) && requeueUnlessHeld(start)) return;
             for (let k = start; k < i; k++) {
               if (requeueUnlessHeld(k)) return;
               const { b } = batch[k]!;
@@ -674,6 +677,12 @@ export class Store {
   }
 
   private async applyBatch(batch: PendingApply[]): Promise<void> {
+    // Straight to Postgres because the journal was given up (or had no room): unfenced, so the lock is confirmed
+    // first. (With the journal off by configuration this is the normal path and stays unconfirmed: docs/engine.md.)
+    if (this.journalDir !== undefined && !(await this.lock.confirm())) {
+      this.applyQueue.unshift(...batch);
+      return;
+    }
     const keys = tracing ? batch.flatMap((b) => (b.traceKey ? [b.traceKey] : [])) : [];
     if (batch.length > 1) {
       try {

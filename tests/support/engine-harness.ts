@@ -178,6 +178,12 @@ export const quietLogger = {
 };
 
 /** A queued run row as the engine's store writes it, for tests that drive Store.apply directly. */
+/** The session holding the engine's single-writer lock in the current database: its backend pid and client port. */
+export const LOCK_HOLDER = `SELECT l.pid, a.client_port FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+  JOIN pg_stat_activity a ON a.pid = l.pid
+  WHERE d.datname = current_database() AND l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+    AND l.objid = (hashtext('inngest_local.engine')::bigint & 4294967295)::oid`;
+
 export function queuedRun(id: string, o: { output?: unknown; data?: Record<string, unknown>; createdAt?: number } = {}): RunRow {
   const at = o.createdAt ?? 1;
   return {

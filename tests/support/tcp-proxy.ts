@@ -9,14 +9,17 @@ export interface TcpProxy {
   via(url: string): string;
   /** Ends the client's side of the connection whose server side has local port `upstreamPort` (pg_stat_activity's client_port). */
   cutClientSide(upstreamPort: number): boolean;
+  /** From now on the connection whose server side has local port `upstreamPort` hears nothing from the server, and
+   * does not see the server's side end: a session the server ended whose end never reaches the client. */
+  muteServerSide(upstreamPort: number): boolean;
   close(): Promise<void>;
 }
 
 export async function startTcpProxy(targetHost: string, targetPort: number): Promise<TcpProxy> {
-  const pairs = new Set<{ client: net.Socket; up: net.Socket; cut: boolean }>();
+  const pairs = new Set<{ client: net.Socket; up: net.Socket; cut: boolean; muted: boolean }>();
   const server = net.createServer((client) => {
     const up = net.connect(targetPort, targetHost);
-    const pair = { client, up, cut: false };
+    const pair = { client, up, cut: false, muted: false };
     pairs.add(pair);
     client.on("error", () => {});
     up.on("error", () => {});
@@ -27,9 +30,11 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
     });
     up.on("close", () => {
       pairs.delete(pair);
-      client.destroy();
+      if (!pair.muted) client.destroy();
+      else mutedClients.add(client);
     });
   });
+  const mutedClients = new Set<net.Socket>();
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
   const port = (server.address() as net.AddressInfo).port;
   return {
@@ -52,7 +57,18 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
       }
       return false;
     },
+    muteServerSide(upstreamPort) {
+      for (const p of pairs) {
+        if (p.up.localPort !== upstreamPort) continue;
+        p.muted = true;
+        p.up.unpipe(p.client);
+        p.up.resume(); // what the server still sends is dropped
+        return true;
+      }
+      return false;
+    },
     async close() {
+      for (const c of mutedClients) c.destroy();
       for (const p of pairs) {
         p.client.destroy();
         p.up.destroy();

@@ -8,10 +8,12 @@ import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import pg from "pg";
 import { describe, expect, it } from "vitest";
 import { Store } from "../../../local/engine/store";
-import { queuedRun, until } from "../../support/engine-harness";
+import { LOCK_HOLDER, queuedRun, until } from "../../support/engine-harness";
 import { useEmptyDatabase } from "../../support/postgres";
+import { startTcpProxy } from "../../support/tcp-proxy";
 import { mountTinyDisk } from "../../support/tiny-disk";
 import { sql } from "../db/sql";
 
@@ -229,6 +231,38 @@ describe("journal faults: the lock's last window", () => {
     } finally {
       await loser.close();
       await winner.close();
+    }
+  }, 60_000);
+
+  it("a loser whose journal was given up confirms the lock before a fresh journal: its session ended unseen, nothing is acknowledged", async () => {
+    // The fence covers a journal that exists when the winner recovers; a fresh one (the old given up: its directory
+    // removed) is a file no winner fenced, so the lock is confirmed on its own connection first. The lock's session
+    // is ended by the server and the end never reaches the loser (a proxy mutes it); another session takes the lock.
+    const u = new URL(t.db.url);
+    const proxy = await startTcpProxy(u.hostname, Number(u.port));
+    const lines: string[] = [];
+    let lost: Error | undefined;
+    const dir = join(t.dir, "journal");
+    const loser = await openStore(proxy.via(t.db.url), dir, lines, { onLockLost: (e) => (lost = e) });
+    const winner = new pg.Client({ connectionString: t.db.url });
+    try {
+      await loser.apply({ runs: [run("a")] });
+      await until(async () => (await runIds(t.db.url)).includes("a"), { message: "a was never applied" });
+      const [holder] = await sql<{ pid: number; client_port: number }>(t.db.url, LOCK_HOLDER);
+      expect(proxy.muteServerSide(holder!.client_port)).toBe(true);
+      await sql(t.db.url, "SELECT pg_terminate_backend($1, 10000)", [holder!.pid]);
+      await winner.connect();
+      await winner.query("SELECT pg_advisory_lock(hashtext('inngest_local.engine'))");
+      rmSync(dir, { recursive: true, force: true });
+      const b = watch(loser.apply({ runs: [run("b")] }));
+      await b.done;
+      expect(b.state).toMatch(/refused: .*lost its single-writer lock/);
+      await until(() => lost, { message: "the loser never learned it lost its lock" });
+      expect(await runIds(t.db.url)).toEqual(["a"]);
+    } finally {
+      await loser.close();
+      await winner.end().catch(() => {});
+      await proxy.close();
     }
   }, 60_000);
 

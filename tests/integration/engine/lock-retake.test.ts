@@ -5,15 +5,10 @@
 // engine's and stop.
 import { describe, expect, it } from "vitest";
 import { Store } from "../../../local/engine/store";
-import { queuedRun, until } from "../../support/engine-harness";
+import { LOCK_HOLDER, queuedRun, until } from "../../support/engine-harness";
 import { useEmptyDatabase } from "../../support/postgres";
 import { startTcpProxy } from "../../support/tcp-proxy";
 import { sql } from "../db/sql";
-
-const LOCK_HOLDER = `SELECT l.pid, a.client_port FROM pg_locks l JOIN pg_database d ON d.oid = l.database
-  JOIN pg_stat_activity a ON a.pid = l.pid
-  WHERE d.datname = current_database() AND l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
-    AND l.objid = (hashtext('inngest_local.engine')::bigint & 4294967295)::oid`;
 
 describe("engine lock: its own stale session", () => {
   const t = useEmptyDatabase({ each: true });
