@@ -74,6 +74,9 @@ export function classifyFailure(err: unknown, who = "Claude"): Failure {
   if (/wall clock|max_turns|daily budget|budget of|exceeds .* whole daily budget/i.test(message)) {
     return f("limit_hit", `A limit stopped the task: ${clip(message.replace(/^.*?:\s*(?=wall|max_turns|one call|daily)/i, ""), 200)}.`);
   }
+  // run-task gave up waiting for a dependency whose breaker stayed open (DEPENDENCY_GIVE_UP_MS).
+  const gaveUp = /waited (\d+) h for (\S+), still down/.exec(message);
+  if (gaveUp) return f("timeout", `${gaveUp[2]} stayed down for ${gaveUp[1]} h, and the run stopped waiting for it.`);
   if (status !== undefined) {
     if (status === 429) return f("limit_hit", `${who}'s rate limit was hit (429) and the retries ran out.`);
     if (status === 529) return f("provider_down", `${who} was overloaded (529) and did not recover within the retries.`, true);

@@ -10,6 +10,7 @@
 // reservation still held. Every end — completed, stopped, rejected, failed, cancelled — emits task/run.finished
 // once (inngest/announce-end.ts); that event delivers the callback (deliver-task-callback.ts).
 import type Anthropic from "@anthropic-ai/sdk";
+import { NonRetriableError } from "inngest";
 import { inngest } from "@/inngest/client";
 import { announceEnd } from "@/inngest/announce-end";
 import { awaitApproval, type ApprovalOutcome } from "@/inngest/approval";
@@ -124,6 +125,7 @@ export const runTask = inngest.createFunction(
           batch ? submitBatchTurn(db(), turnArgs()) : runModelTurn(db(), turnArgs());
         let out: TurnOutcome | BatchSubmitOutcome = await step.run(batch ? `${turnId}-submit` : turnId, callTurn);
         let wait = 1;
+        let downSince: number | undefined; // when this turn began waiting for its model's dependency
 
         for (;;) {
           // Not answered yet: wait for a free slot or for the next budget window, then try the same turn again.
@@ -133,6 +135,7 @@ export const runTask = inngest.createFunction(
               // The model's breaker is open: no attempt is burned; the run sleeps durably until the next probe.
               const down = out;
               if (down.transient) outageWaits += 1;
+              giveUpOnDependency((downSince ??= down.refused_at), down.retry_at, down.dependency);
               await step.run(`dependency-wait-${turn}-${wait}`, async () => {
                 await releaseSlot(db(), taskId); // a waiting task does not hold one of the agent's slots
                 await markWaitingDependency(db(), taskId, dependencyWaitReason(down.dependency, down.retry_at, down.last_error, down.transient));
@@ -316,6 +319,21 @@ export const runTask = inngest.createFunction(
  * step answers the wait, the task waits (`waiting_dependency`), the run sleeps until the breaker's next probe and runs
  * the call again (`<step>-retry-<n>`; the side-effect ledger still sends it at most once).
  */
+/**
+ * How long one wait for a dependency (its breaker open: the model's provider, or a tool's) may last before the run gives
+ * up: the bound the run's 72 h `timeouts.finish` gave before that limit grew to 16 days so a task can wait for people
+ * (RUN_FINISH). The task fails into the dead-letter queue as a time limit ("… stayed down for 72 h", lib/failures.ts),
+ * decided from values the run memoized, so every replay decides alike.
+ */
+const DEPENDENCY_GIVE_UP_MS = 72 * 3_600_000;
+
+function giveUpOnDependency(since: number, retryAt: string, dependency: string): void {
+  if (Date.parse(retryAt) - since <= DEPENDENCY_GIVE_UP_MS) return;
+  throw new NonRetriableError(
+    `dependency wait: waited ${Math.round(DEPENDENCY_GIVE_UP_MS / 3_600_000)} h for ${dependency}, still down; the run gives up`,
+  );
+}
+
 async function runTools(
   step: Step,
   taskId: string,
@@ -359,6 +377,7 @@ async function runTools(
       }
       input = approved.input;
     }
+    let downSince: number | undefined; // when this call began waiting for its tool's dependency
     for (let w = 0; ; w++) {
       const id = w === 0 ? stepId : `${stepId}-retry-${w}`;
       const out = await step.run(id, async () => {
@@ -385,6 +404,7 @@ async function runTools(
         results.push(out);
         break;
       }
+      giveUpOnDependency((downSince ??= out.refused_at), out.retry_at, out.waiting_for);
       await step.run(`${stepId}-wait-${w + 1}`, async () => {
         await releaseSlot(db(), taskId); // a waiting task does not hold one of the agent's slots
         await markWaitingDependency(db(), taskId, dependencyWaitReason(out.waiting_for, out.retry_at, null));
