@@ -110,6 +110,11 @@ export class EngineLock {
     const c = this.client;
     this.client = undefined;
     void c?.end().catch(() => {});
+    this.markLost();
+  }
+
+  /** Lost for good: every waiter is refused, and onLost fires (once: callers check the state first). */
+  private markLost(): void {
     this.state = "lost";
     this.lostError = new EngineLockLost();
     const w = this.regained;
@@ -247,12 +252,7 @@ export class EngineLock {
           }
         }
         await c.end().catch(() => {});
-        this.state = "lost";
-        this.lostError = new EngineLockLost();
-        const w = this.regained;
-        this.regained = undefined;
-        w?.reject(this.lostError);
-        this.opts.onLost?.(this.lostError);
+        this.markLost();
         return;
       } catch (err) {
         await c?.end().catch(() => {});

@@ -6,22 +6,21 @@
 // Heavy (two `next dev` starts), so one test does all of it.
 import { spawn, type ChildProcess } from "node:child_process";
 import http from "node:http";
-import { existsSync, readFileSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, expect, it } from "vitest";
-import { stopLeftoverServer } from "../../../local/data-stack";
-import { PROCESS_FILE, reapRecorded, type RecordedProcess } from "../../../local/dev-processes";
+import { PROCESS_FILE, type RecordedProcess } from "../../../local/dev-processes";
 import { freePort } from "../../../local/ports";
 import { until } from "../../support/engine-harness";
+import { cleanUpDevRun, keepNextDevFiles, repoRoot } from "../../support/dev-launch";
 
-const root = fileURLToPath(new URL("../../..", import.meta.url));
+const root = repoRoot;
 // Its own build folder (git-ignored like every .next-*), so it never touches the e2e build or a developer's .next.
 const DIST_DIR = ".next-devtest";
 // next dev rewrites these for its distDir; they are put back afterwards, as bench/lib/next-app.ts does for builds.
-const KEEP = ["tsconfig.json", "next-env.d.ts"].map((f) => ({ path: join(root, f), text: existsSync(join(root, f)) ? readFileSync(join(root, f), "utf8") : null }));
+const restoreNextDevFiles = keepNextDevFiles();
 
 interface Launcher {
   proc: ChildProcess;
@@ -68,13 +67,8 @@ const launchers: Launcher[] = [];
 
 afterAll(async () => {
   for (const l of launchers) if (l.proc.exitCode === null && l.proc.signalCode === null) l.proc.kill("SIGKILL");
-  if (dataDir) {
-    await reapRecorded(dataDir).catch(() => {});
-    await stopLeftoverServer(join(dataDir, "postgres"), () => {}).catch(() => {});
-    await rm(dataDir, { recursive: true, force: true });
-  }
-  await rm(join(root, DIST_DIR), { recursive: true, force: true });
-  for (const k of KEEP) if (k.text !== null) await writeFile(k.path, k.text);
+  await cleanUpDevRun(dataDir, DIST_DIR);
+  await restoreNextDevFiles();
 });
 
 it("kill -9 of the launcher with a batch task in flight, then a new start: orphans ended, the task completes, Ctrl-C stops cleanly", async () => {

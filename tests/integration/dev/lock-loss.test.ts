@@ -3,23 +3,22 @@
 // next dev and Postgres end, nothing is left behind — and exits 1, so whoever started it sees the failure. The lock is
 // taken while next dev is still starting (the engine starts before it), so no app build is needed.
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { afterAll, expect, it } from "vitest";
-import { stopLeftoverServer } from "../../../local/data-stack";
-import { PROCESS_FILE, reapRecorded, type RecordedProcess } from "../../../local/dev-processes";
+import { PROCESS_FILE, type RecordedProcess } from "../../../local/dev-processes";
 import { freePort } from "../../../local/ports";
 import { until } from "../../support/engine-harness";
+import { cleanUpDevRun, keepNextDevFiles, repoRoot } from "../../support/dev-launch";
 
-const root = fileURLToPath(new URL("../../..", import.meta.url));
+const root = repoRoot;
 // Its own build folder (git-ignored like every .next-*): never the launcher test's, the e2e build's or a developer's.
 const DIST_DIR = ".next-devlocktest";
 // next dev rewrites these for its distDir; they are put back afterwards (as in launcher.test.ts).
-const KEEP = ["tsconfig.json", "next-env.d.ts"].map((f) => ({ path: join(root, f), text: existsSync(join(root, f)) ? readFileSync(join(root, f), "utf8") : null }));
+const restoreNextDevFiles = keepNextDevFiles();
 
 const alive = (pid: number) => {
   try {
@@ -35,13 +34,8 @@ let launcherPid: number | undefined;
 
 afterAll(async () => {
   if (launcherPid && alive(launcherPid)) process.kill(launcherPid, "SIGKILL");
-  if (dataDir) {
-    await reapRecorded(dataDir).catch(() => {});
-    await stopLeftoverServer(join(dataDir, "postgres"), () => {}).catch(() => {});
-    await rm(dataDir, { recursive: true, force: true });
-  }
-  await rm(join(root, DIST_DIR), { recursive: true, force: true });
-  for (const k of KEEP) if (k.text !== null) await writeFile(k.path, k.text);
+  await cleanUpDevRun(dataDir, DIST_DIR);
+  await restoreNextDevFiles();
 });
 
 it("the engine loses its lock: the launcher says so, stops its whole stack and exits 1", async () => {
