@@ -7,7 +7,7 @@
 // read from the socket's byte count, so the body is not consumed. Installed once per process on the Node HTTP
 // server from instrumentation.ts, beside lib/http/forbidden-methods.ts; requests without a body are untouched.
 import http from "node:http";
-import { API_CSP, commonSecurityHeaders } from "./security-headers";
+import { isApiUrl, nodeErrorAnswer } from "./node-answer";
 import { addRequestHook } from "./server-hooks";
 
 /** How long a body may make no progress at all (and the grace before its average rate is judged). */
@@ -34,17 +34,9 @@ export function watchBody(
 
   const answer = (message: string) => {
     if (!res.headersSent) {
-      const isApi = /^\/api(\/|\?|$)/.test(req.url ?? "");
-      const body = isApi ? JSON.stringify({ error: { code: "request_timeout", message } }) : message;
-      res.writeHead(408, {
-        ...commonSecurityHeaders(),
-        ...(isApi ? { "Content-Security-Policy": API_CSP } : {}),
-        "Content-Type": isApi ? "application/json" : "text/plain; charset=utf-8",
-        "Content-Length": String(Buffer.byteLength(body)),
-        "Cache-Control": "no-store",
-        Connection: "close",
-      });
-      res.end(body);
+      const a = nodeErrorAnswer(isApiUrl(req.url ?? ""), "request_timeout", message, { Connection: "close" });
+      res.writeHead(408, a.headers);
+      res.end(a.body);
     }
     // The rest of the body is not wanted: the connection ends once the answer is out.
     res.once("finish", () => socket.destroy());

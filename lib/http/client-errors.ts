@@ -6,7 +6,7 @@
 // console's pages; then the connection closes, as Node's own answer does. Installed from instrumentation.ts.
 import http from "node:http";
 import type { Duplex } from "node:stream";
-import { API_CSP, commonSecurityHeaders } from "./security-headers";
+import { isApiUrl, nodeErrorAnswer } from "./node-answer";
 import { addClientErrorHook, type ClientErrorHook } from "./server-hooks";
 
 const REASONS: Record<number, string> = { 400: "Bad Request", 408: "Request Timeout", 413: "Payload Too Large", 431: "Request Header Fields Too Large" };
@@ -41,16 +41,7 @@ export function clientErrorResponse(err: { code?: string; rawPacket?: Buffer }):
   const a = clientErrorAnswer(err.code);
   const path = pathOf(err.rawPacket);
   // JSON unless the request visibly was for a console page: an API client is the one that reads the body.
-  const json = path === null || /^\/api(\/|\?|$)/.test(path);
-  const body = json ? JSON.stringify({ error: { code: a.code, message: a.message } }) : a.message;
-  const headers: Record<string, string> = {
-    ...commonSecurityHeaders(),
-    ...(json ? { "Content-Security-Policy": API_CSP } : {}),
-    "Content-Type": json ? "application/json" : "text/plain; charset=utf-8",
-    "Content-Length": String(Buffer.byteLength(body)),
-    "Cache-Control": "no-store",
-    Connection: "close",
-  };
+  const { body, headers } = nodeErrorAnswer(path === null || isApiUrl(path), a.code, a.message, { Connection: "close" });
   const head = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("");
   return `HTTP/1.1 ${a.status} ${REASONS[a.status]}\r\n${head}\r\n${body}`;
 }

@@ -8,28 +8,14 @@
 //     answer them with an empty 400. Answered here for every path, so the contract does not depend on the matcher.
 // CONNECT is a separate server event Next does not listen for; Node closes such connections itself.
 import { KNOWN_METHODS, KNOWN_METHODS_ALLOW } from "./methods";
-import { API_CSP, commonSecurityHeaders } from "./security-headers";
+import { isApiUrl, nodeErrorAnswer } from "./node-answer";
 import { addRequestHook } from "./server-hooks";
 
 /** The answer to a method outside KNOWN_METHODS (or null to let Next handle the request). Exported for tests. */
 export function unknownMethodAnswer(method: string, url: string): { status: number; headers: Record<string, string>; body: string } | null {
   if (KNOWN_METHODS.has(method)) return null;
-  const path = url.split("?", 1)[0] ?? "";
-  const isApi = path === "/api" || path.startsWith("/api/");
   const message = `Method ${method.slice(0, 20)} is not allowed`;
-  const body = isApi ? JSON.stringify({ error: { code: "method_not_allowed", message } }) : message;
-  return {
-    status: 405,
-    headers: {
-      ...commonSecurityHeaders(),
-      ...(isApi ? { "Content-Security-Policy": API_CSP } : {}),
-      "Content-Type": isApi ? "application/json" : "text/plain; charset=utf-8",
-      Allow: KNOWN_METHODS_ALLOW,
-      "Cache-Control": "no-store",
-      "Content-Length": String(Buffer.byteLength(body)),
-    },
-    body,
-  };
+  return { status: 405, ...nodeErrorAnswer(isApiUrl(url), "method_not_allowed", message, { Allow: KNOWN_METHODS_ALLOW }) };
 }
 
 export function answerForbiddenMethods(): void {
