@@ -46,16 +46,11 @@ import {
   type Timed,
 } from "./lib/next-app";
 import { fmtMs, summarize } from "./lib/stats";
+import { numFlag } from "./lib/args";
 
 const argv = process.argv.slice(2);
 const args = new Set(argv);
-const num = (flag: string, dflt: number) => {
-  const at = argv.indexOf(flag);
-  if (at < 0) return dflt;
-  const v = Number(argv[at + 1]);
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`${flag} takes a positive number`);
-  return v;
-};
+const num = (flag: string, dflt: number) => numFlag(argv, flag, dflt);
 const TASKS = Math.round(num("--tasks", 10_000));
 const SPREAD_HOURS = num("--spread-hours", 240);
 const WARM = 20;

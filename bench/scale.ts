@@ -30,15 +30,10 @@ import { agentSpendToday, morningSummary, reviewQueue, taskDetail } from "../lib
 import { spendHistory } from "../lib/console/spend";
 import { encodeKeyset } from "../lib/db/keyset";
 import { PRUNE_EVENTS_SQL, PRUNE_RUNS_SQL } from "../local/engine/pruning";
+import { numFlag } from "./lib/args";
 
 const argv = process.argv.slice(2);
-const num = (flag: string, dflt: number) => {
-  const at = argv.indexOf(flag);
-  if (at < 0) return dflt;
-  const v = Number(argv[at + 1]);
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`${flag} takes a positive number`);
-  return v;
-};
+const num = (flag: string, dflt: number) => numFlag(argv, flag, dflt);
 const TASKS = Math.round(num("--tasks", 200_000));
 const DAYS = num("--days", 60);
 const AGENTS = Math.round(num("--agents", 20));
