@@ -22,6 +22,35 @@ export interface SeedSummary {
   detailSteps: number;
 }
 
+/** The budget ledger the seeded turns would have written: a reservation per turn (temporary table seed_steps:
+ * task_id, agent_id, created_at, h, turn, status), settled for a completed turn. Shared with bench/lib/scale-seed.ts. */
+export const SEED_RESERVATIONS_SQL = `insert into public.budget_reservations (task_id, step_id, agent_id, model, window_start, reserved_micros, actual_micros,
+                                               input_tokens, output_tokens, status, reserved_at, settled_at)
+       select task_id, 'turn-' || turn, agent_id,
+              case agent_id when 'outreach' then 'claude-haiku-4-5' else 'claude-sonnet-4-6' end,
+              (created_at at time zone 'UTC')::date, 70000,
+              case when status = 'completed' then 2000 + (h * 37) % 20000 end,
+              case when status = 'completed' then 1200 + (h * 7) % 3000 else 0 end,
+              case when status = 'completed' then 200 + (h * 11) % 900 else 0 end,
+              case when status = 'completed' then 'settled' else 'reserved' end::public.budget_reservation_status,
+              created_at + make_interval(secs => turn * 4),
+              case when status = 'completed' then created_at + make_interval(secs => turn * 4 + 2) end
+         from seed_steps`;
+
+/** The per-agent-per-day counters over the seeded ledger, as reserve_budget keeps them. Shared with scale-seed.ts. */
+export const SEED_WINDOWS_SQL = `insert into public.budget_windows (agent_id, window_start, reserved_micros, settled_micros, cap_micros, reservations, settlements,
+                                          timezone, starts_at, ends_at)
+       select r.agent_id, r.window_start,
+              coalesce(sum(r.reserved_micros) filter (where r.status = 'reserved'), 0),
+              coalesce(sum(r.actual_micros) filter (where r.status = 'settled'), 0),
+              -- a cap the day's spend fits under, as reserve_budget would have enforced
+              greatest(a.daily_budget_micros, coalesce(sum(r.actual_micros), 0) + sum(r.reserved_micros) + 1000000),
+              count(*), count(*) filter (where r.status = 'settled'),
+              -- the window's zone and bounds, as reserve_budget records them (NOT NULL since 20261129140000)
+              'UTC', r.window_start::timestamp at time zone 'UTC', (r.window_start + 1)::timestamp at time zone 'UTC'
+         from public.budget_reservations r join public.agents a on a.id = r.agent_id
+        group by r.agent_id, r.window_start, a.daily_budget_micros`;
+
 export async function seedConsoleHistory(sql: pg.Client, opts: { tasks: number; spreadHours: number }): Promise<SeedSummary> {
   const spacingSeconds = (opts.spreadHours * 3600) / opts.tasks;
   await sql.query("begin");
@@ -104,34 +133,8 @@ export async function seedConsoleHistory(sql: pg.Client, opts: { tasks: number; 
               0, 0, 0, created_at + interval '3 seconds', created_at + interval '4 seconds'
          from seed_steps where agent_id = 'research' and turn = 1 and turns > 1`,
     );
-    await sql.query(
-      `insert into public.budget_reservations (task_id, step_id, agent_id, model, window_start, reserved_micros, actual_micros,
-                                               input_tokens, output_tokens, status, reserved_at, settled_at)
-       select task_id, 'turn-' || turn, agent_id,
-              case agent_id when 'outreach' then 'claude-haiku-4-5' else 'claude-sonnet-4-6' end,
-              (created_at at time zone 'UTC')::date, 70000,
-              case when status = 'completed' then 2000 + (h * 37) % 20000 end,
-              case when status = 'completed' then 1200 + (h * 7) % 3000 else 0 end,
-              case when status = 'completed' then 200 + (h * 11) % 900 else 0 end,
-              case when status = 'completed' then 'settled' else 'reserved' end::public.budget_reservation_status,
-              created_at + make_interval(secs => turn * 4),
-              case when status = 'completed' then created_at + make_interval(secs => turn * 4 + 2) end
-         from seed_steps`,
-    );
-    await sql.query(
-      `insert into public.budget_windows (agent_id, window_start, reserved_micros, settled_micros, cap_micros, reservations, settlements,
-                                          timezone, starts_at, ends_at)
-       select r.agent_id, r.window_start,
-              coalesce(sum(r.reserved_micros) filter (where r.status = 'reserved'), 0),
-              coalesce(sum(r.actual_micros) filter (where r.status = 'settled'), 0),
-              -- a cap the day's spend fits under, as reserve_budget would have enforced
-              greatest(a.daily_budget_micros, coalesce(sum(r.actual_micros), 0) + sum(r.reserved_micros) + 1000000),
-              count(*), count(*) filter (where r.status = 'settled'),
-              -- the window's zone and bounds, as reserve_budget records them (NOT NULL since 20261129140000)
-              'UTC', r.window_start::timestamp at time zone 'UTC', (r.window_start + 1)::timestamp at time zone 'UTC'
-         from public.budget_reservations r join public.agents a on a.id = r.agent_id
-        group by r.agent_id, r.window_start, a.daily_budget_micros`,
-    );
+    await sql.query(SEED_RESERVATIONS_SQL);
+    await sql.query(SEED_WINDOWS_SQL);
     await sql.query(
       `insert into public.approvals (task_id, stage, revision, draft, status, notes, decided_by, decided_via, auto_action,
                                      requested_at, visible_at, expires_at, decided_at)

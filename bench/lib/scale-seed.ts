@@ -8,6 +8,7 @@
 // transaction, then ANALYZE (what autovacuum does within a minute of a bulk load). Deterministic apart from ids.
 import type pg from "pg";
 import { Store } from "../../local/engine/store";
+import { SEED_RESERVATIONS_SQL, SEED_WINDOWS_SQL } from "./console-seed";
 
 export interface ScaleSeedOptions {
   tasks: number;
@@ -159,31 +160,8 @@ export async function seedScale(sql: pg.Client, databaseUrl: string, o: ScaleSee
               0, 0, 0, created_at + interval '3 seconds', created_at + interval '4 seconds'
          from seed_steps where turn = 1 and turns > 1`,
     );
-    await q(
-      `insert into public.budget_reservations (task_id, step_id, agent_id, model, window_start, reserved_micros, actual_micros,
-                                               input_tokens, output_tokens, status, reserved_at, settled_at)
-       select task_id, 'turn-' || turn, agent_id, case agent_id when 'outreach' then 'claude-haiku-4-5' else 'claude-sonnet-4-6' end,
-              (created_at at time zone 'UTC')::date, 70000,
-              case when status = 'completed' then 2000 + (h * 37) % 20000 end,
-              case when status = 'completed' then 1200 + (h * 7) % 3000 else 0 end,
-              case when status = 'completed' then 200 + (h * 11) % 900 else 0 end,
-              case when status = 'completed' then 'settled' else 'reserved' end::public.budget_reservation_status,
-              created_at + make_interval(secs => turn * 4),
-              case when status = 'completed' then created_at + make_interval(secs => turn * 4 + 2) end
-         from seed_steps`,
-    );
-    await q(
-      `insert into public.budget_windows (agent_id, window_start, reserved_micros, settled_micros, cap_micros, reservations, settlements,
-                                          timezone, starts_at, ends_at)
-       select r.agent_id, r.window_start,
-              coalesce(sum(r.reserved_micros) filter (where r.status = 'reserved'), 0),
-              coalesce(sum(r.actual_micros) filter (where r.status = 'settled'), 0),
-              greatest(a.daily_budget_micros, coalesce(sum(r.actual_micros), 0) + sum(r.reserved_micros) + 1000000),
-              count(*), count(*) filter (where r.status = 'settled'),
-              'UTC', r.window_start::timestamp at time zone 'UTC', (r.window_start + 1)::timestamp at time zone 'UTC'
-         from public.budget_reservations r join public.agents a on a.id = r.agent_id
-        group by r.agent_id, r.window_start, a.daily_budget_micros`,
-    );
+    await q(SEED_RESERVATIONS_SQL);
+    await q(SEED_WINDOWS_SQL);
     // A long timeline: one finished task with bigTaskSteps steps (the task page with many steps).
     const big = (await q(`select id from seed where status = 'completed' and g > 1000 order by g limit 1`)).rows[0].id as string;
     await q(
